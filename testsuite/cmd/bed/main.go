@@ -1,0 +1,52 @@
+// Command bed starts rollgate's local test bed and prints its endpoints as shell export lines, so
+// the real temporal, vault and aws CLIs and rollgate's worker can be pointed at it:
+//
+//	eval "$(go run ./testsuite/cmd/bed)"   # in one shell, stays up until interrupted
+//
+// With -install it only builds the server binaries and installs dynalite (a cold machine needs
+// this once; later starts are warm).
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/rollgate/rollgate/testsuite"
+)
+
+func main() {
+	install := flag.Bool("install", false, "build the server binaries and install dynalite, then exit")
+	logDir := flag.String("logs", "", "folder for one log file per server (default: none)")
+	ui := flag.Bool("ui", true, "serve the Temporal Web UI")
+	flag.Parse()
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, *install, *logDir, *ui); err != nil {
+		fmt.Fprintln(os.Stderr, "bed:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, install bool, logDir string, ui bool) error {
+	if install {
+		return testsuite.InstallTools(ctx, os.Stderr)
+	}
+	start := time.Now()
+	bed, err := testsuite.Start(ctx, testsuite.Options{LogDir: logDir, TemporalUI: ui})
+	if err != nil {
+		return err
+	}
+	defer bed.Close()
+	for _, kv := range bed.Env() {
+		fmt.Printf("export %s=%q\n", kv[0], kv[1])
+	}
+	fmt.Fprintf(os.Stderr, "# test bed up in %s; Ctrl-C stops it\n", time.Since(start).Round(time.Millisecond))
+	<-ctx.Done()
+	return nil
+}

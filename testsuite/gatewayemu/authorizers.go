@@ -1,0 +1,211 @@
+package gatewayemu
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/MicahParks/keyfunc/v3"
+	"github.com/golang-jwt/jwt/v5"
+	"golang.org/x/time/rate"
+)
+
+// Effect is a Lambda authorizer's answer.
+type Effect int
+
+const (
+	// Unauthorized is the Lambda's "Unauthorized" error: API Gateway answers 401.
+	Unauthorized Effect = iota
+	// Allow lets the request through to the integration.
+	Allow
+	// Deny is an explicit deny policy: API Gateway answers 403.
+	Deny
+)
+
+// AuthorizerRequest is what API Gateway hands a Lambda authorizer. For a TOKEN authorizer,
+// AuthorizationToken is the identity source header's value.
+type AuthorizerRequest struct {
+	Type               string // TOKEN or REQUEST
+	AuthorizationToken string
+	MethodArn          string
+	HTTPMethod         string
+	Path               string
+	Headers            http.Header
+	StageVariables     map[string]string
+}
+
+// LambdaAuthorizer stands in for the Lambda function behind an authorizer's authorizerUri. An
+// error is a failed invocation: API Gateway answers 500 AuthorizerConfigurationException.
+type LambdaAuthorizer func(ctx context.Context, req AuthorizerRequest) (Effect, error)
+
+// RegisterLambda backs every authorizer whose authorizerUri equals uri with fn.
+func (e *Emulator) RegisterLambda(uri string, fn LambdaAuthorizer) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.lambdas[uri] = fn
+}
+
+// authorizerCache holds a stage's cached authorizer decisions, keyed by authorizer and identity,
+// until their TTL passes or FlushStageAuthorizersCache empties it.
+type authorizerCache struct {
+	mu      sync.Mutex
+	entries map[string]cachedDecision
+}
+
+type cachedDecision struct {
+	effect  Effect
+	expires time.Time
+}
+
+func newAuthorizerCache() *authorizerCache {
+	return &authorizerCache{entries: map[string]cachedDecision{}}
+}
+
+func (c *authorizerCache) get(key string, now time.Time) (Effect, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	d, ok := c.entries[key]
+	if !ok || !now.Before(d.expires) {
+		return 0, false
+	}
+	return d.effect, true
+}
+
+func (c *authorizerCache) put(key string, effect Effect, expires time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.entries[key] = cachedDecision{effect, expires}
+}
+
+func (c *authorizerCache) flush() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.entries = map[string]cachedDecision{}
+}
+
+// jwksCache keeps one JWKS client per issuer, found through the issuer's OpenID discovery
+// document as API Gateway's JWT authorizer does, refreshed periodically and on an unknown kid.
+type jwksCache struct {
+	ctx  context.Context
+	opts Options
+
+	mu      sync.Mutex
+	issuers map[string]keyfunc.Keyfunc
+}
+
+func newJWKSCache(ctx context.Context, opts Options) *jwksCache {
+	return &jwksCache{ctx: ctx, opts: opts, issuers: map[string]keyfunc.Keyfunc{}}
+}
+
+func (c *jwksCache) keyfunc(ctx context.Context, issuer string) (keyfunc.Keyfunc, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if kf, ok := c.issuers[issuer]; ok {
+		return kf, nil
+	}
+	jwksURI, err := c.discover(ctx, issuer)
+	if err != nil {
+		return nil, err
+	}
+	noErr := false
+	kf, err := keyfunc.NewDefaultOverrideCtx(c.ctx, []string{jwksURI}, keyfunc.Override{
+		Client:                    c.opts.HTTPClient,
+		RefreshInterval:           c.opts.JWKSRefreshInterval,
+		RefreshUnknownKID:         rate.NewLimiter(rate.Every(c.opts.UnknownKIDRefresh), 1),
+		RateLimitWaitMax:          time.Millisecond,
+		NoErrorReturnFirstHTTPReq: &noErr,
+		RefreshErrorHandlerFunc:   func(string) func(context.Context, error) { return func(context.Context, error) {} },
+	})
+	if err != nil {
+		return nil, fmt.Errorf("fetch JWKS %s: %w", jwksURI, err)
+	}
+	c.issuers[issuer] = kf
+	return kf, nil
+}
+
+func (c *jwksCache) discover(ctx context.Context, issuer string) (string, error) {
+	u := strings.TrimSuffix(issuer, "/") + "/.well-known/openid-configuration"
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return "", err
+	}
+	resp, err := c.opts.HTTPClient.Do(req)
+	if err != nil {
+		return "", fmt.Errorf("fetch %s: %w", u, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return "", fmt.Errorf("fetch %s: status %d", u, resp.StatusCode)
+	}
+	var doc struct {
+		JWKSURI string `json:"jwks_uri"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&doc); err != nil || doc.JWKSURI == "" {
+		return "", fmt.Errorf("discovery document at %s has no jwks_uri", u)
+	}
+	return doc.JWKSURI, nil
+}
+
+// jwtRejection is why API Gateway's JWT authorizer refused a token; it becomes the
+// error_description of the www-authenticate header.
+type jwtRejection string
+
+func (r jwtRejection) Error() string { return string(r) }
+
+// verifyJWT checks a bearer token the way an HTTP API JWT authorizer does: RSA signature by a
+// key from the issuer's JWKS (by kid), iss equal to the configured issuer, aud or client_id in
+// the configured audiences, exp and nbf.
+func (e *Emulator) verifyJWT(ctx context.Context, header string, cfg jwtConfiguration) error {
+	raw, ok := strings.CutPrefix(header, "Bearer ")
+	if !ok {
+		raw = header
+	}
+	raw = strings.TrimSpace(raw)
+	if raw == "" {
+		return jwtRejection("the token is missing")
+	}
+	kf, err := e.jwks.keyfunc(ctx, cfg.Issuer)
+	if err != nil {
+		return jwtRejection("unable to fetch the issuer's JWKS")
+	}
+	claims := jwt.MapClaims{}
+	_, err = jwt.ParseWithClaims(raw, claims, kf.KeyfuncCtx(ctx),
+		jwt.WithValidMethods([]string{"RS256", "RS384", "RS512"}),
+		jwt.WithIssuer(cfg.Issuer),
+		jwt.WithExpirationRequired(),
+		jwt.WithTimeFunc(e.opts.Now),
+	)
+	switch {
+	case err == nil:
+	case errors.Is(err, jwt.ErrTokenExpired):
+		return jwtRejection("the token has expired")
+	case errors.Is(err, jwt.ErrTokenNotValidYet):
+		return jwtRejection("the token is not valid yet")
+	case errors.Is(err, jwt.ErrTokenInvalidIssuer):
+		return jwtRejection("the token does not have a valid issuer")
+	case errors.Is(err, jwt.ErrTokenSignatureInvalid):
+		return jwtRejection("the token does not have a valid signature")
+	case errors.Is(err, jwt.ErrTokenUnverifiable):
+		return jwtRejection("the token's signing key is not in the JWKS")
+	case errors.Is(err, jwt.ErrTokenMalformed):
+		return jwtRejection("the token is malformed")
+	default:
+		return jwtRejection("invalid token: " + err.Error())
+	}
+	aud, _ := claims.GetAudience()
+	if clientID, ok := claims["client_id"].(string); ok {
+		aud = append(aud, clientID)
+	}
+	for _, a := range aud {
+		if slices.Contains(cfg.Audience, a) {
+			return nil
+		}
+	}
+	return jwtRejection("the token does not have a valid audience")
+}

@@ -1,0 +1,310 @@
+package gatewayemu
+
+import (
+	"errors"
+	"encoding/json"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// invoke serves /{apiId}/{stage}/{path...}: it picks the stable or canary deployment, runs the
+// method's authorizer and proxies to the deployment's backend, answering as API Gateway does.
+func (e *Emulator) invoke(w http.ResponseWriter, r *http.Request) {
+	latency, status := e.fault("Invoke")
+	if latency > 0 {
+		time.Sleep(latency)
+	}
+	if status != 0 {
+		gatewayError(w, status, "InternalServerErrorException", "Internal server error")
+		return
+	}
+	parts := strings.SplitN(strings.TrimPrefix(r.URL.Path, "/"), "/", 3)
+	if len(parts) < 2 {
+		gatewayError(w, http.StatusForbidden, "MissingAuthenticationTokenException", "Missing Authentication Token")
+		return
+	}
+	apiID, stageName, path := parts[0], parts[1], "/"
+	if len(parts) == 3 {
+		path += parts[2]
+	}
+	e.mu.Lock()
+	rest, httpAPI := e.restAPIs[apiID], e.httpAPIs[apiID]
+	e.mu.Unlock()
+	switch {
+	case rest != nil:
+		e.invokeREST(w, r, rest, stageName, path)
+	case httpAPI != nil:
+		e.invokeHTTP(w, r, httpAPI, stageName, path)
+	default:
+		gatewayError(w, http.StatusNotFound, "NotFoundException", "Not Found")
+	}
+}
+
+// gatewayError writes a data-plane error the way API Gateway's default gateway responses do.
+func gatewayError(w http.ResponseWriter, status int, errorType, message string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("X-Amzn-ErrorType", errorType)
+	w.WriteHeader(status)
+	key := "message"
+	if errorType == "AccessDeniedException" {
+		key = "Message" // API Gateway really capitalizes this one
+	}
+	_ = json.NewEncoder(w).Encode(map[string]string{key: message})
+}
+
+type stableOrCanary struct {
+	deploymentID string
+	canary       bool
+	variables    map[string]string
+}
+
+func (e *Emulator) invokeREST(w http.ResponseWriter, r *http.Request, api *restAPI, stageName, path string) {
+	e.mu.Lock()
+	st := api.stages[stageName]
+	if st == nil {
+		e.mu.Unlock()
+		gatewayError(w, http.StatusForbidden, "MissingAuthenticationTokenException", "Missing Authentication Token")
+		return
+	}
+	rt := stableOrCanary{deploymentID: st.DeploymentID, variables: copyMap(st.Variables)}
+	if c := st.CanarySettings; c != nil && c.PercentTraffic > 0 && e.rand.Float64()*100 < c.PercentTraffic {
+		rt.deploymentID, rt.canary = c.DeploymentID, true
+		for k, v := range c.StageVariableOverrides {
+			if rt.variables == nil {
+				rt.variables = map[string]string{}
+			}
+			rt.variables[k] = v
+		}
+	}
+	d := api.deployments[rt.deploymentID]
+	var m *method
+	var auth *authorizer
+	if d != nil {
+		m = matchMethod(d, r.Method, path)
+		if m != nil && m.AuthorizationType == "CUSTOM" {
+			auth = d.authorizers[m.AuthorizerID]
+		}
+	}
+	keyOK := m != nil && (!m.APIKeyRequired || e.apiKeyAllowedLocked(api.ID, stageName, r.Header.Get("X-Api-Key")))
+	var lambda LambdaAuthorizer
+	if auth != nil {
+		lambda = e.lambdas[auth.AuthorizerURI]
+	}
+	cache := st.cache
+	e.mu.Unlock()
+
+	w.Header().Set(DeploymentHeader, rt.deploymentID)
+	w.Header().Set(CanaryHeader, strconv.FormatBool(rt.canary))
+	if m == nil {
+		gatewayError(w, http.StatusForbidden, "MissingAuthenticationTokenException", "Missing Authentication Token")
+		return
+	}
+	if !keyOK {
+		gatewayError(w, http.StatusForbidden, "ForbiddenException", "Forbidden")
+		return
+	}
+	if auth != nil {
+		req := AuthorizerRequest{
+			Type: auth.Type, HTTPMethod: r.Method, Path: path, Headers: r.Header.Clone(), StageVariables: rt.variables,
+			MethodArn: "arn:aws:execute-api:us-east-1:000000000000:" + api.ID + "/" + stageName + "/" + r.Method + path,
+		}
+		identity := r.Header.Get(strings.TrimPrefix(auth.IdentitySource, "method.request.header."))
+		if auth.Type == "TOKEN" {
+			if identity == "" {
+				gatewayError(w, http.StatusUnauthorized, "UnauthorizedException", "Unauthorized")
+				return
+			}
+			if auth.IdentityValidationExpression != "" && !regexp.MustCompile(auth.IdentityValidationExpression).MatchString(identity) {
+				gatewayError(w, http.StatusUnauthorized, "UnauthorizedException", "Unauthorized")
+				return
+			}
+			req.AuthorizationToken = identity
+		}
+		ttl := int32(300) // AWS's default authorizer result TTL
+		if auth.AuthorizerResultTTLInSeconds != nil {
+			ttl = *auth.AuthorizerResultTTLInSeconds
+		}
+		effect, err := e.authorize(r, cache, auth.ID+"\x00"+auth.AuthorizerURI+"\x00"+identity, ttl, lambda, req)
+		if err != nil {
+			gatewayError(w, http.StatusInternalServerError, "AuthorizerConfigurationException", "Internal Server Error")
+			return
+		}
+		switch effect {
+		case Deny:
+			gatewayError(w, http.StatusForbidden, "AccessDeniedException", "User is not authorized to access this resource with an explicit deny")
+			return
+		case Unauthorized:
+			gatewayError(w, http.StatusUnauthorized, "UnauthorizedException", "Unauthorized")
+			return
+		}
+	}
+	e.proxy(w, r, rt.variables[BackendVariable], path)
+}
+
+// authorize runs the Lambda through the stage's decision cache. An error is a missing or
+// failing Lambda, which API Gateway reports as a 500 AuthorizerConfigurationException.
+func (e *Emulator) authorize(r *http.Request, cache *authorizerCache, key string, ttl int32, lambda LambdaAuthorizer, req AuthorizerRequest) (Effect, error) {
+	if ttl > 0 {
+		if effect, ok := cache.get(key, e.opts.Now()); ok {
+			return effect, nil
+		}
+	}
+	if lambda == nil {
+		return 0, errors.New("no Lambda registered for the authorizer URI")
+	}
+	effect, err := lambda(r.Context(), req)
+	if err != nil {
+		return 0, err
+	}
+	if ttl > 0 {
+		cache.put(key, effect, e.opts.Now().Add(time.Duration(ttl)*time.Second))
+	}
+	return effect, nil
+}
+
+// matchMethod finds the method for a request in a deployment: the resource whose path equals the
+// request path, else the nearest greedy {proxy+} resource; the verb's method, else ANY.
+func matchMethod(d *deployment, verb, path string) *method {
+	var exact, greedy *resource
+	for _, res := range d.resources {
+		if res.Path == path {
+			exact = res
+		}
+		if base, ok := strings.CutSuffix(res.Path, "/{proxy+}"); ok && strings.HasPrefix(path, base+"/") {
+			if greedy == nil || len(res.Path) > len(greedy.Path) {
+				greedy = res
+			}
+		}
+	}
+	for _, res := range []*resource{exact, greedy} {
+		if res == nil {
+			continue
+		}
+		if m := res.Methods[verb]; m != nil {
+			return m
+		}
+		if m := res.Methods["ANY"]; m != nil {
+			return m
+		}
+	}
+	return nil
+}
+
+// proxy forwards the request to the backend base URL, keeping the path below the stage.
+func (e *Emulator) proxy(w http.ResponseWriter, r *http.Request, backend, path string) {
+	target, err := url.Parse(backend)
+	if backend == "" || err != nil || !target.IsAbs() {
+		gatewayError(w, http.StatusInternalServerError, "InternalServerErrorException", "Internal server error")
+		return
+	}
+	p := &httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			pr.SetURL(target)
+			pr.Out.URL.Path = strings.TrimSuffix(target.Path, "/") + path
+			pr.Out.URL.RawPath = ""
+		},
+		Transport: e.opts.HTTPClient.Transport,
+		ErrorHandler: func(w http.ResponseWriter, _ *http.Request, _ error) {
+			gatewayError(w, http.StatusBadGateway, "InternalServerErrorException", "Internal server error")
+		},
+	}
+	p.ServeHTTP(w, r)
+}
+
+func (e *Emulator) invokeHTTP(w http.ResponseWriter, r *http.Request, api *httpAPI, stageName, path string) {
+	e.mu.Lock()
+	st := api.stages[stageName]
+	if st == nil {
+		e.mu.Unlock()
+		gatewayError(w, http.StatusNotFound, "NotFoundException", "Not Found")
+		return
+	}
+	rt := matchRoute(api, r.Method, path)
+	var auth *httpAuthorizer
+	if rt != nil && rt.AuthorizationType != "NONE" {
+		if a := api.authorizers[rt.AuthorizerID]; a != nil {
+			c := *a
+			auth = &c
+		}
+	}
+	vars := copyMap(st.StageVariables)
+	deploymentID := st.DeploymentID
+	var lambda LambdaAuthorizer
+	if auth != nil && auth.AuthorizerType == "REQUEST" {
+		lambda = e.lambdas[auth.AuthorizerURI]
+	}
+	cache := st.cache
+	e.mu.Unlock()
+
+	w.Header().Set(DeploymentHeader, deploymentID)
+	w.Header().Set(CanaryHeader, "false")
+	if rt == nil {
+		gatewayError(w, http.StatusNotFound, "NotFoundException", "Not Found")
+		return
+	}
+	if auth != nil {
+		source := "Authorization"
+		if len(auth.IdentitySource) > 0 {
+			source = strings.TrimPrefix(auth.IdentitySource[0], "$request.header.")
+		}
+		identity := r.Header.Get(source)
+		switch auth.AuthorizerType {
+		case "JWT":
+			if err := e.verifyJWT(r.Context(), identity, *auth.JWTConfiguration); err != nil {
+				w.Header().Set("Www-Authenticate", `Bearer scope="" error="invalid_token" error_description="`+err.Error()+`"`)
+				gatewayError(w, http.StatusUnauthorized, "UnauthorizedException", "Unauthorized")
+				return
+			}
+		case "REQUEST":
+			if identity == "" {
+				gatewayError(w, http.StatusUnauthorized, "UnauthorizedException", "Unauthorized")
+				return
+			}
+			ttl := int32(0)
+			if auth.AuthorizerResultTTLInSeconds != nil {
+				ttl = *auth.AuthorizerResultTTLInSeconds
+			}
+			req := AuthorizerRequest{Type: "REQUEST", HTTPMethod: r.Method, Path: path, Headers: r.Header.Clone(), StageVariables: vars}
+			effect, err := e.authorize(r, cache, auth.AuthorizerID+"\x00"+identity, ttl, lambda, req)
+			if err != nil {
+				gatewayError(w, http.StatusInternalServerError, "AuthorizerConfigurationException", "Internal Server Error")
+				return
+			}
+			if effect != Allow {
+				gatewayError(w, http.StatusForbidden, "ForbiddenException", "Forbidden")
+				return
+			}
+		}
+	}
+	e.proxy(w, r, vars[BackendVariable], path)
+}
+
+// matchRoute picks the route for a request: an exact "VERB /path", then "ANY /path", then a
+// greedy "/{proxy+}" route, then $default.
+func matchRoute(api *httpAPI, verb, path string) *route {
+	var best *route
+	bestRank := 0
+	for _, rt := range api.routes {
+		rank := 0
+		v, p, _ := strings.Cut(rt.RouteKey, " ")
+		switch {
+		case rt.RouteKey == "$default":
+			rank = 1
+		case p == path && v == verb:
+			rank = 4
+		case p == path && v == "ANY":
+			rank = 3
+		case strings.HasSuffix(p, "/{proxy+}") && strings.HasPrefix(path, strings.TrimSuffix(p, "{proxy+}")) && (v == verb || v == "ANY"):
+			rank = 2
+		}
+		if rank > bestRank {
+			best, bestRank = rt, rank
+		}
+	}
+	return best
+}

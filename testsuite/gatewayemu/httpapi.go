@@ -1,0 +1,446 @@
+package gatewayemu
+
+import (
+	"net/http"
+	"net/url"
+	"sort"
+	"strings"
+	"time"
+)
+
+// HTTP API (apigatewayv2) state. HTTP APIs have no canary; stages point at a deployment or
+// auto-deploy, and authorizer changes take effect at once (as with autoDeploy stages).
+
+type isoTime time.Time
+
+func (t isoTime) MarshalJSON() ([]byte, error) {
+	return []byte(`"` + time.Time(t).UTC().Format(time.RFC3339) + `"`), nil
+}
+
+type httpAPI struct {
+	APIID                    string  `json:"apiId"`
+	Name                     string  `json:"name"`
+	ProtocolType             string  `json:"protocolType"`
+	APIEndpoint              string  `json:"apiEndpoint"`
+	RouteSelectionExpression string  `json:"routeSelectionExpression"`
+	CreatedDate              isoTime `json:"createdDate"`
+
+	routes      map[string]*route
+	authorizers map[string]*httpAuthorizer
+	stages      map[string]*httpStage
+	deployments map[string]bool
+}
+
+type route struct {
+	RouteID           string `json:"routeId"`
+	RouteKey          string `json:"routeKey"`
+	AuthorizationType string `json:"authorizationType"`
+	AuthorizerID      string `json:"authorizerId,omitempty"`
+	Target            string `json:"target,omitempty"`
+}
+
+type jwtConfiguration struct {
+	Audience []string `json:"audience,omitempty"`
+	Issuer   string   `json:"issuer,omitempty"`
+}
+
+type httpAuthorizer struct {
+	AuthorizerID                   string            `json:"authorizerId"`
+	AuthorizerType                 string            `json:"authorizerType"`
+	Name                           string            `json:"name"`
+	IdentitySource                 []string          `json:"identitySource,omitempty"`
+	JWTConfiguration               *jwtConfiguration `json:"jwtConfiguration,omitempty"`
+	AuthorizerURI                  string            `json:"authorizerUri,omitempty"`
+	AuthorizerPayloadFormatVersion string            `json:"authorizerPayloadFormatVersion,omitempty"`
+	EnableSimpleResponses          bool              `json:"enableSimpleResponses"`
+	AuthorizerResultTTLInSeconds   *int32            `json:"authorizerResultTtlInSeconds,omitempty"`
+}
+
+type httpStage struct {
+	StageName       string            `json:"stageName"`
+	StageVariables  map[string]string `json:"stageVariables,omitempty"`
+	AutoDeploy      bool              `json:"autoDeploy"`
+	DeploymentID    string            `json:"deploymentId,omitempty"`
+	Description     string            `json:"description,omitempty"`
+	CreatedDate     isoTime           `json:"createdDate"`
+	LastUpdatedDate isoTime           `json:"lastUpdatedDate"`
+
+	cache *authorizerCache
+}
+
+func notFoundV2(resource, format string, a ...any) error {
+	err := notFound(format, a...)
+	return err
+}
+
+func (e *Emulator) httpAPILocked(r *http.Request) (*httpAPI, error) {
+	api := e.httpAPIs[r.PathValue("apiId")]
+	if api == nil {
+		return nil, notFoundV2("Api", "Invalid API identifier specified %s", r.PathValue("apiId"))
+	}
+	return api, nil
+}
+
+func (e *Emulator) createHTTPAPI(r *http.Request) (int, any, error) {
+	var in struct {
+		Name         string `json:"name"`
+		ProtocolType string `json:"protocolType"`
+	}
+	if err := decode(r, &in); err != nil {
+		return 0, nil, err
+	}
+	if in.Name == "" {
+		return 0, nil, badRequest("Name must be specified")
+	}
+	if in.ProtocolType != "HTTP" {
+		return 0, nil, badRequest("the API Gateway emulator supports protocolType HTTP only, got %q", in.ProtocolType)
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	id := newID(10)
+	api := &httpAPI{
+		APIID: id, Name: in.Name, ProtocolType: "HTTP", APIEndpoint: e.DataURL + "/" + id,
+		RouteSelectionExpression: "${request.method} ${request.path}", CreatedDate: isoTime(e.opts.Now()),
+		routes: map[string]*route{}, authorizers: map[string]*httpAuthorizer{}, stages: map[string]*httpStage{}, deployments: map[string]bool{},
+	}
+	e.httpAPIs[id] = api
+	return http.StatusCreated, api, nil
+}
+
+func (e *Emulator) getHTTPAPI(r *http.Request) (int, any, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	api, err := e.httpAPILocked(r)
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, api, nil
+}
+
+func (e *Emulator) createRoute(r *http.Request) (int, any, error) {
+	var in route
+	if err := decode(r, &in); err != nil {
+		return 0, nil, err
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	api, err := e.httpAPILocked(r)
+	if err != nil {
+		return 0, nil, err
+	}
+	if in.RouteKey != "$default" {
+		verb, path, ok := strings.Cut(in.RouteKey, " ")
+		if !ok || !httpMethods[verb] || !strings.HasPrefix(path, "/") {
+			return 0, nil, badRequest("Invalid route key %q: use $default or \"METHOD /path\"", in.RouteKey)
+		}
+	}
+	if in.AuthorizationType == "" {
+		in.AuthorizationType = "NONE"
+	}
+	switch in.AuthorizationType {
+	case "NONE":
+	case "JWT", "CUSTOM":
+		a := api.authorizers[in.AuthorizerID]
+		if a == nil {
+			return 0, nil, badRequest("Invalid authorizer ID specified")
+		}
+		if (in.AuthorizationType == "JWT") != (a.AuthorizerType == "JWT") {
+			return 0, nil, badRequest("Authorization type %s does not match authorizer type %s", in.AuthorizationType, a.AuthorizerType)
+		}
+	default:
+		return 0, nil, badRequest("Invalid authorization type %q: the emulator supports NONE, JWT, CUSTOM", in.AuthorizationType)
+	}
+	for _, existing := range api.routes {
+		if existing.RouteKey == in.RouteKey {
+			return 0, nil, conflict("Route with key %s already exists for this API", in.RouteKey)
+		}
+	}
+	in.RouteID = newID(7)
+	api.routes[in.RouteID] = &in
+	return http.StatusCreated, &in, nil
+}
+
+func (e *Emulator) getRoutes(r *http.Request) (int, any, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	api, err := e.httpAPILocked(r)
+	if err != nil {
+		return 0, nil, err
+	}
+	items := make([]*route, 0, len(api.routes))
+	for _, rt := range api.routes {
+		items = append(items, rt)
+	}
+	sort.Slice(items, func(i, j int) bool { return items[i].RouteKey < items[j].RouteKey })
+	return http.StatusOK, map[string]any{"items": items}, nil
+}
+
+func (e *Emulator) createHTTPAuthorizer(r *http.Request) (int, any, error) {
+	var in httpAuthorizer
+	if err := decode(r, &in); err != nil {
+		return 0, nil, err
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	api, err := e.httpAPILocked(r)
+	if err != nil {
+		return 0, nil, err
+	}
+	in.AuthorizerID = newID(6)
+	if err := checkHTTPAuthorizer(&in); err != nil {
+		return 0, nil, err
+	}
+	api.authorizers[in.AuthorizerID] = &in
+	return http.StatusCreated, &in, nil
+}
+
+func (e *Emulator) getHTTPAuthorizer(r *http.Request) (int, any, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	api, err := e.httpAPILocked(r)
+	if err != nil {
+		return 0, nil, err
+	}
+	a := api.authorizers[r.PathValue("authorizerId")]
+	if a == nil {
+		return 0, nil, notFoundV2("Authorizer", "Invalid Authorizer identifier specified %s", r.PathValue("authorizerId"))
+	}
+	return http.StatusOK, a, nil
+}
+
+// updateHTTPAuthorizer applies the fields present in the body, as UpdateAuthorizer does.
+func (e *Emulator) updateHTTPAuthorizer(r *http.Request) (int, any, error) {
+	var in struct {
+		Name             *string   `json:"name"`
+		AuthorizerType   *string   `json:"authorizerType"`
+		IdentitySource   []string  `json:"identitySource"`
+		AuthorizerURI    *string   `json:"authorizerUri"`
+		JWTConfiguration *struct {
+			Audience []string `json:"audience"`
+			Issuer   *string  `json:"issuer"`
+		} `json:"jwtConfiguration"`
+		AuthorizerResultTTLInSeconds *int32 `json:"authorizerResultTtlInSeconds"`
+	}
+	if err := decode(r, &in); err != nil {
+		return 0, nil, err
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	api, err := e.httpAPILocked(r)
+	if err != nil {
+		return 0, nil, err
+	}
+	a := api.authorizers[r.PathValue("authorizerId")]
+	if a == nil {
+		return 0, nil, notFoundV2("Authorizer", "Invalid Authorizer identifier specified %s", r.PathValue("authorizerId"))
+	}
+	next := *a
+	if in.Name != nil {
+		next.Name = *in.Name
+	}
+	if in.AuthorizerType != nil {
+		next.AuthorizerType = *in.AuthorizerType
+	}
+	if in.IdentitySource != nil {
+		next.IdentitySource = in.IdentitySource
+	}
+	if in.AuthorizerURI != nil {
+		next.AuthorizerURI = *in.AuthorizerURI
+	}
+	if in.AuthorizerResultTTLInSeconds != nil {
+		next.AuthorizerResultTTLInSeconds = in.AuthorizerResultTTLInSeconds
+	}
+	if c := in.JWTConfiguration; c != nil {
+		jc := jwtConfiguration{}
+		if a.JWTConfiguration != nil {
+			jc = *a.JWTConfiguration
+		}
+		if c.Audience != nil {
+			jc.Audience = c.Audience
+		}
+		if c.Issuer != nil {
+			jc.Issuer = *c.Issuer
+		}
+		next.JWTConfiguration = &jc
+	}
+	if err := checkHTTPAuthorizer(&next); err != nil {
+		return 0, nil, err
+	}
+	*a = next
+	return http.StatusOK, a, nil
+}
+
+func checkHTTPAuthorizer(a *httpAuthorizer) error {
+	if a.Name == "" {
+		return badRequest("Name must be specified")
+	}
+	if len(a.IdentitySource) == 0 {
+		return badRequest("Identity source must be specified")
+	}
+	if ttl := a.AuthorizerResultTTLInSeconds; ttl != nil && (*ttl < 0 || *ttl > 3600) {
+		return badRequest("AuthorizerResultTtlInSeconds must be between 0 and 3600, got %d", *ttl)
+	}
+	switch a.AuthorizerType {
+	case "JWT":
+		c := a.JWTConfiguration
+		if c == nil || c.Issuer == "" {
+			return badRequest("JwtConfiguration.Issuer must be specified for a JWT authorizer")
+		}
+		if u, err := url.Parse(c.Issuer); err != nil || !u.IsAbs() || u.Host == "" {
+			return badRequest("JwtConfiguration.Issuer must be an absolute URL, got %q", c.Issuer)
+		}
+		if len(c.Audience) == 0 {
+			return badRequest("JwtConfiguration.Audience must name at least one audience")
+		}
+	case "REQUEST":
+		if a.AuthorizerURI == "" {
+			return badRequest("AuthorizerUri must be specified for a REQUEST authorizer")
+		}
+	default:
+		return badRequest("Invalid authorizer type %q: valid values are JWT, REQUEST", a.AuthorizerType)
+	}
+	return nil
+}
+
+func (e *Emulator) createHTTPStage(r *http.Request) (int, any, error) {
+	var in struct {
+		StageName      string            `json:"stageName"`
+		StageVariables map[string]string `json:"stageVariables"`
+		AutoDeploy     bool              `json:"autoDeploy"`
+		DeploymentID   string            `json:"deploymentId"`
+		Description    string            `json:"description"`
+	}
+	if err := decode(r, &in); err != nil {
+		return 0, nil, err
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	api, err := e.httpAPILocked(r)
+	if err != nil {
+		return 0, nil, err
+	}
+	if in.StageName == "" || (in.StageName != "$default" && !validStageName(in.StageName)) {
+		return 0, nil, badRequest("Invalid stage name %q", in.StageName)
+	}
+	if api.stages[in.StageName] != nil {
+		return 0, nil, conflict("Stage %s already exists", in.StageName)
+	}
+	if in.DeploymentID != "" && !api.deployments[in.DeploymentID] {
+		return 0, nil, badRequest("Invalid deployment identifier specified")
+	}
+	if err := checkVariables(in.StageVariables); err != nil {
+		return 0, nil, err
+	}
+	now := isoTime(e.opts.Now())
+	st := &httpStage{StageName: in.StageName, StageVariables: copyMap(in.StageVariables), AutoDeploy: in.AutoDeploy,
+		DeploymentID: in.DeploymentID, Description: in.Description, CreatedDate: now, LastUpdatedDate: now, cache: newAuthorizerCache()}
+	api.stages[st.StageName] = st
+	return http.StatusCreated, st, nil
+}
+
+func (e *Emulator) httpStageLocked(r *http.Request) (*httpAPI, *httpStage, error) {
+	api, err := e.httpAPILocked(r)
+	if err != nil {
+		return nil, nil, err
+	}
+	st := api.stages[r.PathValue("stageName")]
+	if st == nil {
+		return nil, nil, notFoundV2("Stage", "Invalid stage identifier specified")
+	}
+	return api, st, nil
+}
+
+func (e *Emulator) getHTTPStage(r *http.Request) (int, any, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	_, st, err := e.httpStageLocked(r)
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, st, nil
+}
+
+// updateHTTPStage merges the given stage variables; an empty value removes the variable.
+func (e *Emulator) updateHTTPStage(r *http.Request) (int, any, error) {
+	var in struct {
+		StageVariables map[string]string `json:"stageVariables"`
+		AutoDeploy     *bool             `json:"autoDeploy"`
+		DeploymentID   *string           `json:"deploymentId"`
+		Description    *string           `json:"description"`
+	}
+	if err := decode(r, &in); err != nil {
+		return 0, nil, err
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	api, st, err := e.httpStageLocked(r)
+	if err != nil {
+		return 0, nil, err
+	}
+	set := map[string]string{}
+	for k, v := range in.StageVariables {
+		if v != "" {
+			set[k] = v
+		}
+	}
+	if err := checkVariables(set); err != nil {
+		return 0, nil, err
+	}
+	if in.DeploymentID != nil && !api.deployments[*in.DeploymentID] {
+		return 0, nil, badRequest("Invalid deployment identifier specified")
+	}
+	for k, v := range in.StageVariables {
+		if v == "" {
+			delete(st.StageVariables, k)
+			continue
+		}
+		if st.StageVariables == nil {
+			st.StageVariables = map[string]string{}
+		}
+		st.StageVariables[k] = v
+	}
+	if in.AutoDeploy != nil {
+		st.AutoDeploy = *in.AutoDeploy
+	}
+	if in.DeploymentID != nil {
+		st.DeploymentID = *in.DeploymentID
+	}
+	if in.Description != nil {
+		st.Description = *in.Description
+	}
+	st.LastUpdatedDate = isoTime(e.opts.Now())
+	return http.StatusOK, st, nil
+}
+
+func (e *Emulator) createHTTPDeployment(r *http.Request) (int, any, error) {
+	var in struct {
+		StageName   string `json:"stageName"`
+		Description string `json:"description"`
+	}
+	if err := decode(r, &in); err != nil {
+		return 0, nil, err
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	api, err := e.httpAPILocked(r)
+	if err != nil {
+		return 0, nil, err
+	}
+	if len(api.routes) == 0 {
+		return 0, nil, badRequest("Unable to deploy API because no routes exist in this API")
+	}
+	id := newID(6)
+	api.deployments[id] = true
+	if in.StageName != "" {
+		st := api.stages[in.StageName]
+		if st == nil {
+			return 0, nil, notFoundV2("Stage", "Invalid stage identifier specified")
+		}
+		st.DeploymentID = id
+		st.LastUpdatedDate = isoTime(e.opts.Now())
+	}
+	return http.StatusCreated, map[string]any{
+		"deploymentId": id, "deploymentStatus": "DEPLOYED", "description": in.Description,
+		"createdDate": isoTime(e.opts.Now()), "autoDeployed": false,
+	}, nil
+}

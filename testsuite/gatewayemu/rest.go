@@ -1,0 +1,569 @@
+package gatewayemu
+
+import (
+	"net/http"
+	"sort"
+	"strings"
+)
+
+// REST API (apigateway) state. JSON field names are AWS's.
+
+type restAPI struct {
+	ID             string `json:"id"`
+	Name           string `json:"name"`
+	Description    string `json:"description,omitempty"`
+	CreatedDate    epoch  `json:"createdDate"`
+	RootResourceID string `json:"rootResourceId"`
+	APIKeySource   string `json:"apiKeySource"`
+
+	resources   map[string]*resource
+	deployments map[string]*deployment
+	stages      map[string]*stage
+	authorizers map[string]*authorizer
+}
+
+type resource struct {
+	ID       string `json:"id"`
+	ParentID string `json:"parentId,omitempty"`
+	PathPart string `json:"pathPart,omitempty"`
+	Path     string `json:"path"`
+	// Methods are keyed by HTTP method (GET, ANY, …).
+	Methods map[string]*method `json:"resourceMethods,omitempty"`
+}
+
+type method struct {
+	HTTPMethod        string `json:"httpMethod"`
+	AuthorizationType string `json:"authorizationType"`
+	AuthorizerID      string `json:"authorizerId,omitempty"`
+	APIKeyRequired    bool   `json:"apiKeyRequired"`
+}
+
+// deployment is an immutable snapshot of the API's resources, methods and authorizers, as in AWS,
+// where a REST API change (an authorizer update included) takes effect only through a deployment.
+type deployment struct {
+	ID          string `json:"id"`
+	Description string `json:"description,omitempty"`
+	CreatedDate epoch  `json:"createdDate"`
+
+	resources   map[string]*resource
+	authorizers map[string]*authorizer
+}
+
+type canarySettings struct {
+	PercentTraffic         float64           `json:"percentTraffic"`
+	DeploymentID           string            `json:"deploymentId,omitempty"`
+	StageVariableOverrides map[string]string `json:"stageVariableOverrides,omitempty"`
+	UseStageCache          bool              `json:"useStageCache"`
+}
+
+type stage struct {
+	StageName       string            `json:"stageName"`
+	DeploymentID    string            `json:"deploymentId"`
+	Description     string            `json:"description,omitempty"`
+	Variables       map[string]string `json:"variables,omitempty"`
+	CanarySettings  *canarySettings   `json:"canarySettings,omitempty"`
+	TracingEnabled  bool              `json:"tracingEnabled"`
+	CreatedDate     epoch             `json:"createdDate"`
+	LastUpdatedDate epoch             `json:"lastUpdatedDate"`
+
+	cache *authorizerCache
+}
+
+type authorizer struct {
+	ID                           string   `json:"id"`
+	Name                         string   `json:"name"`
+	Type                         string   `json:"type"`
+	AuthType                     string   `json:"authType,omitempty"`
+	AuthorizerURI                string   `json:"authorizerUri,omitempty"`
+	AuthorizerCredentials        string   `json:"authorizerCredentials,omitempty"`
+	IdentitySource               string   `json:"identitySource,omitempty"`
+	IdentityValidationExpression string   `json:"identityValidationExpression,omitempty"`
+	AuthorizerResultTTLInSeconds *int32   `json:"authorizerResultTtlInSeconds,omitempty"`
+	ProviderARNs                 []string `json:"providerARNs,omitempty"`
+}
+
+func (a *authorizer) clone() *authorizer {
+	c := *a
+	c.ProviderARNs = append([]string(nil), a.ProviderARNs...)
+	if a.AuthorizerResultTTLInSeconds != nil {
+		ttl := *a.AuthorizerResultTTLInSeconds
+		c.AuthorizerResultTTLInSeconds = &ttl
+	}
+	return &c
+}
+
+func (r *resource) clone() *resource {
+	c := *r
+	c.Methods = make(map[string]*method, len(r.Methods))
+	for k, m := range r.Methods {
+		mc := *m
+		c.Methods[k] = &mc
+	}
+	return &c
+}
+
+func (e *Emulator) controlHandler() http.Handler {
+	mux := http.NewServeMux()
+	op := func(pattern, name string, h func(*http.Request) (int, any, error)) {
+		mux.HandleFunc(pattern, e.operation(name, h))
+	}
+	// REST APIs.
+	op("POST /restapis", "CreateRestApi", e.createRestAPI)
+	op("GET /restapis/{restApiId}", "GetRestApi", e.getRestAPI)
+	op("GET /restapis/{restApiId}/resources", "GetResources", e.getResources)
+	op("POST /restapis/{restApiId}/resources/{parentId}", "CreateResource", e.createResource)
+	op("PUT /restapis/{restApiId}/resources/{resourceId}/methods/{httpMethod}", "PutMethod", e.putMethod)
+	op("GET /restapis/{restApiId}/resources/{resourceId}/methods/{httpMethod}", "GetMethod", e.getMethod)
+	op("POST /restapis/{restApiId}/deployments", "CreateDeployment", e.createDeployment)
+	op("GET /restapis/{restApiId}/deployments", "GetDeployments", e.getDeployments)
+	op("GET /restapis/{restApiId}/deployments/{deploymentId}", "GetDeployment", e.getDeployment)
+	op("POST /restapis/{restApiId}/stages", "CreateStage", e.createStage)
+	op("GET /restapis/{restApiId}/stages/{stageName}", "GetStage", e.getStage)
+	op("PATCH /restapis/{restApiId}/stages/{stageName}", "UpdateStage", e.updateStage)
+	op("DELETE /restapis/{restApiId}/stages/{stageName}/cache/authorizers", "FlushStageAuthorizersCache", e.flushStageAuthorizersCache)
+	op("POST /restapis/{restApiId}/authorizers", "CreateAuthorizer", e.createAuthorizer)
+	op("GET /restapis/{restApiId}/authorizers", "GetAuthorizers", e.getAuthorizers)
+	op("GET /restapis/{restApiId}/authorizers/{authorizerId}", "GetAuthorizer", e.getAuthorizer)
+	op("PATCH /restapis/{restApiId}/authorizers/{authorizerId}", "UpdateAuthorizer", e.updateAuthorizer)
+	op("POST /apikeys", "CreateApiKey", e.createAPIKey)
+	op("GET /apikeys/{apiKey}", "GetApiKey", e.getAPIKey)
+	op("PATCH /apikeys/{apiKey}", "UpdateApiKey", e.updateAPIKey)
+	op("POST /usageplans", "CreateUsagePlan", e.createUsagePlan)
+	op("POST /usageplans/{usagePlanId}/keys", "CreateUsagePlanKey", e.createUsagePlanKey)
+	// HTTP APIs.
+	op("POST /v2/apis", "CreateApi", e.createHTTPAPI)
+	op("GET /v2/apis/{apiId}", "GetApi", e.getHTTPAPI)
+	op("POST /v2/apis/{apiId}/routes", "CreateRoute", e.createRoute)
+	op("GET /v2/apis/{apiId}/routes", "GetRoutes", e.getRoutes)
+	op("POST /v2/apis/{apiId}/authorizers", "CreateAuthorizerV2", e.createHTTPAuthorizer)
+	op("GET /v2/apis/{apiId}/authorizers/{authorizerId}", "GetAuthorizerV2", e.getHTTPAuthorizer)
+	op("PATCH /v2/apis/{apiId}/authorizers/{authorizerId}", "UpdateAuthorizerV2", e.updateHTTPAuthorizer)
+	op("POST /v2/apis/{apiId}/stages", "CreateStageV2", e.createHTTPStage)
+	op("GET /v2/apis/{apiId}/stages/{stageName}", "GetStageV2", e.getHTTPStage)
+	op("PATCH /v2/apis/{apiId}/stages/{stageName}", "UpdateStageV2", e.updateHTTPStage)
+	op("POST /v2/apis/{apiId}/deployments", "CreateDeploymentV2", e.createHTTPDeployment)
+	// Anything else is an operation the emulator does not know.
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, &awsError{http.StatusNotFound, "UnknownOperationException",
+			"the API Gateway emulator does not support " + r.Method + " " + r.URL.Path})
+	})
+	return mux
+}
+
+// restAPILocked returns the API named in the path; the caller holds e.mu.
+func (e *Emulator) restAPILocked(r *http.Request) (*restAPI, error) {
+	api := e.restAPIs[r.PathValue("restApiId")]
+	if api == nil {
+		return nil, notFound("Invalid API identifier specified %s", r.PathValue("restApiId"))
+	}
+	return api, nil
+}
+
+func (e *Emulator) createRestAPI(r *http.Request) (int, any, error) {
+	var in struct {
+		Name        string `json:"name"`
+		Description string `json:"description"`
+	}
+	if err := decode(r, &in); err != nil {
+		return 0, nil, err
+	}
+	if strings.TrimSpace(in.Name) == "" {
+		return 0, nil, badRequest("Invalid REST API name specified")
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	root := &resource{ID: newID(10), Path: "/", Methods: map[string]*method{}}
+	api := &restAPI{
+		ID: newID(10), Name: in.Name, Description: in.Description, CreatedDate: e.now(),
+		RootResourceID: root.ID, APIKeySource: "HEADER",
+		resources:   map[string]*resource{root.ID: root},
+		deployments: map[string]*deployment{},
+		stages:      map[string]*stage{},
+		authorizers: map[string]*authorizer{},
+	}
+	e.restAPIs[api.ID] = api
+	return http.StatusCreated, api, nil
+}
+
+func (e *Emulator) getRestAPI(r *http.Request) (int, any, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	api, err := e.restAPILocked(r)
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, api, nil
+}
+
+func (e *Emulator) getResources(r *http.Request) (int, any, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	api, err := e.restAPILocked(r)
+	if err != nil {
+		return 0, nil, err
+	}
+	items := make([]*resource, 0, len(api.resources))
+	for _, res := range api.resources {
+		items = append(items, res)
+	}
+	sort.Slice(items, func(i, j int) bool { return items[i].Path < items[j].Path })
+	return http.StatusOK, map[string]any{"item": items}, nil
+}
+
+func (e *Emulator) createResource(r *http.Request) (int, any, error) {
+	var in struct {
+		PathPart string `json:"pathPart"`
+	}
+	if err := decode(r, &in); err != nil {
+		return 0, nil, err
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	api, err := e.restAPILocked(r)
+	if err != nil {
+		return 0, nil, err
+	}
+	parent := api.resources[r.PathValue("parentId")]
+	if parent == nil {
+		return 0, nil, notFound("Invalid Resource identifier specified")
+	}
+	if in.PathPart == "" || strings.Contains(in.PathPart, "/") {
+		return 0, nil, badRequest("Resource's path part must be specified and contain no '/'")
+	}
+	path := strings.TrimSuffix(parent.Path, "/") + "/" + in.PathPart
+	for _, res := range api.resources {
+		if res.Path == path {
+			return 0, nil, conflict("Another resource with the same parent already has this name: %s", in.PathPart)
+		}
+	}
+	res := &resource{ID: newID(6), ParentID: parent.ID, PathPart: in.PathPart, Path: path, Methods: map[string]*method{}}
+	api.resources[res.ID] = res
+	return http.StatusCreated, res, nil
+}
+
+var httpMethods = map[string]bool{"GET": true, "POST": true, "PUT": true, "PATCH": true, "DELETE": true, "HEAD": true, "OPTIONS": true, "ANY": true}
+
+func (e *Emulator) putMethod(r *http.Request) (int, any, error) {
+	var in struct {
+		AuthorizationType string `json:"authorizationType"`
+		AuthorizerID      string `json:"authorizerId"`
+		APIKeyRequired    bool   `json:"apiKeyRequired"`
+	}
+	if err := decode(r, &in); err != nil {
+		return 0, nil, err
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	api, err := e.restAPILocked(r)
+	if err != nil {
+		return 0, nil, err
+	}
+	res := api.resources[r.PathValue("resourceId")]
+	if res == nil {
+		return 0, nil, notFound("Invalid Resource identifier specified")
+	}
+	verb := strings.ToUpper(r.PathValue("httpMethod"))
+	if !httpMethods[verb] {
+		return 0, nil, badRequest("Invalid HTTP method specified: %s", r.PathValue("httpMethod"))
+	}
+	switch in.AuthorizationType {
+	case "NONE":
+		if in.AuthorizerID != "" {
+			return 0, nil, badRequest("Authorizer ID must not be set when authorization type is NONE")
+		}
+	case "CUSTOM":
+		a := api.authorizers[in.AuthorizerID]
+		if a == nil {
+			return 0, nil, badRequest("Invalid authorizer ID specified. Setting the authorization type to CUSTOM requires a valid authorizer")
+		}
+	case "AWS_IAM", "COGNITO_USER_POOLS":
+		return 0, nil, badRequest("the API Gateway emulator does not support authorization type %s", in.AuthorizationType)
+	default:
+		return 0, nil, badRequest("Invalid authorization type specified. Valid values are NONE, AWS_IAM, CUSTOM, COGNITO_USER_POOLS")
+	}
+	if res.Methods[verb] != nil {
+		return 0, nil, conflict("Method already exists for this resource")
+	}
+	m := &method{HTTPMethod: verb, AuthorizationType: in.AuthorizationType, AuthorizerID: in.AuthorizerID, APIKeyRequired: in.APIKeyRequired}
+	res.Methods[verb] = m
+	return http.StatusCreated, m, nil
+}
+
+func (e *Emulator) getMethod(r *http.Request) (int, any, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	api, err := e.restAPILocked(r)
+	if err != nil {
+		return 0, nil, err
+	}
+	res := api.resources[r.PathValue("resourceId")]
+	if res == nil {
+		return 0, nil, notFound("Invalid Resource identifier specified")
+	}
+	m := res.Methods[strings.ToUpper(r.PathValue("httpMethod"))]
+	if m == nil {
+		return 0, nil, notFound("Invalid Method identifier specified")
+	}
+	return http.StatusOK, m, nil
+}
+
+func (e *Emulator) createDeployment(r *http.Request) (int, any, error) {
+	var in struct {
+		StageName        string            `json:"stageName"`
+		StageDescription string            `json:"stageDescription"`
+		Description      string            `json:"description"`
+		Variables        map[string]string `json:"variables"`
+		TracingEnabled   *bool             `json:"tracingEnabled"`
+		CanarySettings   *struct {
+			PercentTraffic         float64           `json:"percentTraffic"`
+			StageVariableOverrides map[string]string `json:"stageVariableOverrides"`
+			UseStageCache          bool              `json:"useStageCache"`
+		} `json:"canarySettings"`
+	}
+	if err := decode(r, &in); err != nil {
+		return 0, nil, err
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	api, err := e.restAPILocked(r)
+	if err != nil {
+		return 0, nil, err
+	}
+	hasMethod := false
+	for _, res := range api.resources {
+		hasMethod = hasMethod || len(res.Methods) > 0
+	}
+	if !hasMethod {
+		return 0, nil, badRequest("The REST API doesn't contain any methods")
+	}
+	if in.CanarySettings != nil {
+		if in.StageName == "" || api.stages[in.StageName] == nil {
+			return 0, nil, badRequest("Invalid stage identifier specified: a canary deployment needs an existing stage")
+		}
+		if err := checkPercent(in.CanarySettings.PercentTraffic); err != nil {
+			return 0, nil, err
+		}
+	}
+	if err := checkVariables(in.Variables); err != nil {
+		return 0, nil, err
+	}
+	d := &deployment{
+		ID: newID(6), Description: in.Description, CreatedDate: e.now(),
+		resources:   make(map[string]*resource, len(api.resources)),
+		authorizers: make(map[string]*authorizer, len(api.authorizers)),
+	}
+	for id, res := range api.resources {
+		d.resources[id] = res.clone()
+	}
+	for id, a := range api.authorizers {
+		d.authorizers[id] = a.clone()
+	}
+	api.deployments[d.ID] = d
+	if in.StageName == "" {
+		return http.StatusCreated, d, nil
+	}
+	st := api.stages[in.StageName]
+	now := e.now()
+	switch {
+	case in.CanarySettings != nil:
+		st.CanarySettings = &canarySettings{
+			PercentTraffic:         in.CanarySettings.PercentTraffic,
+			DeploymentID:           d.ID,
+			StageVariableOverrides: copyMap(in.CanarySettings.StageVariableOverrides),
+			UseStageCache:          in.CanarySettings.UseStageCache,
+		}
+	case st == nil:
+		st = &stage{StageName: in.StageName, Description: in.StageDescription, CreatedDate: now, cache: newAuthorizerCache()}
+		api.stages[in.StageName] = st
+		fallthrough
+	default:
+		st.DeploymentID = d.ID
+		for k, v := range in.Variables {
+			if st.Variables == nil {
+				st.Variables = map[string]string{}
+			}
+			st.Variables[k] = v
+		}
+		if in.TracingEnabled != nil {
+			st.TracingEnabled = *in.TracingEnabled
+		}
+	}
+	st.LastUpdatedDate = now
+	return http.StatusCreated, d, nil
+}
+
+func (e *Emulator) getDeployments(r *http.Request) (int, any, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	api, err := e.restAPILocked(r)
+	if err != nil {
+		return 0, nil, err
+	}
+	items := make([]*deployment, 0, len(api.deployments))
+	for _, d := range api.deployments {
+		items = append(items, d)
+	}
+	sort.Slice(items, func(i, j int) bool { return items[i].ID < items[j].ID })
+	return http.StatusOK, map[string]any{"item": items}, nil
+}
+
+func (e *Emulator) getDeployment(r *http.Request) (int, any, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	api, err := e.restAPILocked(r)
+	if err != nil {
+		return 0, nil, err
+	}
+	d := api.deployments[r.PathValue("deploymentId")]
+	if d == nil {
+		return 0, nil, notFound("Invalid Deployment identifier specified")
+	}
+	return http.StatusOK, d, nil
+}
+
+func (e *Emulator) createStage(r *http.Request) (int, any, error) {
+	var in struct {
+		StageName      string            `json:"stageName"`
+		DeploymentID   string            `json:"deploymentId"`
+		Description    string            `json:"description"`
+		Variables      map[string]string `json:"variables"`
+		TracingEnabled bool              `json:"tracingEnabled"`
+		CanarySettings *canarySettings   `json:"canarySettings"`
+	}
+	if err := decode(r, &in); err != nil {
+		return 0, nil, err
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	api, err := e.restAPILocked(r)
+	if err != nil {
+		return 0, nil, err
+	}
+	if in.StageName == "" || !validStageName(in.StageName) {
+		return 0, nil, badRequest("Stage name only allows a-zA-Z0-9_")
+	}
+	if api.deployments[in.DeploymentID] == nil {
+		return 0, nil, badRequest("Invalid deployment identifier specified")
+	}
+	if api.stages[in.StageName] != nil {
+		return 0, nil, conflict("Stage already exists")
+	}
+	if err := checkVariables(in.Variables); err != nil {
+		return 0, nil, err
+	}
+	if c := in.CanarySettings; c != nil {
+		if err := checkPercent(c.PercentTraffic); err != nil {
+			return 0, nil, err
+		}
+		if c.DeploymentID == "" {
+			c.DeploymentID = in.DeploymentID
+		}
+		if api.deployments[c.DeploymentID] == nil {
+			return 0, nil, badRequest("Invalid canary deployment identifier specified")
+		}
+	}
+	now := e.now()
+	st := &stage{
+		StageName: in.StageName, DeploymentID: in.DeploymentID, Description: in.Description,
+		Variables: copyMap(in.Variables), CanarySettings: in.CanarySettings, TracingEnabled: in.TracingEnabled,
+		CreatedDate: now, LastUpdatedDate: now, cache: newAuthorizerCache(),
+	}
+	api.stages[st.StageName] = st
+	return http.StatusCreated, st, nil
+}
+
+func (e *Emulator) stageLocked(r *http.Request) (*restAPI, *stage, error) {
+	api, err := e.restAPILocked(r)
+	if err != nil {
+		return nil, nil, err
+	}
+	st := api.stages[r.PathValue("stageName")]
+	if st == nil {
+		return nil, nil, notFound("Invalid Stage identifier specified")
+	}
+	return api, st, nil
+}
+
+func (e *Emulator) getStage(r *http.Request) (int, any, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	_, st, err := e.stageLocked(r)
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, st, nil
+}
+
+func (e *Emulator) flushStageAuthorizersCache(r *http.Request) (int, any, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	_, st, err := e.stageLocked(r)
+	if err != nil {
+		return 0, nil, err
+	}
+	st.cache.flush()
+	return http.StatusAccepted, nil, nil
+}
+
+func (e *Emulator) createAuthorizer(r *http.Request) (int, any, error) {
+	var in authorizer
+	if err := decode(r, &in); err != nil {
+		return 0, nil, err
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	api, err := e.restAPILocked(r)
+	if err != nil {
+		return 0, nil, err
+	}
+	if in.Name == "" {
+		return 0, nil, badRequest("Authorizer name must be specified")
+	}
+	if in.Type == "TOKEN" && in.IdentitySource == "" {
+		in.IdentitySource = "method.request.header.Authorization"
+	}
+	in.ID = newID(6)
+	if err := checkAuthorizer(&in); err != nil {
+		return 0, nil, err
+	}
+	api.authorizers[in.ID] = &in
+	return http.StatusCreated, &in, nil
+}
+
+func (e *Emulator) getAuthorizers(r *http.Request) (int, any, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	api, err := e.restAPILocked(r)
+	if err != nil {
+		return 0, nil, err
+	}
+	items := make([]*authorizer, 0, len(api.authorizers))
+	for _, a := range api.authorizers {
+		items = append(items, a)
+	}
+	sort.Slice(items, func(i, j int) bool { return items[i].ID < items[j].ID })
+	return http.StatusOK, map[string]any{"item": items}, nil
+}
+
+func (e *Emulator) getAuthorizer(r *http.Request) (int, any, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	api, err := e.restAPILocked(r)
+	if err != nil {
+		return 0, nil, err
+	}
+	a := api.authorizers[r.PathValue("authorizerId")]
+	if a == nil {
+		return 0, nil, notFound("Invalid Authorizer identifier specified")
+	}
+	return http.StatusOK, a, nil
+}
+
+func validStageName(s string) bool {
+	for _, c := range s {
+		if !(c == '_' || c == '-' || c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z') {
+			return false
+		}
+	}
+	return len(s) <= 128
+}

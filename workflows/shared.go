@@ -1,0 +1,24 @@
+// Package workflows holds rollgate's Temporal workflows: orchestration only, no I/O.
+package workflows
+
+import "go.temporal.io/sdk/temporal"
+
+// TaskQueue is the task queue rollgate's worker polls.
+const TaskQueue = "rollgate"
+
+// Typed search attributes, upserted as a deployment moves through its phases, so the Temporal UI
+// and `starter list` can find deployments by service, stage and phase.
+var (
+	ServiceAttr = temporal.NewSearchAttributeKeyKeyword("RollgateService")
+	StageAttr   = temporal.NewSearchAttributeKeyKeyword("RollgateStage")
+	PhaseAttr   = temporal.NewSearchAttributeKeyKeyword("RollgatePhase")
+)
+
+// SearchAttributes lists every search attribute rollgate uses, for registering on a namespace.
+func SearchAttributes() temporal.SearchAttributes {
+	return temporal.NewSearchAttributes(
+		ServiceAttr.ValueSet(""),
+		StageAttr.ValueSet(""),
+		PhaseAttr.ValueSet(""),
+	)
+}
