@@ -49,6 +49,9 @@ func (e *Emulator) createAPIKey(r *http.Request) (int, any, error) {
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	if len(e.apiKeys) >= maxAPIKeys {
+		return 0, nil, limitExceeded("API keys exceed the limit of %d", maxAPIKeys)
+	}
 	for _, k := range e.apiKeys {
 		if k.Value == in.Value {
 			return 0, nil, conflict("API Key already exists")

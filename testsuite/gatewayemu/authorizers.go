@@ -162,11 +162,11 @@ func (r jwtRejection) Error() string { return string(r) }
 // key from the issuer's JWKS (by kid), iss equal to the configured issuer, aud or client_id in
 // the configured audiences, exp and nbf.
 func (e *Emulator) verifyJWT(ctx context.Context, header string, cfg jwtConfiguration) error {
-	raw, ok := strings.CutPrefix(header, "Bearer ")
-	if !ok {
-		raw = header
+	fields := strings.Fields(header)
+	if len(fields) > 0 && strings.EqualFold(fields[0], "bearer") {
+		fields = fields[1:]
 	}
-	raw = strings.TrimSpace(raw)
+	raw := strings.Join(fields, " ")
 	if raw == "" {
 		return jwtRejection("the token is missing")
 	}

@@ -228,6 +228,19 @@ func notFound(format string, a ...any) error {
 	return &awsError{http.StatusNotFound, "NotFoundException", fmt.Sprintf(format, a...)}
 }
 
+// limitExceeded is AWS's answer when a quota is reached; like AWS it uses status 429.
+func limitExceeded(format string, a ...any) error {
+	return &awsError{http.StatusTooManyRequests, "LimitExceededException", fmt.Sprintf(format, a...)}
+}
+
+// AWS's default quotas, enforced so that state stays as bounded as it is on AWS.
+const (
+	maxAuthorizersPerAPI = 10
+	maxStagesPerAPI      = 10
+	maxResourcesPerAPI   = 300
+	maxAPIKeys           = 10000
+)
+
 func conflict(format string, a ...any) error {
 	return &awsError{http.StatusConflict, "ConflictException", fmt.Sprintf(format, a...)}
 }

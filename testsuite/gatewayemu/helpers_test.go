@@ -26,7 +26,7 @@ import (
 )
 
 // startEmulator starts an emulator for one test and SDK clients pointed at it.
-func startEmulator(t *testing.T, opts gatewayemu.Options) (*gatewayemu.Emulator, *apigateway.Client, *apigatewayv2.Client) {
+func startEmulator(t testing.TB, opts gatewayemu.Options) (*gatewayemu.Emulator, *apigateway.Client, *apigatewayv2.Client) {
 	t.Helper()
 	emu, err := gatewayemu.Start(opts)
 	if err != nil {

@@ -230,6 +230,9 @@ func (e *Emulator) createResource(r *http.Request) (int, any, error) {
 	if in.PathPart == "" || strings.Contains(in.PathPart, "/") {
 		return 0, nil, badRequest("Resource's path part must be specified and contain no '/'")
 	}
+	if len(api.resources) >= maxResourcesPerAPI {
+		return 0, nil, limitExceeded("Resources per API exceed the limit of %d", maxResourcesPerAPI)
+	}
 	path := strings.TrimSuffix(parent.Path, "/") + "/" + in.PathPart
 	for _, res := range api.resources {
 		if res.Path == path {
@@ -335,6 +338,9 @@ func (e *Emulator) createDeployment(r *http.Request) (int, any, error) {
 	}
 	if !hasMethod {
 		return 0, nil, badRequest("The REST API doesn't contain any methods")
+	}
+	if in.StageName != "" && api.stages[in.StageName] == nil && len(api.stages) >= maxStagesPerAPI {
+		return 0, nil, limitExceeded("Stages per API exceed the limit of %d", maxStagesPerAPI)
 	}
 	if in.CanarySettings != nil {
 		if in.StageName == "" || api.stages[in.StageName] == nil {
@@ -448,6 +454,9 @@ func (e *Emulator) createStage(r *http.Request) (int, any, error) {
 	if api.stages[in.StageName] != nil {
 		return 0, nil, conflict("Stage already exists")
 	}
+	if len(api.stages) >= maxStagesPerAPI {
+		return 0, nil, limitExceeded("Stages per API exceed the limit of %d", maxStagesPerAPI)
+	}
 	if err := checkVariables(in.Variables); err != nil {
 		return 0, nil, err
 	}
@@ -521,6 +530,9 @@ func (e *Emulator) createAuthorizer(r *http.Request) (int, any, error) {
 	}
 	if in.Type == "TOKEN" && in.IdentitySource == "" {
 		in.IdentitySource = "method.request.header.Authorization"
+	}
+	if len(api.authorizers) >= maxAuthorizersPerAPI {
+		return 0, nil, limitExceeded("Authorizers per API exceed the limit of %d", maxAuthorizersPerAPI)
 	}
 	in.ID = newID(6)
 	if err := checkAuthorizer(&in); err != nil {

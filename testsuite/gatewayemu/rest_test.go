@@ -22,7 +22,7 @@ type restFixture struct {
 	calls                                      *atomic.Int32
 }
 
-func newRESTFixture(t *testing.T, emu *gatewayemu.Emulator, c *apigateway.Client, stableURL string) restFixture {
+func newRESTFixture(t testing.TB, emu *gatewayemu.Emulator, c *apigateway.Client, stableURL string) restFixture {
 	t.Helper()
 	ctx := context.Background()
 	api, err := c.CreateRestApi(ctx, &apigateway.CreateRestApiInput{Name: aws.String("orders")})
