@@ -52,7 +52,11 @@ func keepCacheControl(next http.Handler) http.Handler {
 				r.Header.Set(cacheControlMeta, cc)
 			}
 		}
-		next.ServeHTTP(&cacheControlWriter{ResponseWriter: w}, r)
+		cw := &cacheControlWriter{ResponseWriter: w}
+		next.ServeHTTP(cw, r)
+		if !cw.wrote { // HEAD answers may write neither header nor body explicitly
+			cw.WriteHeader(http.StatusOK)
+		}
 	})
 }
 

@@ -1,0 +1,277 @@
+package testsuite_test
+
+import (
+	"bytes"
+	"context"
+	"crypto"
+	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/pem"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	vault "github.com/hashicorp/vault/api"
+	"go.temporal.io/api/operatorservice/v1"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/worker"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/rollgate/rollgate/testsuite"
+)
+
+// bed is shared by the tests of this package; TestMain starts it once.
+var bed *testsuite.Bed
+
+func TestMain(m *testing.M) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
+	b, err := testsuite.Start(ctx, testsuite.Options{})
+	cancel()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "start test bed:", err)
+		os.Exit(1)
+	}
+	bed = b
+	code := m.Run()
+	if code != 0 {
+		fmt.Fprintf(os.Stderr, "test bed logs:\n%s", b.Logs())
+	}
+	b.Close()
+	os.Exit(code)
+}
+
+func greet(ctx workflow.Context, name string) (string, error) {
+	return "hello " + name, nil
+}
+
+func TestTemporal_WorkflowRunsToCompletionOnTheDevServer(t *testing.T) {
+	c, err := bed.Temporal.Client()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	w := worker.New(c, "bed-smoke", worker.Options{})
+	w.RegisterWorkflow(greet)
+	if err := w.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: "bed-smoke-" + t.Name(), TaskQueue: "bed-smoke"}, greet, "rollgate")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got string
+	if err := run.Get(ctx, &got); err != nil || got != "hello rollgate" {
+		t.Fatalf("workflow result %q, %v", got, err)
+	}
+
+	attrs, err := c.OperatorService().ListSearchAttributes(ctx, &operatorservice.ListSearchAttributesRequest{Namespace: bed.Temporal.Namespace})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"RollgateService", "RollgateStage", "RollgatePhase"} {
+		if _, ok := attrs.CustomAttributes[name]; !ok {
+			t.Errorf("search attribute %s is not registered: %v", name, attrs.CustomAttributes)
+		}
+	}
+}
+
+func TestVault_TransitSignsWithAnExplicitVersionAndPublishesPublicKeys(t *testing.T) {
+	c, err := bed.Vault.Client()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if _, err := c.Logical().WriteWithContext(ctx, "transit/keys/issuer-a", map[string]any{"type": "rsa-2048"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Logical().WriteWithContext(ctx, "transit/keys/issuer-a/rotate", nil); err != nil {
+		t.Fatal(err)
+	}
+	key, err := c.Logical().ReadWithContext(ctx, "transit/keys/issuer-a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v := fmt.Sprint(key.Data["latest_version"]); v != "2" {
+		t.Fatalf("latest_version %s after one rotation, want 2", v)
+	}
+	pubs := map[string]*rsa.PublicKey{}
+	for version, k := range key.Data["keys"].(map[string]any) {
+		block, _ := pem.Decode([]byte(k.(map[string]any)["public_key"].(string)))
+		pub, err := x509.ParsePKIXPublicKey(block.Bytes)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pubs[version] = pub.(*rsa.PublicKey)
+	}
+	msg := []byte("header.payload")
+	digest := sha256.Sum256(msg)
+	for _, version := range []int{1, 2} {
+		sig, err := c.Logical().WriteWithContext(ctx, "transit/sign/issuer-a/sha2-256", map[string]any{
+			"input": base64.StdEncoding.EncodeToString(msg), "key_version": version, "signature_algorithm": "pkcs1v15",
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := sig.Data["signature"].(string)
+		prefix := fmt.Sprintf("vault:v%d:", version)
+		if !strings.HasPrefix(s, prefix) {
+			t.Fatalf("signature %q does not name version %d", s, version)
+		}
+		raw, err := base64.StdEncoding.DecodeString(strings.TrimPrefix(s, prefix))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := rsa.VerifyPKCS1v15(pubs[fmt.Sprint(version)], crypto.SHA256, digest[:], raw); err != nil {
+			t.Fatalf("version %d signature does not verify with its public key: %v", version, err)
+		}
+		other := pubs[fmt.Sprint(3-version)]
+		if rsa.VerifyPKCS1v15(other, crypto.SHA256, digest[:], raw) == nil {
+			t.Fatalf("version %d signature verifies with the other version's key", version)
+		}
+	}
+}
+
+func TestVault_KVCheckAndSetRefusesAStaleVersion(t *testing.T) {
+	c, err := bed.Vault.Client()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	kv := c.KVv2("secret")
+	labels := func(current string) map[string]any { return map[string]any{"current": current} }
+	if _, err := kv.Put(ctx, "rollgate/labels/issuer-a", labels("v1"), vault.WithCheckAndSet(0)); err != nil {
+		t.Fatalf("first write with cas=0: %v", err)
+	}
+	if _, err := kv.Put(ctx, "rollgate/labels/issuer-a", labels("v9"), vault.WithCheckAndSet(0)); err == nil {
+		t.Fatal("a second cas=0 write succeeded")
+	}
+	if _, err := kv.Put(ctx, "rollgate/labels/issuer-a", labels("v2"), vault.WithCheckAndSet(1)); err != nil {
+		t.Fatalf("write with cas=1: %v", err)
+	}
+	_, err = kv.Put(ctx, "rollgate/labels/issuer-a", labels("v9"), vault.WithCheckAndSet(1))
+	if err == nil || !strings.Contains(err.Error(), "check-and-set") {
+		t.Fatalf("stale cas=1 write: %v, want a check-and-set error", err)
+	}
+	got, err := kv.Get(ctx, "rollgate/labels/issuer-a")
+	if err != nil || got.Data["current"] != "v2" || got.VersionMetadata.Version != 2 {
+		t.Fatalf("labels after a refused write: %+v, %v", got, err)
+	}
+}
+
+func TestDynamoDB_TableRoundTripsThroughTheSDK(t *testing.T) {
+	ctx := context.Background()
+	cfg, err := bed.AWSConfig(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := bed.DynamoDBClient(cfg)
+	table := aws.String("tokens")
+	_, err = db.CreateTable(ctx, &dynamodb.CreateTableInput{
+		TableName:   table,
+		BillingMode: ddbtypes.BillingModePayPerRequest,
+		AttributeDefinitions: []ddbtypes.AttributeDefinition{
+			{AttributeName: aws.String("jti"), AttributeType: ddbtypes.ScalarAttributeTypeS},
+			{AttributeName: aws.String("subject"), AttributeType: ddbtypes.ScalarAttributeTypeS},
+		},
+		KeySchema: []ddbtypes.KeySchemaElement{{AttributeName: aws.String("jti"), KeyType: ddbtypes.KeyTypeHash}},
+		GlobalSecondaryIndexes: []ddbtypes.GlobalSecondaryIndex{{
+			IndexName:  aws.String("by-subject"),
+			KeySchema:  []ddbtypes.KeySchemaElement{{AttributeName: aws.String("subject"), KeyType: ddbtypes.KeyTypeHash}},
+			Projection: &ddbtypes.Projection{ProjectionType: ddbtypes.ProjectionTypeAll},
+		}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := dynamodb.NewTableExistsWaiter(db).Wait(ctx, &dynamodb.DescribeTableInput{TableName: table}, 30*time.Second,
+		func(o *dynamodb.TableExistsWaiterOptions) { o.MinDelay = 100 * time.Millisecond; o.MaxDelay = time.Second }); err != nil {
+		t.Fatal(err)
+	}
+	item := func(jti, subject string) map[string]ddbtypes.AttributeValue {
+		return map[string]ddbtypes.AttributeValue{"jti": &ddbtypes.AttributeValueMemberS{Value: jti}, "subject": &ddbtypes.AttributeValueMemberS{Value: subject}}
+	}
+	if _, err := db.PutItem(ctx, &dynamodb.PutItemInput{TableName: table, Item: item("j-0", "alice")}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := db.GetItem(ctx, &dynamodb.GetItemInput{TableName: table, Key: map[string]ddbtypes.AttributeValue{"jti": &ddbtypes.AttributeValueMemberS{Value: "j-0"}}})
+	if err != nil || got.Item["subject"].(*ddbtypes.AttributeValueMemberS).Value != "alice" {
+		t.Fatalf("GetItem = %+v, %v", got, err)
+	}
+	var writes []ddbtypes.WriteRequest
+	for i := 1; i <= 25; i++ { // BatchWriteItem's maximum
+		writes = append(writes, ddbtypes.WriteRequest{PutRequest: &ddbtypes.PutRequest{Item: item(fmt.Sprintf("j-%d", i), "bob")}})
+	}
+	out, err := db.BatchWriteItem(ctx, &dynamodb.BatchWriteItemInput{RequestItems: map[string][]ddbtypes.WriteRequest{*table: writes}})
+	if err != nil || len(out.UnprocessedItems) != 0 {
+		t.Fatalf("BatchWriteItem = %+v, %v", out, err)
+	}
+	q, err := db.Query(ctx, &dynamodb.QueryInput{
+		TableName: table, IndexName: aws.String("by-subject"),
+		KeyConditionExpression:    aws.String("subject = :s"),
+		ExpressionAttributeValues: map[string]ddbtypes.AttributeValue{":s": &ddbtypes.AttributeValueMemberS{Value: "bob"}},
+	})
+	if err != nil || q.Count != 25 {
+		t.Fatalf("Query by subject: count %d, %v", q.Count, err)
+	}
+}
+
+func TestS3_ObjectKeepsCacheControlAndIsReadableOverPlainHTTP(t *testing.T) {
+	ctx := context.Background()
+	cfg, err := bed.AWSConfig(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := bed.S3Client(cfg)
+	if _, err := s.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String("issuer")}); err != nil {
+		t.Fatal(err)
+	}
+	body := []byte(`{"keys":[]}`)
+	if _, err := s.PutObject(ctx, &s3.PutObjectInput{
+		Bucket: aws.String("issuer"), Key: aws.String(".well-known/jwks.json"), Body: bytes.NewReader(body),
+		ContentType: aws.String("application/json"), CacheControl: aws.String("public, max-age=300"),
+	}); err != nil {
+		t.Fatal(err)
+	}
+	head, err := s.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String("issuer"), Key: aws.String(".well-known/jwks.json")})
+	if err != nil || aws.ToString(head.CacheControl) != "public, max-age=300" {
+		t.Fatalf("HeadObject Cache-Control %q, %v", aws.ToString(head.CacheControl), err)
+	}
+	resp, err := http.Get(bed.S3.URL + "/issuer/.well-known/jwks.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	got, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 || !bytes.Equal(got, body) || resp.Header.Get("Cache-Control") != "public, max-age=300" || resp.Header.Get("Content-Type") != "application/json" {
+		t.Fatalf("plain GET: %d %q, Cache-Control %q, Content-Type %q", resp.StatusCode, got, resp.Header.Get("Cache-Control"), resp.Header.Get("Content-Type"))
+	}
+}
+
+// A second bed in the same run must be warm: nothing rebuilt, nothing downloaded.
+func TestBed_SecondStartIsWarm(t *testing.T) {
+	var progress bytes.Buffer
+	start := time.Now()
+	second := testsuite.StartForTest(t, testsuite.Options{Progress: &progress})
+	elapsed := time.Since(start)
+	if progress.Len() != 0 {
+		t.Fatalf("a second start built or installed something:\n%s", progress.String())
+	}
+	if second.Vault.Addr == bed.Vault.Addr || second.Temporal.HostPort == bed.Temporal.HostPort {
+		t.Fatal("the second bed reused the first bed's ports")
+	}
+	t.Logf("warm start of the whole bed: %s", elapsed.Round(time.Millisecond))
+}
