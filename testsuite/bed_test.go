@@ -198,7 +198,10 @@ func TestDynamoDB_TableRoundTripsThroughTheSDK(t *testing.T) {
 		t.Fatal(err)
 	}
 	if err := dynamodb.NewTableExistsWaiter(db).Wait(ctx, &dynamodb.DescribeTableInput{TableName: table}, 30*time.Second,
-		func(o *dynamodb.TableExistsWaiterOptions) { o.MinDelay = 100 * time.Millisecond; o.MaxDelay = time.Second }); err != nil {
+		func(o *dynamodb.TableExistsWaiterOptions) {
+			o.MinDelay = 100 * time.Millisecond
+			o.MaxDelay = time.Second
+		}); err != nil {
 		t.Fatal(err)
 	}
 	item := func(jti, subject string) map[string]ddbtypes.AttributeValue {
@@ -274,4 +277,37 @@ func TestBed_SecondStartIsWarm(t *testing.T) {
 		t.Fatal("the second bed reused the first bed's ports")
 	}
 	t.Logf("warm start of the whole bed: %s", elapsed.Round(time.Millisecond))
+}
+
+// The smoke scenario drives every server together: Vault-signed tokens checked by the gateway
+// against a JWKS on S3, a REST canary split, and a workflow.
+func TestSmoke_EveryServerWorksTogether(t *testing.T) {
+	var out bytes.Buffer
+	rep, err := testsuite.RunSmoke(context.Background(), bed, &out)
+	t.Logf("timeline:\n%s", out.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.CanaryShare < 6 || rep.CanaryShare > 14 { // 10% of 1,000: ±4 points is 4.2 sigma
+		t.Fatalf("canary share %.1f%%, want about 10%%", rep.CanaryShare)
+	}
+	if rep.WorkflowResult != "hello rollgate" {
+		t.Fatalf("workflow result %q", rep.WorkflowResult)
+	}
+}
+
+// BenchmarkBed_WarmStart measures a full start and stop of the bed on a machine that has built
+// the servers once, next to the 10-second target.
+func BenchmarkBed_WarmStart(b *testing.B) {
+	for b.Loop() {
+		second, err := testsuite.Start(context.Background(), testsuite.Options{Progress: io.Discard})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.StopTimer()
+		second.Close()
+		b.StartTimer()
+	}
+	b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(b.N), "start-ms")
+	b.ReportMetric(10000, "target-ms")
 }

@@ -90,4 +90,3 @@ func (s *S3Server) stop() {
 	_ = s.srv.Shutdown(ctx)
 	<-s.done
 }
-

@@ -211,10 +211,10 @@ func (e *Emulator) getHTTPAuthorizer(r *http.Request) (int, any, error) {
 // updateHTTPAuthorizer applies the fields present in the body, as UpdateAuthorizer does.
 func (e *Emulator) updateHTTPAuthorizer(r *http.Request) (int, any, error) {
 	var in struct {
-		Name             *string   `json:"name"`
-		AuthorizerType   *string   `json:"authorizerType"`
-		IdentitySource   []string  `json:"identitySource"`
-		AuthorizerURI    *string   `json:"authorizerUri"`
+		Name             *string  `json:"name"`
+		AuthorizerType   *string  `json:"authorizerType"`
+		IdentitySource   []string `json:"identitySource"`
+		AuthorizerURI    *string  `json:"authorizerUri"`
 		JWTConfiguration *struct {
 			Audience []string `json:"audience"`
 			Issuer   *string  `json:"issuer"`

@@ -1,0 +1,315 @@
+package testsuite
+
+import (
+	"bytes"
+	"context"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/MicahParks/jwkset"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/apigateway"
+	agtypes "github.com/aws/aws-sdk-go-v2/service/apigateway/types"
+	"github.com/aws/aws-sdk-go-v2/service/apigatewayv2"
+	v2types "github.com/aws/aws-sdk-go-v2/service/apigatewayv2/types"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	vault "github.com/hashicorp/vault/api"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/worker"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/rollgate/rollgate/testsuite/gatewayemu"
+)
+
+// SmokeReport is what the smoke scenario observed.
+type SmokeReport struct {
+	CanaryShare       float64 // percent of requests the 10% canary served
+	UnpublishedStatus int     // gateway answer to a token whose key is not yet in the JWKS
+	PublishedStatus   int     // the same token after the key was published
+	WorkflowResult    string
+}
+
+// RunSmoke exercises every server of the bed together, the way rollgate will: a signing key in
+// Vault transit, its JWKS published to S3 as an issuer, an HTTP API whose JWT authorizer checks
+// Vault-signed tokens against that JWKS, a REST API canary split, and a workflow on Temporal.
+// It prints a timeline to out.
+func RunSmoke(ctx context.Context, b *Bed, out io.Writer) (*SmokeReport, error) {
+	start := time.Now()
+	step := func(format string, a ...any) {
+		fmt.Fprintf(out, "%8s  %s\n", time.Since(start).Round(time.Millisecond), fmt.Sprintf(format, a...))
+	}
+	cfg, err := b.AWSConfig(ctx)
+	if err != nil {
+		return nil, err
+	}
+	vc, err := b.Vault.Client()
+	if err != nil {
+		return nil, err
+	}
+	rep := &SmokeReport{}
+
+	// A signing key in Vault transit; the private half never leaves Vault.
+	const key = "smoke-issuer"
+	if _, err := vc.Logical().WriteWithContext(ctx, "transit/keys/"+key, map[string]any{"type": "rsa-2048"}); err != nil {
+		return nil, fmt.Errorf("create transit key: %w", err)
+	}
+	step("vault: transit key %s (rsa-2048) created", key)
+
+	// An issuer on S3: discovery document and JWKS with version 1.
+	s3c := b.S3Client(cfg)
+	if _, err := s3c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String("smoke-issuer")}); err != nil {
+		return nil, fmt.Errorf("create bucket: %w", err)
+	}
+	issuer := b.S3.URL + "/smoke-issuer"
+	if err := publishIssuer(ctx, s3c, vc, issuer, key, []int{1}); err != nil {
+		return nil, err
+	}
+	step("s3: issuer %s published with JWKS [%s-v1]", issuer, key)
+
+	// Two backends: the stable release and the canary.
+	stable, stopStable, err := smokeBackend("v1")
+	if err != nil {
+		return nil, err
+	}
+	defer stopStable()
+	canary, stopCanary, err := smokeBackend("v2")
+	if err != nil {
+		return nil, err
+	}
+	defer stopCanary()
+
+	// HTTP API with a JWT authorizer for the issuer.
+	v2 := b.APIGatewayV2(cfg)
+	httpURL, err := smokeHTTPAPI(ctx, v2, b.Gateway, issuer, stable)
+	if err != nil {
+		return nil, err
+	}
+	tok1, err := signSmokeToken(ctx, vc, key, 1, issuer)
+	if err != nil {
+		return nil, err
+	}
+	if st := smokeGet(httpURL, tok1); st != http.StatusOK {
+		return nil, fmt.Errorf("token signed by %s-v1 got %d from the JWT authorizer, want 200", key, st)
+	}
+	step("gateway: HTTP API JWT authorizer accepts a Vault-signed token (kid %s-v1)", key)
+
+	// Rotate: a token of the new version fails until its key is published.
+	if _, err := vc.Logical().WriteWithContext(ctx, "transit/keys/"+key+"/rotate", nil); err != nil {
+		return nil, fmt.Errorf("rotate: %w", err)
+	}
+	tok2, err := signSmokeToken(ctx, vc, key, 2, issuer)
+	if err != nil {
+		return nil, err
+	}
+	rep.UnpublishedStatus = smokeGet(httpURL, tok2)
+	step("vault: rotated to v2; a v2 token before publication gets %d", rep.UnpublishedStatus)
+	if err := publishIssuer(ctx, s3c, vc, issuer, key, []int{1, 2}); err != nil {
+		return nil, err
+	}
+	time.Sleep(1100 * time.Millisecond) // the emulator refetches on an unknown kid at most once a second
+	rep.PublishedStatus = smokeGet(httpURL, tok2)
+	step("s3: JWKS now [%s-v1 %s-v2]; the v2 token gets %d", key, key, rep.PublishedStatus)
+	if rep.UnpublishedStatus != http.StatusUnauthorized || rep.PublishedStatus != http.StatusOK {
+		return nil, fmt.Errorf("key publication: unpublished %d (want 401), published %d (want 200)", rep.UnpublishedStatus, rep.PublishedStatus)
+	}
+
+	// REST API canary at 10%.
+	share, err := smokeCanary(ctx, b.APIGateway(cfg), b.Gateway, stable, canary)
+	if err != nil {
+		return nil, err
+	}
+	rep.CanaryShare = share
+	step("gateway: REST API canary at 10%% served %.1f%% of 1000 requests", share)
+
+	// A workflow on the dev server.
+	res, err := smokeWorkflow(ctx, b)
+	if err != nil {
+		return nil, err
+	}
+	rep.WorkflowResult = res
+	step("temporal: workflow completed with %q", res)
+	return rep, nil
+}
+
+func publishIssuer(ctx context.Context, s3c *s3.Client, vc *vault.Client, issuer, key string, versions []int) error {
+	sec, err := vc.Logical().ReadWithContext(ctx, "transit/keys/"+key)
+	if err != nil {
+		return fmt.Errorf("read transit key: %w", err)
+	}
+	keys, _ := sec.Data["keys"].(map[string]any)
+	store := jwkset.NewMemoryStorage()
+	for _, v := range versions {
+		k, _ := keys[fmt.Sprint(v)].(map[string]any)
+		block, _ := pem.Decode([]byte(fmt.Sprint(k["public_key"])))
+		if block == nil {
+			return fmt.Errorf("transit key %s v%d has no PEM public key", key, v)
+		}
+		pub, err := x509.ParsePKIXPublicKey(block.Bytes)
+		if err != nil {
+			return err
+		}
+		jwk, err := jwkset.NewJWKFromKey(pub, jwkset.JWKOptions{Metadata: jwkset.JWKMetadataOptions{
+			KID: fmt.Sprintf("%s-v%d", key, v), ALG: jwkset.AlgRS256, USE: jwkset.UseSig}})
+		if err != nil {
+			return err
+		}
+		if err := store.KeyWrite(ctx, jwk); err != nil {
+			return err
+		}
+	}
+	jwks, err := store.JSONPublic(ctx)
+	if err != nil {
+		return err
+	}
+	discovery, _ := json.Marshal(map[string]any{
+		"issuer": issuer, "jwks_uri": issuer + "/.well-known/jwks.json", "id_token_signing_alg_values_supported": []string{"RS256"},
+	})
+	bucket := strings.TrimPrefix(issuer[strings.LastIndex(issuer, "/"):], "/")
+	for name, body := range map[string][]byte{"openid-configuration": discovery, "jwks.json": jwks} {
+		if _, err := s3c.PutObject(ctx, &s3.PutObjectInput{
+			Bucket: aws.String(bucket), Key: aws.String(".well-known/" + name), Body: bytes.NewReader(body),
+			ContentType: aws.String("application/json"), CacheControl: aws.String("max-age=1"),
+		}); err != nil {
+			return fmt.Errorf("publish %s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+// signSmokeToken signs an RS256 JWT through transit/sign with an explicit key version.
+func signSmokeToken(ctx context.Context, vc *vault.Client, key string, version int, issuer string) (string, error) {
+	enc := base64.RawURLEncoding
+	header, _ := json.Marshal(map[string]string{"alg": "RS256", "typ": "at+jwt", "kid": fmt.Sprintf("%s-v%d", key, version)})
+	now := time.Now()
+	claims, _ := json.Marshal(map[string]any{"iss": issuer, "sub": "smoke-client", "aud": "smoke", "iat": now.Unix(), "exp": now.Add(10 * time.Minute).Unix()})
+	signingInput := enc.EncodeToString(header) + "." + enc.EncodeToString(claims)
+	sec, err := vc.Logical().WriteWithContext(ctx, "transit/sign/"+key+"/sha2-256", map[string]any{
+		"input": base64.StdEncoding.EncodeToString([]byte(signingInput)), "key_version": version, "signature_algorithm": "pkcs1v15",
+	})
+	if err != nil {
+		return "", fmt.Errorf("transit sign: %w", err)
+	}
+	sig := fmt.Sprint(sec.Data["signature"])
+	raw, err := base64.StdEncoding.DecodeString(sig[strings.LastIndex(sig, ":")+1:])
+	if err != nil {
+		return "", err
+	}
+	return signingInput + "." + enc.EncodeToString(raw), nil
+}
+
+func smokeBackend(name string) (string, func(), error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", nil, err
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { fmt.Fprint(w, name) }), ReadHeaderTimeout: time.Second}
+	go func() { _ = srv.Serve(l) }()
+	return "http://" + l.Addr().String(), func() { _ = srv.Close() }, nil
+}
+
+func smokeGet(url, token string) int {
+	req, _ := http.NewRequest(http.MethodGet, url, nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+func smokeHTTPAPI(ctx context.Context, c *apigatewayv2.Client, emu *gatewayemu.Emulator, issuer, backend string) (string, error) {
+	api, err := c.CreateApi(ctx, &apigatewayv2.CreateApiInput{Name: aws.String("smoke"), ProtocolType: v2types.ProtocolTypeHttp})
+	if err != nil {
+		return "", err
+	}
+	auth, err := c.CreateAuthorizer(ctx, &apigatewayv2.CreateAuthorizerInput{
+		ApiId: api.ApiId, Name: aws.String("jwt"), AuthorizerType: v2types.AuthorizerTypeJwt,
+		IdentitySource:   []string{"$request.header.Authorization"},
+		JwtConfiguration: &v2types.JWTConfiguration{Issuer: aws.String(issuer), Audience: []string{"smoke"}},
+	})
+	if err != nil {
+		return "", err
+	}
+	if _, err := c.CreateRoute(ctx, &apigatewayv2.CreateRouteInput{ApiId: api.ApiId, RouteKey: aws.String("$default"),
+		AuthorizationType: v2types.AuthorizationTypeJwt, AuthorizerId: auth.AuthorizerId}); err != nil {
+		return "", err
+	}
+	if _, err := c.CreateStage(ctx, &apigatewayv2.CreateStageInput{ApiId: api.ApiId, StageName: aws.String("prod"), AutoDeploy: aws.Bool(true),
+		StageVariables: map[string]string{gatewayemu.BackendVariable: backend}}); err != nil {
+		return "", err
+	}
+	return emu.InvokeURL(*api.ApiId, "prod") + "/orders", nil
+}
+
+func smokeCanary(ctx context.Context, c *apigateway.Client, emu *gatewayemu.Emulator, stable, canary string) (float64, error) {
+	api, err := c.CreateRestApi(ctx, &apigateway.CreateRestApiInput{Name: aws.String("smoke-rest")})
+	if err != nil {
+		return 0, err
+	}
+	if _, err := c.PutMethod(ctx, &apigateway.PutMethodInput{RestApiId: api.Id, ResourceId: api.RootResourceId,
+		HttpMethod: aws.String("GET"), AuthorizationType: aws.String("NONE")}); err != nil {
+		return 0, err
+	}
+	if _, err := c.CreateDeployment(ctx, &apigateway.CreateDeploymentInput{RestApiId: api.Id, StageName: aws.String("prod"),
+		Variables: map[string]string{gatewayemu.BackendVariable: stable}}); err != nil {
+		return 0, err
+	}
+	if _, err := c.CreateDeployment(ctx, &apigateway.CreateDeploymentInput{RestApiId: api.Id, StageName: aws.String("prod"),
+		CanarySettings: &agtypes.DeploymentCanarySettings{PercentTraffic: 10, StageVariableOverrides: map[string]string{gatewayemu.BackendVariable: canary}}}); err != nil {
+		return 0, err
+	}
+	hits := 0
+	for range 1000 {
+		resp, err := http.Get(emu.InvokeURL(*api.Id, "prod"))
+		if err != nil {
+			return 0, err
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return 0, fmt.Errorf("canary stage answered %d: %s", resp.StatusCode, body)
+		}
+		if string(body) == "v2" {
+			hits++
+		}
+	}
+	return float64(hits) / 10, nil
+}
+
+func smokeWorkflowFn(_ workflow.Context, name string) (string, error) { return "hello " + name, nil }
+
+func smokeWorkflow(ctx context.Context, b *Bed) (string, error) {
+	c, err := b.Temporal.Client()
+	if err != nil {
+		return "", err
+	}
+	defer c.Close()
+	w := worker.New(c, "smoke", worker.Options{})
+	w.RegisterWorkflowWithOptions(smokeWorkflowFn, workflow.RegisterOptions{Name: "Smoke"})
+	if err := w.Start(); err != nil {
+		return "", err
+	}
+	defer w.Stop()
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: fmt.Sprintf("smoke-%d", time.Now().UnixNano()), TaskQueue: "smoke"}, "Smoke", "rollgate")
+	if err != nil {
+		return "", err
+	}
+	var res string
+	if err := run.Get(ctx, &res); err != nil {
+		return "", errors.Join(errors.New("smoke workflow"), err)
+	}
+	return res, nil
+}
