@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"regexp"
 	"sort"
 	"strings"
 	"sync"
@@ -112,6 +113,8 @@ func Start(ctx context.Context, opts Options) (*Bed, error) {
 	return b, nil
 }
 
+var unsealKey = regexp.MustCompile(`Unseal Key: \S+`)
+
 // Close stops every server that is running.
 func (b *Bed) Close() {
 	var wg sync.WaitGroup
@@ -151,7 +154,12 @@ func (b *Bed) Logs() string {
 	for _, name := range names {
 		fmt.Fprintf(&sb, "----- %s -----\n%s\n", name, b.logs[name].String())
 	}
-	return sb.String()
+	out := sb.String()
+	if b.Vault != nil { // the dev server prints its root token; keep it out of test output
+		out = strings.ReplaceAll(out, b.Vault.Token, "[redacted]")
+	}
+	out = unsealKey.ReplaceAllString(out, "Unseal Key: [redacted]")
+	return out
 }
 
 // AWSConfig is an aws.Config for the bed: static test credentials, the bed's region, and the

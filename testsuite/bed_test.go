@@ -34,20 +34,7 @@ import (
 var bed *testsuite.Bed
 
 func TestMain(m *testing.M) {
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
-	b, err := testsuite.Start(ctx, testsuite.Options{})
-	cancel()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "start test bed:", err)
-		os.Exit(1)
-	}
-	bed = b
-	code := m.Run()
-	if code != 0 {
-		fmt.Fprintf(os.Stderr, "test bed logs:\n%s", b.Logs())
-	}
-	b.Close()
-	os.Exit(code)
+	os.Exit(testsuite.RunWithBed(m, func(b *testsuite.Bed) { bed = b }))
 }
 
 func greet(ctx workflow.Context, name string) (string, error) {

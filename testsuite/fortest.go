@@ -2,6 +2,8 @@ package testsuite
 
 import (
 	"context"
+	"fmt"
+	"os"
 	"testing"
 	"time"
 )
@@ -23,4 +25,25 @@ func StartForTest(tb testing.TB, opts Options) *Bed {
 		b.Close()
 	})
 	return b
+}
+
+// RunWithBed is a TestMain body for packages whose tests share one bed: it starts the bed, hands
+// it to use, runs the tests, prints every server's log if any failed, and stops the bed.
+//
+//	func TestMain(m *testing.M) { os.Exit(testsuite.RunWithBed(m, func(b *testsuite.Bed) { bed = b })) }
+func RunWithBed(m *testing.M, use func(*Bed)) int {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
+	b, err := Start(ctx, Options{})
+	cancel()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "start test bed:", err)
+		return 1
+	}
+	defer b.Close()
+	use(b)
+	code := m.Run()
+	if code != 0 {
+		fmt.Fprintf(os.Stderr, "test bed logs:\n%s", b.Logs())
+	}
+	return code
 }

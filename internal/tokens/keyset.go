@@ -1,0 +1,58 @@
+package tokens
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/MicahParks/keyfunc/v3"
+	"golang.org/x/time/rate"
+)
+
+// RemoteKeySetOptions tune a JWKS fetched over HTTP.
+type RemoteKeySetOptions struct {
+	// CacheTTL is how long a fetched JWKS is used before it is fetched again (the verifier cache
+	// TTL of the release model). Default 5 minutes.
+	CacheTTL time.Duration
+	// UnknownKIDRefresh is the least time between two refetches caused by an unknown kid.
+	// Default 10 seconds.
+	UnknownKIDRefresh time.Duration
+	HTTPClient        *http.Client
+}
+
+// RemoteKeySet fetches and caches a JWKS from url with github.com/MicahParks/keyfunc/v3,
+// refreshing it every CacheTTL and, rate-limited, when a token names an unknown kid. The first
+// fetch must succeed. The refresh goroutine ends with ctx.
+func RemoteKeySet(ctx context.Context, url string, o RemoteKeySetOptions) (keyfunc.Keyfunc, error) {
+	if o.CacheTTL <= 0 {
+		o.CacheTTL = 5 * time.Minute
+	}
+	if o.UnknownKIDRefresh <= 0 {
+		o.UnknownKIDRefresh = 10 * time.Second
+	}
+	if o.HTTPClient == nil {
+		o.HTTPClient = &http.Client{Timeout: 10 * time.Second}
+	}
+	failFirst := false
+	kf, err := keyfunc.NewDefaultOverrideCtx(ctx, []string{url}, keyfunc.Override{
+		Client:                    o.HTTPClient,
+		RefreshInterval:           o.CacheTTL,
+		RefreshUnknownKID:         rate.NewLimiter(rate.Every(o.UnknownKIDRefresh), 1),
+		RateLimitWaitMax:          time.Millisecond, // never hold a request waiting for the limiter
+		NoErrorReturnFirstHTTPReq: &failFirst,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("JWKS %s: %w", url, err)
+	}
+	return kf, nil
+}
+
+// StaticKeySet is a key set from a JWKS document in memory.
+func StaticKeySet(jwks []byte) (keyfunc.Keyfunc, error) {
+	if !json.Valid(jwks) {
+		return nil, fmt.Errorf("JWKS is not JSON")
+	}
+	return keyfunc.NewJWKSetJSON(jwks)
+}

@@ -1,0 +1,357 @@
+package tokens_test
+
+import (
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/pem"
+	"fmt"
+	"math/big"
+	"net/http"
+	"os"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/rollgate/rollgate/internal/keys"
+	"github.com/rollgate/rollgate/internal/tokens"
+	"github.com/rollgate/rollgate/testsuite"
+)
+
+var bed *testsuite.Bed
+
+func TestMain(m *testing.M) {
+	os.Exit(testsuite.RunWithBed(m, func(b *testsuite.Bed) { bed = b }))
+}
+
+var keyCounter atomic.Int32
+
+// issuerEnv is one Vault transit key, an S3 bucket as its issuer location, and a minter.
+type issuerEnv struct {
+	transit *keys.Transit
+	key     *keys.Key
+	minter  *tokens.Minter
+	pub     *tokens.Publisher
+	issuer  string
+	jwksURL string
+	s3      *s3.Client
+}
+
+func newIssuerEnv(t testing.TB, typ keys.Type, alg string) *issuerEnv {
+	t.Helper()
+	ctx := context.Background()
+	vc, err := bed.Vault.Client()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := bed.AWSConfig(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := keyCounter.Add(1)
+	name := fmt.Sprintf("issuer-%d-%s", n, strings.ToLower(alg))
+	bucket := fmt.Sprintf("issuer-%d", n)
+	s3c := bed.S3Client(cfg)
+	if _, err := s3c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(bucket)}); err != nil {
+		t.Fatal(err)
+	}
+	tr := &keys.Transit{Client: vc}
+	k, err := tr.EnsureKey(ctx, name, typ)
+	if err != nil {
+		t.Fatal(err)
+	}
+	issuer := bed.S3.URL + "/" + bucket
+	return &issuerEnv{
+		transit: tr, key: k, issuer: issuer, jwksURL: issuer + "/.well-known/jwks.json", s3: s3c,
+		minter: &tokens.Minter{Transit: tr, Key: name, Type: typ, Alg: alg, Issuer: issuer},
+		pub:    &tokens.Publisher{S3: s3c, Bucket: bucket, CacheTTL: time.Minute},
+	}
+}
+
+// publish puts the JWKS of the given versions at the issuer location.
+func (e *issuerEnv) publish(t testing.TB, versions ...int) {
+	t.Helper()
+	ctx := context.Background()
+	k, err := e.transit.ReadKey(ctx, e.key.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.key = k
+	doc, err := tokens.JWKS(ctx, k, e.minter.Alg, versions)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.pub.Publish(ctx, e.issuer, e.minter.Alg, doc); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (e *issuerEnv) verifier(t testing.TB, rc tokens.RevocationChecker) *tokens.Verifier {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	ks, err := tokens.RemoteKeySet(ctx, e.jwksURL, tokens.RemoteKeySetOptions{UnknownKIDRefresh: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := tokens.NewVerifier(tokens.VerifierOptions{
+		Keys: ks, Issuer: e.issuer, Audiences: []string{"orders"}, Algorithms: []string{e.minter.Alg},
+		Leeway: 5 * time.Second, Revoked: rc,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+func (e *issuerEnv) mint(t testing.TB, version int, req tokens.MintRequest) tokens.Minted {
+	t.Helper()
+	if req.Subject == "" {
+		req.Subject = "client-1"
+	}
+	if req.Audience == nil {
+		req.Audience = []string{"orders"}
+	}
+	if req.TTL == 0 {
+		req.TTL = time.Hour
+	}
+	m, err := e.minter.Mint(context.Background(), version, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m[0]
+}
+
+// verifyWithStdlib checks a token's signature with nothing but the standard library and the
+// public key Vault reports for the version.
+func verifyWithStdlib(t *testing.T, token string, pub crypto.PublicKey, alg string) {
+	t.Helper()
+	i := strings.LastIndex(token, ".")
+	sig, err := base64.RawURLEncoding.DecodeString(token[i+1:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	digest := sha256.Sum256([]byte(token[:i]))
+	switch alg {
+	case "RS256":
+		err = rsa.VerifyPKCS1v15(pub.(*rsa.PublicKey), crypto.SHA256, digest[:], sig)
+	case "PS256":
+		err = rsa.VerifyPSS(pub.(*rsa.PublicKey), crypto.SHA256, digest[:], sig, nil)
+	case "ES256":
+		r, s := new(big.Int).SetBytes(sig[:32]), new(big.Int).SetBytes(sig[32:])
+		if !ecdsa.Verify(pub.(*ecdsa.PublicKey), digest[:], r, s) {
+			err = fmt.Errorf("ecdsa signature does not verify")
+		}
+	case "EdDSA":
+		if !ed25519.Verify(pub.(ed25519.PublicKey), []byte(token[:i]), sig) {
+			err = fmt.Errorf("ed25519 signature does not verify")
+		}
+	}
+	if err != nil {
+		t.Fatalf("%s signature does not verify with the standard library: %v", alg, err)
+	}
+}
+
+func TestMint_EveryKeyTypeSignsInVaultAndVerifiesAgainstThePublishedJWKS(t *testing.T) {
+	for _, tc := range []struct {
+		typ keys.Type
+		alg string
+	}{
+		{keys.RSA2048, "RS256"}, {keys.RSA2048, "PS256"}, {keys.RSA3072, "RS256"}, {keys.RSA4096, "RS256"},
+		{keys.ECDSAP256, "ES256"}, {keys.Ed25519, "EdDSA"},
+	} {
+		t.Run(string(tc.typ)+"/"+tc.alg, func(t *testing.T) {
+			e := newIssuerEnv(t, tc.typ, tc.alg)
+			e.publish(t, 1)
+			m := e.mint(t, 1, tokens.MintRequest{ClientID: "billing"})
+			if m.KID != e.key.Name+"-v1" || m.JTI == "" {
+				t.Fatalf("minted %+v", m)
+			}
+			claims, err := e.verifier(t, nil).Verify(context.Background(), m.Token)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if claims.ID != m.JTI || claims.Subject != "client-1" || claims.ClientID != "billing" || claims.Issuer != e.issuer {
+				t.Fatalf("claims %+v", claims)
+			}
+			verifyWithStdlib(t, m.Token, e.key.PublicKeys[1], tc.alg)
+			parsed, _, err := jwt.NewParser().ParseUnverified(m.Token, &tokens.Claims{})
+			if err != nil || parsed.Header["typ"] != "at+jwt" || parsed.Header["alg"] != tc.alg {
+				t.Fatalf("header %v, %v", parsed.Header, err)
+			}
+		})
+	}
+}
+
+func TestMint_BatchSignsManyTokensInOneRequest(t *testing.T) {
+	e := newIssuerEnv(t, keys.RSA2048, "RS256")
+	e.publish(t, 1)
+	reqs := make([]tokens.MintRequest, 50)
+	for i := range reqs {
+		reqs[i] = tokens.MintRequest{Subject: fmt.Sprintf("client-%d", i), Audience: []string{"orders"}, TTL: time.Hour}
+	}
+	minted, err := e.minter.Mint(context.Background(), 1, reqs...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := e.verifier(t, nil)
+	seen := map[string]bool{}
+	for i, m := range minted {
+		c, err := v.Verify(context.Background(), m.Token)
+		if err != nil || c.Subject != reqs[i].Subject {
+			t.Fatalf("token %d: %+v, %v", i, c, err)
+		}
+		if seen[m.JTI] {
+			t.Fatalf("jti %s issued twice", m.JTI)
+		}
+		seen[m.JTI] = true
+	}
+}
+
+func TestRotation_OldKidStillVerifiesWhilePublishedAndIsUnknownOnceDropped(t *testing.T) {
+	ctx := context.Background()
+	e := newIssuerEnv(t, keys.RSA2048, "RS256")
+	e.publish(t, 1)
+	old := e.mint(t, 1, tokens.MintRequest{})
+	v2, err := e.transit.Rotate(ctx, e.key.Name, 1)
+	if err != nil || v2 != 2 {
+		t.Fatalf("rotate: v%d, %v", v2, err)
+	}
+	e.publish(t, 1, 2)
+	v := e.verifier(t, nil)
+	fresh := e.mint(t, 2, tokens.MintRequest{})
+	for _, tok := range []tokens.Minted{old, fresh} {
+		if _, err := v.Verify(ctx, tok.Token); err != nil {
+			t.Fatalf("%s token while both are published: %v", tok.KID, err)
+		}
+	}
+	e.publish(t, 2) // the JWKS drops v1
+	v = e.verifier(t, nil)
+	if r := tokens.ReasonOf(verifyErr(v, old.Token)); r != tokens.UnknownKID {
+		t.Fatalf("v1 token after v1 left the JWKS: reason %q, want unknown_kid", r)
+	}
+	if _, err := v.Verify(ctx, fresh.Token); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func verifyErr(v *tokens.Verifier, tok string) error {
+	_, err := v.Verify(context.Background(), tok)
+	return err
+}
+
+// revokeAll is a RevocationChecker for the verifier's own table test; the registry's deny list
+// is tested against DynamoDB in internal/registry.
+type revokeFunc func(c *tokens.Claims, kid string) bool
+
+func (f revokeFunc) Revoked(c *tokens.Claims, kid string) bool { return f(c, kid) }
+
+func TestVerify_EveryRejectionHasItsReason(t *testing.T) {
+	ctx := context.Background()
+	e := newIssuerEnv(t, keys.RSA2048, "RS256")
+	e.publish(t, 1)
+	other := newIssuerEnv(t, keys.RSA2048, "RS256") // a key that is not in e's JWKS
+	revokedJTI := e.mint(t, 1, tokens.MintRequest{})
+	v := e.verifier(t, revokeFunc(func(c *tokens.Claims, kid string) bool {
+		return c.ID == revokedJTI.JTI || c.Subject == "revoked-subject"
+	}))
+	good := e.mint(t, 1, tokens.MintRequest{})
+	if _, err := v.Verify(ctx, good.Token); err != nil {
+		t.Fatal(err)
+	}
+
+	withMinter := func(change func(m *tokens.Minter)) string {
+		m := *e.minter
+		change(&m)
+		out, err := m.Mint(ctx, 1, tokens.MintRequest{Subject: "client-1", Audience: []string{"orders"}, TTL: time.Hour})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out[0].Token
+	}
+	parts := strings.Split(good.Token, ".")
+	otherClaims := base64.RawURLEncoding.EncodeToString([]byte(`{"iss":"` + e.issuer + `","sub":"admin","aud":["orders"],"exp":9999999999,"nbf":1,"iat":1,"jti":"x"}`))
+	rsaPub := e.key.PublicKeys[1].(*rsa.PublicKey)
+	pubDER, _ := x509.MarshalPKIXPublicKey(rsaPub)
+	pubPEM := pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pubDER})
+	hs := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{"iss": e.issuer, "sub": "x", "aud": "orders", "exp": 9999999999, "nbf": 1, "iat": 1})
+	hs.Header["kid"], hs.Header["typ"] = good.KID, "at+jwt"
+	hsToken, _ := hs.SignedString(pubPEM)
+	none := jwt.NewWithClaims(jwt.SigningMethodNone, jwt.MapClaims{"iss": e.issuer, "sub": "x", "aud": "orders", "exp": 9999999999, "nbf": 1, "iat": 1})
+	none.Header["kid"], none.Header["typ"] = good.KID, "at+jwt"
+	noneToken, _ := none.SignedString(jwt.UnsafeAllowNoneSignatureType)
+	esHeader := base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"ES256","typ":"at+jwt","kid":"` + good.KID + `"}`))
+
+	cases := []struct {
+		name  string
+		token string
+		want  tokens.Reason
+	}{
+		{"expired", withMinter(func(m *tokens.Minter) { m.Now = func() time.Time { return time.Now().Add(-2 * time.Hour) } }), tokens.Expired},
+		{"not yet valid", withMinter(func(m *tokens.Minter) { m.Now = func() time.Time { return time.Now().Add(time.Hour) } }), tokens.NotYetValid},
+		{"altered claims", parts[0] + "." + otherClaims + "." + parts[2], tokens.BadSignature},
+		{"truncated signature", parts[0] + "." + parts[1] + "." + parts[2][:len(parts[2])/2], tokens.BadSignature},
+		{"kid not in the JWKS", other.mint(t, 1, tokens.MintRequest{}).Token, tokens.UnknownKID},
+		{"bad issuer", withMinter(func(m *tokens.Minter) { m.Issuer = "https://issuer.example" }), tokens.BadIssuer},
+		{"bad audience", func() string {
+			out, err := e.minter.Mint(ctx, 1, tokens.MintRequest{Subject: "s", Audience: []string{"billing"}, TTL: time.Hour})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return out[0].Token
+		}(), tokens.BadAudience},
+		{"revoked by jti", revokedJTI.Token, tokens.Revoked},
+		{"revoked by subject", e.mint(t, 1, tokens.MintRequest{Subject: "revoked-subject"}).Token, tokens.Revoked},
+		{"garbage", "not-a-token", tokens.Malformed},
+		{"two segments", parts[0] + "." + parts[1], tokens.Malformed},
+		{"alg none", noneToken, tokens.AlgNotAllowed},
+		{"HS256 keyed with the RSA public key", hsToken, tokens.AlgNotAllowed},
+		{"ES256 header on an RSA kid", esHeader + "." + parts[1] + "." + parts[2], tokens.AlgNotAllowed},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := v.Verify(ctx, tc.token)
+			if got := tokens.ReasonOf(err); got != tc.want {
+				t.Fatalf("reason %q (%v), want %q", got, err, tc.want)
+			}
+		})
+	}
+}
+
+func TestPublish_SameContentWritesNoNewObjectVersion(t *testing.T) {
+	ctx := context.Background()
+	e := newIssuerEnv(t, keys.ECDSAP256, "ES256")
+	doc, err := tokens.JWKS(ctx, e.key, "ES256", []int{1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, err := e.pub.Publish(ctx, e.issuer, "ES256", doc)
+	if err != nil || !first[0].Written || !first[1].Written {
+		t.Fatalf("first publication %+v, %v", first, err)
+	}
+	again, err := e.pub.Publish(ctx, e.issuer, "ES256", doc)
+	if err != nil || again[0].Written || again[1].Written {
+		t.Fatalf("republishing the same documents wrote %+v, %v", again, err)
+	}
+	resp, err := http.Get(e.jwksURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if cc := resp.Header.Get("Cache-Control"); cc != "public, max-age=60" {
+		t.Fatalf("Cache-Control %q, want the verifier cache TTL", cc)
+	}
+	if _, err := tokens.JWKS(ctx, e.key, "ES256", []int{1, 7}); err == nil {
+		t.Fatal("a JWKS with a version Vault does not have was built")
+	}
+}

@@ -1,0 +1,206 @@
+package tokens
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rsa"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+)
+
+// Reason is why a token was rejected. The values are the labels of the rejection metrics.
+type Reason string
+
+const (
+	Expired       Reason = "expired"
+	NotYetValid   Reason = "not_yet_valid"
+	BadSignature  Reason = "bad_signature"
+	UnknownKID    Reason = "unknown_kid"
+	BadIssuer     Reason = "bad_issuer"
+	BadAudience   Reason = "bad_audience"
+	Revoked       Reason = "revoked"
+	Malformed     Reason = "malformed"
+	AlgNotAllowed Reason = "alg_not_allowed"
+)
+
+// Reasons lists every rejection reason.
+var Reasons = []Reason{Expired, NotYetValid, BadSignature, UnknownKID, BadIssuer, BadAudience, Revoked, Malformed, AlgNotAllowed}
+
+// Rejection is the error Verify returns for a token it refuses.
+type Rejection struct {
+	Reason Reason
+	KID    string // the token's kid header, when it could be read
+	Err    error
+}
+
+func (r *Rejection) Error() string {
+	if r.Err != nil {
+		return fmt.Sprintf("token rejected (%s): %v", r.Reason, r.Err)
+	}
+	return "token rejected (" + string(r.Reason) + ")"
+}
+
+func (r *Rejection) Unwrap() error { return r.Err }
+
+// ReasonOf returns the rejection reason of an error from Verify, or "" for none.
+func ReasonOf(err error) Reason {
+	var r *Rejection
+	if errors.As(err, &r) {
+		return r.Reason
+	}
+	return ""
+}
+
+// KeySet finds the verification key of a token by its kid. keyfunc.Keyfunc (a cached, refreshing
+// JWKS client) is one.
+type KeySet interface {
+	Keyfunc(*jwt.Token) (any, error)
+}
+
+// RevocationChecker tells whether a verified token has been revoked: its jti on the deny list,
+// or issued before a not-before rule of its subject, kid or issuer. It must answer from memory;
+// Verify calls it on every token.
+type RevocationChecker interface {
+	Revoked(c *Claims, kid string) bool
+}
+
+// Verifier checks rollgate access tokens: allow-listed algorithms, kid in the key set and of the
+// right key type, typ at+jwt, issuer, audience, exp and nbf required, a small leeway, then the
+// revocation rules.
+type Verifier struct {
+	keys        KeySet
+	revocations RevocationChecker
+	allowed     map[string]bool
+	parser      *jwt.Parser
+	observe     func(kid string, reason Reason)
+}
+
+// VerifierOptions configure a Verifier.
+type VerifierOptions struct {
+	Keys       KeySet
+	Issuer     string
+	Audiences  []string // a token must name at least one
+	Algorithms []string // allowed JWS algorithms; never "none" or HMAC
+	Leeway     time.Duration
+	Revoked    RevocationChecker // optional
+	Now        func() time.Time  // optional
+	// Observe is told the outcome of every verification ("" reason for accepted), for metrics.
+	Observe func(kid string, reason Reason)
+}
+
+// NewVerifier validates the options and builds a verifier.
+func NewVerifier(o VerifierOptions) (*Verifier, error) {
+	if o.Keys == nil || o.Issuer == "" || len(o.Audiences) == 0 || len(o.Algorithms) == 0 {
+		return nil, errors.New("verifier needs keys, an issuer, audiences and algorithms")
+	}
+	if o.Leeway < 0 || o.Leeway > 5*time.Minute {
+		return nil, fmt.Errorf("verifier leeway %s: allowed 0 to 5m", o.Leeway)
+	}
+	allowed := map[string]bool{}
+	for _, a := range o.Algorithms {
+		switch a {
+		case "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA":
+			allowed[a] = true
+		default:
+			return nil, fmt.Errorf("verifier algorithm %q is not allowed (never none or HMAC)", a)
+		}
+	}
+	opts := []jwt.ParserOption{
+		jwt.WithIssuer(o.Issuer), jwt.WithAudience(o.Audiences...), jwt.WithExpirationRequired(),
+		jwt.WithNotBeforeRequired(), jwt.WithIssuedAt(), jwt.WithLeeway(o.Leeway),
+	}
+	if o.Now != nil {
+		opts = append(opts, jwt.WithTimeFunc(o.Now))
+	}
+	return &Verifier{keys: o.Keys, revocations: o.Revoked, allowed: allowed, parser: jwt.NewParser(opts...), observe: o.Observe}, nil
+}
+
+// Verify returns the claims of a valid token, or a *Rejection with one reason.
+func (v *Verifier) Verify(_ context.Context, raw string) (*Claims, error) {
+	claims := &Claims{}
+	var reason Reason
+	var kid string
+	_, err := v.parser.ParseWithClaims(raw, claims, func(t *jwt.Token) (any, error) {
+		kid, _ = t.Header["kid"].(string)
+		alg := t.Method.Alg()
+		if !v.allowed[alg] {
+			reason = AlgNotAllowed
+			return nil, fmt.Errorf("algorithm %s is not allowed", alg)
+		}
+		if typ, _ := t.Header["typ"].(string); !strings.EqualFold(typ, TokenType) && !strings.EqualFold(typ, "application/"+TokenType) {
+			reason = Malformed
+			return nil, fmt.Errorf("typ %q is not %s", typ, TokenType)
+		}
+		if kid == "" {
+			reason = UnknownKID
+			return nil, errors.New("no kid header")
+		}
+		key, err := v.keys.Keyfunc(t)
+		if err != nil {
+			reason = UnknownKID
+			return nil, err
+		}
+		if !keyFitsAlg(key, alg) {
+			reason = AlgNotAllowed
+			return nil, fmt.Errorf("kid %s holds a %T, which cannot verify %s", kid, key, alg)
+		}
+		return key, nil
+	})
+	if err == nil && v.revocations != nil && v.revocations.Revoked(claims, kid) {
+		reason, err = Revoked, errors.New("revoked")
+	}
+	if err != nil {
+		if reason == "" {
+			reason = reasonFor(err)
+		}
+		if v.observe != nil {
+			v.observe(kid, reason)
+		}
+		return nil, &Rejection{Reason: reason, KID: kid, Err: err}
+	}
+	if v.observe != nil {
+		v.observe(kid, "")
+	}
+	return claims, nil
+}
+
+// reasonFor maps golang-jwt's errors to a reason; the keyfunc sets the reasons it decides.
+func reasonFor(err error) Reason {
+	switch {
+	case errors.Is(err, jwt.ErrTokenMalformed), errors.Is(err, jwt.ErrTokenRequiredClaimMissing):
+		return Malformed
+	case errors.Is(err, jwt.ErrTokenSignatureInvalid):
+		return BadSignature
+	case errors.Is(err, jwt.ErrTokenExpired):
+		return Expired
+	case errors.Is(err, jwt.ErrTokenNotValidYet), errors.Is(err, jwt.ErrTokenUsedBeforeIssued):
+		return NotYetValid
+	case errors.Is(err, jwt.ErrTokenInvalidIssuer):
+		return BadIssuer
+	case errors.Is(err, jwt.ErrTokenInvalidAudience):
+		return BadAudience
+	case errors.Is(err, jwt.ErrTokenUnverifiable): // an alg golang-jwt does not know
+		return AlgNotAllowed
+	}
+	return Malformed
+}
+
+// keyFitsAlg refuses a key of another family than the algorithm (an RSA kid used with ES256,
+// or any key with HMAC), whatever the JWKS's alg field says.
+func keyFitsAlg(key any, alg string) bool {
+	switch k := key.(type) {
+	case *rsa.PublicKey:
+		return strings.HasPrefix(alg, "RS") || strings.HasPrefix(alg, "PS")
+	case *ecdsa.PublicKey:
+		return alg == "ES256" && k.Curve == elliptic.P256() || alg == "ES384" && k.Curve == elliptic.P384()
+	case ed25519.PublicKey:
+		return alg == "EdDSA"
+	}
+	return false
+}
