@@ -135,7 +135,9 @@ func (r *Registry) CreateTables(ctx context.Context) error {
 			}
 		}
 		if err := dynamodb.NewTableExistsWaiter(r.DB).Wait(ctx, &dynamodb.DescribeTableInput{TableName: in.TableName}, 2*time.Minute,
-			func(o *dynamodb.TableExistsWaiterOptions) { o.MinDelay, o.MaxDelay = 100*time.Millisecond, 2*time.Second }); err != nil {
+			func(o *dynamodb.TableExistsWaiterOptions) {
+				o.MinDelay, o.MaxDelay = 100*time.Millisecond, 2*time.Second
+			}); err != nil {
 			return fmt.Errorf("wait for table %s: %w", *in.TableName, err)
 		}
 	}
@@ -274,7 +276,9 @@ func jtiKey(jti string) map[string]types.AttributeValue {
 }
 
 func str(s string) types.AttributeValue { return &types.AttributeValueMemberS{Value: s} }
-func num(n int64) types.AttributeValue  { return &types.AttributeValueMemberN{Value: strconv.FormatInt(n, 10)} }
+func num(n int64) types.AttributeValue {
+	return &types.AttributeValueMemberN{Value: strconv.FormatInt(n, 10)}
+}
 
 // batchWrite writes in chunks of 25 (BatchWriteItem's limit), resubmitting unprocessed items
 // with backoff, and reports how many items are done after each chunk.
