@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"sync"
 	"testing"
 	"time"
 )
@@ -44,6 +45,45 @@ func RunWithBed(m *testing.M, use func(*Bed)) int {
 	code := m.Run()
 	if code != 0 {
 		fmt.Fprintf(os.Stderr, "test bed logs:\n%s", b.Logs())
+	}
+	return code
+}
+
+// Shared is one bed for the tests of a package, started on first use, so that fuzz targets and
+// benchmarks of the same package that need no servers start none.
+//
+//	var shared testsuite.Shared
+//	func TestMain(m *testing.M) { os.Exit(shared.Run(m)) }
+//	func TestX(t *testing.T) { bed := shared.Bed(t); … }
+type Shared struct {
+	once sync.Once
+	bed  *Bed
+	err  error
+}
+
+// Bed returns the package's bed, starting it on the first call.
+func (s *Shared) Bed(tb testing.TB) *Bed {
+	tb.Helper()
+	s.once.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
+		defer cancel()
+		s.bed, s.err = Start(ctx, Options{})
+	})
+	if s.err != nil {
+		tb.Fatalf("start test bed: %v", s.err)
+	}
+	return s.bed
+}
+
+// Run runs the package's tests, prints every server's log if any failed, and stops the bed if
+// one was started.
+func (s *Shared) Run(m *testing.M) int {
+	code := m.Run()
+	if s.bed != nil {
+		if code != 0 {
+			fmt.Fprintf(os.Stderr, "test bed logs:\n%s", s.bed.Logs())
+		}
+		s.bed.Close()
 	}
 	return code
 }

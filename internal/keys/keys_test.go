@@ -13,14 +13,13 @@ import (
 	"github.com/rollgate/rollgate/testsuite"
 )
 
-var bed *testsuite.Bed
+var shared testsuite.Shared
 
-func TestMain(m *testing.M) {
-	os.Exit(testsuite.RunWithBed(m, func(b *testsuite.Bed) { bed = b }))
-}
+func TestMain(m *testing.M) { os.Exit(shared.Run(m)) }
 
 func vaultClient(t *testing.T) *vault.Client {
 	t.Helper()
+	bed := shared.Bed(t)
 	c, err := bed.Vault.Client()
 	if err != nil {
 		t.Fatal(err)
@@ -129,6 +128,7 @@ func TestLabels_MovesAreCheckAndSetAndALostRaceIsReported(t *testing.T) {
 }
 
 func TestNewVaultClient_LogsInWithAppRole(t *testing.T) {
+	bed := shared.Bed(t)
 	ctx := context.Background()
 	root := vaultClient(t)
 	if err := root.Sys().EnableAuthWithOptions("approle", &vault.EnableAuthOptions{Type: "approle"}); err != nil {

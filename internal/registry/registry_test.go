@@ -20,17 +20,16 @@ import (
 	"github.com/rollgate/rollgate/testsuite"
 )
 
-var bed *testsuite.Bed
+var shared testsuite.Shared
 
-func TestMain(m *testing.M) {
-	os.Exit(testsuite.RunWithBed(m, func(b *testsuite.Bed) { bed = b }))
-}
+func TestMain(m *testing.M) { os.Exit(shared.Run(m)) }
 
 var tableCounter atomic.Int32
 
 // newRegistry creates a fresh pair of tables in dynalite.
 func newRegistry(t testing.TB) *registry.Registry {
 	t.Helper()
+	bed := shared.Bed(t)
 	ctx := context.Background()
 	cfg, err := bed.AWSConfig(ctx)
 	if err != nil {
@@ -62,6 +61,7 @@ type issuer struct {
 
 func newIssuer(t testing.TB, reg *registry.Registry) *issuer {
 	t.Helper()
+	bed := shared.Bed(t)
 	ctx := context.Background()
 	vc, err := bed.Vault.Client()
 	if err != nil {
@@ -279,6 +279,7 @@ func TestRevokeJTIs_ResumesFromProgressAfterACrash(t *testing.T) {
 }
 
 func TestDelivery_WritesEachReissuedTokenOnceToVaultKV(t *testing.T) {
+	bed := shared.Bed(t)
 	ctx := context.Background()
 	reg := newRegistry(t)
 	iss := newIssuer(t, reg)

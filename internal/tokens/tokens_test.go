@@ -28,11 +28,9 @@ import (
 	"github.com/rollgate/rollgate/testsuite"
 )
 
-var bed *testsuite.Bed
+var shared testsuite.Shared
 
-func TestMain(m *testing.M) {
-	os.Exit(testsuite.RunWithBed(m, func(b *testsuite.Bed) { bed = b }))
-}
+func TestMain(m *testing.M) { os.Exit(shared.Run(m)) }
 
 var keyCounter atomic.Int32
 
@@ -49,6 +47,7 @@ type issuerEnv struct {
 
 func newIssuerEnv(t testing.TB, typ keys.Type, alg string) *issuerEnv {
 	t.Helper()
+	bed := shared.Bed(t)
 	ctx := context.Background()
 	vc, err := bed.Vault.Client()
 	if err != nil {
