@@ -14,10 +14,15 @@ bed:
 	go run ./testsuite/cmd/bed
 
 fuzz:
-	go test -run '^$$' -fuzz FuzzControlPlane -fuzztime 60s -fuzzminimizetime 10s ./testsuite/gatewayemu
+	go test -run '^$$' -fuzz FuzzVerify_AcceptsOnlyTheTokenThatWasSigned -fuzztime 60s ./internal/tokens
+	go test -run '^$$' -fuzz FuzzJWKS_NeverPanicsOrTrustsAForeignKey -fuzztime 60s ./internal/tokens
+	go test -run '^$$' -fuzz FuzzControlPlane_NeverFailsWith5xx -fuzztime 60s ./testsuite/gatewayemu
 
 bench:
-	go test -run '^$$' -bench . -benchtime 5x ./testsuite/
+	go test -run '^$$' -bench WarmStart -benchtime 5x ./testsuite/
+	go test -run '^$$' -bench Verify -benchtime 3s ./internal/registry
+	go test -run '^$$' -bench MintThroughVault -benchtime 2s ./internal/tokens
+	go test -run '^$$' -bench Revocation -benchtime 1x -timeout 15m ./internal/registry
 
 vet:
 	gofmt -l . && go vet ./...

@@ -305,3 +305,44 @@ func (r *Registry) batchWrite(ctx context.Context, table string, writes []types.
 	}
 	return nil
 }
+
+// Sweep marks active tokens past their expiry as expired and counts them, so the lifecycle
+// metrics show expiry per kid. It scans the tokens table; run it periodically, not per request.
+func (r *Registry) Sweep(ctx context.Context) (int, error) {
+	now := r.now().Unix()
+	p := dynamodb.NewScanPaginator(r.DB, &dynamodb.ScanInput{
+		TableName:                 aws.String(r.tokensTable()),
+		FilterExpression:          aws.String("#s = :active AND #e < :now"),
+		ExpressionAttributeNames:  map[string]string{"#s": "status", "#e": "exp"},
+		ExpressionAttributeValues: map[string]types.AttributeValue{":active": str(string(Active)), ":now": num(now)},
+	})
+	swept := 0
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return swept, fmt.Errorf("sweep %s: %w", r.tokensTable(), err)
+		}
+		for _, item := range page.Items {
+			rec := fromItem(item)
+			_, err := r.DB.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+				TableName: aws.String(r.tokensTable()), Key: jtiKey(rec.JTI),
+				UpdateExpression:          aws.String("SET #s = :expired"),
+				ConditionExpression:       aws.String("#s = :active"),
+				ExpressionAttributeNames:  map[string]string{"#s": "status"},
+				ExpressionAttributeValues: map[string]types.AttributeValue{":expired": str(string(Expired)), ":active": str(string(Active))},
+			})
+			var cond *types.ConditionalCheckFailedException
+			if errors.As(err, &cond) {
+				continue // revoked or superseded meanwhile
+			}
+			if err != nil {
+				return swept, fmt.Errorf("sweep %s: %w", rec.JTI, err)
+			}
+			swept++
+			if r.Metrics != nil {
+				r.Metrics.Expired.WithLabelValues(rec.KID).Inc()
+			}
+		}
+	}
+	return swept, nil
+}

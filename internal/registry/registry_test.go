@@ -305,3 +305,33 @@ func TestDelivery_WritesEachReissuedTokenOnceToVaultKV(t *testing.T) {
 		t.Fatal("the delivery receipt carries the token")
 	}
 }
+
+func TestSweep_MarksExpiredTokensAndCountsThemPerKID(t *testing.T) {
+	ctx := context.Background()
+	reg := newRegistry(t)
+	now := time.Now()
+	minted := []tokens.Minted{
+		{JTI: "old-1", KID: "k-v1", Subject: "a", IssuedAt: now.Add(-2 * time.Hour), ExpiresAt: now.Add(-time.Hour)},
+		{JTI: "old-2", KID: "k-v1", Subject: "b", IssuedAt: now.Add(-2 * time.Hour), ExpiresAt: now.Add(-time.Minute)},
+		{JTI: "live", KID: "k-v2", Subject: "c", IssuedAt: now, ExpiresAt: now.Add(time.Hour)},
+	}
+	if err := reg.RecordIssued(ctx, minted); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := reg.RevokeJTIs(ctx, []string{"old-2"}, "leaked", 0, nil); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 { // a second sweep finds nothing new
+		if _, err := reg.Sweep(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for jti, want := range map[string]registry.Status{"old-1": registry.Expired, "old-2": registry.Revoked, "live": registry.Active} {
+		if rec, err := reg.Get(ctx, jti); err != nil || rec.Status != want {
+			t.Fatalf("%s: %s, %v; want %s", jti, rec.Status, err, want)
+		}
+	}
+	if got := testutil.ToFloat64(reg.Metrics.Expired.WithLabelValues("k-v1")); got != 1 {
+		t.Fatalf("expired counter for k-v1 = %v, want 1", got)
+	}
+}
