@@ -221,20 +221,28 @@ func (b *Bed) Env() [][2]string {
 // InstallTools builds the server binaries and installs dynalite if this machine lacks them, so a
 // later Start is warm. It is what `make tools` runs.
 func InstallTools(ctx context.Context, progress io.Writer) error {
-	for _, t := range []tool{temporalTool, vaultTool} {
-		start := time.Now()
-		bin, err := t.path(ctx, progress)
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(progress, "%s ready: %s (%s)\n", t.name, bin, time.Since(start).Round(time.Millisecond))
-	}
 	root, err := RepoRoot()
 	if err != nil {
 		return err
 	}
 	dir := root + "/testsuite/dynalite"
-	return installDynalite(ctx, dir, dir+"/node_modules/dynalite/cli.js", progress)
+	var wg sync.WaitGroup
+	errs := make([]error, 3)
+	for i, t := range []tool{temporalTool, vaultTool} { // in parallel: a cold build is mostly downloads
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			start := time.Now()
+			bin, err := t.path(ctx, progress)
+			if err == nil {
+				fmt.Fprintf(progress, "%s ready: %s (%s)\n", t.name, bin, time.Since(start).Round(time.Millisecond))
+			}
+			errs[i] = err
+		}()
+	}
+	errs[2] = installDynalite(ctx, dir, dir+"/node_modules/dynalite/cli.js", progress)
+	wg.Wait()
+	return errors.Join(errs...)
 }
 
 type teeWriter struct{ a, b io.Writer }
