@@ -1,0 +1,169 @@
+package gateway_test
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/apigateway"
+	"github.com/aws/aws-sdk-go-v2/service/apigateway/types"
+
+	"github.com/rollgate/rollgate/internal/gateway"
+	"github.com/rollgate/rollgate/testsuite/gatewayemu"
+)
+
+type fixture struct {
+	emu                 *gatewayemu.Emulator
+	api                 *apigateway.Client
+	g                   *gateway.REST
+	apiID, stage, authz string
+	stable              string
+}
+
+func newFixture(t *testing.T) fixture {
+	t.Helper()
+	ctx := context.Background()
+	emu, err := gatewayemu.Start(gatewayemu.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = emu.Close() })
+	cfg, err := config.LoadDefaultConfig(ctx, config.WithRegion("us-east-1"),
+		config.WithCredentialsProvider(credentials.NewStaticCredentialsProvider("test", "test", "")),
+		config.WithRetryer(func() aws.Retryer { return retry.NewStandard(func(o *retry.StandardOptions) { o.MaxBackoff = 10e6 }) }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := apigateway.NewFromConfig(cfg, func(o *apigateway.Options) { o.BaseEndpoint = aws.String(emu.ControlURL) })
+	api, err := c.CreateRestApi(ctx, &apigateway.CreateRestApiInput{Name: aws.String("orders")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	auth, err := c.CreateAuthorizer(ctx, &apigateway.CreateAuthorizerInput{RestApiId: api.Id, Name: aws.String("tokens"),
+		Type: types.AuthorizerTypeToken, AuthorizerUri: aws.String("arn:lambda:v1"), AuthorizerResultTtlInSeconds: aws.Int32(300)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.PutMethod(ctx, &apigateway.PutMethodInput{RestApiId: api.Id, ResourceId: api.RootResourceId, HttpMethod: aws.String("ANY"), AuthorizationType: aws.String("NONE")}); err != nil {
+		t.Fatal(err)
+	}
+	dep, err := c.CreateDeployment(ctx, &apigateway.CreateDeploymentInput{RestApiId: api.Id, StageName: aws.String("prod"),
+		Variables: map[string]string{"backendUrl": "http://127.0.0.1:1/v1", "color": "blue"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fixture{emu: emu, api: c, g: &gateway.REST{API: c}, apiID: *api.Id, stage: "prod", authz: *auth.Id, stable: *dep.Id}
+}
+
+func TestStartCanary_RetriedCreatesNoSecondDeployment(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	vars := map[string]string{"backendUrl": "http://127.0.0.1:1/v2"}
+	first, err := f.g.StartCanary(ctx, f.apiID, f.stage, "", "rollgate deploy/x run-1", 10, vars)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := f.g.StartCanary(ctx, f.apiID, f.stage, "", "rollgate deploy/x run-1", 10, vars)
+	if err != nil || again != first {
+		t.Fatalf("retried StartCanary: %s, %v; want %s", again, err, first)
+	}
+	deps, _ := f.api.GetDeployments(ctx, &apigateway.GetDeploymentsInput{RestApiId: &f.apiID})
+	if len(deps.Items) != 2 {
+		t.Fatalf("%d deployments after a retried canary start, want 2", len(deps.Items))
+	}
+	if _, err := f.g.StartCanary(ctx, f.apiID, f.stage, "", "another release", 10, vars); !errors.Is(err, gateway.ErrConflict) {
+		t.Fatalf("a second release over a running canary: %v, want ErrConflict", err)
+	}
+	if err := f.g.SetCanaryWeight(ctx, f.apiID, f.stage, 50); err != nil {
+		t.Fatal(err)
+	}
+	before := f.emu.Calls("UpdateStage")
+	if err := f.g.SetCanaryWeight(ctx, f.apiID, f.stage, 50); err != nil || f.emu.Calls("UpdateStage") != before {
+		t.Fatalf("setting the same weight again wrote to the stage (%v)", err)
+	}
+	st, _ := f.g.GetStage(ctx, f.apiID, f.stage)
+	if st.CanaryWeight != 50 || st.CanaryDeploymentID != first || st.DeploymentID != f.stable {
+		t.Fatalf("stage %+v", st)
+	}
+}
+
+func TestPromoteAndRestore_RoundTripTheStage(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	snapshot, err := f.g.GetStage(ctx, f.apiID, f.stage)
+	if err != nil {
+		t.Fatal(err)
+	}
+	canary, err := f.g.StartCanary(ctx, f.apiID, f.stage, "", "m", 25, map[string]string{"backendUrl": "http://127.0.0.1:1/v2"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if err := f.g.Promote(ctx, f.apiID, f.stage, canary); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st, _ := f.g.GetStage(ctx, f.apiID, f.stage)
+	if st.DeploymentID != canary || st.HasCanary() || st.Variables["backendUrl"] != "http://127.0.0.1:1/v2" || st.Variables["color"] != "blue" {
+		t.Fatalf("after promotion: %+v", st)
+	}
+	for range 2 {
+		if err := f.g.Restore(ctx, f.apiID, f.stage, snapshot); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st, _ = f.g.GetStage(ctx, f.apiID, f.stage)
+	if st.DeploymentID != f.stable || st.HasCanary() || st.Variables["backendUrl"] != "http://127.0.0.1:1/v1" {
+		t.Fatalf("after restore: %+v", st)
+	}
+}
+
+func TestApplyAuthorizer_WritesOnlyDifferencesAndFlushes(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	before, err := f.g.GetAuthorizer(ctx, f.apiID, f.authz)
+	if err != nil {
+		t.Fatal(err)
+	}
+	changed, err := f.g.ApplyAuthorizer(ctx, f.apiID, f.stage, f.authz, map[string]string{"/authorizerUri": "arn:lambda:v2", "/authorizerResultTtlInSeconds": "60"})
+	if err != nil || !changed {
+		t.Fatalf("apply: %v, %v", changed, err)
+	}
+	changed, err = f.g.ApplyAuthorizer(ctx, f.apiID, f.stage, f.authz, map[string]string{"/authorizerUri": "arn:lambda:v2", "/authorizerResultTtlInSeconds": "60"})
+	if err != nil || changed {
+		t.Fatalf("re-apply changed something: %v, %v", changed, err)
+	}
+	if f.emu.Calls("FlushStageAuthorizersCache") != 2 {
+		t.Fatalf("cache flushed %d times, want 2", f.emu.Calls("FlushStageAuthorizersCache"))
+	}
+	if _, err := f.g.ApplyAuthorizer(ctx, f.apiID, f.stage, f.authz, before.Settings); err != nil {
+		t.Fatal(err)
+	}
+	after, _ := f.g.GetAuthorizer(ctx, f.apiID, f.authz)
+	if after.Settings["/authorizerUri"] != "arn:lambda:v1" || after.Settings["/authorizerResultTtlInSeconds"] != "300" {
+		t.Fatalf("restored authorizer %+v", after.Settings)
+	}
+}
+
+func TestMapError_SortsRetryableFromFinal(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	if _, err := f.g.GetStage(ctx, f.apiID, "nope"); !errors.Is(err, gateway.ErrNotFound) {
+		t.Fatalf("missing stage: %v", err)
+	}
+	if err := f.g.SetCanaryWeight(ctx, f.apiID, f.stage, 10); !errors.Is(err, gateway.ErrConflict) {
+		t.Fatalf("weight without a canary: %v", err)
+	}
+	if _, err := f.g.ApplyAuthorizer(ctx, f.apiID, f.stage, f.authz, map[string]string{"/authorizerResultTtlInSeconds": "99999"}); !errors.Is(err, gateway.ErrInvalid) {
+		t.Fatalf("bad TTL: %v", err)
+	}
+	f.emu.InjectFault("GetStage", gatewayemu.Fault{Status: http.StatusTooManyRequests})
+	if _, err := f.g.GetStage(ctx, f.apiID, f.stage); !errors.Is(err, gateway.ErrThrottled) {
+		t.Fatalf("throttled: %v", err)
+	}
+}
