@@ -77,3 +77,17 @@ func (d *Delivery) Deliver(ctx context.Context, m tokens.Minted) (Delivered, err
 	}
 	return Delivered{ClientID: m.ClientID, JTI: m.JTI, KID: m.KID, ExpiresAt: m.ExpiresAt, KVVersion: sec.VersionMetadata.Version}, nil
 }
+
+// Token reads the token a client currently holds, for a health probe that presents it; it never
+// leaves the caller's process.
+func (d *Delivery) Token(ctx context.Context, client string) (string, error) {
+	sec, err := d.kv().Get(ctx, clientPath(client))
+	if err != nil {
+		return "", fmt.Errorf("read delivery of %s: %w", client, err)
+	}
+	tok, _ := sec.Data["token"].(string)
+	if tok == "" {
+		return "", fmt.Errorf("client %s holds no token", client)
+	}
+	return tok, nil
+}

@@ -62,8 +62,8 @@ func Discovery(issuer, alg string) []byte {
 	return b
 }
 
-// s3API is the part of the S3 client publication uses.
-type s3API interface {
+// S3API is the part of the S3 client publication uses.
+type S3API interface {
 	HeadObject(context.Context, *s3.HeadObjectInput, ...func(*s3.Options)) (*s3.HeadObjectOutput, error)
 	PutObject(context.Context, *s3.PutObjectInput, ...func(*s3.Options)) (*s3.PutObjectOutput, error)
 }
@@ -72,7 +72,7 @@ type s3API interface {
 // <prefix>.well-known/, the issuer's location, with Cache-Control max-age equal to the verifier
 // cache TTL.
 type Publisher struct {
-	S3       s3API
+	S3       S3API
 	Bucket   string
 	Prefix   string        // object key prefix, "" or ending in "/"
 	CacheTTL time.Duration // verifiers' JWKS cache TTL

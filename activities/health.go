@@ -1,0 +1,270 @@
+package activities
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"time"
+
+	"go.temporal.io/sdk/activity"
+
+	"github.com/rollgate/rollgate/internal/keys"
+	"github.com/rollgate/rollgate/internal/registry"
+	"github.com/rollgate/rollgate/internal/tokens"
+)
+
+// CanaryHeader is the response header that names the canary in the local test bed's gateway;
+// on AWS a backend can set one with its version.
+const CanaryHeader = "X-Gateway-Canary"
+
+// Health proves token health at the gateway: it presents probe tokens, minted for the purpose
+// and revoked afterwards, and counts what the stage answers.
+type Health struct {
+	Transit  *keys.Transit
+	Registry *registry.Registry
+	Delivery *registry.Delivery
+	HTTP     *http.Client
+	// InvokeURL is a stage's base URL: https://{api}.execute-api.{region}.amazonaws.com/{stage}
+	// on AWS, the emulator's data plane on the test bed.
+	InvokeURL func(apiID, stage string) string
+}
+
+// ProbeInput says how to probe a stage.
+type ProbeInput struct {
+	Target   Target
+	Issuer   Issuer
+	Versions []int // key versions to sign probe tokens with; each probe round presents one of each
+	Rounds   int
+	Path     string
+}
+
+// ProbeResult counts answers. Rejected are 401/403 (the authorizer refused a token), ServerErrors
+// 5xx; Canary counts answers the canary served, where the gateway says so.
+type ProbeResult struct {
+	Probes       int
+	Accepted     int
+	Rejected     int
+	ServerErrors int
+	Canary       int
+}
+
+func (r *ProbeResult) add(status int, canary bool) {
+	r.Probes++
+	switch {
+	case status >= 200 && status < 300:
+		r.Accepted++
+	case status == http.StatusUnauthorized || status == http.StatusForbidden:
+		r.Rejected++
+	case status >= 500:
+		r.ServerErrors++
+	}
+	if canary {
+		r.Canary++
+	}
+}
+
+// Healthy says whether every probe was accepted.
+func (r ProbeResult) Healthy() bool { return r.Probes > 0 && r.Accepted == r.Probes }
+
+// probeTokens mints one short-lived token per version and records them, so they can be revoked.
+func (a *Health) probeTokens(ctx context.Context, in ProbeInput, ttl time.Duration) ([]tokens.Minted, error) {
+	var out []tokens.Minted
+	for _, v := range in.Versions {
+		m := &tokens.Minter{Transit: a.Transit, Key: in.Issuer.Key.Name, Type: in.Issuer.Key.Type, Alg: in.Issuer.Algorithm, Issuer: in.Issuer.URL}
+		minted, err := m.Mint(ctx, v, tokens.MintRequest{Subject: "rollgate-probe", Audience: in.Issuer.Audiences, TTL: ttl})
+		if err != nil {
+			return nil, classify(err)
+		}
+		out = append(out, minted...)
+	}
+	if err := a.Registry.RecordIssued(ctx, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// revoke revokes probe tokens on a context of its own, so a cancelled probe still cleans up.
+func (a *Health) revoke(ctx context.Context, minted []tokens.Minted) {
+	jtis := make([]string, len(minted))
+	for i, m := range minted {
+		jtis[i] = m.JTI
+	}
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	if _, err := a.Registry.RevokeJTIs(rctx, jtis, "probe finished", 0, nil); err != nil {
+		activity.GetLogger(ctx).Warn("probe tokens not revoked", "error", err)
+	}
+}
+
+func (a *Health) call(ctx context.Context, in ProbeInput, token string) (int, bool, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, a.InvokeURL(in.Target.APIID, in.Target.Stage)+in.Path, nil)
+	if err != nil {
+		return 0, false, err
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := a.HTTP.Do(req)
+	if err != nil {
+		return 0, false, fmt.Errorf("probe %s/%s: %w", in.Target.APIID, in.Target.Stage, err)
+	}
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<16))
+	resp.Body.Close()
+	return resp.StatusCode, resp.Header.Get(CanaryHeader) == "true", nil
+}
+
+// Probe presents a token of each version Rounds times and counts the answers.
+func (a *Health) Probe(ctx context.Context, in ProbeInput) (ProbeResult, error) {
+	toks, err := a.probeTokens(ctx, in, 5*time.Minute)
+	if err != nil {
+		return ProbeResult{}, err
+	}
+	defer a.revoke(ctx, toks)
+	var res ProbeResult
+	for range max(in.Rounds, 1) {
+		for _, t := range toks {
+			status, canary, err := a.call(ctx, in, t.Token)
+			if err != nil {
+				return res, err
+			}
+			res.add(status, canary)
+		}
+	}
+	return res, nil
+}
+
+// BakeInput is a bake: probes every Interval for Duration, judged against the thresholds once
+// at least MinProbes were made.
+type BakeInput struct {
+	Probe             ProbeInput
+	Duration          time.Duration
+	Interval          time.Duration
+	MaxRejectionRatio float64
+	Max5xxRatio       float64
+	MinProbes         int
+}
+
+// BakeResult is what a bake saw; Breach, when set, says which threshold was crossed.
+type BakeResult struct {
+	ProbeResult
+	Breach string
+}
+
+type bakeProgress struct {
+	Result  ProbeResult
+	Elapsed time.Duration
+}
+
+// Bake probes for the bake's duration inside one heartbeating activity, so hours of probes cost
+// the workflow a handful of history events. It returns early on a breach, and resumes from its
+// last heartbeat after a worker crash. Cancelling it (an operator's promote, skip or rollback)
+// returns what it saw so far.
+func (a *Health) Bake(ctx context.Context, in BakeInput) (BakeResult, error) {
+	var p bakeProgress
+	if activity.HasHeartbeatDetails(ctx) {
+		_ = activity.GetHeartbeatDetails(ctx, &p)
+	}
+	toks, err := a.probeTokens(ctx, in.Probe, in.Duration-p.Elapsed+5*time.Minute)
+	if err != nil {
+		return BakeResult{}, err
+	}
+	defer a.revoke(ctx, toks)
+	tick := time.NewTicker(in.Interval)
+	defer tick.Stop()
+	start := time.Now().Add(-p.Elapsed)
+	res := BakeResult{ProbeResult: p.Result}
+	for time.Since(start) < in.Duration {
+		for _, t := range toks {
+			status, canary, err := a.call(ctx, in.Probe, t.Token)
+			if ctx.Err() != nil {
+				return res, nil
+			}
+			if err != nil {
+				res.ServerErrors++ // an unreachable stage counts against it
+				res.Probes++
+				continue
+			}
+			res.add(status, canary)
+		}
+		activity.RecordHeartbeat(ctx, bakeProgress{Result: res.ProbeResult, Elapsed: time.Since(start)})
+		if res.Breach = breach(res.ProbeResult, in); res.Breach != "" {
+			return res, nil
+		}
+		select {
+		case <-ctx.Done():
+			return res, nil
+		case <-tick.C:
+		}
+	}
+	return res, nil
+}
+
+func breach(r ProbeResult, in BakeInput) string {
+	if r.Probes < in.MinProbes || r.Probes == 0 {
+		return ""
+	}
+	if ratio := float64(r.Rejected) / float64(r.Probes); ratio > in.MaxRejectionRatio {
+		return fmt.Sprintf("rejection ratio %.3f over %.3f (%d of %d probes)", ratio, in.MaxRejectionRatio, r.Rejected, r.Probes)
+	}
+	if ratio := float64(r.ServerErrors) / float64(r.Probes); ratio > in.Max5xxRatio {
+		return fmt.Sprintf("5xx ratio %.3f over %.3f (%d of %d probes)", ratio, in.Max5xxRatio, r.ServerErrors, r.Probes)
+	}
+	return ""
+}
+
+// ClientsInput names clients whose delivered tokens are checked.
+type ClientsInput struct {
+	Target  Target
+	Clients []string
+	Path    string
+}
+
+// ProbeClients presents each client's delivered token (read from Vault KV inside the activity)
+// at the stage and counts the answers.
+func (a *Health) ProbeClients(ctx context.Context, in ClientsInput) (ProbeResult, error) {
+	var res ProbeResult
+	for _, c := range in.Clients {
+		tok, err := a.Delivery.Token(ctx, c)
+		if err != nil {
+			return res, err
+		}
+		status, canary, err := a.call(ctx, ProbeInput{Target: in.Target, Path: in.Path}, tok)
+		if err != nil {
+			return res, err
+		}
+		res.add(status, canary)
+	}
+	return res, nil
+}
+
+// ProbeRevoked mints a token of the version, revokes it, and presents it until the gateway
+// rejects it or the wait runs out (verifiers refresh their deny lists periodically). It returns
+// whether the gateway rejected it.
+func (a *Health) ProbeRevoked(ctx context.Context, in ProbeInput) (bool, error) {
+	toks, err := a.probeTokens(ctx, in, 5*time.Minute)
+	if err != nil {
+		return false, err
+	}
+	a.revoke(ctx, toks)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		rejected := true
+		for _, t := range toks {
+			status, _, err := a.call(ctx, in, t.Token)
+			if err != nil {
+				return false, err
+			}
+			rejected = rejected && (status == http.StatusUnauthorized || status == http.StatusForbidden)
+		}
+		if rejected {
+			return true, nil
+		}
+		if time.Now().After(deadline) {
+			return false, nil
+		}
+		select {
+		case <-ctx.Done():
+			return false, ctx.Err()
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
