@@ -1,0 +1,447 @@
+package workflows
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/sdk/log"
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/rollgate/rollgate/activities"
+	"github.com/rollgate/rollgate/internal/keys"
+	"github.com/rollgate/rollgate/internal/spec"
+)
+
+// Typed nil pointers: workflows name activities through their methods, so a rename is a compile
+// error.
+var (
+	gw     *activities.Gateway
+	keysA  *activities.Keys
+	tokA   *activities.Tokens
+	health *activities.Health
+)
+
+// deployment is one release's state; every field is derived deterministically from history.
+type deployment struct {
+	spec   spec.DeploySpec
+	target activities.Target
+	issuer activities.Issuer
+	logger log.Logger
+
+	status   Status
+	snapshot activities.GatewaySnapshot
+	key      activities.KeyState
+	version  int // the key version the release signs with
+	canaryID string
+	reissued []activities.Issued
+	comps    []compensation
+
+	cancelRun  workflow.CancelFunc
+	cancelBake workflow.CancelFunc
+	rollback   *OperatorRequest
+	requested  time.Time
+	promoteNow bool
+	skipStep   bool
+	report     *RollbackReport
+}
+
+// compensation undoes one completed step.
+type compensation struct {
+	name string
+	run  func(ctx workflow.Context) error
+}
+
+// Deployment releases spec.Release to the stage in canary steps, each proven by token health
+// before the next begins, and rolls everything back when a step fails, the health breaks, or an
+// operator asks.
+func Deployment(ctx workflow.Context, s spec.DeploySpec) (DeployResult, error) {
+	s.Normalize()
+	if err := s.Validate(); err != nil {
+		return DeployResult{}, temporal.NewNonRetryableApplicationError(err.Error(), ErrInvalidSpec, err)
+	}
+	if s.Gateway.Kind != "rest" {
+		return DeployResult{}, temporal.NewNonRetryableApplicationError(
+			"gateway.kind "+s.Gateway.Kind+": the deployment workflow releases REST APIs; HTTP API releases are not supported yet", ErrUnsupported, nil)
+	}
+	d := &deployment{
+		spec:   s,
+		target: activities.Target{APIID: s.Gateway.APIID, Stage: s.Gateway.Stage},
+		issuer: activities.Issuer{
+			URL: s.Auth.Issuer, Audiences: s.Auth.Audiences, Key: activities.KeyRef{Name: s.Auth.TransitKey, Type: s.Auth.KeyType},
+			Algorithm: s.Auth.Algorithm, Bucket: s.Auth.JWKSBucket, Prefix: s.Auth.JWKSPrefix, CacheTTL: s.Auth.VerifierCacheTTL.D(),
+		},
+		logger: log.With(workflow.GetLogger(ctx), "service", s.Service, "api", s.Gateway.APIID, "stage", s.Gateway.Stage),
+		status: Status{Steps: len(s.Canary.Steps)},
+	}
+	if err := d.setup(ctx); err != nil {
+		return DeployResult{}, err
+	}
+	runCtx, cancel := workflow.WithCancel(ctx)
+	d.cancelRun = cancel
+	err := d.run(runCtx)
+
+	result := DeployResult{ReleaseDeploymentID: d.canaryID, KeyVersion: d.version, Reissued: d.reissued}
+	if err == nil && d.rollback == nil {
+		d.enter(ctx, PhasePromoted, "release promoted")
+		result.Outcome = OutcomePromoted
+	} else {
+		trigger, req := d.trigger(ctx, err)
+		d.rollBack(ctx, trigger, req)
+		result.Outcome, result.Rollback = OutcomeRolledBack, d.report
+	}
+	result.Timeline = d.status.Timeline
+	// Let the rollback update handlers return their report before the workflow closes.
+	dctx, _ := workflow.NewDisconnectedContext(ctx)
+	_ = workflow.Await(dctx, func() bool { return workflow.AllHandlersFinished(dctx) })
+	if errors.Is(ctx.Err(), workflow.ErrCanceled) {
+		return result, temporal.NewCanceledError(result)
+	}
+	return result, nil
+}
+
+// trigger decides what started a rollback.
+func (d *deployment) trigger(ctx workflow.Context, err error) (string, OperatorRequest) {
+	var timeout *temporal.TimeoutError
+	var app *temporal.ApplicationError
+	switch {
+	case d.rollback != nil:
+		return "operator", *d.rollback
+	case errors.Is(ctx.Err(), workflow.ErrCanceled):
+		return "cancelled", OperatorRequest{Actor: "temporal", Reason: "workflow cancelled"}
+	case errors.As(err, &timeout):
+		return "step-timeout", OperatorRequest{Actor: "rollgate", Reason: err.Error()}
+	case errors.As(err, &app) && app.Type() == "HealthBreach":
+		return "health", OperatorRequest{Actor: "rollgate", Reason: app.Message()}
+	default:
+		return "activity-failure", OperatorRequest{Actor: "rollgate", Reason: fmt.Sprint(err)}
+	}
+}
+
+// enter moves to a phase: timeline, status and the RollgatePhase search attribute.
+func (d *deployment) enter(ctx workflow.Context, p Phase, msg string) {
+	d.status.Phase = p
+	d.event(ctx, msg)
+	if err := workflow.UpsertTypedSearchAttributes(ctx, PhaseAttr.ValueSet(string(p))); err != nil {
+		d.logger.Warn("search attribute not updated", "error", err)
+	}
+}
+
+func (d *deployment) event(ctx workflow.Context, msg string) {
+	d.status.Timeline = append(d.status.Timeline, Event{At: workflow.Now(ctx), Phase: d.status.Phase, Message: msg})
+	d.logger.Info(msg, "phase", d.status.Phase)
+}
+
+// compensate records how to undo a step that succeeded.
+func (d *deployment) compensate(name string, run func(ctx workflow.Context) error) {
+	d.comps = append(d.comps, compensation{name: name, run: run})
+}
+
+// Activity options per kind.
+func short(ctx workflow.Context) workflow.Context {
+	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: 30 * time.Second,
+		RetryPolicy: &temporal.RetryPolicy{InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: 20 * time.Second,
+			MaximumAttempts: 8, NonRetryableErrorTypes: []string{activities.ErrTypeInvalid, activities.ErrTypeNotFound}},
+	})
+}
+
+func probing(ctx workflow.Context) workflow.Context {
+	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: 2 * time.Minute,
+		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: time.Second, MaximumAttempts: 3},
+	})
+}
+
+func (d *deployment) run(ctx workflow.Context) error {
+	s := d.spec
+	d.enter(ctx, PhasePreflight, "preflight: reading the stage, authorizer and key")
+	if err := workflow.ExecuteActivity(short(ctx), gw.Snapshot, activities.SnapshotInput{Target: d.target, AuthorizerID: s.Auth.AuthorizerID}).Get(ctx, &d.snapshot); err != nil {
+		return err
+	}
+	if err := workflow.ExecuteActivity(short(ctx), keysA.Snapshot, d.issuer.Key).Get(ctx, &d.key); err != nil {
+		return err
+	}
+	d.version = d.key.Labels.Current
+	d.status.KeyLatest = d.version
+	if err := d.checkTokens(ctx, "preflight: current-key tokens accepted", []int{d.key.Labels.Current}); err != nil {
+		return err
+	}
+	d.event(ctx, fmt.Sprintf("snapshot: deployment %s, key %s labels %+v", d.snapshot.Stage.DeploymentID, s.Auth.TransitKey, d.key.Labels))
+
+	if s.Auth.RotateKey {
+		d.enter(ctx, PhasePreparingKey, "rotating the signing key in Vault")
+		if err := workflow.ExecuteActivity(short(ctx), keysA.Prepare, activities.PrepareInput{Key: d.issuer.Key, ExpectedLatest: d.key.Latest}).Get(ctx, &d.version); err != nil {
+			return err
+		}
+		snapshotLabels := d.key.Labels
+		d.compensate("restore key labels", func(ctx workflow.Context) error {
+			return workflow.ExecuteActivity(ctx, keysA.RestoreLabels, activities.RestoreLabelsInput{Key: s.Auth.TransitKey, Labels: snapshotLabels}).Get(ctx, nil)
+		})
+		d.status.KeyLatest = d.version
+		d.event(ctx, fmt.Sprintf("key version %d labelled pending", d.version))
+
+		d.enter(ctx, PhasePublishing, "publishing the JWKS with the pending key")
+		published := append(snapshotLabels.Published(), d.version)
+		if err := workflow.ExecuteActivity(short(ctx), tokA.Publish, activities.PublishInput{Issuer: d.issuer, Versions: published}).Get(ctx, nil); err != nil {
+			return err
+		}
+		if s.Auth.OnRollback == "revoke" {
+			d.compensate("republish the snapshot JWKS", func(ctx workflow.Context) error {
+				return workflow.ExecuteActivity(ctx, tokA.Publish, activities.PublishInput{Issuer: d.issuer, Versions: snapshotLabels.Published()}).Get(ctx, nil)
+			})
+		}
+		if ttl := s.Auth.VerifierCacheTTL.D(); ttl > 0 {
+			d.event(ctx, fmt.Sprintf("waiting %s for verifier caches to fetch the new JWKS", ttl))
+			if err := workflow.Sleep(ctx, ttl); err != nil {
+				return err
+			}
+		}
+	}
+
+	if len(s.Auth.AuthorizerPatch) > 0 {
+		d.enter(ctx, PhaseAuthorizer, "applying the new authorizer configuration")
+		if err := workflow.ExecuteActivity(short(ctx), gw.ApplyAuthorizer, activities.AuthorizerInput{Target: d.target, AuthorizerID: s.Auth.AuthorizerID, Settings: s.Auth.AuthorizerPatch}).Get(ctx, nil); err != nil {
+			return err
+		}
+		d.compensate("restore the authorizer", func(ctx workflow.Context) error {
+			return workflow.ExecuteActivity(ctx, gw.RestoreAuthorizer, activities.RestoreInput{Target: d.target, Snapshot: d.snapshot}).Get(ctx, nil)
+		})
+	}
+	if err := d.checkTokens(ctx, "pending-key and current-key tokens accepted", d.probeVersions()); err != nil {
+		return err
+	}
+
+	if err := d.canarySteps(ctx); err != nil {
+		return err
+	}
+	return d.promote(ctx)
+}
+
+// probeVersions are the key versions whose tokens must keep working: current, and the release's.
+func (d *deployment) probeVersions() []int {
+	if d.version != d.key.Labels.Current {
+		return []int{d.key.Labels.Current, d.version}
+	}
+	return []int{d.version}
+}
+
+// checkTokens probes the stage with tokens of the versions and fails the step unless every probe
+// is accepted.
+func (d *deployment) checkTokens(ctx workflow.Context, what string, versions []int) error {
+	var res activities.ProbeResult
+	if err := workflow.ExecuteActivity(probing(ctx), health.Probe, activities.ProbeInput{Target: d.target, Issuer: d.issuer, Versions: versions, Rounds: 3}).Get(ctx, &res); err != nil {
+		return err
+	}
+	d.status.Probes = res
+	if !res.Healthy() {
+		msg := fmt.Sprintf("token health check failed (%s): %d of %d accepted, %d rejected, %d 5xx", what, res.Accepted, res.Probes, res.Rejected, res.ServerErrors)
+		return temporal.NewNonRetryableApplicationError(msg, "HealthBreach", nil)
+	}
+	d.event(ctx, fmt.Sprintf("%s: %d of %d probes", what, res.Accepted, res.Probes))
+	return nil
+}
+
+func (d *deployment) canarySteps(ctx workflow.Context) error {
+	s := d.spec
+	for i, step := range s.Canary.Steps {
+		if d.promoteNow {
+			d.event(ctx, "operator promoted early: skipping the remaining steps")
+			break
+		}
+		if err := d.waitWhilePaused(ctx); err != nil {
+			return err
+		}
+		d.status.Step, d.status.Weight = i+1, step.Weight
+		d.enter(ctx, PhaseCanary, fmt.Sprintf("canary step %d of %d: %v%% of traffic", i+1, len(s.Canary.Steps), step.Weight))
+		stepCtx := d.stepDeadline(ctx, step)
+		if i == 0 {
+			in := activities.CanaryInput{Target: d.target, DeploymentID: s.Release.DeploymentID, Weight: step.Weight, Variables: s.Release.Variables,
+				Marker: "rollgate " + workflow.GetInfo(ctx).WorkflowExecution.ID + " " + workflow.GetInfo(ctx).WorkflowExecution.RunID}
+			if err := workflow.ExecuteActivity(short(stepCtx), gw.StartCanary, in).Get(ctx, &d.canaryID); err != nil {
+				return err
+			}
+			d.compensate("restore the stage", func(ctx workflow.Context) error {
+				return workflow.ExecuteActivity(ctx, gw.RestoreStage, activities.RestoreInput{Target: d.target, Snapshot: d.snapshot}).Get(ctx, nil)
+			})
+			d.event(ctx, "canary deployment "+d.canaryID+" started")
+		} else if err := workflow.ExecuteActivity(short(stepCtx), gw.SetCanaryWeight, activities.WeightInput{Target: d.target, Weight: step.Weight}).Get(ctx, nil); err != nil {
+			return err
+		}
+		if err := d.checkTokens(stepCtx, fmt.Sprintf("step %d: release tokens accepted through the canary", i+1), d.probeVersions()); err != nil {
+			return err
+		}
+		if err := d.bake(stepCtx, step); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// stepDeadline bounds every activity of a canary step by the step's timeout.
+func (d *deployment) stepDeadline(ctx workflow.Context, step spec.Step) workflow.Context {
+	timeout := d.spec.Canary.StepTimeout.D()
+	if timeout == 0 {
+		timeout = step.Bake.D() + 10*time.Minute
+	}
+	return workflow.WithScheduleToCloseTimeout(ctx, timeout)
+}
+
+// bake runs the step's probes in one heartbeating activity; an operator's promote or skip-step
+// cancels it early.
+func (d *deployment) bake(ctx workflow.Context, step spec.Step) error {
+	c := d.spec.Canary
+	d.enter(ctx, PhaseBaking, fmt.Sprintf("baking %s with probes every %s", step.Bake.D(), c.ProbeInterval.D()))
+	d.status.BakeEnds = workflow.Now(ctx).Add(step.Bake.D())
+	defer func() { d.status.BakeEnds = time.Time{} }()
+	bakeCtx, cancel := workflow.WithCancel(ctx)
+	d.cancelBake = cancel
+	defer func() { d.cancelBake = nil }()
+	bakeCtx = workflow.WithActivityOptions(bakeCtx, workflow.ActivityOptions{
+		StartToCloseTimeout: step.Bake.D() + 5*time.Minute,
+		HeartbeatTimeout:    max(3*c.ProbeInterval.D(), 30*time.Second),
+		WaitForCancellation: true,
+		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: time.Second, MaximumAttempts: 5},
+	})
+	var res activities.BakeResult
+	err := workflow.ExecuteActivity(bakeCtx, health.Bake, activities.BakeInput{
+		Probe:    activities.ProbeInput{Target: d.target, Issuer: d.issuer, Versions: d.probeVersions()},
+		Duration: step.Bake.D(), Interval: c.ProbeInterval.D(),
+		MaxRejectionRatio: c.MaxRejectionRatio, Max5xxRatio: c.Max5xxRatio, MinProbes: c.MinProbes,
+	}).Get(ctx, &res)
+	d.status.Probes = res.ProbeResult
+	switch {
+	case err != nil && (d.promoteNow || d.skipStep) && temporal.IsCanceledError(err):
+	case err != nil:
+		return err
+	}
+	if d.skipStep {
+		d.skipStep = false
+		d.event(ctx, "operator skipped the rest of this step's bake")
+	}
+	if res.Breach != "" {
+		d.status.Breach = res.Breach
+		if c.AutoRollback {
+			return temporal.NewNonRetryableApplicationError("health breach during bake: "+res.Breach, "HealthBreach", nil)
+		}
+		d.status.Paused = true
+		d.event(ctx, "health breach during bake ("+res.Breach+"); automatic rollback is off: paused for an operator")
+		return d.waitWhilePaused(ctx)
+	}
+	d.event(ctx, fmt.Sprintf("bake done: %d probes, %d rejected, %d 5xx", res.Probes, res.Rejected, res.ServerErrors))
+	return nil
+}
+
+func (d *deployment) waitWhilePaused(ctx workflow.Context) error {
+	if !d.status.Paused {
+		return nil
+	}
+	return workflow.Await(ctx, func() bool { return !d.status.Paused || d.promoteNow })
+}
+
+func (d *deployment) promote(ctx workflow.Context) error {
+	s := d.spec
+	if err := d.waitWhilePaused(ctx); err != nil {
+		return err
+	}
+	d.enter(ctx, PhasePromoting, "promoting the canary to the whole stage")
+	if err := workflow.ExecuteActivity(short(ctx), gw.Promote, activities.PromoteInput{Target: d.target, DeploymentID: d.canaryID}).Get(ctx, nil); err != nil {
+		return err
+	}
+	d.status.Weight = 100
+	if s.Auth.RotateKey {
+		if err := workflow.ExecuteActivity(short(ctx), keysA.PromoteLabels, activities.LabelInput{Key: s.Auth.TransitKey, Version: d.version}).Get(ctx, nil); err != nil {
+			return err
+		}
+		d.event(ctx, fmt.Sprintf("key version %d is current; %d is previous", d.version, d.key.Labels.Current))
+	}
+	if err := d.checkTokens(ctx, "release tokens accepted on the stable path", []int{d.version}); err != nil {
+		return err
+	}
+
+	if len(s.Auth.Clients) > 0 {
+		d.enter(ctx, PhaseReissuing, fmt.Sprintf("reissuing tokens for %d clients", len(s.Auth.Clients)))
+		if err := workflow.ExecuteActivity(short(ctx), tokA.Reissue, activities.ReissueInput{
+			Issuer: d.issuer, Version: d.version, Clients: s.Auth.Clients, TTL: s.Auth.TokenTTL.D(), Reason: "release " + d.canaryID,
+		}).Get(ctx, &d.reissued); err != nil {
+			return err
+		}
+		d.compensateReissue()
+		var res activities.ProbeResult
+		if err := workflow.ExecuteActivity(probing(ctx), health.ProbeClients, activities.ClientsInput{Target: d.target, Clients: s.Auth.Clients}).Get(ctx, &res); err != nil {
+			return err
+		}
+		if !res.Healthy() {
+			return temporal.NewNonRetryableApplicationError(fmt.Sprintf("reissued tokens: %d of %d accepted at the gateway", res.Accepted, res.Probes), "HealthBreach", nil)
+		}
+		d.event(ctx, fmt.Sprintf("every reissued token accepted at the gateway (%d)", res.Accepted))
+	}
+
+	if s.Auth.RotateKey {
+		d.enter(ctx, PhaseFinalizing, "scheduling retirement of the previous key version")
+		return d.scheduleRetirement(ctx)
+	}
+	return nil
+}
+
+// compensateReissue undoes a reissue: new-key tokens are revoked (if the spec says so) and the
+// clients get tokens of the snapshot's current key again.
+func (d *deployment) compensateReissue() {
+	s := d.spec
+	issued := d.reissued
+	previous := d.key.Labels.Current
+	d.compensate("reissue tokens with the previous key", func(ctx workflow.Context) error {
+		if s.Auth.OnRollback == "revoke" {
+			jtis := make([]string, len(issued))
+			for i, t := range issued {
+				jtis[i] = t.JTI
+			}
+			if err := workflow.ExecuteActivity(ctx, tokA.Revoke, activities.RevokeInput{JTIs: jtis, Reason: "release rolled back"}).Get(ctx, nil); err != nil {
+				return err
+			}
+		}
+		return workflow.ExecuteActivity(ctx, tokA.Reissue, activities.ReissueInput{
+			Issuer: d.issuer, Version: previous, Clients: s.Auth.Clients, TTL: s.Auth.TokenTTL.D(), Reason: "release rolled back",
+		}).Get(ctx, nil)
+	})
+}
+
+// scheduleRetirement starts a KeyRetirement workflow that outlives this one.
+func (d *deployment) scheduleRetirement(ctx workflow.Context) error {
+	s := d.spec
+	prev := d.key.Labels.Current
+	after := s.Auth.TokenTTL.D() + s.Auth.VerifierCacheTTL.D()
+	cctx := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{
+		WorkflowID:        fmt.Sprintf("retire/%s/v%d", s.Auth.TransitKey, prev),
+		ParentClosePolicy: enumspb.PARENT_CLOSE_POLICY_ABANDON,
+	})
+	child := workflow.ExecuteChildWorkflow(cctx, KeyRetirement, KeyRetirementInput{Issuer: d.issuer, Version: prev, After: after})
+	if err := child.GetChildWorkflowExecution().Get(ctx, nil); err != nil {
+		return err
+	}
+	d.event(ctx, fmt.Sprintf("key version %d retires in %s (token TTL + verifier cache TTL)", prev, after))
+	return nil
+}
+
+// KeyRetirement waits until no token of the version can still be valid, then drops its label
+// and republishes the JWKS without it. The version itself stays in Vault.
+func KeyRetirement(ctx workflow.Context, in KeyRetirementInput) error {
+	if err := workflow.Sleep(ctx, in.After); err != nil {
+		return err
+	}
+	var labels keys.Labels
+	if err := workflow.ExecuteActivity(short(ctx), keysA.ReadLabels, in.Issuer.Key.Name).Get(ctx, &labels); err != nil {
+		return err
+	}
+	if labels.Previous != in.Version {
+		workflow.GetLogger(ctx).Info("nothing to retire: the version is no longer previous", "version", in.Version, "labels", labels)
+		return nil
+	}
+	retired := keys.Labels{Current: labels.Current, Pending: labels.Pending}
+	if err := workflow.ExecuteActivity(short(ctx), keysA.RestoreLabels, activities.RestoreLabelsInput{Key: in.Issuer.Key.Name, Labels: retired}).Get(ctx, nil); err != nil {
+		return err
+	}
+	return workflow.ExecuteActivity(short(ctx), tokA.Publish, activities.PublishInput{Issuer: in.Issuer, Versions: retired.Published()}).Get(ctx, nil)
+}

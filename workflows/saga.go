@@ -1,0 +1,85 @@
+package workflows
+
+import (
+	"fmt"
+	"reflect"
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/rollgate/rollgate/activities"
+	"github.com/rollgate/rollgate/internal/keys"
+)
+
+// rollBack runs the compensations of the completed steps in reverse order on a disconnected
+// context (so cancelling the workflow cannot skip them), each retried until it succeeds, then
+// verifies the snapshot state is back and records the RollbackReport.
+func (d *deployment) rollBack(ctx workflow.Context, trigger string, req OperatorRequest) {
+	dctx, _ := workflow.NewDisconnectedContext(ctx)
+	started := d.requested
+	if started.IsZero() {
+		started = workflow.Now(dctx)
+	}
+	d.enter(dctx, PhaseRollingBack, fmt.Sprintf("rolling back (%s, by %s): %s", trigger, req.Actor, req.Reason))
+	report := &RollbackReport{Trigger: trigger, Actor: req.Actor, Reason: req.Reason, StartedAt: started}
+	cctx := workflow.WithActivityOptions(dctx, workflow.ActivityOptions{
+		StartToCloseTimeout: time.Minute,
+		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: 500 * time.Millisecond, BackoffCoefficient: 2, MaximumInterval: 30 * time.Second}, // unlimited attempts
+	})
+	for i := len(d.comps) - 1; i >= 0; i-- {
+		c := d.comps[i]
+		t0 := workflow.Now(dctx)
+		err := c.run(cctx)
+		step := StepReport{Name: c.name, Duration: workflow.Now(dctx).Sub(t0)}
+		if err != nil { // only a non-retryable error ends the retries; verification will say what is left
+			step.Error = err.Error()
+			d.logger.Error("compensation failed", "step", c.name, "error", err)
+		}
+		report.Steps = append(report.Steps, step)
+		d.event(dctx, "compensated: "+c.name)
+	}
+	report.Problems = d.verifyRollback(dctx)
+	report.Verified = len(report.Problems) == 0
+	report.FinishedAt = workflow.Now(dctx)
+	report.Latency = report.FinishedAt.Sub(report.StartedAt)
+	d.report, d.status.Rollback = report, report
+	d.enter(dctx, PhaseRolledBack, fmt.Sprintf("rolled back in %s; verified: %v", report.Latency, report.Verified))
+}
+
+// verifyRollback proves the snapshot state is back: stage deployment and variables, no canary,
+// authorizer settings, key labels, current-key tokens accepted and revoked tokens rejected. It
+// returns every problem found.
+func (d *deployment) verifyRollback(ctx workflow.Context) []string {
+	var problems []string
+	note := func(what string, err error) {
+		problems = append(problems, fmt.Sprintf("%s: %v", what, err))
+	}
+	vctx := probing(ctx)
+	var diffs []string
+	if err := workflow.ExecuteActivity(vctx, gw.VerifyRestored, activities.RestoreInput{Target: d.target, Snapshot: d.snapshot}).Get(ctx, &diffs); err != nil {
+		note("read the stage", err)
+	}
+	problems = append(problems, diffs...)
+	if d.key.Labels.Current != 0 {
+		var labels keys.Labels
+		if err := workflow.ExecuteActivity(vctx, keysA.ReadLabels, d.spec.Auth.TransitKey).Get(ctx, &labels); err != nil {
+			note("read the key labels", err)
+		} else if !reflect.DeepEqual(labels, d.key.Labels) {
+			problems = append(problems, fmt.Sprintf("key labels are %+v, want %+v", labels, d.key.Labels))
+		}
+		var res activities.ProbeResult
+		if err := workflow.ExecuteActivity(vctx, health.Probe, activities.ProbeInput{Target: d.target, Issuer: d.issuer, Versions: []int{d.key.Labels.Current}, Rounds: 3}).Get(ctx, &res); err != nil {
+			note("probe with current-key tokens", err)
+		} else if !res.Healthy() {
+			problems = append(problems, fmt.Sprintf("current-key tokens: %d of %d accepted", res.Accepted, res.Probes))
+		}
+		var rejected bool
+		if err := workflow.ExecuteActivity(vctx, health.ProbeRevoked, activities.ProbeInput{Target: d.target, Issuer: d.issuer, Versions: []int{d.version}}).Get(ctx, &rejected); err != nil {
+			note("probe with a revoked token", err)
+		} else if !rejected {
+			problems = append(problems, "a revoked token is still accepted")
+		}
+	}
+	return problems
+}
