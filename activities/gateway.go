@@ -29,8 +29,8 @@ type SnapshotInput struct {
 	AuthorizerID string
 }
 
-// Snapshot reads the stage and the authorizer.
-func (a *Gateway) Snapshot(ctx context.Context, in SnapshotInput) (GatewaySnapshot, error) {
+// SnapshotGateway reads the stage and the authorizer.
+func (a *Gateway) SnapshotGateway(ctx context.Context, in SnapshotInput) (GatewaySnapshot, error) {
 	st, err := a.REST.GetStage(ctx, in.Target.APIID, in.Target.Stage)
 	if err != nil {
 		return GatewaySnapshot{}, classify(err)
@@ -87,8 +87,8 @@ type PromoteInput struct {
 	DeploymentID string
 }
 
-// Promote makes the canary the stage's deployment.
-func (a *Gateway) Promote(ctx context.Context, in PromoteInput) error {
+// PromoteCanary makes the canary the stage's deployment.
+func (a *Gateway) PromoteCanary(ctx context.Context, in PromoteInput) error {
 	return classify(a.REST.Promote(ctx, in.Target.APIID, in.Target.Stage, in.DeploymentID))
 }
 
@@ -112,7 +112,7 @@ func (a *Gateway) RestoreAuthorizer(ctx context.Context, in RestoreInput) error 
 // VerifyRestored compares the live stage and authorizer with the snapshot and lists every
 // difference; an empty list is a verified rollback.
 func (a *Gateway) VerifyRestored(ctx context.Context, in RestoreInput) ([]string, error) {
-	now, err := a.Snapshot(ctx, SnapshotInput{Target: in.Target, AuthorizerID: in.Snapshot.Authorizer.ID})
+	now, err := a.SnapshotGateway(ctx, SnapshotInput{Target: in.Target, AuthorizerID: in.Snapshot.Authorizer.ID})
 	if err != nil {
 		return nil, err
 	}

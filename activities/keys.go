@@ -24,9 +24,9 @@ type KeyState struct {
 	Labels keys.Labels
 }
 
-// Snapshot makes sure the key exists with the expected type, labels it current at its latest
+// SnapshotKey makes sure the key exists with the expected type, labels it current at its latest
 // version if it has no labels yet, and returns its state.
-func (a *Keys) Snapshot(ctx context.Context, ref KeyRef) (KeyState, error) {
+func (a *Keys) SnapshotKey(ctx context.Context, ref KeyRef) (KeyState, error) {
 	k, err := a.Transit.EnsureKey(ctx, ref.Name, ref.Type)
 	if err != nil {
 		return KeyState{}, classify(err)
@@ -49,9 +49,9 @@ type PrepareInput struct {
 	ExpectedLatest int
 }
 
-// Prepare rotates the key once (a retry returns the version the first attempt made) and labels
+// PrepareKey rotates the key once (a retry returns the version the first attempt made) and labels
 // the new version pending. The private key stays in Vault.
-func (a *Keys) Prepare(ctx context.Context, in PrepareInput) (int, error) {
+func (a *Keys) PrepareKey(ctx context.Context, in PrepareInput) (int, error) {
 	v, err := a.Transit.Rotate(ctx, in.Key.Name, in.ExpectedLatest)
 	if err != nil {
 		return 0, classify(err)

@@ -40,10 +40,10 @@ type PublishInput struct {
 	Versions []int
 }
 
-// Publish builds the JWKS of the versions, publishes it with the discovery document (writing
+// PublishJWKS builds the JWKS of the versions, publishes it with the discovery document (writing
 // only what changed), then fetches it back from the issuer URL and checks every expected kid is
 // there. It returns the published kids.
-func (a *Tokens) Publish(ctx context.Context, in PublishInput) ([]string, error) {
+func (a *Tokens) PublishJWKS(ctx context.Context, in PublishInput) ([]string, error) {
 	k, err := a.Transit.ReadKey(ctx, in.Issuer.Key.Name)
 	if err != nil {
 		return nil, classify(err)
@@ -109,10 +109,10 @@ type Issued struct {
 	KID    string
 }
 
-// Reissue mints, records and delivers a token per client with the version, and marks each
+// ReissueTokens mints, records and delivers a token per client with the version, and marks each
 // client's previous token superseded. A client already holding a token of that kid is skipped,
 // so a retry reissues nothing twice.
-func (a *Tokens) Reissue(ctx context.Context, in ReissueInput) ([]Issued, error) {
+func (a *Tokens) ReissueTokens(ctx context.Context, in ReissueInput) ([]Issued, error) {
 	kid := keys.KID(in.Issuer.Key.Name, in.Version)
 	var todo []tokens.MintRequest
 	var out []Issued
@@ -160,9 +160,9 @@ type RevokeInput struct {
 	Reason string
 }
 
-// Revoke revokes the jtis in chunks, heartbeating its progress; after a worker crash it resumes
+// RevokeTokens revokes the jtis in chunks, heartbeating its progress; after a worker crash it resumes
 // from the last heartbeat.
-func (a *Tokens) Revoke(ctx context.Context, in RevokeInput) (int, error) {
+func (a *Tokens) RevokeTokens(ctx context.Context, in RevokeInput) (int, error) {
 	start := 0
 	if activity.HasHeartbeatDetails(ctx) {
 		_ = activity.GetHeartbeatDetails(ctx, &start)

@@ -158,10 +158,10 @@ func probing(ctx workflow.Context) workflow.Context {
 func (d *deployment) run(ctx workflow.Context) error {
 	s := d.spec
 	d.enter(ctx, PhasePreflight, "preflight: reading the stage, authorizer and key")
-	if err := workflow.ExecuteActivity(short(ctx), gw.Snapshot, activities.SnapshotInput{Target: d.target, AuthorizerID: s.Auth.AuthorizerID}).Get(ctx, &d.snapshot); err != nil {
+	if err := workflow.ExecuteActivity(short(ctx), gw.SnapshotGateway, activities.SnapshotInput{Target: d.target, AuthorizerID: s.Auth.AuthorizerID}).Get(ctx, &d.snapshot); err != nil {
 		return err
 	}
-	if err := workflow.ExecuteActivity(short(ctx), keysA.Snapshot, d.issuer.Key).Get(ctx, &d.key); err != nil {
+	if err := workflow.ExecuteActivity(short(ctx), keysA.SnapshotKey, d.issuer.Key).Get(ctx, &d.key); err != nil {
 		return err
 	}
 	d.version = d.key.Labels.Current
@@ -173,7 +173,7 @@ func (d *deployment) run(ctx workflow.Context) error {
 
 	if s.Auth.RotateKey {
 		d.enter(ctx, PhasePreparingKey, "rotating the signing key in Vault")
-		if err := workflow.ExecuteActivity(short(ctx), keysA.Prepare, activities.PrepareInput{Key: d.issuer.Key, ExpectedLatest: d.key.Latest}).Get(ctx, &d.version); err != nil {
+		if err := workflow.ExecuteActivity(short(ctx), keysA.PrepareKey, activities.PrepareInput{Key: d.issuer.Key, ExpectedLatest: d.key.Latest}).Get(ctx, &d.version); err != nil {
 			return err
 		}
 		snapshotLabels := d.key.Labels
@@ -185,12 +185,12 @@ func (d *deployment) run(ctx workflow.Context) error {
 
 		d.enter(ctx, PhasePublishing, "publishing the JWKS with the pending key")
 		published := append(snapshotLabels.Published(), d.version)
-		if err := workflow.ExecuteActivity(short(ctx), tokA.Publish, activities.PublishInput{Issuer: d.issuer, Versions: published}).Get(ctx, nil); err != nil {
+		if err := workflow.ExecuteActivity(short(ctx), tokA.PublishJWKS, activities.PublishInput{Issuer: d.issuer, Versions: published}).Get(ctx, nil); err != nil {
 			return err
 		}
 		if s.Auth.OnRollback == "revoke" {
 			d.compensate("republish the snapshot JWKS", func(ctx workflow.Context) error {
-				return workflow.ExecuteActivity(ctx, tokA.Publish, activities.PublishInput{Issuer: d.issuer, Versions: snapshotLabels.Published()}).Get(ctx, nil)
+				return workflow.ExecuteActivity(ctx, tokA.PublishJWKS, activities.PublishInput{Issuer: d.issuer, Versions: snapshotLabels.Published()}).Get(ctx, nil)
 			})
 		}
 		if ttl := s.Auth.VerifierCacheTTL.D(); ttl > 0 {
@@ -347,7 +347,7 @@ func (d *deployment) promote(ctx workflow.Context) error {
 		return err
 	}
 	d.enter(ctx, PhasePromoting, "promoting the canary to the whole stage")
-	if err := workflow.ExecuteActivity(short(ctx), gw.Promote, activities.PromoteInput{Target: d.target, DeploymentID: d.canaryID}).Get(ctx, nil); err != nil {
+	if err := workflow.ExecuteActivity(short(ctx), gw.PromoteCanary, activities.PromoteInput{Target: d.target, DeploymentID: d.canaryID}).Get(ctx, nil); err != nil {
 		return err
 	}
 	d.status.Weight = 100
@@ -363,7 +363,7 @@ func (d *deployment) promote(ctx workflow.Context) error {
 
 	if len(s.Auth.Clients) > 0 {
 		d.enter(ctx, PhaseReissuing, fmt.Sprintf("reissuing tokens for %d clients", len(s.Auth.Clients)))
-		if err := workflow.ExecuteActivity(short(ctx), tokA.Reissue, activities.ReissueInput{
+		if err := workflow.ExecuteActivity(short(ctx), tokA.ReissueTokens, activities.ReissueInput{
 			Issuer: d.issuer, Version: d.version, Clients: s.Auth.Clients, TTL: s.Auth.TokenTTL.D(), Reason: "release " + d.canaryID,
 		}).Get(ctx, &d.reissued); err != nil {
 			return err
@@ -398,11 +398,11 @@ func (d *deployment) compensateReissue() {
 			for i, t := range issued {
 				jtis[i] = t.JTI
 			}
-			if err := workflow.ExecuteActivity(ctx, tokA.Revoke, activities.RevokeInput{JTIs: jtis, Reason: "release rolled back"}).Get(ctx, nil); err != nil {
+			if err := workflow.ExecuteActivity(ctx, tokA.RevokeTokens, activities.RevokeInput{JTIs: jtis, Reason: "release rolled back"}).Get(ctx, nil); err != nil {
 				return err
 			}
 		}
-		return workflow.ExecuteActivity(ctx, tokA.Reissue, activities.ReissueInput{
+		return workflow.ExecuteActivity(ctx, tokA.ReissueTokens, activities.ReissueInput{
 			Issuer: d.issuer, Version: previous, Clients: s.Auth.Clients, TTL: s.Auth.TokenTTL.D(), Reason: "release rolled back",
 		}).Get(ctx, nil)
 	})
@@ -443,5 +443,5 @@ func KeyRetirement(ctx workflow.Context, in KeyRetirementInput) error {
 	if err := workflow.ExecuteActivity(short(ctx), keysA.RestoreLabels, activities.RestoreLabelsInput{Key: in.Issuer.Key.Name, Labels: retired}).Get(ctx, nil); err != nil {
 		return err
 	}
-	return workflow.ExecuteActivity(short(ctx), tokA.Publish, activities.PublishInput{Issuer: in.Issuer, Versions: retired.Published()}).Get(ctx, nil)
+	return workflow.ExecuteActivity(short(ctx), tokA.PublishJWKS, activities.PublishInput{Issuer: in.Issuer, Versions: retired.Published()}).Get(ctx, nil)
 }

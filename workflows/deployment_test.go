@@ -1,0 +1,500 @@
+package workflows_test
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/mock"
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/converter"
+	tlog "go.temporal.io/sdk/log"
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/testsuite"
+
+	"github.com/rollgate/rollgate/activities"
+	"github.com/rollgate/rollgate/internal/gateway"
+	"github.com/rollgate/rollgate/internal/keys"
+	"github.com/rollgate/rollgate/internal/spec"
+	"github.com/rollgate/rollgate/workflows"
+)
+
+var (
+	gw     *activities.Gateway
+	keysA  *activities.Keys
+	tokA   *activities.Tokens
+	health *activities.Health
+)
+
+func testSpec() spec.DeploySpec {
+	s := spec.DeploySpec{
+		Service: "orders",
+		Gateway: spec.Gateway{Kind: "rest", APIID: "abcdefghij", Stage: "prod"},
+		Release: spec.Release{Variables: map[string]string{"backendUrl": "http://127.0.0.1:8080/v2"}},
+		Auth: spec.Auth{
+			AuthorizerID: "auth01", Issuer: "https://issuer.example.com", Audiences: []string{"orders"},
+			JWKSBucket: "issuer", TransitKey: "orders-issuer", RotateKey: true,
+			TokenTTL: spec.Duration(time.Hour), VerifierCacheTTL: spec.Duration(5 * time.Minute), Clients: []string{"billing", "shipping"},
+			AuthorizerPatch: map[string]string{"/authorizerResultTtlInSeconds": "60"},
+		},
+		Canary: spec.Canary{
+			Steps:         []spec.Step{{Weight: 10, Bake: spec.Duration(time.Hour)}, {Weight: 50, Bake: spec.Duration(time.Hour)}, {Weight: 100, Bake: spec.Duration(10 * time.Minute)}},
+			ProbeInterval: spec.Duration(10 * time.Second), MaxRejectionRatio: 0.01, Max5xxRatio: 0.01, MinProbes: 5, AutoRollback: true,
+		},
+	}
+	return s
+}
+
+// world stands in for the gateway, Vault and the registry: every mocked activity records its
+// name, and a test can make one of them fail.
+type world struct {
+	mu     sync.Mutex
+	calls  []string
+	failAt string // activity name that fails with a non-retryable error
+	breach bool   // bakes report a health breach
+	block  bool   // bakes block until cancelled
+}
+
+func (w *world) record(name string) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.calls = append(w.calls, name)
+	if name == w.failAt {
+		return temporal.NewNonRetryableApplicationError("injected failure in "+name, "Injected", nil)
+	}
+	return nil
+}
+
+func (w *world) called() []string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return slices.Clone(w.calls)
+}
+
+func (w *world) count(name string) int {
+	n := 0
+	for _, c := range w.called() {
+		if c == name {
+			n++
+		}
+	}
+	return n
+}
+
+// after returns the calls made after the first call named name.
+func (w *world) after(name string) []string {
+	calls := w.called()
+	i := slices.Index(calls, name)
+	if i < 0 {
+		return nil
+	}
+	return calls[i+1:]
+}
+
+func newEnv(t *testing.T, w *world) *testsuite.TestWorkflowEnvironment {
+	t.Helper()
+	var suite testsuite.WorkflowTestSuite
+	suite.SetLogger(tlog.NewStructuredLogger(slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))))
+	env := suite.NewTestWorkflowEnvironment()
+	env.RegisterWorkflow(workflows.Deployment)
+	env.RegisterWorkflow(workflows.KeyRetirement)
+	env.RegisterActivity(gw)
+	env.RegisterActivity(keysA)
+	env.RegisterActivity(tokA)
+	env.RegisterActivity(health)
+	snapshot := activities.GatewaySnapshot{
+		Stage:      gateway.Stage{DeploymentID: "stable1", Variables: map[string]string{"backendUrl": "http://127.0.0.1:8080/v1"}},
+		Authorizer: gateway.Authorizer{ID: "auth01", Settings: map[string]string{"/authorizerResultTtlInSeconds": "300"}},
+	}
+	labels := keys.Labels{Current: 3, Previous: 2}
+	env.OnActivity(gw.SnapshotGateway, mock.Anything, mock.Anything).Return(func(context.Context, activities.SnapshotInput) (activities.GatewaySnapshot, error) {
+		return snapshot, w.record("SnapshotGateway")
+	})
+	env.OnActivity(keysA.SnapshotKey, mock.Anything, mock.Anything).Return(func(context.Context, activities.KeyRef) (activities.KeyState, error) {
+		return activities.KeyState{Latest: 3, Labels: labels}, w.record("SnapshotKey")
+	})
+	env.OnActivity(keysA.PrepareKey, mock.Anything, mock.Anything).Return(func(context.Context, activities.PrepareInput) (int, error) {
+		return 4, w.record("PrepareKey")
+	})
+	env.OnActivity(keysA.PromoteLabels, mock.Anything, mock.Anything).Return(func(context.Context, activities.LabelInput) (keys.Labels, error) {
+		return keys.Labels{Current: 4, Previous: 3}, w.record("PromoteLabels")
+	})
+	env.OnActivity(keysA.RestoreLabels, mock.Anything, mock.Anything).Return(func(context.Context, activities.RestoreLabelsInput) error {
+		return w.record("RestoreLabels")
+	})
+	env.OnActivity(keysA.ReadLabels, mock.Anything, mock.Anything).Return(func(context.Context, string) (keys.Labels, error) {
+		return labels, w.record("ReadLabels")
+	})
+	env.OnActivity(tokA.PublishJWKS, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.PublishInput) ([]string, error) {
+		if slices.Equal(in.Versions, labels.Published()) {
+			return nil, w.record("PublishJWKS(snapshot)")
+		}
+		return nil, w.record("PublishJWKS")
+	})
+	env.OnActivity(tokA.ReissueTokens, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.ReissueInput) ([]activities.Issued, error) {
+		if in.Version == labels.Current {
+			return nil, w.record("ReissueTokens(previous)")
+		}
+		return []activities.Issued{{Client: "billing", JTI: "j1", KID: "orders-issuer-v4"}, {Client: "shipping", JTI: "j2", KID: "orders-issuer-v4"}}, w.record("ReissueTokens")
+	})
+	env.OnActivity(tokA.RevokeTokens, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.RevokeInput) (int, error) {
+		return len(in.JTIs), w.record("RevokeTokens")
+	})
+	env.OnActivity(gw.ApplyAuthorizer, mock.Anything, mock.Anything).Return(func(context.Context, activities.AuthorizerInput) (bool, error) {
+		return true, w.record("ApplyAuthorizer")
+	})
+	env.OnActivity(gw.RestoreAuthorizer, mock.Anything, mock.Anything).Return(func(context.Context, activities.RestoreInput) error {
+		return w.record("RestoreAuthorizer")
+	})
+	env.OnActivity(gw.StartCanary, mock.Anything, mock.Anything).Return(func(context.Context, activities.CanaryInput) (string, error) {
+		return "canary1", w.record("StartCanary")
+	})
+	env.OnActivity(gw.SetCanaryWeight, mock.Anything, mock.Anything).Return(func(context.Context, activities.WeightInput) error {
+		return w.record("SetCanaryWeight")
+	})
+	env.OnActivity(gw.PromoteCanary, mock.Anything, mock.Anything).Return(func(context.Context, activities.PromoteInput) error {
+		return w.record("PromoteCanary")
+	})
+	env.OnActivity(gw.RestoreStage, mock.Anything, mock.Anything).Return(func(context.Context, activities.RestoreInput) error {
+		return w.record("RestoreStage")
+	})
+	env.OnActivity(gw.VerifyRestored, mock.Anything, mock.Anything).Return(func(context.Context, activities.RestoreInput) ([]string, error) {
+		return nil, w.record("VerifyRestored")
+	})
+	healthy := activities.ProbeResult{Probes: 6, Accepted: 6}
+	env.OnActivity(health.Probe, mock.Anything, mock.Anything).Return(func(context.Context, activities.ProbeInput) (activities.ProbeResult, error) {
+		return healthy, w.record("Probe")
+	})
+	env.OnActivity(health.ProbeClients, mock.Anything, mock.Anything).Return(func(context.Context, activities.ClientsInput) (activities.ProbeResult, error) {
+		return activities.ProbeResult{Probes: 2, Accepted: 2}, w.record("ProbeClients")
+	})
+	env.OnActivity(health.ProbeRevoked, mock.Anything, mock.Anything).Return(func(context.Context, activities.ProbeInput) (bool, error) {
+		return true, w.record("ProbeRevoked")
+	})
+	env.OnActivity(health.Bake, mock.Anything, mock.Anything).Return(func(ctx context.Context, in activities.BakeInput) (activities.BakeResult, error) {
+		if err := w.record("Bake"); err != nil {
+			return activities.BakeResult{}, err
+		}
+		if w.block {
+			for ctx.Err() == nil {
+				activity.RecordHeartbeat(ctx, nil)
+				time.Sleep(5 * time.Millisecond)
+			}
+			return activities.BakeResult{}, ctx.Err()
+		}
+		if w.breach {
+			return activities.BakeResult{ProbeResult: activities.ProbeResult{Probes: 10, Accepted: 5, Rejected: 5}, Breach: "rejection ratio 0.500 over 0.010 (5 of 10 probes)"}, nil
+		}
+		return activities.BakeResult{ProbeResult: activities.ProbeResult{Probes: 360, Accepted: 360}}, nil
+	})
+	env.OnWorkflow(workflows.KeyRetirement, mock.Anything, mock.Anything).Return(nil)
+	return env
+}
+
+// testWriter sends the workflow's log to the test log, shown only for failing tests or -v.
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+func result(t *testing.T, env *testsuite.TestWorkflowEnvironment) workflows.DeployResult {
+	t.Helper()
+	if !env.IsWorkflowCompleted() {
+		t.Fatal("workflow did not complete")
+	}
+	var r workflows.DeployResult
+	if err := env.GetWorkflowResult(&r); err != nil {
+		var canceled *temporal.CanceledError
+		if errors.As(err, &canceled) && canceled.HasDetails() {
+			if err := canceled.Details(&r); err != nil {
+				t.Fatal(err)
+			}
+			return r
+		}
+		t.Fatalf("workflow failed: %v", err)
+	}
+	return r
+}
+
+func stepNames(r *workflows.RollbackReport) []string {
+	var out []string
+	for _, s := range r.Steps {
+		out = append(out, s.Name)
+	}
+	return out
+}
+
+func TestDeployment_HappyPath_PromotesRotatesAndReissues(t *testing.T) {
+	w := &world{}
+	env := newEnv(t, w)
+	env.ExecuteWorkflow(workflows.Deployment, testSpec())
+	r := result(t, env)
+	if r.Outcome != workflows.OutcomePromoted || r.KeyVersion != 4 || r.ReleaseDeploymentID != "canary1" || len(r.Reissued) != 2 || r.Rollback != nil {
+		t.Fatalf("result %+v", r)
+	}
+	want := []string{"SnapshotGateway", "SnapshotKey", "Probe", "PrepareKey", "PublishJWKS", "ApplyAuthorizer", "Probe",
+		"StartCanary", "Probe", "Bake", "SetCanaryWeight", "Probe", "Bake", "SetCanaryWeight", "Probe", "Bake",
+		"PromoteCanary", "PromoteLabels", "Probe", "ReissueTokens", "ProbeClients"}
+	if got := w.called(); !slices.Equal(got, want) {
+		t.Fatalf("calls\n got %v\nwant %v", got, want)
+	}
+	var st workflows.Status
+	v, err := env.QueryWorkflow(workflows.QueryStatus)
+	if err != nil || v.Get(&st) != nil || st.Phase != workflows.PhasePromoted || st.Weight != 100 || len(st.Timeline) == 0 {
+		t.Fatalf("status %+v, %v", st, err)
+	}
+}
+
+// A failure injected at each step rolls back exactly the completed steps, newest first.
+func TestDeployment_FailureAtEachStep_CompensatesCompletedStepsInReverse(t *testing.T) {
+	labels, jwks, authz, stage, reissue := "restore key labels", "republish the snapshot JWKS", "restore the authorizer", "restore the stage", "reissue tokens with the previous key"
+	cases := []struct {
+		failAt string
+		want   []string
+	}{
+		{"SnapshotGateway", nil},
+		{"PrepareKey", nil},
+		{"PublishJWKS", []string{labels}},
+		{"ApplyAuthorizer", []string{jwks, labels}},
+		{"StartCanary", []string{authz, jwks, labels}},
+		{"SetCanaryWeight", []string{stage, authz, jwks, labels}},
+		{"PromoteCanary", []string{stage, authz, jwks, labels}},
+		{"PromoteLabels", []string{stage, authz, jwks, labels}},
+		{"ReissueTokens", []string{stage, authz, jwks, labels}},
+		{"ProbeClients", []string{reissue, stage, authz, jwks, labels}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.failAt, func(t *testing.T) {
+			w := &world{failAt: tc.failAt}
+			env := newEnv(t, w)
+			env.ExecuteWorkflow(workflows.Deployment, testSpec())
+			r := result(t, env)
+			if r.Outcome != workflows.OutcomeRolledBack || r.Rollback == nil {
+				t.Fatalf("outcome %s", r.Outcome)
+			}
+			if got := stepNames(r.Rollback); !slices.Equal(got, tc.want) {
+				t.Fatalf("compensations\n got %v\nwant %v", got, tc.want)
+			}
+			if r.Rollback.Trigger != "activity-failure" || !r.Rollback.Verified || !strings.Contains(r.Rollback.Reason, tc.failAt) {
+				t.Fatalf("report %+v", r.Rollback)
+			}
+		})
+	}
+}
+
+func TestDeployment_HealthBreachDuringBake_RollsBackAutomatically(t *testing.T) {
+	w := &world{breach: true}
+	env := newEnv(t, w)
+	env.ExecuteWorkflow(workflows.Deployment, testSpec())
+	r := result(t, env)
+	if r.Outcome != workflows.OutcomeRolledBack || r.Rollback.Trigger != "health" || !strings.Contains(r.Rollback.Reason, "rejection ratio") {
+		t.Fatalf("result %+v / %+v", r, r.Rollback)
+	}
+	if w.count("SetCanaryWeight") != 0 || w.count("PromoteCanary") != 0 {
+		t.Fatalf("the release went on after the breach: %v", w.called())
+	}
+	if !slices.Equal(stepNames(r.Rollback), []string{"restore the stage", "restore the authorizer", "republish the snapshot JWKS", "restore key labels"}) {
+		t.Fatalf("compensations %v", stepNames(r.Rollback))
+	}
+}
+
+func TestDeployment_OperatorRollbackDuringAnHourLongBake_RestoresEverything(t *testing.T) {
+	w := &world{block: true}
+	env := newEnv(t, w)
+	var report workflows.RollbackReport
+	var rejected error
+	env.SetOnActivityStartedListener(func(info *activity.Info, _ context.Context, _ converter.EncodedValues) {
+		if info.ActivityType.Name != "Bake" {
+			return
+		}
+		env.RegisterDelayedCallback(func() {
+			env.UpdateWorkflow(workflows.UpdateRollback, "rb-1", &testsuite.TestUpdateCallback{
+				OnReject:   func(err error) { rejected = err },
+				OnAccept:   func() {},
+				OnComplete: func(v any, err error) { report = v.(workflows.RollbackReport) },
+			}, workflows.OperatorRequest{Actor: "alice", Reason: "p99 latency"})
+		}, 0)
+	})
+	env.ExecuteWorkflow(workflows.Deployment, testSpec())
+	r := result(t, env)
+	if rejected != nil {
+		t.Fatal(rejected)
+	}
+	if r.Outcome != workflows.OutcomeRolledBack || r.Rollback.Trigger != "operator" || r.Rollback.Actor != "alice" || r.Rollback.Reason != "p99 latency" || !r.Rollback.Verified {
+		t.Fatalf("report %+v", r.Rollback)
+	}
+	if report.Trigger != "operator" || report.Actor != "alice" || len(report.Steps) != 4 {
+		t.Fatalf("the update returned %+v", report)
+	}
+	if w.count("SetCanaryWeight") != 0 {
+		t.Fatal("the canary moved on after the rollback")
+	}
+	for _, want := range []string{"RestoreStage", "RestoreAuthorizer", "PublishJWKS(snapshot)", "RestoreLabels", "VerifyRestored", "ReadLabels", "ProbeRevoked"} {
+		if !slices.Contains(w.after("Bake"), want) {
+			t.Fatalf("%s was not called after the bake: %v", want, w.after("Bake"))
+		}
+	}
+}
+
+func TestDeployment_DuplicateRollbackReturnsTheSameReport(t *testing.T) {
+	w := &world{block: true}
+	env := newEnv(t, w)
+	var reports []workflows.RollbackReport
+	var mu sync.Mutex
+	send := func(id string) {
+		env.UpdateWorkflow(workflows.UpdateRollback, id, &testsuite.TestUpdateCallback{
+			OnReject: func(err error) { t.Errorf("rollback %s rejected: %v", id, err) },
+			OnAccept: func() {},
+			OnComplete: func(v any, err error) {
+				mu.Lock()
+				defer mu.Unlock()
+				reports = append(reports, v.(workflows.RollbackReport))
+			},
+		}, workflows.OperatorRequest{Actor: "alice", Reason: "bad release"})
+	}
+	env.SetOnActivityStartedListener(func(info *activity.Info, _ context.Context, _ converter.EncodedValues) {
+		if info.ActivityType.Name == "Bake" {
+			env.RegisterDelayedCallback(func() { send("rb-1"); send("rb-1"); send("rb-2") }, 0)
+		}
+	})
+	env.ExecuteWorkflow(workflows.Deployment, testSpec())
+	result(t, env)
+	// The test environment answers a repeated update id once (the server returns the first
+	// outcome again); a second id joins the rollback under way.
+	if len(reports) < 2 {
+		t.Fatalf("%d reports for requests rb-1, rb-1, rb-2", len(reports))
+	}
+	for _, r := range reports[1:] {
+		if r.StartedAt != reports[0].StartedAt || len(r.Steps) != len(reports[0].Steps) {
+			t.Fatalf("a repeated rollback got another report: %+v vs %+v", r, reports[0])
+		}
+	}
+	if w.count("RestoreStage") != 1 {
+		t.Fatalf("the stage was restored %d times", w.count("RestoreStage"))
+	}
+}
+
+func TestDeployment_PauseHoldsTheNextStepUntilResume(t *testing.T) {
+	w := &world{}
+	env := newEnv(t, w)
+	var resumedAt, step2At time.Time
+	first := true
+	env.SetOnActivityStartedListener(func(info *activity.Info, _ context.Context, _ converter.EncodedValues) {
+		switch {
+		case info.ActivityType.Name == "Bake" && first:
+			first = false
+			env.RegisterDelayedCallback(func() {
+				env.UpdateWorkflowNoRejection(workflows.UpdatePause, "p1", t, workflows.OperatorRequest{Actor: "bob", Reason: "investigating"})
+			}, 0)
+			env.RegisterDelayedCallback(func() {
+				resumedAt = env.Now()
+				env.UpdateWorkflowNoRejection(workflows.UpdateResume, "r1", t, workflows.OperatorRequest{Actor: "bob", Reason: "fine"})
+			}, 3*time.Hour)
+		case info.ActivityType.Name == "SetCanaryWeight" && step2At.IsZero():
+			step2At = env.Now()
+		}
+	})
+	env.ExecuteWorkflow(workflows.Deployment, testSpec())
+	r := result(t, env)
+	if r.Outcome != workflows.OutcomePromoted {
+		t.Fatalf("outcome %s", r.Outcome)
+	}
+	if resumedAt.IsZero() || step2At.Before(resumedAt) {
+		t.Fatalf("step 2 started at %v, before the resume at %v", step2At, resumedAt)
+	}
+}
+
+func TestDeployment_PromoteEarlySkipsTheRemainingSteps(t *testing.T) {
+	w := &world{block: true}
+	env := newEnv(t, w)
+	env.SetOnActivityStartedListener(func(info *activity.Info, _ context.Context, _ converter.EncodedValues) {
+		if info.ActivityType.Name == "Bake" {
+			env.RegisterDelayedCallback(func() {
+				env.UpdateWorkflowNoRejection(workflows.UpdatePromote, "pr1", t, workflows.OperatorRequest{Actor: "carol", Reason: "looks good"})
+			}, 0)
+		}
+	})
+	env.ExecuteWorkflow(workflows.Deployment, testSpec())
+	r := result(t, env)
+	if r.Outcome != workflows.OutcomePromoted || w.count("SetCanaryWeight") != 0 || w.count("PromoteCanary") != 1 {
+		t.Fatalf("outcome %s, calls %v", r.Outcome, w.called())
+	}
+}
+
+func TestDeployment_ValidatorsRefuseWhatCannotApplyNow(t *testing.T) {
+	w := &world{block: true}
+	env := newEnv(t, w)
+	refusals := map[string]string{}
+	try := func(name, id string, req workflows.OperatorRequest) {
+		env.UpdateWorkflow(name, id, &testsuite.TestUpdateCallback{
+			OnReject:   func(err error) { refusals[id] = err.Error() },
+			OnAccept:   func() {},
+			OnComplete: func(any, error) {},
+		}, req)
+	}
+	env.RegisterDelayedCallback(func() {
+		try(workflows.UpdateResume, "resume-not-paused", workflows.OperatorRequest{Actor: "a", Reason: "x"})
+		try(workflows.UpdateRollback, "rollback-no-reason", workflows.OperatorRequest{Actor: "a"})
+		try(workflows.UpdatePause, "pause-no-actor", workflows.OperatorRequest{Reason: "x"})
+		try(workflows.UpdateSkipStep, "skip-not-baking", workflows.OperatorRequest{Actor: "a"})
+	}, 0)
+	env.SetOnActivityStartedListener(func(info *activity.Info, _ context.Context, _ converter.EncodedValues) {
+		if info.ActivityType.Name == "Bake" {
+			env.RegisterDelayedCallback(func() {
+				try(workflows.UpdateRollback, "rollback-ok", workflows.OperatorRequest{Actor: "a", Reason: "done testing"})
+			}, 0)
+		}
+	})
+	env.ExecuteWorkflow(workflows.Deployment, testSpec())
+	result(t, env)
+	for id, says := range map[string]string{"resume-not-paused": "not paused", "rollback-no-reason": "reason is required",
+		"pause-no-actor": "actor is required", "skip-not-baking": "not baking"} {
+		if !strings.Contains(refusals[id], says) {
+			t.Errorf("%s: refusal %q, want it to say %q", id, refusals[id], says)
+		}
+	}
+	if _, ok := refusals["rollback-ok"]; ok {
+		t.Fatalf("a valid rollback was refused: %s", refusals["rollback-ok"])
+	}
+}
+
+func TestDeployment_CancellationRollsBack(t *testing.T) {
+	w := &world{block: true}
+	env := newEnv(t, w)
+	env.SetOnActivityStartedListener(func(info *activity.Info, _ context.Context, _ converter.EncodedValues) {
+		if info.ActivityType.Name == "Bake" {
+			env.RegisterDelayedCallback(env.CancelWorkflow, 0)
+		}
+	})
+	env.ExecuteWorkflow(workflows.Deployment, testSpec())
+	r := result(t, env)
+	if r.Rollback == nil || r.Rollback.Trigger != "cancelled" || len(r.Rollback.Steps) != 4 {
+		t.Fatalf("report %+v", r.Rollback)
+	}
+	if w.count("RestoreStage") != 1 {
+		t.Fatalf("cancellation skipped the rollback: %v", w.called())
+	}
+}
+
+func TestDeployment_InvalidSpecFailsBeforeAnyActivity(t *testing.T) {
+	w := &world{}
+	env := newEnv(t, w)
+	s := testSpec()
+	s.Canary.Steps[0].Weight = 150
+	env.ExecuteWorkflow(workflows.Deployment, s)
+	err := env.GetWorkflowError()
+	var app *temporal.ApplicationError
+	if !errors.As(err, &app) || app.Type() != workflows.ErrInvalidSpec || !app.NonRetryable() || !strings.Contains(app.Error(), "canary.steps[0].weight") {
+		t.Fatalf("error %v", err)
+	}
+	if len(w.called()) != 0 {
+		t.Fatalf("activities ran for an invalid spec: %v", w.called())
+	}
+}
