@@ -301,9 +301,11 @@ func (d *deployment) bake(ctx workflow.Context, step spec.Step) error {
 	defer func() { d.cancelBake = nil }()
 	bakeCtx = workflow.WithActivityOptions(bakeCtx, workflow.ActivityOptions{
 		StartToCloseTimeout: step.Bake.D() + 5*time.Minute,
-		HeartbeatTimeout:    max(3*c.ProbeInterval.D(), 30*time.Second),
-		WaitForCancellation: true,
-		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: time.Second, MaximumAttempts: 5},
+		// The SDK sends heartbeats at most every 80% of this timeout, and an activity learns of its
+		// cancellation from a heartbeat, so keep it short. The workflow does not wait for the bake
+		// to acknowledge a cancellation: a rollback starts at once.
+		HeartbeatTimeout: max(3*c.ProbeInterval.D(), 10*time.Second),
+		RetryPolicy:      &temporal.RetryPolicy{InitialInterval: time.Second, MaximumAttempts: 5},
 	})
 	var res activities.BakeResult
 	err := workflow.ExecuteActivity(bakeCtx, health.Bake, activities.BakeInput{

@@ -1,0 +1,60 @@
+package activities
+
+import (
+	"net/http"
+
+	"github.com/aws/aws-sdk-go-v2/service/apigateway"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	vault "github.com/hashicorp/vault/api"
+	"go.temporal.io/sdk/worker"
+
+	"github.com/rollgate/rollgate/internal/gateway"
+	"github.com/rollgate/rollgate/internal/keys"
+	"github.com/rollgate/rollgate/internal/registry"
+	"github.com/rollgate/rollgate/internal/tokens"
+)
+
+// Clients are the outside systems the activities talk to.
+type Clients struct {
+	Vault      *vault.Client
+	TransitKV  string // transit mount, default "transit"
+	KVMount    string // KV v2 mount for labels and deliveries, default "secret"
+	APIGateway *apigateway.Client
+	S3         *s3.Client
+	DynamoDB   *dynamodb.Client
+	Registry   registry.Registry // table names; DB and Metrics are filled in
+	Metrics    *tokens.Metrics
+	HTTP       *http.Client
+	InvokeURL  func(apiID, stage string) string
+}
+
+// Set is one of each activity struct, wired to the same clients.
+type Set struct {
+	Gateway *Gateway
+	Keys    *Keys
+	Tokens  *Tokens
+	Health  *Health
+}
+
+// NewSet wires the activities.
+func NewSet(c Clients) *Set {
+	transit := &keys.Transit{Client: c.Vault, Mount: c.TransitKV}
+	reg := c.Registry
+	reg.DB, reg.Metrics = c.DynamoDB, c.Metrics
+	delivery := &registry.Delivery{Client: c.Vault, Mount: c.KVMount}
+	return &Set{
+		Gateway: &Gateway{REST: &gateway.REST{API: c.APIGateway}},
+		Keys:    &Keys{Transit: transit, Labels: &keys.LabelStore{Client: c.Vault, Mount: c.KVMount}},
+		Tokens:  &Tokens{Transit: transit, S3: c.S3, Registry: &reg, Delivery: delivery, HTTP: c.HTTP},
+		Health:  &Health{Transit: transit, Registry: &reg, Delivery: delivery, HTTP: c.HTTP, InvokeURL: c.InvokeURL},
+	}
+}
+
+// Register registers every activity with a worker.
+func (s *Set) Register(r worker.ActivityRegistry) {
+	r.RegisterActivity(s.Gateway)
+	r.RegisterActivity(s.Keys)
+	r.RegisterActivity(s.Tokens)
+	r.RegisterActivity(s.Health)
+}

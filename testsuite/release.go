@@ -1,0 +1,244 @@
+package testsuite
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/apigateway"
+	agtypes "github.com/aws/aws-sdk-go-v2/service/apigateway/types"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/worker"
+
+	"github.com/rollgate/rollgate/activities"
+	"github.com/rollgate/rollgate/internal/keys"
+	"github.com/rollgate/rollgate/internal/registry"
+	"github.com/rollgate/rollgate/internal/spec"
+	"github.com/rollgate/rollgate/internal/tokens"
+	"github.com/rollgate/rollgate/testsuite/gatewayemu"
+	"github.com/rollgate/rollgate/workflows"
+)
+
+// ReleaseBed is the bed provisioned for releasing one service: a REST API whose stage "prod"
+// serves backend v1 behind a TOKEN authorizer backed by rollgate's own verifier (JWKS from the
+// issuer on S3, deny list from the registry), a Vault transit key labelled current at v1 with
+// its JWKS published, a client holding a v1 token, and a worker running rollgate's workflows.
+type ReleaseBed struct {
+	Bed          *Bed
+	Name         string
+	APIID        string
+	Stage        string
+	AuthorizerID string
+	Issuer       string
+	Bucket       string
+	Key          string
+	Clients      []string
+	// Backends: "v1" the stable release, "v2" a good release, "v3" a broken one answering 500.
+	Backends map[string]string
+	Temporal client.Client
+	Activity *activities.Set
+
+	worker  worker.Worker
+	stop    []func()
+	cancelB context.CancelFunc
+}
+
+// ProvisionRelease builds a ReleaseBed named name (lower-case letters and digits) on b.
+func ProvisionRelease(ctx context.Context, b *Bed, name string) (*ReleaseBed, error) {
+	cfg, err := b.AWSConfig(ctx)
+	if err != nil {
+		return nil, err
+	}
+	vc, err := b.Vault.Client()
+	if err != nil {
+		return nil, err
+	}
+	bgctx, cancel := context.WithCancel(context.Background())
+	r := &ReleaseBed{Bed: b, Name: name, Stage: "prod", Bucket: name + "-issuer", Key: name + "-issuer", Clients: []string{name + "-billing"},
+		Backends: map[string]string{}, cancelB: cancel}
+	r.Issuer = b.S3.URL + "/" + r.Bucket
+	ok := false
+	defer func() {
+		if !ok {
+			r.Close()
+		}
+	}()
+	for v, status := range map[string]int{"v1": 200, "v2": 200, "v3": 500} {
+		url, stop, err := versionBackend(v, status)
+		if err != nil {
+			return nil, err
+		}
+		r.Backends[v], r.stop = url, append(r.stop, stop)
+	}
+
+	// The issuer: Vault key v1, labelled current, its JWKS on S3.
+	transit := &keys.Transit{Client: vc}
+	k, err := transit.EnsureKey(ctx, r.Key, keys.RSA2048)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := (&keys.LabelStore{Client: vc}).Move(ctx, r.Key, keys.Restore(keys.Labels{Current: k.LatestVersion})); err != nil {
+		return nil, err
+	}
+	s3c := b.S3Client(cfg)
+	if _, err := s3c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: &r.Bucket}); err != nil {
+		return nil, fmt.Errorf("create issuer bucket: %w", err)
+	}
+	doc, err := tokens.JWKS(ctx, k, "RS256", []int{k.LatestVersion})
+	if err != nil {
+		return nil, err
+	}
+	if _, err := (&tokens.Publisher{S3: s3c, Bucket: r.Bucket, CacheTTL: time.Second}).Publish(ctx, r.Issuer, "RS256", doc); err != nil {
+		return nil, err
+	}
+
+	// The registry and the activities, wired as the worker wires them.
+	reg := registry.Registry{DB: b.DynamoDBClient(cfg)}
+	if err := reg.CreateTables(ctx); err != nil {
+		return nil, err
+	}
+	r.Activity = activities.NewSet(activities.Clients{
+		Vault: vc, APIGateway: b.APIGateway(cfg), S3: s3c, DynamoDB: b.DynamoDBClient(cfg),
+		HTTP: &http.Client{Timeout: 10 * time.Second}, InvokeURL: b.Gateway.InvokeURL,
+	})
+
+	// The gateway's authorizer "Lambda": rollgate's verifier with the registry's deny list.
+	lambda := "arn:aws:lambda:us-east-1:000000000000:function:" + name + "-verifier"
+	if err := r.registerVerifier(bgctx, lambda, &reg); err != nil {
+		return nil, err
+	}
+	if err := r.createAPI(ctx, b.APIGateway(cfg), lambda); err != nil {
+		return nil, err
+	}
+
+	// A client holding a current-key token.
+	if _, err := r.Activity.Tokens.ReissueTokens(ctx, activities.ReissueInput{Issuer: r.IssuerRef(), Version: k.LatestVersion, Clients: r.Clients, TTL: time.Hour, Reason: "initial"}); err != nil {
+		return nil, err
+	}
+
+	if r.Temporal, err = b.Temporal.Client(); err != nil {
+		return nil, err
+	}
+	r.worker = worker.New(r.Temporal, workflows.TaskQueue, worker.Options{})
+	r.worker.RegisterWorkflow(workflows.Deployment)
+	r.worker.RegisterWorkflow(workflows.KeyRetirement)
+	r.Activity.Register(r.worker)
+	if err := r.worker.Start(); err != nil {
+		return nil, err
+	}
+	ok = true
+	return r, nil
+}
+
+// IssuerRef is the issuer as the activities see it.
+func (r *ReleaseBed) IssuerRef() activities.Issuer {
+	return activities.Issuer{URL: r.Issuer, Audiences: []string{"orders"}, Key: activities.KeyRef{Name: r.Key, Type: keys.RSA2048},
+		Algorithm: "RS256", Bucket: r.Bucket, CacheTTL: time.Second}
+}
+
+func (r *ReleaseBed) registerVerifier(ctx context.Context, lambda string, reg *registry.Registry) error {
+	ks, err := tokens.RemoteKeySet(ctx, r.Issuer+"/.well-known/jwks.json", tokens.RemoteKeySetOptions{CacheTTL: time.Second, UnknownKIDRefresh: 100 * time.Millisecond})
+	if err != nil {
+		return err
+	}
+	deny := registry.NewDenyList(reg)
+	if err := deny.Refresh(ctx); err != nil {
+		return err
+	}
+	go deny.Run(ctx, 200*time.Millisecond, slog.New(slog.DiscardHandler))
+	v, err := tokens.NewVerifier(tokens.VerifierOptions{Keys: ks, Issuer: r.Issuer, Audiences: []string{"orders"}, Algorithms: []string{"RS256"}, Leeway: 5 * time.Second, Revoked: deny})
+	if err != nil {
+		return err
+	}
+	r.Bed.Gateway.RegisterLambda(lambda, func(ctx context.Context, req gatewayemu.AuthorizerRequest) (gatewayemu.Effect, error) {
+		if _, err := v.Verify(ctx, strings.TrimPrefix(req.AuthorizationToken, "Bearer ")); err != nil {
+			return gatewayemu.Unauthorized, nil
+		}
+		return gatewayemu.Allow, nil
+	})
+	return nil
+}
+
+func (r *ReleaseBed) createAPI(ctx context.Context, c *apigateway.Client, lambda string) error {
+	api, err := c.CreateRestApi(ctx, &apigateway.CreateRestApiInput{Name: aws.String(r.Name)})
+	if err != nil {
+		return err
+	}
+	r.APIID = *api.Id
+	auth, err := c.CreateAuthorizer(ctx, &apigateway.CreateAuthorizerInput{RestApiId: api.Id, Name: aws.String("rollgate-verifier"),
+		Type: agtypes.AuthorizerTypeToken, AuthorizerUri: &lambda, IdentitySource: aws.String("method.request.header.Authorization"),
+		AuthorizerResultTtlInSeconds: aws.Int32(0)})
+	if err != nil {
+		return err
+	}
+	r.AuthorizerID = *auth.Id
+	proxy, err := c.CreateResource(ctx, &apigateway.CreateResourceInput{RestApiId: api.Id, ParentId: api.RootResourceId, PathPart: aws.String("{proxy+}")})
+	if err != nil {
+		return err
+	}
+	for _, res := range []*string{api.RootResourceId, proxy.Id} {
+		if _, err := c.PutMethod(ctx, &apigateway.PutMethodInput{RestApiId: api.Id, ResourceId: res, HttpMethod: aws.String("ANY"),
+			AuthorizationType: aws.String("CUSTOM"), AuthorizerId: auth.Id}); err != nil {
+			return err
+		}
+	}
+	_, err = c.CreateDeployment(ctx, &apigateway.CreateDeploymentInput{RestApiId: api.Id, StageName: &r.Stage, Description: aws.String("v1"),
+		Variables: map[string]string{gatewayemu.BackendVariable: r.Backends["v1"]}})
+	return err
+}
+
+// Spec is a release of backend version to the bed's stage: key rotation, two canary steps of
+// bake each, client tokens reissued.
+func (r *ReleaseBed) Spec(version string, bake time.Duration) spec.DeploySpec {
+	s := spec.DeploySpec{
+		Service: r.Name,
+		Gateway: spec.Gateway{Kind: "rest", APIID: r.APIID, Stage: r.Stage},
+		Release: spec.Release{Description: version, Variables: map[string]string{gatewayemu.BackendVariable: r.Backends[version]}},
+		Auth: spec.Auth{
+			AuthorizerID: r.AuthorizerID, Issuer: r.Issuer, Audiences: []string{"orders"}, JWKSBucket: r.Bucket,
+			TransitKey: r.Key, RotateKey: true, TokenTTL: spec.Duration(time.Hour), VerifierCacheTTL: spec.Duration(time.Second),
+			Clients: r.Clients, AuthorizerPatch: map[string]string{"/authorizerResultTtlInSeconds": "0"},
+		},
+		Canary: spec.Canary{
+			Steps:         []spec.Step{{Weight: 20, Bake: spec.Duration(bake)}, {Weight: 50, Bake: spec.Duration(bake)}},
+			ProbeInterval: spec.Duration(time.Second), MaxRejectionRatio: 0, Max5xxRatio: 0, MinProbes: 2, AutoRollback: true,
+		},
+	}
+	s.Normalize()
+	return s
+}
+
+// Close stops the worker, the authorizer's refreshers and the backends.
+func (r *ReleaseBed) Close() {
+	if r.worker != nil {
+		r.worker.Stop()
+	}
+	if r.Temporal != nil {
+		r.Temporal.Close()
+	}
+	r.cancelB()
+	for _, stop := range r.stop {
+		stop()
+	}
+}
+
+// versionBackend is a backend that answers with its version, or with status if not 200.
+func versionBackend(version string, status int) (string, func(), error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", nil, err
+	}
+	srv := &http.Server{ReadHeaderTimeout: time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("X-Backend-Version", version)
+		w.WriteHeader(status)
+		fmt.Fprintln(w, version)
+	})}
+	go func() { _ = srv.Serve(l) }()
+	return "http://" + l.Addr().String(), func() { _ = srv.Close() }, nil
+}

@@ -1,0 +1,230 @@
+package testsuite_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/sdk/client"
+
+	"github.com/rollgate/rollgate/activities"
+	"github.com/rollgate/rollgate/internal/gateway"
+	"github.com/rollgate/rollgate/internal/keys"
+	"github.com/rollgate/rollgate/testsuite"
+	"github.com/rollgate/rollgate/workflows"
+)
+
+func provision(t *testing.T, name string) *testsuite.ReleaseBed {
+	t.Helper()
+	r, err := testsuite.ProvisionRelease(context.Background(), bed, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(r.Close)
+	return r
+}
+
+func startDeployment(t *testing.T, r *testsuite.ReleaseBed, version string, bake time.Duration) client.WorkflowRun {
+	t.Helper()
+	s := r.Spec(version, bake)
+	run, err := r.Temporal.ExecuteWorkflow(context.Background(), client.StartWorkflowOptions{
+		ID: s.WorkflowID(), TaskQueue: workflows.TaskQueue,
+		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
+		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
+	}, workflows.Deployment, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return run
+}
+
+func deployResult(t *testing.T, run client.WorkflowRun) workflows.DeployResult {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	var res workflows.DeployResult
+	if err := run.Get(ctx, &res); err != nil {
+		t.Fatalf("deployment failed: %v", err)
+	}
+	return res
+}
+
+// state is what a user checks after a release: the stage, the key labels, and what the gateway
+// does with the client's delivered token.
+type state struct {
+	stage       gateway.Stage
+	labels      keys.Labels
+	clientKID   string
+	clientCalls int
+}
+
+func observe(t *testing.T, r *testsuite.ReleaseBed) state {
+	t.Helper()
+	ctx := context.Background()
+	var s state
+	var err error
+	if s.stage, err = r.Activity.Gateway.REST.GetStage(ctx, r.APIID, r.Stage); err != nil {
+		t.Fatal(err)
+	}
+	if s.labels, err = r.Activity.Keys.ReadLabels(ctx, r.Key); err != nil {
+		t.Fatal(err)
+	}
+	cur, err := r.Activity.Tokens.Delivery.Current(ctx, r.Clients[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.clientKID = cur.KID
+	probe, err := r.Activity.Health.ProbeClients(ctx, activitiesClients(r))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.clientCalls = probe.Accepted
+	return s
+}
+
+func TestRelease_HealthyCanaryIsPromoted_StageKeyAndTokensMoveTogether(t *testing.T) {
+	r := provision(t, "promoted")
+	before := observe(t, r)
+	run := startDeployment(t, r, "v2", 10*time.Second)
+
+	// A second deployment of the same stage is refused while the first runs.
+	_, err := r.Temporal.ExecuteWorkflow(context.Background(), client.StartWorkflowOptions{
+		ID: run.GetID(), TaskQueue: workflows.TaskQueue, WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
+		WorkflowExecutionErrorWhenAlreadyStarted: true,
+	}, workflows.Deployment, r.Spec("v2", 10*time.Second))
+	if err == nil || !strings.Contains(err.Error(), "already") {
+		t.Fatalf("second deployment of the stage: %v", err)
+	}
+
+	res := deployResult(t, run)
+	if res.Outcome != workflows.OutcomePromoted {
+		t.Fatalf("outcome %s: %+v", res.Outcome, res.Rollback)
+	}
+	after := observe(t, r)
+	if after.stage.DeploymentID != res.ReleaseDeploymentID || after.stage.DeploymentID == before.stage.DeploymentID ||
+		after.stage.HasCanary() || after.stage.Variables["backendUrl"] != r.Backends["v2"] {
+		t.Fatalf("stage after promotion %+v (release %s)", after.stage, res.ReleaseDeploymentID)
+	}
+	if after.labels != (keys.Labels{Current: before.labels.Current + 1, Previous: before.labels.Current}) {
+		t.Fatalf("labels %+v, before %+v", after.labels, before.labels)
+	}
+	if after.clientKID != keys.KID(r.Key, after.labels.Current) || after.clientCalls != 1 {
+		t.Fatalf("client token %s accepted %d times", after.clientKID, after.clientCalls)
+	}
+	events := historyLength(t, r, run)
+	if events >= 300 {
+		t.Fatalf("a 2-step canary wrote %d history events", events)
+	}
+	t.Logf("promoted in %d history events; timeline:\n%s", events, timeline(res.Timeline))
+}
+
+func TestRelease_BrokenCanaryIsRolledBackAutomatically(t *testing.T) {
+	r := provision(t, "broken")
+	before := observe(t, r)
+	res := deployResult(t, startDeployment(t, r, "v3", 10*time.Second))
+	rep := res.Rollback
+	if res.Outcome != workflows.OutcomeRolledBack || rep == nil || rep.Trigger != "health" || !rep.Verified {
+		t.Fatalf("outcome %s, report %+v", res.Outcome, rep)
+	}
+	after := observe(t, r)
+	if after.stage.DeploymentID != before.stage.DeploymentID || after.stage.HasCanary() || after.labels != before.labels {
+		t.Fatalf("not restored: stage %+v labels %+v (before %+v %+v)", after.stage, after.labels, before.stage, before.labels)
+	}
+	if after.clientKID != before.clientKID || after.clientCalls != 1 {
+		t.Fatalf("client token %s accepted %d times after the rollback", after.clientKID, after.clientCalls)
+	}
+	t.Logf("rolled back in %s: %+v", rep.Latency, rep.Steps)
+}
+
+func TestRelease_OperatorRollbackMidBake_RestoresAndProvesIt(t *testing.T) {
+	r := provision(t, "operator")
+	before := observe(t, r)
+	run := startDeployment(t, r, "v2", 10*time.Minute)
+	waitForPhase(t, r, run, workflows.PhaseBaking)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	handle, err := r.Temporal.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
+		WorkflowID: run.GetID(), RunID: run.GetRunID(), UpdateName: workflows.UpdateRollback, UpdateID: "rollback-1",
+		WaitForStage: client.WorkflowUpdateStageCompleted, Args: []any{workflows.OperatorRequest{Actor: "alice", Reason: "error budget"}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep workflows.RollbackReport
+	if err := handle.Get(ctx, &rep); err != nil {
+		t.Fatal(err)
+	}
+	if rep.Trigger != "operator" || rep.Actor != "alice" || !rep.Verified || len(rep.Steps) == 0 {
+		t.Fatalf("report %+v", rep)
+	}
+	res := deployResult(t, run)
+	if res.Outcome != workflows.OutcomeRolledBack {
+		t.Fatalf("outcome %s", res.Outcome)
+	}
+	after := observe(t, r)
+	if after.stage.DeploymentID != before.stage.DeploymentID || after.stage.HasCanary() || after.labels != before.labels || after.clientCalls != 1 {
+		t.Fatalf("not restored: %+v (before %+v)", after, before)
+	}
+	// Tokens of the rolled-back key are rejected.
+	probe, err := r.Activity.Health.ProbeRevoked(context.Background(), probeWith(r, before.labels.Current+1))
+	if err != nil || !probe {
+		t.Fatalf("a token of the rolled-back key version is still accepted (%v)", err)
+	}
+	t.Logf("operator rollback verified in %s", rep.Latency)
+
+	_, err = r.Temporal.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
+		WorkflowID: run.GetID(), RunID: run.GetRunID(), UpdateName: workflows.UpdateRollback, UpdateID: "rollback-2",
+		WaitForStage: client.WorkflowUpdateStageCompleted, Args: []any{workflows.OperatorRequest{Actor: "alice", Reason: "again"}},
+	})
+	if err == nil {
+		t.Fatal("a rollback of a finished deployment was accepted")
+	}
+}
+
+func waitForPhase(t *testing.T, r *testsuite.ReleaseBed, run client.WorkflowRun, phase workflows.Phase) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for time.Now().Before(deadline) {
+		v, err := r.Temporal.QueryWorkflow(context.Background(), run.GetID(), run.GetRunID(), workflows.QueryStatus)
+		if err == nil {
+			var st workflows.Status
+			if v.Get(&st) == nil && st.Phase == phase {
+				return
+			}
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	t.Fatalf("the deployment never reached %s", phase)
+}
+
+func historyLength(t *testing.T, r *testsuite.ReleaseBed, run client.WorkflowRun) int {
+	t.Helper()
+	it := r.Temporal.GetWorkflowHistory(context.Background(), run.GetID(), run.GetRunID(), false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	n := 0
+	for it.HasNext() {
+		if _, err := it.Next(); err != nil {
+			t.Fatal(err)
+		}
+		n++
+	}
+	return n
+}
+
+func timeline(events []workflows.Event) string {
+	var sb strings.Builder
+	for _, e := range events {
+		sb.WriteString(e.At.Format("15:04:05.000") + "  " + string(e.Phase) + "  " + e.Message + "\n")
+	}
+	return sb.String()
+}
+
+func activitiesClients(r *testsuite.ReleaseBed) activities.ClientsInput {
+	return activities.ClientsInput{Target: activities.Target{APIID: r.APIID, Stage: r.Stage}, Clients: r.Clients}
+}
+
+func probeWith(r *testsuite.ReleaseBed, version int) activities.ProbeInput {
+	return activities.ProbeInput{Target: activities.Target{APIID: r.APIID, Stage: r.Stage}, Issuer: r.IssuerRef(), Versions: []int{version}}
+}
