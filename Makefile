@@ -1,7 +1,10 @@
 # Shortcuts; the README's two commands need only Go and Node.js.
-.PHONY: demo test tools bed fuzz bench vet
+.PHONY: demo smoke test tools bed fuzz bench vet
 
 demo:
+	go run ./testsuite/cmd/bed -demo
+
+smoke:
 	go run ./testsuite/cmd/bed -smoke
 
 test:

@@ -3,7 +3,7 @@
 //
 //	eval "$(go run ./testsuite/cmd/bed)"   # in one shell, stays up until interrupted
 //
-// With -smoke it starts the bed, runs the smoke scenario (Vault-signed tokens checked by the
+// With -demo it runs the release demo (the README's main job). With -smoke it starts the bed, runs the smoke scenario (Vault-signed tokens checked by the
 // gateway against a JWKS on S3, a REST canary split, a workflow on Temporal), prints the timeline
 // and exits. With -install it only builds the server binaries and installs dynalite (a cold machine needs
 // this once; later starts are warm).
@@ -24,24 +24,25 @@ import (
 func main() {
 	install := flag.Bool("install", false, "build the server binaries and install dynalite, then exit")
 	smoke := flag.Bool("smoke", false, "run the smoke scenario on a fresh bed, print its timeline and exit")
+	demo := flag.Bool("demo", false, "run three releases (promoted, rolled back automatically, rolled back by an operator) and exit")
 	logDir := flag.String("logs", "", "folder for one log file per server (default: none)")
 	ui := flag.Bool("ui", true, "serve the Temporal Web UI")
 	flag.Parse()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, *install, *smoke, *logDir, *ui); err != nil {
+	if err := run(ctx, *install, *smoke, *demo, *logDir, *ui); err != nil {
 		fmt.Fprintln(os.Stderr, "bed:", err)
 		os.Exit(1)
 	}
 }
 
-func run(ctx context.Context, install, smoke bool, logDir string, ui bool) error {
+func run(ctx context.Context, install, smoke, demo bool, logDir string, ui bool) error {
 	if install {
 		return testsuite.InstallTools(ctx, os.Stderr)
 	}
 	start := time.Now()
-	bed, err := testsuite.Start(ctx, testsuite.Options{LogDir: logDir, TemporalUI: ui && !smoke})
+	bed, err := testsuite.Start(ctx, testsuite.Options{LogDir: logDir, TemporalUI: ui && !smoke && !demo})
 	if err != nil {
 		return err
 	}
@@ -53,6 +54,15 @@ func run(ctx context.Context, install, smoke bool, logDir string, ui bool) error
 			return fmt.Errorf("smoke scenario: %w\n%s", err, bed.Logs())
 		}
 		fmt.Println("smoke scenario passed")
+		return nil
+	}
+	if demo {
+		fmt.Printf("test bed up in %s: Temporal %s, Vault %s, DynamoDB %s, S3 %s, API Gateway %s\n",
+			time.Since(start).Round(time.Millisecond), bed.Temporal.HostPort, bed.Vault.Addr, bed.DynamoDB.Endpoint, bed.S3.URL, bed.Gateway.ControlURL)
+		if err := testsuite.RunDemo(ctx, bed, os.Stdout); err != nil {
+			return fmt.Errorf("demo: %w", err)
+		}
+		fmt.Println("\ndemo passed: one release promoted, two rolled back and verified")
 		return nil
 	}
 	for _, kv := range bed.Env() {

@@ -1,0 +1,105 @@
+package testsuite
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"time"
+
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/sdk/client"
+
+	"github.com/rollgate/rollgate/workflows"
+)
+
+// RunDemo is the README's main job: on the bed, with a real worker, it releases three times and
+// prints each timeline: a healthy canary promoted (stage, key labels and client tokens move
+// together), a broken canary (its backend answers 500) rolled back automatically, and a release
+// rolled back by an operator mid-bake, with the measured rollback latency.
+func RunDemo(ctx context.Context, b *Bed, out io.Writer) error {
+	scenarios := []struct {
+		name, version, title string
+		bake                 time.Duration
+		operator             bool
+		want                 string
+	}{
+		{"demopromote", "v2", "1. a healthy release, promoted", 10 * time.Second, false, workflows.OutcomePromoted},
+		{"demobroken", "v3", "2. a broken release (its backend answers 500), rolled back automatically", 10 * time.Second, false, workflows.OutcomeRolledBack},
+		{"demooperator", "v2", "3. a release rolled back by an operator mid-bake", 10 * time.Minute, true, workflows.OutcomeRolledBack},
+	}
+	for _, sc := range scenarios {
+		fmt.Fprintf(out, "\n== %s\n", sc.title)
+		r, err := ProvisionRelease(ctx, b, sc.name)
+		if err != nil {
+			return err
+		}
+		res, err := demoRelease(ctx, r, sc.version, sc.bake, sc.operator, out)
+		r.Close()
+		if err != nil {
+			return err
+		}
+		for _, e := range res.Timeline {
+			fmt.Fprintf(out, "  %s  %-13s %s\n", e.At.Format("15:04:05.000"), e.Phase, e.Message)
+		}
+		if rep := res.Rollback; rep != nil {
+			fmt.Fprintf(out, "  rollback: trigger %s, by %s (%s); verified %v; latency %s\n", rep.Trigger, rep.Actor, rep.Reason, rep.Verified, rep.Latency.Round(time.Millisecond))
+			for _, s := range rep.Steps {
+				fmt.Fprintf(out, "    - %-40s %s %s\n", s.Name, s.Duration.Round(time.Millisecond), s.Error)
+			}
+			if !rep.Verified {
+				return fmt.Errorf("%s: rollback not verified: %v", sc.name, rep.Problems)
+			}
+		}
+		if res.Outcome != sc.want {
+			return fmt.Errorf("%s: outcome %s, want %s", sc.name, res.Outcome, sc.want)
+		}
+		fmt.Fprintf(out, "  outcome: %s\n", res.Outcome)
+	}
+	return nil
+}
+
+func demoRelease(ctx context.Context, r *ReleaseBed, version string, bake time.Duration, operator bool, out io.Writer) (workflows.DeployResult, error) {
+	s := r.Spec(version, bake)
+	run, err := r.Temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
+		ID: s.WorkflowID(), TaskQueue: workflows.TaskQueue,
+		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL, WorkflowExecutionErrorWhenAlreadyStarted: true,
+	}, workflows.Deployment, s)
+	if err != nil {
+		return workflows.DeployResult{}, err
+	}
+	fmt.Fprintf(out, "  workflow %s (run %s)\n", run.GetID(), run.GetRunID())
+	if operator {
+		if err := waitPhase(ctx, r, run, workflows.PhaseBaking); err != nil {
+			return workflows.DeployResult{}, err
+		}
+		time.Sleep(2 * time.Second) // let a few probes land
+		h, err := r.Temporal.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
+			WorkflowID: run.GetID(), RunID: run.GetRunID(), UpdateName: workflows.UpdateRollback, UpdateID: "demo-rollback",
+			WaitForStage: client.WorkflowUpdateStageCompleted,
+			Args:         []any{workflows.OperatorRequest{Actor: "oncall", Reason: "customer reports"}},
+		})
+		if err != nil {
+			return workflows.DeployResult{}, err
+		}
+		var rep workflows.RollbackReport
+		if err := h.Get(ctx, &rep); err != nil {
+			return workflows.DeployResult{}, err
+		}
+	}
+	var res workflows.DeployResult
+	return res, run.Get(ctx, &res)
+}
+
+func waitPhase(ctx context.Context, r *ReleaseBed, run client.WorkflowRun, phase workflows.Phase) error {
+	deadline := time.Now().Add(time.Minute)
+	for time.Now().Before(deadline) {
+		if v, err := r.Temporal.QueryWorkflow(ctx, run.GetID(), run.GetRunID(), workflows.QueryStatus); err == nil {
+			var st workflows.Status
+			if v.Get(&st) == nil && st.Phase == phase {
+				return nil
+			}
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	return fmt.Errorf("deployment %s never reached %s", run.GetID(), phase)
+}
