@@ -1,0 +1,59 @@
+// Package config reads rollgate's worker configuration from the environment. Temporal, AWS and
+// Vault connection settings come from their own standard variables (TEMPORAL_*, AWS_*, VAULT_*);
+// only rollgate's own settings are ROLLGATE_*.
+package config
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/sethvargo/go-envconfig"
+
+	"github.com/rollgate/rollgate/internal/keys"
+)
+
+// Worker is the worker's configuration.
+type Worker struct {
+	TaskQueue       string        `env:"ROLLGATE_TASK_QUEUE, default=rollgate"`
+	MetricsAddr     string        `env:"ROLLGATE_METRICS_ADDR, default=:9090"`
+	ShutdownTimeout time.Duration `env:"ROLLGATE_SHUTDOWN_TIMEOUT, default=30s"`
+	// Registry tables, created at start when CreateTables is set.
+	TokensTable      string `env:"ROLLGATE_TOKENS_TABLE, default=rollgate-tokens"`
+	RevocationsTable string `env:"ROLLGATE_REVOCATIONS_TABLE, default=rollgate-revocations"`
+	CreateTables     bool   `env:"ROLLGATE_CREATE_TABLES, default=false"`
+	// Vault mounts and login.
+	TransitMount string         `env:"ROLLGATE_TRANSIT_MOUNT, default=transit"`
+	KVMount      string         `env:"ROLLGATE_KV_MOUNT, default=secret"`
+	Vault        keys.VaultAuth
+	// InvokeURL is the base of stage invoke URLs for health probes; empty means AWS's
+	// https://{apiId}.execute-api.{region}.amazonaws.com/{stage}.
+	InvokeURL string `env:"ROLLGATE_GATEWAY_INVOKE_URL"`
+	Region    string `env:"AWS_REGION, default=us-east-1"`
+	// ProbeTimeout bounds one health probe request.
+	ProbeTimeout time.Duration `env:"ROLLGATE_PROBE_TIMEOUT, default=10s"`
+}
+
+// Load reads the worker configuration and checks it.
+func Load(ctx context.Context, lookup envconfig.Lookuper) (Worker, error) {
+	var c Worker
+	if err := envconfig.ProcessWith(ctx, &envconfig.Config{Target: &c, Lookuper: lookup}); err != nil {
+		return Worker{}, fmt.Errorf("configuration: %w", err)
+	}
+	if c.ShutdownTimeout <= 0 || c.ProbeTimeout <= 0 {
+		return Worker{}, fmt.Errorf("configuration: ROLLGATE_SHUTDOWN_TIMEOUT and ROLLGATE_PROBE_TIMEOUT must be positive")
+	}
+	return c, nil
+}
+
+// InvokeURLFunc returns a stage's invoke URL.
+func (c Worker) InvokeURLFunc() func(apiID, stage string) string {
+	if c.InvokeURL != "" {
+		base := strings.TrimSuffix(c.InvokeURL, "/")
+		return func(apiID, stage string) string { return base + "/" + apiID + "/" + stage }
+	}
+	return func(apiID, stage string) string {
+		return "https://" + apiID + ".execute-api." + c.Region + ".amazonaws.com/" + stage
+	}
+}

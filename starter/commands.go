@@ -1,0 +1,373 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/user"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/sdk/client"
+	temporalenv "go.temporal.io/sdk/contrib/envconfig"
+	"sigs.k8s.io/yaml"
+
+	"github.com/rollgate/rollgate/internal/spec"
+	"github.com/rollgate/rollgate/workflows"
+)
+
+func dial(ctx context.Context) (client.Client, error) {
+	opts, err := temporalenv.LoadDefaultClientOptions()
+	if err != nil {
+		return nil, fmt.Errorf("temporal configuration: %w", err)
+	}
+	opts.Logger = quietLogger{}
+	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	c, err := client.DialContext(dctx, opts)
+	if err != nil {
+		addr := opts.HostPort
+		if addr == "" {
+			addr = client.DefaultHostPort
+		}
+		return nil, fmt.Errorf("cannot reach Temporal at %s (set TEMPORAL_ADDRESS): %v", addr, rootCause(err))
+	}
+	return c, nil
+}
+
+// readSpec reads a YAML or JSON spec, refusing unknown fields.
+func readSpec(path string) (spec.DeploySpec, error) {
+	var s spec.DeploySpec
+	var raw []byte
+	var err error
+	if path == "-" {
+		raw, err = io.ReadAll(os.Stdin)
+	} else {
+		raw, err = os.ReadFile(path)
+	}
+	if err != nil {
+		return s, fmt.Errorf("read spec: %w", err)
+	}
+	js, err := yaml.YAMLToJSON(raw)
+	if err != nil {
+		return s, &codeError{exitInvalid, fmt.Errorf("spec %s is not YAML or JSON: %v", path, err)}
+	}
+	dec := json.NewDecoder(strings.NewReader(string(js)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&s); err != nil {
+		return s, &codeError{exitInvalid, fmt.Errorf("spec %s: %v", path, err)}
+	}
+	s.Normalize()
+	if err := s.Validate(); err != nil {
+		v, _ := spec.AsValidation(err)
+		var sb strings.Builder
+		fmt.Fprintf(&sb, "spec %s has %d problems:", path, len(v.Problems))
+		for _, p := range v.Problems {
+			fmt.Fprintf(&sb, "\n  %s", p)
+		}
+		return s, &codeError{exitInvalid, errors.New(sb.String())}
+	}
+	return s, nil
+}
+
+func deployCmd() *cobra.Command {
+	var file, output string
+	var wait bool
+	cmd := &cobra.Command{
+		Use:   "deploy -f spec.yaml [--wait]",
+		Short: "Validate a spec locally, then start its deployment",
+		Example: `  starter deploy -f release.yaml --wait
+  starter deploy -f release.yaml --wait --output json > result.json`,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if file == "" {
+				return &codeError{exitInvalid, errors.New("deploy needs -f spec.yaml")}
+			}
+			s, err := readSpec(file)
+			if err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			c, err := dial(ctx)
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
+				ID: s.WorkflowID(), TaskQueue: workflows.TaskQueue,
+				WorkflowIDConflictPolicy:                 enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
+				WorkflowIDReusePolicy:                    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
+				WorkflowExecutionErrorWhenAlreadyStarted: true,
+			}, workflows.Deployment, s)
+			var started *serviceerror.WorkflowExecutionAlreadyStarted
+			if errors.As(err, &started) {
+				return fmt.Errorf("deployment %s is in progress (run %s): wait for it, or roll it back", s.WorkflowID(), started.RunId)
+			}
+			if err != nil {
+				return fmt.Errorf("start deployment: %w", err)
+			}
+			fmt.Fprintf(os.Stderr, "started deployment %s (run %s)\n", run.GetID(), run.GetRunID())
+			if !wait {
+				if output == "json" {
+					return json.NewEncoder(os.Stdout).Encode(map[string]string{"workflowId": run.GetID(), "runId": run.GetRunID()})
+				}
+				return nil
+			}
+			res, err := follow(ctx, c, run)
+			if err != nil {
+				return err
+			}
+			if output == "json" {
+				_ = json.NewEncoder(os.Stdout).Encode(res)
+			} else {
+				printResult(os.Stdout, res)
+			}
+			if res.Outcome == workflows.OutcomeRolledBack {
+				return &codeError{exitRolledBack, fmt.Errorf("deployment %s rolled back (%s)", run.GetID(), res.Rollback.Reason)}
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVarP(&file, "file", "f", "", "the deploy spec (YAML or JSON; - for stdin)")
+	cmd.Flags().BoolVar(&wait, "wait", false, "stream progress to stderr and wait for the outcome")
+	cmd.Flags().StringVarP(&output, "output", "o", "text", "text or json")
+	return cmd
+}
+
+// follow prints each new timeline event to stderr until the deployment ends.
+func follow(ctx context.Context, c client.Client, run client.WorkflowRun) (workflows.DeployResult, error) {
+	done := make(chan error, 1)
+	var res workflows.DeployResult
+	go func() { done <- run.Get(ctx, &res) }()
+	seen := 0
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case err := <-done:
+			if err != nil {
+				return res, fmt.Errorf("deployment %s failed: %v", run.GetID(), rootCause(err))
+			}
+			for _, e := range res.Timeline[min(seen, len(res.Timeline)):] {
+				fmt.Fprintf(os.Stderr, "%s  %-13s %s\n", e.At.Format(time.TimeOnly), e.Phase, e.Message)
+			}
+			return res, nil
+		case <-tick.C:
+			if st, err := query(ctx, c, run.GetID(), run.GetRunID()); err == nil {
+				for _, e := range st.Timeline[min(seen, len(st.Timeline)):] {
+					fmt.Fprintf(os.Stderr, "%s  %-13s %s\n", e.At.Format(time.TimeOnly), e.Phase, e.Message)
+				}
+				seen = max(seen, len(st.Timeline))
+			}
+		}
+	}
+}
+
+func query(ctx context.Context, c client.Client, id, runID string) (workflows.Status, error) {
+	var st workflows.Status
+	v, err := c.QueryWorkflow(ctx, id, runID, workflows.QueryStatus)
+	if err != nil {
+		return st, err
+	}
+	return st, v.Get(&st)
+}
+
+func printResult(w io.Writer, res workflows.DeployResult) {
+	fmt.Fprintf(w, "outcome: %s\n", res.Outcome)
+	if res.ReleaseDeploymentID != "" {
+		fmt.Fprintf(w, "release deployment: %s, key version: %d\n", res.ReleaseDeploymentID, res.KeyVersion)
+	}
+	if res.Rollback != nil {
+		printReport(w, *res.Rollback)
+	}
+}
+
+func printReport(w io.Writer, r workflows.RollbackReport) {
+	fmt.Fprintf(w, "rollback: trigger %s, by %s: %s\n", r.Trigger, r.Actor, r.Reason)
+	for _, s := range r.Steps {
+		status := "ok"
+		if s.Error != "" {
+			status = "FAILED: " + s.Error
+		}
+		fmt.Fprintf(w, "  %-40s %8s  %s\n", s.Name, s.Duration.Round(time.Millisecond), status)
+	}
+	fmt.Fprintf(w, "latency: %s, verified: %v\n", r.Latency.Round(time.Millisecond), r.Verified)
+	for _, p := range r.Problems {
+		fmt.Fprintf(w, "  problem: %s\n", p)
+	}
+}
+
+// deploymentID accepts "deploy/<api>/<stage>" or "<api>/<stage>".
+func deploymentID(arg string) (string, error) {
+	id := strings.TrimPrefix(arg, "deploy/")
+	if parts := strings.Split(id, "/"); len(parts) != 2 || parts[0] == "" || parts[1] == "" {
+		return "", &codeError{exitInvalid, fmt.Errorf("deployment %q: name it <apiId>/<stage> or deploy/<apiId>/<stage>", arg)}
+	}
+	return "deploy/" + id, nil
+}
+
+func defaultActor() string {
+	if u, err := user.Current(); err == nil && u.Username != "" {
+		return u.Username
+	}
+	return os.Getenv("USER")
+}
+
+func update(ctx context.Context, id, name string, req workflows.OperatorRequest, out any) error {
+	c, err := dial(ctx)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	h, err := c.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
+		WorkflowID: id, UpdateName: name, WaitForStage: client.WorkflowUpdateStageCompleted, Args: []any{req},
+	})
+	if err != nil {
+		return explain(id, name, err)
+	}
+	if err := h.Get(ctx, out); err != nil {
+		return explain(id, name, err)
+	}
+	return nil
+}
+
+// explain turns Temporal's answers into one line an operator can act on.
+func explain(id, what string, err error) error {
+	var nf *serviceerror.NotFound
+	switch {
+	case errors.As(err, &nf):
+		return fmt.Errorf("no running deployment %s: it does not exist or has finished (see: starter status %s)", id, strings.TrimPrefix(id, "deploy/"))
+	case strings.Contains(err.Error(), "workflow execution already completed"):
+		return fmt.Errorf("cannot %s %s: the deployment has finished", what, id)
+	}
+	return fmt.Errorf("%s %s refused: %v", what, id, rootCause(err))
+}
+
+func rollbackCmd() *cobra.Command {
+	var reason, actor string
+	cmd := &cobra.Command{
+		Use:   "rollback <apiId>/<stage> --reason TEXT",
+		Short: "Roll a running deployment back and wait for the verified RollbackReport",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			id, err := deploymentID(args[0])
+			if err != nil {
+				return err
+			}
+			if reason == "" {
+				return &codeError{exitInvalid, errors.New("rollback needs --reason")}
+			}
+			var rep workflows.RollbackReport
+			if err := update(cmd.Context(), id, workflows.UpdateRollback, workflows.OperatorRequest{Actor: actor, Reason: reason}, &rep); err != nil {
+				return err
+			}
+			printReport(os.Stdout, rep)
+			if !rep.Verified {
+				return errors.New("the rollback finished but could not be verified; see the problems above")
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&reason, "reason", "", "why (required; recorded in the workflow history)")
+	cmd.Flags().StringVar(&actor, "actor", defaultActor(), "who is asking")
+	return cmd
+}
+
+func operatorCmd(name, short string) *cobra.Command {
+	var reason, actor string
+	cmd := &cobra.Command{
+		Use:   name + " <apiId>/<stage>",
+		Short: short,
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			id, err := deploymentID(args[0])
+			if err != nil {
+				return err
+			}
+			var st workflows.Status
+			if err := update(cmd.Context(), id, name, workflows.OperatorRequest{Actor: actor, Reason: reason}, &st); err != nil {
+				return err
+			}
+			printStatus(os.Stdout, id, st)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&reason, "reason", "", "why (recorded in the workflow history)")
+	cmd.Flags().StringVar(&actor, "actor", defaultActor(), "who is asking")
+	return cmd
+}
+
+func statusCmd() *cobra.Command {
+	var output string
+	cmd := &cobra.Command{
+		Use:   "status <apiId>/<stage>",
+		Short: "Show a deployment's phase, step, weight, probes and timeline",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			id, err := deploymentID(args[0])
+			if err != nil {
+				return err
+			}
+			c, err := dial(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			st, err := query(cmd.Context(), c, id, "")
+			if err != nil {
+				return explain(id, "status of", err)
+			}
+			if output == "json" {
+				return json.NewEncoder(os.Stdout).Encode(st)
+			}
+			printStatus(os.Stdout, id, st)
+			return nil
+		},
+	}
+	cmd.Flags().StringVarP(&output, "output", "o", "text", "text or json")
+	return cmd
+}
+
+func printStatus(w io.Writer, id string, st workflows.Status) {
+	fmt.Fprintf(w, "%s: %s", id, st.Phase)
+	if st.Step > 0 {
+		fmt.Fprintf(w, ", step %d of %d at %v%%", st.Step, st.Steps, st.Weight)
+	}
+	if st.Paused {
+		fmt.Fprint(w, ", PAUSED")
+	}
+	fmt.Fprintf(w, "\nprobes: %d (%d accepted, %d rejected, %d 5xx)\n", st.Probes.Probes, st.Probes.Accepted, st.Probes.Rejected, st.Probes.ServerErrors)
+	if !st.BakeEnds.IsZero() {
+		fmt.Fprintf(w, "bake ends: %s\n", st.BakeEnds.Format(time.RFC3339))
+	}
+	for _, e := range st.Timeline {
+		fmt.Fprintf(w, "  %s  %-13s %s\n", e.At.Format(time.TimeOnly), e.Phase, e.Message)
+	}
+	if st.Rollback != nil {
+		printReport(w, *st.Rollback)
+	}
+}
+
+// rootCause strips the wrapping layers of a Temporal error down to its message.
+func rootCause(err error) string {
+	for {
+		next := errors.Unwrap(err)
+		if next == nil {
+			return err.Error()
+		}
+		err = next
+	}
+}
+
+// quietLogger drops the SDK's own log lines; the CLI reports what matters itself.
+type quietLogger struct{}
+
+func (quietLogger) Debug(string, ...any) {}
+func (quietLogger) Info(string, ...any)  {}
+func (quietLogger) Warn(string, ...any)  {}
+func (quietLogger) Error(string, ...any) {}

@@ -1,0 +1,50 @@
+// Command starter is rollgate's CLI for pipelines and operators: it starts deployments and sends
+// them rollback, promote, pause, resume and skip-step, and shows their status. Temporal connection
+// settings come from the standard TEMPORAL_* variables.
+//
+// Exit codes: 0 promoted or done, 2 rolled back, 3 refused as invalid, 1 any other error.
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/spf13/cobra"
+)
+
+// Exit codes.
+const (
+	exitOK         = 0
+	exitError      = 1
+	exitRolledBack = 2
+	exitInvalid    = 3
+)
+
+// exitError carries an exit code through cobra.
+type codeError struct {
+	code int
+	err  error
+}
+
+func (e *codeError) Error() string { return e.err.Error() }
+
+func main() {
+	root := &cobra.Command{
+		Use:           "starter",
+		Short:         "Start and steer rollgate deployments",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.AddCommand(deployCmd(), rollbackCmd(), operatorCmd("promote", "Promote now: skip the remaining canary steps"),
+		operatorCmd("pause", "Pause before the next step (the current bake finishes)"), operatorCmd("resume", "Resume a paused deployment"),
+		operatorCmd("skip-step", "End the current bake early and go on"), statusCmd())
+	if err := root.Execute(); err != nil {
+		fmt.Fprintln(os.Stderr, "starter:", err)
+		var ce *codeError
+		if errors.As(err, &ce) {
+			os.Exit(ce.code)
+		}
+		os.Exit(exitError)
+	}
+}

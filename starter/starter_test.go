@@ -1,0 +1,130 @@
+package main_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rollgate/rollgate/testsuite"
+	"github.com/rollgate/rollgate/workflows"
+)
+
+var shared testsuite.Shared
+
+func TestMain(m *testing.M) { os.Exit(shared.Run(m)) }
+
+// starter builds the real binary once per test run.
+func starter(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(os.TempDir(), "rollgate-starter-test")
+	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
+	if err != nil {
+		t.Fatalf("build starter: %v\n%s", err, out)
+	}
+	return bin
+}
+
+type cli struct {
+	bin string
+	env []string
+}
+
+func (c cli) run(t *testing.T, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	cmd := exec.Command(c.bin, args...)
+	cmd.Env = append(os.Environ(), c.env...)
+	var o, e bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &o, &e
+	err := cmd.Run()
+	var exit *exec.ExitError
+	switch {
+	case err == nil:
+	case errorsAs(err, &exit):
+		code = exit.ExitCode()
+	default:
+		t.Fatal(err)
+	}
+	return code, o.String(), e.String()
+}
+
+func errorsAs(err error, target **exec.ExitError) bool {
+	e, ok := err.(*exec.ExitError)
+	*target = e
+	return ok
+}
+
+func writeSpec(t *testing.T, v any) string {
+	t.Helper()
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(t.TempDir(), "release.yaml")
+	if err := os.WriteFile(p, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestStarter_BadInputGetsOneClearLineAndTheRightExitCode(t *testing.T) {
+	c := cli{bin: starter(t), env: []string{"TEMPORAL_ADDRESS=127.0.0.1:1"}}
+	bad := writeSpec(t, map[string]any{"service": "", "gateway": map[string]any{"kind": "ftp"}})
+	code, _, stderr := c.run(t, "deploy", "-f", bad)
+	if code != 3 || !strings.Contains(stderr, "gateway.kind") || !strings.Contains(stderr, "canary.steps") || strings.Contains(stderr, "goroutine") {
+		t.Fatalf("invalid spec: exit %d\n%s", code, stderr)
+	}
+	unknown := filepath.Join(t.TempDir(), "typo.yaml")
+	_ = os.WriteFile(unknown, []byte("service: orders\ncanaryy: {}\n"), 0o644)
+	if code, _, stderr := c.run(t, "deploy", "-f", unknown); code != 3 || !strings.Contains(stderr, "canaryy") {
+		t.Fatalf("unknown field: exit %d\n%s", code, stderr)
+	}
+	if code, _, stderr := c.run(t, "deploy", "-f", "/nonexistent.yaml"); code != 1 || strings.Count(strings.TrimSpace(stderr), "\n") != 0 {
+		t.Fatalf("missing file: exit %d\n%s", code, stderr)
+	}
+	if code, _, stderr := c.run(t, "status", "abcdefghij/prod"); code != 1 || !strings.Contains(stderr, "cannot reach Temporal at 127.0.0.1:1") {
+		t.Fatalf("unreachable Temporal: exit %d\n%s", code, stderr)
+	}
+	if code, _, stderr := c.run(t, "rollback", "not-a-deployment"); code != 3 || !strings.Contains(stderr, "<apiId>/<stage>") {
+		t.Fatalf("bad deployment name: exit %d\n%s", code, stderr)
+	}
+}
+
+func TestStarter_DeployWaitExitsWithTheOutcome(t *testing.T) {
+	b := shared.Bed(t)
+	c := cli{bin: starter(t)}
+	for _, kv := range b.Env() {
+		c.env = append(c.env, kv[0]+"="+kv[1])
+	}
+	r, err := testsuite.ProvisionRelease(context.Background(), b, "clitest")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	target := r.APIID + "/" + r.Stage
+
+	code, stdout, stderr := c.run(t, "deploy", "-f", writeSpec(t, r.Spec("v2", 10*time.Second)), "--wait", "--output", "json")
+	var res workflows.DeployResult
+	if code != 0 || json.Unmarshal([]byte(stdout), &res) != nil || res.Outcome != workflows.OutcomePromoted {
+		t.Fatalf("deploy --wait: exit %d\nstdout %s\nstderr %s", code, stdout, stderr)
+	}
+	if !strings.Contains(stderr, "promoting the canary") {
+		t.Fatalf("no progress on stderr:\n%s", stderr)
+	}
+	if code, stdout, _ := c.run(t, "status", target); code != 0 || !strings.Contains(stdout, "promoted") {
+		t.Fatalf("status: exit %d\n%s", code, stdout)
+	}
+	if code, _, stderr := c.run(t, "rollback", target, "--reason", "too late"); code != 1 || !strings.Contains(stderr, "finished") {
+		t.Fatalf("rollback of a finished deployment: exit %d\n%s", code, stderr)
+	}
+
+	code, stdout, stderr = c.run(t, "deploy", "-f", writeSpec(t, r.Spec("v3", 10*time.Second)), "--wait")
+	if code != 2 || !strings.Contains(stdout, "rolled-back") || !strings.Contains(stdout, "verified: true") {
+		t.Fatalf("broken release: exit %d\nstdout %s\nstderr %s", code, stdout, stderr)
+	}
+}

@@ -1,0 +1,114 @@
+// Command worker runs rollgate's workflows and activities against Temporal (a dev server, a
+// cluster or Temporal Cloud), Vault and AWS, all configured from the environment. It serves
+// Prometheus metrics and stops gracefully on SIGTERM.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/apigateway"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/sethvargo/go-envconfig"
+	"go.temporal.io/sdk/client"
+	temporalenv "go.temporal.io/sdk/contrib/envconfig"
+	tlog "go.temporal.io/sdk/log"
+	"go.temporal.io/sdk/worker"
+
+	"github.com/rollgate/rollgate/activities"
+	"github.com/rollgate/rollgate/internal/config"
+	"github.com/rollgate/rollgate/internal/keys"
+	"github.com/rollgate/rollgate/internal/registry"
+	"github.com/rollgate/rollgate/internal/tokens"
+	"github.com/rollgate/rollgate/workflows"
+)
+
+func main() {
+	logger := slog.New(slog.NewJSONHandler(os.Stderr, nil))
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	if err := run(ctx, logger); err != nil {
+		logger.Error("worker stopped", "error", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, logger *slog.Logger) error {
+	cfg, err := config.Load(ctx, envconfig.OsLookuper())
+	if err != nil {
+		return err
+	}
+
+	opts, err := temporalenv.LoadDefaultClientOptions()
+	if err != nil {
+		return fmt.Errorf("temporal client configuration: %w", err)
+	}
+	opts.Logger = tlog.NewStructuredLogger(logger)
+	tc, err := client.DialContext(ctx, opts)
+	if err != nil {
+		return fmt.Errorf("connect to temporal at %s: %w", opts.HostPort, err)
+	}
+	defer tc.Close()
+
+	awsCfg, err := awsconfig.LoadDefaultConfig(ctx)
+	if err != nil {
+		return fmt.Errorf("aws configuration: %w", err)
+	}
+	vc, err := keys.NewVaultClient(ctx, cfg.Vault, logger)
+	if err != nil {
+		return err
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	metrics := tokens.NewMetrics(reg)
+	set := activities.NewSet(activities.Clients{
+		Vault: vc, TransitKV: cfg.TransitMount, KVMount: cfg.KVMount,
+		APIGateway: apigateway.NewFromConfig(awsCfg),
+		S3:         s3.NewFromConfig(awsCfg, func(o *s3.Options) { o.UsePathStyle = os.Getenv("AWS_S3_USE_PATH_STYLE") == "true" }),
+		DynamoDB:   dynamodb.NewFromConfig(awsCfg),
+		Registry:   registry.Registry{TokensTable: cfg.TokensTable, RevocationsTable: cfg.RevocationsTable},
+		Metrics:    metrics,
+		HTTP:       &http.Client{Timeout: cfg.ProbeTimeout},
+		InvokeURL:  cfg.InvokeURLFunc(),
+	})
+	if cfg.CreateTables {
+		if err := set.Tokens.Registry.CreateTables(ctx); err != nil {
+			return err
+		}
+	}
+
+	w := worker.New(tc, cfg.TaskQueue, worker.Options{WorkerStopTimeout: cfg.ShutdownTimeout})
+	w.RegisterWorkflow(workflows.Deployment)
+	w.RegisterWorkflow(workflows.KeyRetirement)
+	set.Register(w)
+
+	metricsSrv := &http.Server{Addr: cfg.MetricsAddr, Handler: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		if err := metricsSrv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			logger.Error("metrics server", "error", err)
+		}
+	}()
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = metricsSrv.Shutdown(sctx)
+	}()
+
+	logger.Info("worker started", "task_queue", cfg.TaskQueue, "temporal", opts.HostPort, "namespace", opts.Namespace, "metrics", cfg.MetricsAddr)
+	stopCh := make(chan any)
+	go func() { <-ctx.Done(); close(stopCh) }()
+	return w.Run(stopCh)
+}
