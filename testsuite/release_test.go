@@ -2,12 +2,15 @@ package testsuite_test
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/worker"
 
 	"github.com/rollgate/rollgate/activities"
 	"github.com/rollgate/rollgate/internal/gateway"
@@ -117,6 +120,13 @@ func TestRelease_HealthyCanaryIsPromoted_StageKeyAndTokensMoveTogether(t *testin
 	if events >= 300 {
 		t.Fatalf("a 2-step canary wrote %d history events", events)
 	}
+	replay(t, r, run, "deployment-promoted.json")
+	// The previous key version's retirement runs on: it waits out token TTL + cache TTL.
+	retire, err := r.Temporal.DescribeWorkflowExecution(context.Background(), "retire/"+r.Key+"/v1", "")
+	if err != nil || retire.WorkflowExecutionInfo.Status != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
+		t.Fatalf("key retirement: %v, %v", retire, err)
+	}
+	replay(t, r, r.Temporal.GetWorkflow(context.Background(), "retire/"+r.Key+"/v1", ""), "key-retirement-waiting.json")
 	t.Logf("promoted in %d history events; timeline:\n%s", events, timeline(res.Timeline))
 }
 
@@ -173,6 +183,7 @@ func TestRelease_OperatorRollbackMidBake_RestoresAndProvesIt(t *testing.T) {
 	if err != nil || !probe {
 		t.Fatalf("a token of the rolled-back key version is still accepted (%v)", err)
 	}
+	replay(t, r, run, "deployment-operator-rollback.json")
 	t.Logf("operator rollback verified in %s", rep.Latency)
 
 	_, err = r.Temporal.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
@@ -181,6 +192,28 @@ func TestRelease_OperatorRollbackMidBake_RestoresAndProvesIt(t *testing.T) {
 	})
 	if err == nil {
 		t.Fatal("a rollback of a finished deployment was accepted")
+	}
+}
+
+// replay replays a finished run's real history against the current workflow code, and, with
+// ROLLGATE_RECORD_HISTORY=1, records it as a fixture for workflows' replay tests.
+func replay(t *testing.T, r *testsuite.ReleaseBed, run client.WorkflowRun, fixture string) {
+	t.Helper()
+	h, err := testsuite.History(context.Background(), r.Temporal, run.GetID(), run.GetRunID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	rp := worker.NewWorkflowReplayer()
+	rp.RegisterWorkflow(workflows.Deployment)
+	rp.RegisterWorkflow(workflows.KeyRetirement)
+	if err := rp.ReplayWorkflowHistory(nil, h); err != nil {
+		t.Fatalf("the run does not replay: %v", err)
+	}
+	if os.Getenv("ROLLGATE_RECORD_HISTORY") == "1" {
+		root, _ := testsuite.RepoRoot()
+		if err := testsuite.WriteHistoryJSON(filepath.Join(root, "workflows", "testdata", fixture), h); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
 

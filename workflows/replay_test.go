@@ -1,0 +1,86 @@
+package workflows_test
+
+import (
+	"context"
+	"encoding/base64"
+	"os"
+	"path/filepath"
+	"regexp"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/mock"
+	"go.temporal.io/sdk/testsuite"
+	"go.temporal.io/sdk/worker"
+
+	"github.com/rollgate/rollgate/activities"
+	"github.com/rollgate/rollgate/internal/keys"
+	"github.com/rollgate/rollgate/workflows"
+)
+
+// Histories recorded from real runs on the test bed (testsuite's release tests write them with
+// ROLLGATE_RECORD_HISTORY=1) must replay against the current code: a change that breaks
+// determinism for running deployments fails here.
+func TestReplay_RecordedHistories(t *testing.T) {
+	files, err := filepath.Glob("testdata/*.json")
+	if err != nil || len(files) < 3 {
+		t.Fatalf("recorded histories: %v, %v", files, err)
+	}
+	for _, f := range files {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			r := worker.NewWorkflowReplayer()
+			r.RegisterWorkflow(workflows.Deployment)
+			r.RegisterWorkflow(workflows.KeyRetirement)
+			if err := r.ReplayWorkflowHistoryFromJSONFile(nil, f); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
+// No payload of a recorded history carries a token or a Vault token: workflows pass references.
+func TestHistories_HoldNoSecrets(t *testing.T) {
+	files, _ := filepath.Glob("testdata/*.json")
+	data := regexp.MustCompile(`"data":\s*"([^"]*)"`)
+	secret := regexp.MustCompile(`eyJ[A-Za-z0-9_-]+\.eyJ[A-Za-z0-9_-]+\.|hvs\.[A-Za-z0-9]{20,}`)
+	for _, f := range files {
+		raw, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range data.FindAllSubmatch(raw, -1) {
+			payload, err := base64.StdEncoding.DecodeString(string(m[1]))
+			if err == nil && secret.Match(payload) {
+				t.Fatalf("%s: a payload carries a secret: %.80s…", f, payload)
+			}
+		}
+	}
+}
+
+func TestKeyRetirement_DropsThePreviousLabelAfterTheWaitAndRepublishes(t *testing.T) {
+	var suite testsuite.WorkflowTestSuite
+	env := suite.NewTestWorkflowEnvironment()
+	env.RegisterWorkflow(workflows.KeyRetirement)
+	env.RegisterActivity(keysA)
+	env.RegisterActivity(tokA)
+	var restored keys.Labels
+	var published []int
+	var at time.Time
+	start := env.Now()
+	env.OnActivity(keysA.ReadLabels, mock.Anything, mock.Anything).Return(keys.Labels{Current: 4, Previous: 3}, nil)
+	env.OnActivity(keysA.RestoreLabels, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.RestoreLabelsInput) error {
+		restored, at = in.Labels, env.Now()
+		return nil
+	})
+	env.OnActivity(tokA.PublishJWKS, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.PublishInput) ([]string, error) {
+		published = in.Versions
+		return nil, nil
+	})
+	env.ExecuteWorkflow(workflows.KeyRetirement, workflows.KeyRetirementInput{Issuer: activities.Issuer{Key: activities.KeyRef{Name: "k"}}, Version: 3, After: 2 * time.Hour})
+	if err := env.GetWorkflowError(); err != nil {
+		t.Fatal(err)
+	}
+	if restored != (keys.Labels{Current: 4}) || len(published) != 1 || published[0] != 4 || at.Sub(start) < 2*time.Hour {
+		t.Fatalf("labels %+v, JWKS %v, at +%s", restored, published, at.Sub(start))
+	}
+}
