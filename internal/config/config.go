@@ -24,8 +24,8 @@ type Worker struct {
 	RevocationsTable string `env:"ROLLGATE_REVOCATIONS_TABLE, default=rollgate-revocations"`
 	CreateTables     bool   `env:"ROLLGATE_CREATE_TABLES, default=false"`
 	// Vault mounts and login.
-	TransitMount string         `env:"ROLLGATE_TRANSIT_MOUNT, default=transit"`
-	KVMount      string         `env:"ROLLGATE_KV_MOUNT, default=secret"`
+	TransitMount string `env:"ROLLGATE_TRANSIT_MOUNT, default=transit"`
+	KVMount      string `env:"ROLLGATE_KV_MOUNT, default=secret"`
 	Vault        keys.VaultAuth
 	// InvokeURL is the base of stage invoke URLs for health probes; empty means AWS's
 	// https://{apiId}.execute-api.{region}.amazonaws.com/{stage}.
