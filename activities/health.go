@@ -264,7 +264,7 @@ func (a *Health) ProbeRevoked(ctx context.Context, in ProbeInput) (bool, error) 
 		select {
 		case <-ctx.Done():
 			return false, ctx.Err()
-		case <-time.After(250 * time.Millisecond):
+		case <-time.After(50 * time.Millisecond):
 		}
 	}
 }

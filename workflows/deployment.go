@@ -178,7 +178,7 @@ func (d *deployment) run(ctx workflow.Context) error {
 		}
 		snapshotLabels := d.key.Labels
 		d.compensate("restore key labels", func(ctx workflow.Context) error {
-			return workflow.ExecuteActivity(ctx, keysA.RestoreLabels, activities.RestoreLabelsInput{Key: s.Auth.TransitKey, Labels: snapshotLabels}).Get(ctx, nil)
+			return workflow.ExecuteLocalActivity(ctx, keysA.RestoreLabels, activities.RestoreLabelsInput{Key: s.Auth.TransitKey, Labels: snapshotLabels}).Get(ctx, nil)
 		})
 		d.status.KeyLatest = d.version
 		d.event(ctx, fmt.Sprintf("key version %d labelled pending", d.version))
@@ -190,7 +190,7 @@ func (d *deployment) run(ctx workflow.Context) error {
 		}
 		if s.Auth.OnRollback == "revoke" {
 			d.compensate("republish the snapshot JWKS", func(ctx workflow.Context) error {
-				return workflow.ExecuteActivity(ctx, tokA.PublishJWKS, activities.PublishInput{Issuer: d.issuer, Versions: snapshotLabels.Published()}).Get(ctx, nil)
+				return workflow.ExecuteLocalActivity(ctx, tokA.PublishJWKS, activities.PublishInput{Issuer: d.issuer, Versions: snapshotLabels.Published()}).Get(ctx, nil)
 			})
 		}
 		if ttl := s.Auth.VerifierCacheTTL.D(); ttl > 0 {
@@ -207,7 +207,7 @@ func (d *deployment) run(ctx workflow.Context) error {
 			return err
 		}
 		d.compensate("restore the authorizer", func(ctx workflow.Context) error {
-			return workflow.ExecuteActivity(ctx, gw.RestoreAuthorizer, activities.RestoreInput{Target: d.target, Snapshot: d.snapshot}).Get(ctx, nil)
+			return workflow.ExecuteLocalActivity(ctx, gw.RestoreAuthorizer, activities.RestoreInput{Target: d.target, Snapshot: d.snapshot}).Get(ctx, nil)
 		})
 	}
 	if err := d.checkTokens(ctx, "pending-key and current-key tokens accepted", d.probeVersions()); err != nil {
@@ -264,7 +264,7 @@ func (d *deployment) canarySteps(ctx workflow.Context) error {
 				return err
 			}
 			d.compensate("restore the stage", func(ctx workflow.Context) error {
-				return workflow.ExecuteActivity(ctx, gw.RestoreStage, activities.RestoreInput{Target: d.target, Snapshot: d.snapshot}).Get(ctx, nil)
+				return workflow.ExecuteLocalActivity(ctx, gw.RestoreStage, activities.RestoreInput{Target: d.target, Snapshot: d.snapshot}).Get(ctx, nil)
 			})
 			d.event(ctx, "canary deployment "+d.canaryID+" started")
 		} else if err := workflow.ExecuteActivity(short(stepCtx), gw.SetCanaryWeight, activities.WeightInput{Target: d.target, Weight: step.Weight}).Get(ctx, nil); err != nil {

@@ -23,10 +23,7 @@ func (d *deployment) rollBack(ctx workflow.Context, trigger string, req Operator
 	}
 	d.enter(dctx, PhaseRollingBack, fmt.Sprintf("rolling back (%s, by %s): %s", trigger, req.Actor, req.Reason))
 	report := &RollbackReport{Trigger: trigger, Actor: req.Actor, Reason: req.Reason, StartedAt: started}
-	cctx := workflow.WithActivityOptions(dctx, workflow.ActivityOptions{
-		StartToCloseTimeout: time.Minute,
-		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: 500 * time.Millisecond, BackoffCoefficient: 2, MaximumInterval: 30 * time.Second}, // unlimited attempts
-	})
+	cctx := compensating(dctx)
 	for i := len(d.comps) - 1; i >= 0; i-- {
 		c := d.comps[i]
 		t0 := workflow.Now(dctx)
@@ -47,39 +44,66 @@ func (d *deployment) rollBack(ctx workflow.Context, trigger string, req Operator
 	d.enter(dctx, PhaseRolledBack, fmt.Sprintf("rolled back in %s; verified: %v", report.Latency, report.Verified))
 }
 
+// compensating runs compensations as local activities, retried until they succeed: each is a
+// few milliseconds of work, and a local activity saves the round trips through the Temporal
+// service that would otherwise dominate the rollback latency. A compensation with bulk work sets
+// its own (regular, heartbeating) activity options.
+func compensating(ctx workflow.Context) workflow.Context {
+	ctx = workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
+		StartToCloseTimeout: time.Minute,
+		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: 200 * time.Millisecond, BackoffCoefficient: 2, MaximumInterval: 30 * time.Second}, // unlimited attempts
+	})
+	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: 10 * time.Minute,
+		HeartbeatTimeout:    30 * time.Second,
+		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: 30 * time.Second},
+	})
+}
+
 // verifyRollback proves the snapshot state is back: stage deployment and variables, no canary,
-// authorizer settings, key labels, current-key tokens accepted and revoked tokens rejected. It
-// returns every problem found.
+// authorizer settings, key labels, current-key tokens accepted and revoked tokens rejected. The
+// checks are independent and run at once. It returns every problem found.
 func (d *deployment) verifyRollback(ctx workflow.Context) []string {
-	var problems []string
-	note := func(what string, err error) {
-		problems = append(problems, fmt.Sprintf("%s: %v", what, err))
+	vctx := workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
+		StartToCloseTimeout: time.Minute,
+		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: 200 * time.Millisecond, MaximumAttempts: 3},
+	})
+	stage := workflow.ExecuteLocalActivity(vctx, gw.VerifyRestored, activities.RestoreInput{Target: d.target, Snapshot: d.snapshot})
+	var labelsF, probeF, revokedF workflow.Future
+	keyed := d.key.Labels.Current != 0
+	if keyed {
+		labelsF = workflow.ExecuteLocalActivity(vctx, keysA.ReadLabels, d.spec.Auth.TransitKey)
+		probeF = workflow.ExecuteLocalActivity(vctx, health.Probe, activities.ProbeInput{Target: d.target, Issuer: d.issuer, Versions: []int{d.key.Labels.Current}, Rounds: 3})
+		revokedF = workflow.ExecuteLocalActivity(vctx, health.ProbeRevoked, activities.ProbeInput{Target: d.target, Issuer: d.issuer, Versions: []int{d.version}})
 	}
-	vctx := probing(ctx)
+
+	var problems []string
+	note := func(what string, err error) { problems = append(problems, fmt.Sprintf("%s: %v", what, err)) }
 	var diffs []string
-	if err := workflow.ExecuteActivity(vctx, gw.VerifyRestored, activities.RestoreInput{Target: d.target, Snapshot: d.snapshot}).Get(ctx, &diffs); err != nil {
+	if err := stage.Get(ctx, &diffs); err != nil {
 		note("read the stage", err)
 	}
 	problems = append(problems, diffs...)
-	if d.key.Labels.Current != 0 {
-		var labels keys.Labels
-		if err := workflow.ExecuteActivity(vctx, keysA.ReadLabels, d.spec.Auth.TransitKey).Get(ctx, &labels); err != nil {
-			note("read the key labels", err)
-		} else if !reflect.DeepEqual(labels, d.key.Labels) {
-			problems = append(problems, fmt.Sprintf("key labels are %+v, want %+v", labels, d.key.Labels))
-		}
-		var res activities.ProbeResult
-		if err := workflow.ExecuteActivity(vctx, health.Probe, activities.ProbeInput{Target: d.target, Issuer: d.issuer, Versions: []int{d.key.Labels.Current}, Rounds: 3}).Get(ctx, &res); err != nil {
-			note("probe with current-key tokens", err)
-		} else if !res.Healthy() {
-			problems = append(problems, fmt.Sprintf("current-key tokens: %d of %d accepted", res.Accepted, res.Probes))
-		}
-		var rejected bool
-		if err := workflow.ExecuteActivity(vctx, health.ProbeRevoked, activities.ProbeInput{Target: d.target, Issuer: d.issuer, Versions: []int{d.version}}).Get(ctx, &rejected); err != nil {
-			note("probe with a revoked token", err)
-		} else if !rejected {
-			problems = append(problems, "a revoked token is still accepted")
-		}
+	if !keyed {
+		return problems
+	}
+	var labels keys.Labels
+	if err := labelsF.Get(ctx, &labels); err != nil {
+		note("read the key labels", err)
+	} else if !reflect.DeepEqual(labels, d.key.Labels) {
+		problems = append(problems, fmt.Sprintf("key labels are %+v, want %+v", labels, d.key.Labels))
+	}
+	var res activities.ProbeResult
+	if err := probeF.Get(ctx, &res); err != nil {
+		note("probe with current-key tokens", err)
+	} else if !res.Healthy() {
+		problems = append(problems, fmt.Sprintf("current-key tokens: %d of %d accepted", res.Accepted, res.Probes))
+	}
+	var rejected bool
+	if err := revokedF.Get(ctx, &rejected); err != nil {
+		note("probe with a revoked token", err)
+	} else if !rejected {
+		problems = append(problems, "a revoked token is still accepted")
 	}
 	return problems
 }
