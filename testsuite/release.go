@@ -242,3 +242,11 @@ func versionBackend(version string, status int) (string, func(), error) {
 	go func() { _ = srv.Serve(l) }()
 	return "http://" + l.Addr().String(), func() { _ = srv.Close() }, nil
 }
+
+// StopWorker stops the in-process worker, so that a test can run the worker program instead.
+func (r *ReleaseBed) StopWorker() {
+	if r.worker != nil {
+		r.worker.Stop()
+		r.worker = nil
+	}
+}

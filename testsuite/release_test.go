@@ -219,18 +219,23 @@ func replay(t *testing.T, r *testsuite.ReleaseBed, run client.WorkflowRun, fixtu
 
 func waitForPhase(t *testing.T, r *testsuite.ReleaseBed, run client.WorkflowRun, phase workflows.Phase) {
 	t.Helper()
+	waitForStatus(t, r, run, func(st workflows.Status) bool { return st.Phase == phase })
+}
+
+func waitForStatus(t *testing.T, r *testsuite.ReleaseBed, run client.WorkflowRun, ok func(workflows.Status) bool) {
+	t.Helper()
 	deadline := time.Now().Add(time.Minute)
 	for time.Now().Before(deadline) {
 		v, err := r.Temporal.QueryWorkflow(context.Background(), run.GetID(), run.GetRunID(), workflows.QueryStatus)
 		if err == nil {
 			var st workflows.Status
-			if v.Get(&st) == nil && st.Phase == phase {
+			if v.Get(&st) == nil && ok(st) {
 				return
 			}
 		}
-		time.Sleep(200 * time.Millisecond)
+		time.Sleep(100 * time.Millisecond)
 	}
-	t.Fatalf("the deployment never reached %s", phase)
+	t.Fatal("the deployment never reached the awaited state")
 }
 
 func historyLength(t *testing.T, r *testsuite.ReleaseBed, run client.WorkflowRun) int {

@@ -1,0 +1,105 @@
+package testsuite_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/apigateway"
+
+	"github.com/rollgate/rollgate/workflows"
+)
+
+// workerProcess runs the real worker program against the bed.
+type workerProcess struct {
+	bin string
+	env []string
+	cmd *exec.Cmd
+	log *os.File
+}
+
+func buildWorker(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "worker")
+	if out, err := exec.Command("go", "build", "-o", bin, "../worker").CombinedOutput(); err != nil {
+		t.Fatalf("build worker: %v\n%s", err, out)
+	}
+	return bin
+}
+
+func (w *workerProcess) start(t *testing.T) {
+	t.Helper()
+	w.cmd = exec.Command(w.bin)
+	w.cmd.Env = append(os.Environ(), w.env...)
+	w.cmd.Stdout, w.cmd.Stderr = w.log, w.log
+	if err := w.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// kill ends the worker as a crash would: no shutdown, activities cut mid-flight.
+func (w *workerProcess) kill() {
+	_ = w.cmd.Process.Signal(syscall.SIGKILL)
+	_ = w.cmd.Wait()
+}
+
+// A worker killed with SIGKILL at several points of a deployment is replaced by a new one; the
+// deployment completes, Vault's latest_version rose by exactly one, and no second canary
+// deployment was created.
+func TestCrash_WorkerKilledMidDeployment_ReleaseCompletesExactlyOnce(t *testing.T) {
+	bin := buildWorker(t)
+	points := []struct {
+		name string
+		at   func(workflows.Status) bool
+	}{
+		{"after-rotation", func(st workflows.Status) bool { return st.Phase == workflows.PhasePublishing }},
+		{"first-bake", func(st workflows.Status) bool { return st.Phase == workflows.PhaseBaking && st.Step == 1 }},
+		{"second-bake", func(st workflows.Status) bool { return st.Phase == workflows.PhaseBaking && st.Step == 2 }},
+	}
+	for i, point := range points {
+		phase := point.name
+		t.Run(point.name, func(t *testing.T) {
+			ctx := context.Background()
+			r := provision(t, fmt.Sprintf("crash%d", i))
+			r.StopWorker()
+			logf, err := os.Create(filepath.Join(t.TempDir(), "worker.log"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			w := &workerProcess{bin: bin, log: logf, env: []string{"ROLLGATE_METRICS_ADDR=127.0.0.1:0", "ROLLGATE_GATEWAY_INVOKE_URL=" + bed.Gateway.DataURL}}
+			for _, kv := range bed.Env() {
+				w.env = append(w.env, kv[0]+"="+kv[1])
+			}
+			before, err := r.Activity.Keys.Transit.ReadKey(ctx, r.Key)
+			if err != nil {
+				t.Fatal(err)
+			}
+			w.start(t)
+			run := startDeployment(t, r, "v2", 10*time.Second)
+			waitForStatus(t, r, run, point.at)
+			w.kill()
+			t.Logf("worker killed at %s", phase)
+			w.start(t)
+			defer w.kill()
+
+			res := deployResult(t, run)
+			if res.Outcome != workflows.OutcomePromoted {
+				log, _ := os.ReadFile(logf.Name())
+				t.Fatalf("outcome %s after a crash in %s: %+v\nworker log:\n%s", res.Outcome, phase, res.Rollback, log)
+			}
+			after, err := r.Activity.Keys.Transit.ReadKey(ctx, r.Key)
+			if err != nil || after.LatestVersion != before.LatestVersion+1 {
+				t.Fatalf("latest_version %d → %d, want exactly one rotation (%v)", before.LatestVersion, after.LatestVersion, err)
+			}
+			deps, err := r.Activity.Gateway.REST.API.(*apigateway.Client).GetDeployments(ctx, &apigateway.GetDeploymentsInput{RestApiId: &r.APIID})
+			if err != nil || len(deps.Items) != 2 {
+				t.Fatalf("%d deployments on the API, want 2: the stable one and one canary (%v)", len(deps.Items), err)
+			}
+		})
+	}
+}
