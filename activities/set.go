@@ -27,6 +27,7 @@ type Clients struct {
 	Metrics    *tokens.Metrics
 	HTTP       *http.Client
 	InvokeURL  func(apiID, stage string) string
+	Webhooks   map[string]string // notification webhooks by name
 }
 
 // Set is one of each activity struct, wired to the same clients.
@@ -35,6 +36,7 @@ type Set struct {
 	Keys    *Keys
 	Tokens  *Tokens
 	Health  *Health
+	Notify  *Notify
 }
 
 // NewSet wires the activities.
@@ -48,6 +50,7 @@ func NewSet(c Clients) *Set {
 		Keys:    &Keys{Transit: transit, Labels: &keys.LabelStore{Client: c.Vault, Mount: c.KVMount}},
 		Tokens:  &Tokens{Transit: transit, S3: c.S3, Registry: &reg, Delivery: delivery, HTTP: c.HTTP},
 		Health:  &Health{Transit: transit, Registry: &reg, Delivery: delivery, HTTP: c.HTTP, InvokeURL: c.InvokeURL},
+		Notify:  &Notify{HTTP: c.HTTP, Webhooks: c.Webhooks},
 	}
 }
 
@@ -57,4 +60,5 @@ func (s *Set) Register(r worker.ActivityRegistry) {
 	r.RegisterActivity(s.Keys)
 	r.RegisterActivity(s.Tokens)
 	r.RegisterActivity(s.Health)
+	r.RegisterActivity(s.Notify)
 }

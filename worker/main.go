@@ -83,6 +83,7 @@ func run(ctx context.Context, logger *slog.Logger) error {
 		Metrics:    metrics,
 		HTTP:       &http.Client{Timeout: cfg.ProbeTimeout},
 		InvokeURL:  cfg.InvokeURLFunc(),
+		Webhooks:   cfg.Webhooks,
 	})
 	if cfg.CreateTables {
 		if err := set.Tokens.Registry.CreateTables(ctx); err != nil {

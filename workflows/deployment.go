@@ -22,6 +22,7 @@ var (
 	keysA  *activities.Keys
 	tokA   *activities.Tokens
 	health *activities.Health
+	notify *activities.Notify
 )
 
 // deployment is one release's state; every field is derived deterministically from history.
@@ -46,6 +47,8 @@ type deployment struct {
 	promoteNow bool
 	skipStep   bool
 	report     *RollbackReport
+	// pendingNotes counts notifications not yet delivered or given up on.
+	pendingNotes int
 }
 
 // compensation undoes one completed step.
@@ -87,13 +90,21 @@ func Deployment(ctx workflow.Context, s spec.DeploySpec) (DeployResult, error) {
 	if err == nil && d.rollback == nil {
 		d.enter(ctx, PhasePromoted, "release promoted")
 		result.Outcome = OutcomePromoted
+		d.notify(ctx, fmt.Sprintf("%s: release %s promoted on %s/%s (key version %d)", s.Service, d.canaryID, s.Gateway.APIID, s.Gateway.Stage, d.version))
 	} else {
 		trigger, req := d.trigger(ctx, err)
+		d.notify(ctx, fmt.Sprintf("%s: rolling back %s/%s (%s, by %s): %s", s.Service, s.Gateway.APIID, s.Gateway.Stage, trigger, req.Actor, req.Reason))
 		d.rollBack(ctx, trigger, req)
 		result.Outcome, result.Rollback = OutcomeRolledBack, d.report
+		d.notify(ctx, fmt.Sprintf("%s: rolled back %s/%s in %s; verified: %v", s.Service, s.Gateway.APIID, s.Gateway.Stage, d.report.Latency, d.report.Verified))
 	}
 	result.Timeline = d.status.Timeline
-	// Let the rollback update handlers return their report before the workflow closes.
+	// Let notifications go out (a failing webhook never holds anything up for long) and the
+	// rollback update handlers return their report before the workflow closes.
+	dctxN, _ := workflow.NewDisconnectedContext(ctx)
+	if d.pendingNotes > 0 { // no timer when there is nothing to wait for
+		_, _ = workflow.AwaitWithTimeout(dctxN, time.Minute, func() bool { return d.pendingNotes == 0 })
+	}
 	dctx, _ := workflow.NewDisconnectedContext(ctx)
 	_ = workflow.Await(dctx, func() bool { return workflow.AllHandlersFinished(dctx) })
 	if errors.Is(ctx.Err(), workflow.ErrCanceled) {
@@ -118,6 +129,27 @@ func (d *deployment) trigger(ctx workflow.Context, err error) (string, OperatorR
 	default:
 		return "activity-failure", OperatorRequest{Actor: "rollgate", Reason: fmt.Sprint(err)}
 	}
+}
+
+// notify sends a notification if the spec names a webhook, without waiting for it: a failing
+// webhook must never slow a rollback down.
+func (d *deployment) notify(ctx workflow.Context, text string) {
+	if d.spec.Notify.Webhook == "" {
+		return
+	}
+	nctx, _ := workflow.NewDisconnectedContext(ctx)
+	nctx = workflow.WithActivityOptions(nctx, workflow.ActivityOptions{
+		StartToCloseTimeout: 10 * time.Second,
+		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: time.Second, BackoffCoefficient: 2, MaximumAttempts: 5},
+	})
+	d.pendingNotes++
+	f := workflow.ExecuteActivity(nctx, notify.Send, activities.NotifyInput{Webhook: d.spec.Notify.Webhook, Text: text})
+	workflow.Go(nctx, func(gctx workflow.Context) {
+		if err := f.Get(gctx, nil); err != nil {
+			d.logger.Warn("notification not delivered", "error", err)
+		}
+		d.pendingNotes--
+	})
 }
 
 // enter moves to a phase: timeline, status and the RollgatePhase search attribute.

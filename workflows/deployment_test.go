@@ -29,6 +29,7 @@ var (
 	keysA  *activities.Keys
 	tokA   *activities.Tokens
 	health *activities.Health
+	notify *activities.Notify
 )
 
 func testSpec() spec.DeploySpec {
@@ -58,6 +59,7 @@ type world struct {
 	failAt string // activity name that fails with a non-retryable error
 	breach bool   // bakes report a health breach
 	block  bool   // bakes block until cancelled
+	notes  []string
 }
 
 func (w *world) record(name string) error {
@@ -107,6 +109,7 @@ func newEnv(t *testing.T, w *world) *testsuite.TestWorkflowEnvironment {
 	env.RegisterActivity(keysA)
 	env.RegisterActivity(tokA)
 	env.RegisterActivity(health)
+	env.RegisterActivity(notify)
 	snapshot := activities.GatewaySnapshot{
 		Stage:      gateway.Stage{DeploymentID: "stable1", Variables: map[string]string{"backendUrl": "http://127.0.0.1:8080/v1"}},
 		Authorizer: gateway.Authorizer{ID: "auth01", Settings: map[string]string{"/authorizerResultTtlInSeconds": "300"}},
@@ -191,6 +194,12 @@ func newEnv(t *testing.T, w *world) *testsuite.TestWorkflowEnvironment {
 			return activities.BakeResult{ProbeResult: activities.ProbeResult{Probes: 10, Accepted: 5, Rejected: 5}, Breach: "rejection ratio 0.500 over 0.010 (5 of 10 probes)"}, nil
 		}
 		return activities.BakeResult{ProbeResult: activities.ProbeResult{Probes: 360, Accepted: 360}}, nil
+	})
+	env.OnActivity(notify.Send, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.NotifyInput) error {
+		w.mu.Lock()
+		w.notes = append(w.notes, in.Text)
+		w.mu.Unlock()
+		return w.record("Send")
 	})
 	env.OnWorkflow(workflows.KeyRetirement, mock.Anything, mock.Anything).Return(nil)
 	return env
@@ -496,5 +505,20 @@ func TestDeployment_InvalidSpecFailsBeforeAnyActivity(t *testing.T) {
 	}
 	if len(w.called()) != 0 {
 		t.Fatalf("activities ran for an invalid spec: %v", w.called())
+	}
+}
+
+func TestDeployment_AFailingWebhookNeverHoldsUpARollback(t *testing.T) {
+	w := &world{breach: true, failAt: "Send"}
+	env := newEnv(t, w)
+	s := testSpec()
+	s.Notify.Webhook = "oncall"
+	env.ExecuteWorkflow(workflows.Deployment, s)
+	r := result(t, env)
+	if r.Outcome != workflows.OutcomeRolledBack || !r.Rollback.Verified || len(r.Rollback.Steps) != 4 {
+		t.Fatalf("rollback with a failing webhook: %+v", r.Rollback)
+	}
+	if len(w.notes) != 2 || !strings.Contains(w.notes[0], "rolling back") || !strings.Contains(w.notes[1], "verified: true") {
+		t.Fatalf("notifications %q", w.notes)
 	}
 }

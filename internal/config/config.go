@@ -31,6 +31,8 @@ type Worker struct {
 	// https://{apiId}.execute-api.{region}.amazonaws.com/{stage}.
 	InvokeURL string `env:"ROLLGATE_GATEWAY_INVOKE_URL"`
 	Region    string `env:"AWS_REGION, default=us-east-1"`
+	// Webhooks are the notification endpoints specs may name: name=url pairs separated by ";".
+	Webhooks map[string]string `env:"ROLLGATE_WEBHOOKS, delimiter=;, separator=="`
 	// ProbeTimeout bounds one health probe request.
 	ProbeTimeout time.Duration `env:"ROLLGATE_PROBE_TIMEOUT, default=10s"`
 }

@@ -35,3 +35,12 @@ func TestLoad_DefaultsAndOverrides(t *testing.T) {
 		t.Fatal("a bad duration was accepted")
 	}
 }
+
+func TestLoad_Webhooks(t *testing.T) {
+	c, err := config.Load(context.Background(), envconfig.MapLookuper(map[string]string{
+		"ROLLGATE_WEBHOOKS": "oncall=https://hooks.example.com/services/T0/B0/x?a=b;ops=http://127.0.0.1:9/h",
+	}))
+	if err != nil || c.Webhooks["oncall"] != "https://hooks.example.com/services/T0/B0/x?a=b" || c.Webhooks["ops"] != "http://127.0.0.1:9/h" {
+		t.Fatalf("webhooks %v, %v", c.Webhooks, err)
+	}
+}

@@ -107,9 +107,11 @@ type Step struct {
 	Bake   Duration `json:"bake"`
 }
 
-// Notify says where notifications go.
+// Notify says where notifications go. Webhook names a webhook the worker knows
+// (ROLLGATE_WEBHOOKS): webhook URLs are often secrets, so specs and workflow history carry only
+// the name.
 type Notify struct {
-	WebhookURL string `json:"webhookUrl,omitempty"`
+	Webhook string `json:"webhook,omitempty"`
 }
 
 // FieldError is one problem with one field.
@@ -296,10 +298,8 @@ func (s *DeploySpec) Validate() error {
 	if c.StepTimeout.D() < 0 {
 		bad("canary.stepTimeout", "must not be negative")
 	}
-	if w := s.Notify.WebhookURL; w != "" {
-		if u, err := url.Parse(w); err != nil || !u.IsAbs() || (u.Scheme != "https" && u.Scheme != "http") {
-			bad("notify.webhookUrl", "%q is not an http(s) URL", w)
-		}
+	if w := s.Notify.Webhook; w != "" && !namePattern.MatchString(w) {
+		bad("notify.webhook", "%q: the name of a webhook configured on the worker (ROLLGATE_WEBHOOKS), not a URL", w)
 	}
 	if len(p) > 0 {
 		return &ValidationError{Problems: p}

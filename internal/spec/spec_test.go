@@ -72,7 +72,7 @@ func TestValidate_NamesTheFieldAndTheAllowedRange(t *testing.T) {
 		{"probe interval", func(s *spec.DeploySpec) { s.Canary.ProbeInterval = 0 }, "canary.probeInterval", "allowed 1s to 10m"},
 		{"rejection ratio", func(s *spec.DeploySpec) { s.Canary.MaxRejectionRatio = 1.5 }, "canary.maxRejectionRatio", "0 ≤ ratio < 1"},
 		{"min probes", func(s *spec.DeploySpec) { s.Canary.MinProbes = 0 }, "canary.minProbes", "allowed 1 to 10000"},
-		{"webhook", func(s *spec.DeploySpec) { s.Notify.WebhookURL = "ftp://x" }, "notify.webhookUrl", "http(s)"},
+		{"webhook", func(s *spec.DeploySpec) { s.Notify.Webhook = "https://hooks.example.com/x" }, "notify.webhook", "not a URL"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
