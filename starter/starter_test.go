@@ -87,6 +87,10 @@ func TestStarter_BadInputGetsOneClearLineAndTheRightExitCode(t *testing.T) {
 	if code, _, stderr := c.run(t, "deploy", "-f", "/nonexistent.yaml"); code != 1 || strings.Count(strings.TrimSpace(stderr), "\n") != 0 {
 		t.Fatalf("missing file: exit %d\n%s", code, stderr)
 	}
+	// The documented example spec is valid: the starter gets as far as dialling Temporal.
+	if code, _, stderr := c.run(t, "deploy", "-f", "testdata/release.yaml"); code != 1 || !strings.Contains(stderr, "cannot reach Temporal") {
+		t.Fatalf("example spec: exit %d\n%s", code, stderr)
+	}
 	if code, _, stderr := c.run(t, "status", "abcdefghij/prod"); code != 1 || !strings.Contains(stderr, "cannot reach Temporal at 127.0.0.1:1") {
 		t.Fatalf("unreachable Temporal: exit %d\n%s", code, stderr)
 	}
