@@ -12,6 +12,7 @@ import (
 	"github.com/rollgate/rollgate/internal/gateway"
 	"github.com/rollgate/rollgate/internal/keys"
 	"github.com/rollgate/rollgate/internal/registry"
+	"github.com/rollgate/rollgate/internal/releases"
 	"github.com/rollgate/rollgate/internal/tokens"
 )
 
@@ -28,15 +29,18 @@ type Clients struct {
 	HTTP       *http.Client
 	InvokeURL  func(apiID, stage string) string
 	Webhooks   map[string]string // notification webhooks by name
+	// ReleasesTable holds each stage's release history; default "rollgate-releases".
+	ReleasesTable string
 }
 
 // Set is one of each activity struct, wired to the same clients.
 type Set struct {
-	Gateway *Gateway
-	Keys    *Keys
-	Tokens  *Tokens
-	Health  *Health
-	Notify  *Notify
+	Gateway  *Gateway
+	Keys     *Keys
+	Tokens   *Tokens
+	Health   *Health
+	Notify   *Notify
+	Releases *Releases
 }
 
 // NewSet wires the activities.
@@ -46,11 +50,12 @@ func NewSet(c Clients) *Set {
 	reg.DB, reg.Metrics = c.DynamoDB, c.Metrics
 	delivery := &registry.Delivery{Client: c.Vault, Mount: c.KVMount}
 	return &Set{
-		Gateway: &Gateway{REST: &gateway.REST{API: c.APIGateway}},
-		Keys:    &Keys{Transit: transit, Labels: &keys.LabelStore{Client: c.Vault, Mount: c.KVMount}},
-		Tokens:  &Tokens{Transit: transit, S3: c.S3, Registry: &reg, Delivery: delivery, HTTP: c.HTTP},
-		Health:  &Health{Transit: transit, Registry: &reg, Delivery: delivery, HTTP: c.HTTP, InvokeURL: c.InvokeURL},
-		Notify:  &Notify{HTTP: c.HTTP, Webhooks: c.Webhooks},
+		Gateway:  &Gateway{REST: &gateway.REST{API: c.APIGateway}},
+		Keys:     &Keys{Transit: transit, Labels: &keys.LabelStore{Client: c.Vault, Mount: c.KVMount}},
+		Tokens:   &Tokens{Transit: transit, S3: c.S3, Registry: &reg, Delivery: delivery, HTTP: c.HTTP},
+		Health:   &Health{Transit: transit, Registry: &reg, Delivery: delivery, HTTP: c.HTTP, InvokeURL: c.InvokeURL},
+		Notify:   &Notify{HTTP: c.HTTP, Webhooks: c.Webhooks},
+		Releases: &Releases{History: &releases.History{DB: c.DynamoDB, Table: c.ReleasesTable}},
 	}
 }
 
@@ -61,4 +66,5 @@ func (s *Set) Register(r worker.ActivityRegistry) {
 	r.RegisterActivity(s.Tokens)
 	r.RegisterActivity(s.Health)
 	r.RegisterActivity(s.Notify)
+	r.RegisterActivity(s.Releases)
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/rollgate/rollgate/activities"
 	"github.com/rollgate/rollgate/internal/keys"
 	"github.com/rollgate/rollgate/internal/registry"
+	"github.com/rollgate/rollgate/internal/releases"
 	"github.com/rollgate/rollgate/internal/spec"
 	"github.com/rollgate/rollgate/internal/tokens"
 	"github.com/rollgate/rollgate/testsuite/gatewayemu"
@@ -103,6 +104,9 @@ func ProvisionRelease(ctx context.Context, b *Bed, name string) (*ReleaseBed, er
 	if err := reg.CreateTables(ctx); err != nil {
 		return nil, err
 	}
+	if err := (&releases.History{DB: b.DynamoDBClient(cfg)}).CreateTable(ctx); err != nil {
+		return nil, err
+	}
 	r.Activity = activities.NewSet(activities.Clients{
 		Vault: vc, APIGateway: b.APIGateway(cfg), S3: s3c, DynamoDB: b.DynamoDBClient(cfg),
 		HTTP: &http.Client{Timeout: 10 * time.Second}, InvokeURL: b.Gateway.InvokeURL,
@@ -128,6 +132,7 @@ func ProvisionRelease(ctx context.Context, b *Bed, name string) (*ReleaseBed, er
 	r.worker = worker.New(r.Temporal, workflows.TaskQueue, worker.Options{})
 	r.worker.RegisterWorkflow(workflows.Deployment)
 	r.worker.RegisterWorkflow(workflows.KeyRetirement)
+	r.worker.RegisterWorkflow(workflows.Rollback)
 	r.Activity.Register(r.worker)
 	if err := r.worker.Start(); err != nil {
 		return nil, err

@@ -206,6 +206,7 @@ func replay(t *testing.T, r *testsuite.ReleaseBed, run client.WorkflowRun, fixtu
 	rp := worker.NewWorkflowReplayer()
 	rp.RegisterWorkflow(workflows.Deployment)
 	rp.RegisterWorkflow(workflows.KeyRetirement)
+	rp.RegisterWorkflow(workflows.Rollback)
 	if err := rp.ReplayWorkflowHistory(nil, h); err != nil {
 		t.Fatalf("the run does not replay: %v", err)
 	}
@@ -265,4 +266,38 @@ func activitiesClients(r *testsuite.ReleaseBed) activities.ClientsInput {
 
 func probeWith(r *testsuite.ReleaseBed, version int) activities.ProbeInput {
 	return activities.ProbeInput{Target: activities.Target{APIID: r.APIID, Stage: r.Stage}, Issuer: r.IssuerRef(), Versions: []int{version}}
+}
+
+func TestRelease_FinishedReleaseIsRolledBackFromTheHistory(t *testing.T) {
+	r := provision(t, "history")
+	before := observe(t, r)
+	promoted := deployResult(t, startDeployment(t, r, "v2", 10*time.Second))
+	if promoted.Outcome != workflows.OutcomePromoted {
+		t.Fatalf("outcome %s", promoted.Outcome)
+	}
+	newKID := keys.KID(r.Key, promoted.KeyVersion)
+
+	ctx := context.Background()
+	run, err := r.Temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
+		ID: workflows.RollbackWorkflowID(r.APIID, r.Stage), TaskQueue: workflows.TaskQueue,
+		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL, WorkflowExecutionErrorWhenAlreadyStarted: true,
+	}, workflows.Rollback, workflows.RollbackSpec{APIID: r.APIID, Stage: r.Stage, Actor: "bob", Reason: "regression found after release"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep workflows.RollbackReport
+	if err := run.Get(ctx, &rep); err != nil {
+		t.Fatalf("rollback of the finished release: %v", err)
+	}
+	if !rep.Verified || rep.Actor != "bob" || len(rep.Steps) != 5 {
+		t.Fatalf("report %+v", rep)
+	}
+	after := observe(t, r)
+	if after.stage.DeploymentID != before.stage.DeploymentID || after.stage.Variables["backendUrl"] != r.Backends["v1"] || after.labels != before.labels {
+		t.Fatalf("not restored: stage %+v labels %+v (before %+v %+v)", after.stage, after.labels, before.stage, before.labels)
+	}
+	if after.clientKID == newKID || after.clientKID != keys.KID(r.Key, before.labels.Current) || after.clientCalls != 1 {
+		t.Fatalf("client holds %s (accepted %d times), want a fresh token of the previous key", after.clientKID, after.clientCalls)
+	}
+	replay(t, r, run, "rollback-finished-release.json")
 }

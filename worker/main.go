@@ -83,10 +83,13 @@ func run(ctx context.Context, logger *slog.Logger) error {
 		Metrics:    metrics,
 		HTTP:       &http.Client{Timeout: cfg.ProbeTimeout},
 		InvokeURL:  cfg.InvokeURLFunc(),
-		Webhooks:   cfg.Webhooks,
+		Webhooks:   cfg.Webhooks, ReleasesTable: cfg.ReleasesTable,
 	})
 	if cfg.CreateTables {
 		if err := set.Tokens.Registry.CreateTables(ctx); err != nil {
+			return err
+		}
+		if err := set.Releases.History.CreateTable(ctx); err != nil {
 			return err
 		}
 	}
@@ -94,6 +97,7 @@ func run(ctx context.Context, logger *slog.Logger) error {
 	w := worker.New(tc, cfg.TaskQueue, worker.Options{WorkerStopTimeout: cfg.ShutdownTimeout})
 	w.RegisterWorkflow(workflows.Deployment)
 	w.RegisterWorkflow(workflows.KeyRetirement)
+	w.RegisterWorkflow(workflows.Rollback)
 	set.Register(w)
 
 	metricsSrv := &http.Server{Addr: cfg.MetricsAddr, Handler: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), ReadHeaderTimeout: 5 * time.Second}

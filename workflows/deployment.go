@@ -23,6 +23,7 @@ var (
 	tokA   *activities.Tokens
 	health *activities.Health
 	notify *activities.Notify
+	rel    *activities.Releases
 )
 
 // deployment is one release's state; every field is derived deterministically from history.
@@ -209,9 +210,7 @@ func (d *deployment) run(ctx workflow.Context) error {
 			return err
 		}
 		snapshotLabels := d.key.Labels
-		d.compensate("restore key labels", func(ctx workflow.Context) error {
-			return workflow.ExecuteLocalActivity(ctx, keysA.RestoreLabels, activities.RestoreLabelsInput{Key: s.Auth.TransitKey, Labels: snapshotLabels}).Get(ctx, nil)
-		})
+		d.compensateLabels()
 		d.status.KeyLatest = d.version
 		d.event(ctx, fmt.Sprintf("key version %d labelled pending", d.version))
 
@@ -221,9 +220,7 @@ func (d *deployment) run(ctx workflow.Context) error {
 			return err
 		}
 		if s.Auth.OnRollback == "revoke" {
-			d.compensate("republish the snapshot JWKS", func(ctx workflow.Context) error {
-				return workflow.ExecuteLocalActivity(ctx, tokA.PublishJWKS, activities.PublishInput{Issuer: d.issuer, Versions: snapshotLabels.Published()}).Get(ctx, nil)
-			})
+			d.compensateJWKS(snapshotLabels.Published())
 		}
 		if ttl := s.Auth.VerifierCacheTTL.D(); ttl > 0 {
 			d.event(ctx, fmt.Sprintf("waiting %s for verifier caches to fetch the new JWKS", ttl))
@@ -238,9 +235,7 @@ func (d *deployment) run(ctx workflow.Context) error {
 		if err := workflow.ExecuteActivity(short(ctx), gw.ApplyAuthorizer, activities.AuthorizerInput{Target: d.target, AuthorizerID: s.Auth.AuthorizerID, Settings: s.Auth.AuthorizerPatch}).Get(ctx, nil); err != nil {
 			return err
 		}
-		d.compensate("restore the authorizer", func(ctx workflow.Context) error {
-			return workflow.ExecuteLocalActivity(ctx, gw.RestoreAuthorizer, activities.RestoreInput{Target: d.target, Snapshot: d.snapshot}).Get(ctx, nil)
-		})
+		d.compensateAuthorizer()
 	}
 	if err := d.checkTokens(ctx, "pending-key and current-key tokens accepted", d.probeVersions()); err != nil {
 		return err
@@ -295,9 +290,7 @@ func (d *deployment) canarySteps(ctx workflow.Context) error {
 			if err := workflow.ExecuteActivity(short(stepCtx), gw.StartCanary, in).Get(ctx, &d.canaryID); err != nil {
 				return err
 			}
-			d.compensate("restore the stage", func(ctx workflow.Context) error {
-				return workflow.ExecuteLocalActivity(ctx, gw.RestoreStage, activities.RestoreInput{Target: d.target, Snapshot: d.snapshot}).Get(ctx, nil)
-			})
+			d.compensateStage()
 			d.event(ctx, "canary deployment "+d.canaryID+" started")
 		} else if err := workflow.ExecuteActivity(short(stepCtx), gw.SetCanaryWeight, activities.WeightInput{Target: d.target, Weight: step.Weight}).Get(ctx, nil); err != nil {
 			return err
@@ -413,11 +406,52 @@ func (d *deployment) promote(ctx workflow.Context) error {
 		d.event(ctx, fmt.Sprintf("every reissued token accepted at the gateway (%d)", res.Accepted))
 	}
 
+	if err := workflow.ExecuteActivity(short(ctx), rel.RecordRelease, d.record(ctx)).Get(ctx, nil); err != nil {
+		return err
+	}
 	if s.Auth.RotateKey {
 		d.enter(ctx, PhaseFinalizing, "scheduling retirement of the previous key version")
 		return d.scheduleRetirement(ctx)
 	}
 	return nil
+}
+
+// record is the release as the stage's history keeps it, for a later Rollback.
+func (d *deployment) record(ctx workflow.Context) activities.ReleaseRecord {
+	info := workflow.GetInfo(ctx).WorkflowExecution
+	return activities.ReleaseRecord{
+		WorkflowID: info.ID, RunID: info.RunID, Service: d.spec.Service, Target: d.target, DeploymentID: d.canaryID,
+		PromotedAt: workflow.Now(ctx), Snapshot: d.snapshot, Labels: d.key.Labels, Version: d.version,
+		Rotated: d.spec.Auth.RotateKey, AuthorizerPatched: len(d.spec.Auth.AuthorizerPatch) > 0, Issuer: d.issuer,
+		Clients: d.spec.Auth.Clients, Reissued: d.reissued, TokenTTL: d.spec.Auth.TokenTTL.D(), OnRollback: d.spec.Auth.OnRollback,
+	}
+}
+
+// The compensations, one per kind of change; each reads the snapshot from the deployment.
+
+func (d *deployment) compensateLabels() {
+	key, labels := d.issuer.Key.Name, d.key.Labels
+	d.compensate("restore key labels", func(ctx workflow.Context) error {
+		return workflow.ExecuteLocalActivity(ctx, keysA.RestoreLabels, activities.RestoreLabelsInput{Key: key, Labels: labels}).Get(ctx, nil)
+	})
+}
+
+func (d *deployment) compensateJWKS(versions []int) {
+	d.compensate("republish the snapshot JWKS", func(ctx workflow.Context) error {
+		return workflow.ExecuteLocalActivity(ctx, tokA.PublishJWKS, activities.PublishInput{Issuer: d.issuer, Versions: versions}).Get(ctx, nil)
+	})
+}
+
+func (d *deployment) compensateAuthorizer() {
+	d.compensate("restore the authorizer", func(ctx workflow.Context) error {
+		return workflow.ExecuteLocalActivity(ctx, gw.RestoreAuthorizer, activities.RestoreInput{Target: d.target, Snapshot: d.snapshot}).Get(ctx, nil)
+	})
+}
+
+func (d *deployment) compensateStage() {
+	d.compensate("restore the stage", func(ctx workflow.Context) error {
+		return workflow.ExecuteLocalActivity(ctx, gw.RestoreStage, activities.RestoreInput{Target: d.target, Snapshot: d.snapshot}).Get(ctx, nil)
+	})
 }
 
 // compensateReissue undoes a reissue: new-key tokens are revoked (if the spec says so) and the

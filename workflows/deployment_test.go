@@ -30,6 +30,7 @@ var (
 	tokA   *activities.Tokens
 	health *activities.Health
 	notify *activities.Notify
+	rel    *activities.Releases
 )
 
 func testSpec() spec.DeploySpec {
@@ -110,6 +111,8 @@ func newEnv(t *testing.T, w *world) *testsuite.TestWorkflowEnvironment {
 	env.RegisterActivity(tokA)
 	env.RegisterActivity(health)
 	env.RegisterActivity(notify)
+	env.RegisterActivity(rel)
+	env.RegisterWorkflow(workflows.Rollback)
 	snapshot := activities.GatewaySnapshot{
 		Stage:      gateway.Stage{DeploymentID: "stable1", Variables: map[string]string{"backendUrl": "http://127.0.0.1:8080/v1"}},
 		Authorizer: gateway.Authorizer{ID: "auth01", Settings: map[string]string{"/authorizerResultTtlInSeconds": "300"}},
@@ -201,6 +204,9 @@ func newEnv(t *testing.T, w *world) *testsuite.TestWorkflowEnvironment {
 		w.mu.Unlock()
 		return w.record("Send")
 	})
+	env.OnActivity(rel.RecordRelease, mock.Anything, mock.Anything).Return(func(context.Context, activities.ReleaseRecord) error {
+		return w.record("RecordRelease")
+	})
 	env.OnWorkflow(workflows.KeyRetirement, mock.Anything, mock.Anything).Return(nil)
 	return env
 }
@@ -250,7 +256,7 @@ func TestDeployment_HappyPath_PromotesRotatesAndReissues(t *testing.T) {
 	}
 	want := []string{"SnapshotGateway", "SnapshotKey", "Probe", "PrepareKey", "PublishJWKS", "ApplyAuthorizer", "Probe",
 		"StartCanary", "Probe", "Bake", "SetCanaryWeight", "Probe", "Bake", "SetCanaryWeight", "Probe", "Bake",
-		"PromoteCanary", "PromoteLabels", "Probe", "ReissueTokens", "ProbeClients"}
+		"PromoteCanary", "PromoteLabels", "Probe", "ReissueTokens", "ProbeClients", "RecordRelease"}
 	if got := w.called(); !slices.Equal(got, want) {
 		t.Fatalf("calls\n got %v\nwant %v", got, want)
 	}
@@ -278,6 +284,7 @@ func TestDeployment_FailureAtEachStep_CompensatesCompletedStepsInReverse(t *test
 		{"PromoteLabels", []string{stage, authz, jwks, labels}},
 		{"ReissueTokens", []string{stage, authz, jwks, labels}},
 		{"ProbeClients", []string{reissue, stage, authz, jwks, labels}},
+		{"RecordRelease", []string{reissue, stage, authz, jwks, labels}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.failAt, func(t *testing.T) {

@@ -31,6 +31,7 @@ func TestReplay_RecordedHistories(t *testing.T) {
 			r := worker.NewWorkflowReplayer()
 			r.RegisterWorkflow(workflows.Deployment)
 			r.RegisterWorkflow(workflows.KeyRetirement)
+			r.RegisterWorkflow(workflows.Rollback)
 			if err := r.ReplayWorkflowHistoryFromJSONFile(nil, f); err != nil {
 				t.Fatal(err)
 			}

@@ -22,6 +22,7 @@ type Worker struct {
 	// Registry tables, created at start when CreateTables is set.
 	TokensTable      string `env:"ROLLGATE_TOKENS_TABLE, default=rollgate-tokens"`
 	RevocationsTable string `env:"ROLLGATE_REVOCATIONS_TABLE, default=rollgate-revocations"`
+	ReleasesTable    string `env:"ROLLGATE_RELEASES_TABLE, default=rollgate-releases"`
 	CreateTables     bool   `env:"ROLLGATE_CREATE_TABLES, default=false"`
 	// Vault mounts and login.
 	TransitMount string `env:"ROLLGATE_TRANSIT_MOUNT, default=transit"`
