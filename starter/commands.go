@@ -243,16 +243,16 @@ func explain(id, what string, err error) error {
 	case errors.As(err, &nf):
 		return fmt.Errorf("no running deployment %s: it does not exist or has finished (see: starter status %s)", id, strings.TrimPrefix(id, "deploy/"))
 	case strings.Contains(err.Error(), "workflow execution already completed"):
-		return fmt.Errorf("cannot %s %s: the deployment has finished", what, id)
+		return fmt.Errorf("cannot %s %s: the deployment has finished (to undo a finished release: starter rollback %s --release latest)", what, id, strings.TrimPrefix(id, "deploy/"))
 	}
 	return fmt.Errorf("%s %s refused: %v", what, id, rootCause(err))
 }
 
 func rollbackCmd() *cobra.Command {
-	var reason, actor string
+	var reason, actor, release string
 	cmd := &cobra.Command{
-		Use:   "rollback <apiId>/<stage> --reason TEXT",
-		Short: "Roll a running deployment back and wait for the verified RollbackReport",
+		Use:   "rollback <apiId>/<stage> --reason TEXT [--release latest|ID]",
+		Short: "Roll a running deployment (or, with --release, a finished one) back and wait for the verified RollbackReport",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			id, err := deploymentID(args[0])
@@ -263,7 +263,11 @@ func rollbackCmd() *cobra.Command {
 				return &codeError{exitInvalid, errors.New("rollback needs --reason")}
 			}
 			var rep workflows.RollbackReport
-			if err := update(cmd.Context(), id, workflows.UpdateRollback, workflows.OperatorRequest{Actor: actor, Reason: reason}, &rep); err != nil {
+			if release != "" {
+				if err := rollbackRelease(cmd.Context(), id, release, actor, reason, &rep); err != nil {
+					return err
+				}
+			} else if err := update(cmd.Context(), id, workflows.UpdateRollback, workflows.OperatorRequest{Actor: actor, Reason: reason}, &rep); err != nil {
 				return err
 			}
 			printReport(os.Stdout, rep)
@@ -275,7 +279,38 @@ func rollbackCmd() *cobra.Command {
 	}
 	cmd.Flags().StringVar(&reason, "reason", "", "why (required; recorded in the workflow history)")
 	cmd.Flags().StringVar(&actor, "actor", defaultActor(), "who is asking")
+	cmd.Flags().StringVar(&release, "release", "", `undo a finished release from the stage's history: "latest" or a release id`)
 	return cmd
+}
+
+// rollbackRelease runs the Rollback workflow for a finished release and waits for its report.
+func rollbackRelease(ctx context.Context, id, release, actor, reason string, rep *workflows.RollbackReport) error {
+	parts := strings.Split(strings.TrimPrefix(id, "deploy/"), "/")
+	if release == "latest" {
+		release = ""
+	}
+	c, err := dial(ctx)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
+		ID: workflows.RollbackWorkflowID(parts[0], parts[1]), TaskQueue: workflows.TaskQueue,
+		WorkflowIDConflictPolicy:                 enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
+		WorkflowExecutionErrorWhenAlreadyStarted: true,
+	}, workflows.Rollback, workflows.RollbackSpec{APIID: parts[0], Stage: parts[1], Release: release, Actor: actor, Reason: reason})
+	var started *serviceerror.WorkflowExecutionAlreadyStarted
+	if errors.As(err, &started) {
+		return fmt.Errorf("a rollback of %s/%s is already running (run %s)", parts[0], parts[1], started.RunId)
+	}
+	if err != nil {
+		return fmt.Errorf("start rollback: %w", err)
+	}
+	fmt.Fprintf(os.Stderr, "rolling back the release of %s/%s (workflow %s)\n", parts[0], parts[1], run.GetID())
+	if err := run.Get(ctx, rep); err != nil {
+		return fmt.Errorf("rollback of %s/%s: %v", parts[0], parts[1], rootCause(err))
+	}
+	return nil
 }
 
 func operatorCmd(name, short string) *cobra.Command {

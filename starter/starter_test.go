@@ -127,6 +127,10 @@ func TestStarter_DeployWaitExitsWithTheOutcome(t *testing.T) {
 		t.Fatalf("rollback of a finished deployment: exit %d\n%s", code, stderr)
 	}
 
+	if code, stdout, stderr := c.run(t, "rollback", target, "--release", "latest", "--reason", "regression"); code != 0 || !strings.Contains(stdout, "verified: true") {
+		t.Fatalf("rollback of the finished release: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+
 	code, stdout, stderr = c.run(t, "deploy", "-f", writeSpec(t, r.Spec("v3", 10*time.Second)), "--wait")
 	if code != 2 || !strings.Contains(stdout, "rolled-back") || !strings.Contains(stdout, "verified: true") {
 		t.Fatalf("broken release: exit %d\nstdout %s\nstderr %s", code, stdout, stderr)
