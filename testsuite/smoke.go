@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"strings"
 	"time"
@@ -76,12 +75,12 @@ func RunSmoke(ctx context.Context, b *Bed, out io.Writer) (*SmokeReport, error) 
 	step("s3: issuer %s published with JWKS [%s-v1]", issuer, key)
 
 	// Two backends: the stable release and the canary.
-	stable, stopStable, err := smokeBackend("v1")
+	stable, stopStable, err := versionBackend("v1", http.StatusOK)
 	if err != nil {
 		return nil, err
 	}
 	defer stopStable()
-	canary, stopCanary, err := smokeBackend("v2")
+	canary, stopCanary, err := versionBackend("v2", http.StatusOK)
 	if err != nil {
 		return nil, err
 	}
@@ -206,16 +205,6 @@ func signSmokeToken(ctx context.Context, vc *vault.Client, key string, version i
 	return signingInput + "." + enc.EncodeToString(raw), nil
 }
 
-func smokeBackend(name string) (string, func(), error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", nil, err
-	}
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { fmt.Fprint(w, name) }), ReadHeaderTimeout: time.Second}
-	go func() { _ = srv.Serve(l) }()
-	return "http://" + l.Addr().String(), func() { _ = srv.Close() }, nil
-}
-
 func smokeGet(url, token string) int {
 	req, _ := http.NewRequest(http.MethodGet, url, nil)
 	req.Header.Set("Authorization", "Bearer "+token)
@@ -280,7 +269,7 @@ func smokeCanary(ctx context.Context, c *apigateway.Client, emu *gatewayemu.Emul
 		if resp.StatusCode != http.StatusOK {
 			return 0, fmt.Errorf("canary stage answered %d: %s", resp.StatusCode, body)
 		}
-		if string(body) == "v2" {
+		if strings.TrimSpace(string(body)) == "v2" {
 			hits++
 		}
 	}

@@ -3,7 +3,6 @@ package gatewayemu
 import (
 	"net/http"
 	"net/url"
-	"sort"
 	"strings"
 	"time"
 )
@@ -167,12 +166,7 @@ func (e *Emulator) getRoutes(r *http.Request) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	items := make([]*route, 0, len(api.routes))
-	for _, rt := range api.routes {
-		items = append(items, rt)
-	}
-	sort.Slice(items, func(i, j int) bool { return items[i].RouteKey < items[j].RouteKey })
-	return http.StatusOK, map[string]any{"items": items}, nil
+	return http.StatusOK, map[string]any{"items": sortedValues(api.routes, func(rt *route) string { return rt.RouteKey })}, nil
 }
 
 func (e *Emulator) createHTTPAuthorizer(r *http.Request) (int, any, error) {

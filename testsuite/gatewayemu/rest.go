@@ -202,12 +202,7 @@ func (e *Emulator) getResources(r *http.Request) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	items := make([]*resource, 0, len(api.resources))
-	for _, res := range api.resources {
-		items = append(items, res)
-	}
-	sort.Slice(items, func(i, j int) bool { return items[i].Path < items[j].Path })
-	return http.StatusOK, map[string]any{"item": items}, nil
+	return http.StatusOK, map[string]any{"item": sortedValues(api.resources, func(res *resource) string { return res.Path })}, nil
 }
 
 func (e *Emulator) createResource(r *http.Request) (int, any, error) {
@@ -405,12 +400,7 @@ func (e *Emulator) getDeployments(r *http.Request) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	items := make([]*deployment, 0, len(api.deployments))
-	for _, d := range api.deployments {
-		items = append(items, d)
-	}
-	sort.Slice(items, func(i, j int) bool { return items[i].ID < items[j].ID })
-	return http.StatusOK, map[string]any{"item": items}, nil
+	return http.StatusOK, map[string]any{"item": sortedValues(api.deployments, func(d *deployment) string { return d.ID })}, nil
 }
 
 func (e *Emulator) getDeployment(r *http.Request) (int, any, error) {
@@ -549,12 +539,7 @@ func (e *Emulator) getAuthorizers(r *http.Request) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	items := make([]*authorizer, 0, len(api.authorizers))
-	for _, a := range api.authorizers {
-		items = append(items, a)
-	}
-	sort.Slice(items, func(i, j int) bool { return items[i].ID < items[j].ID })
-	return http.StatusOK, map[string]any{"item": items}, nil
+	return http.StatusOK, map[string]any{"item": sortedValues(api.authorizers, func(a *authorizer) string { return a.ID })}, nil
 }
 
 func (e *Emulator) getAuthorizer(r *http.Request) (int, any, error) {
@@ -569,6 +554,17 @@ func (e *Emulator) getAuthorizer(r *http.Request) (int, any, error) {
 		return 0, nil, notFound("Invalid Authorizer identifier specified")
 	}
 	return http.StatusOK, a, nil
+}
+
+// sortedValues lists a map's values in the order of key, so list operations answer in a stable
+// order (AWS's is stable too).
+func sortedValues[V any](m map[string]V, key func(V) string) []V {
+	out := make([]V, 0, len(m))
+	for _, v := range m {
+		out = append(out, v)
+	}
+	sort.Slice(out, func(i, j int) bool { return key(out[i]) < key(out[j]) })
+	return out
 }
 
 func validStageName(s string) bool {
