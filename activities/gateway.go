@@ -2,6 +2,8 @@ package activities
 
 import (
 	"context"
+	"maps"
+	"slices"
 
 	"github.com/rollgate/rollgate/internal/gateway"
 )
@@ -124,7 +126,7 @@ func (a *Gateway) VerifyRestored(ctx context.Context, in RestoreInput) ([]string
 	if got.HasCanary() != want.HasCanary() || got.CanaryDeploymentID != want.CanaryDeploymentID {
 		problems = append(problems, "canary is "+orNone(got.CanaryDeploymentID)+", want "+orNone(want.CanaryDeploymentID))
 	}
-	if !equalMaps(got.Variables, want.Variables) {
+	if !maps.Equal(got.Variables, want.Variables) {
 		problems = append(problems, "stage variables differ from the snapshot")
 	}
 	for path, v := range in.Snapshot.Authorizer.Settings {
@@ -132,7 +134,8 @@ func (a *Gateway) VerifyRestored(ctx context.Context, in RestoreInput) ([]string
 			problems = append(problems, "authorizer "+path+" is "+now.Authorizer.Settings[path]+", want "+v)
 		}
 	}
-	return sortedStrings(problems), nil
+	slices.Sort(problems)
+	return problems, nil
 }
 
 func orNone(s string) string {

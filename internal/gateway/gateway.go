@@ -6,7 +6,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sort"
+	"maps"
+	"slices"
 	"strconv"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -131,7 +132,7 @@ func (g *REST) StartCanary(ctx context.Context, apiID, stage, releaseDeployment,
 			{Op: types.OpReplace, Path: aws.String("/canarySettings/deploymentId"), Value: &releaseDeployment},
 			{Op: types.OpReplace, Path: aws.String("/canarySettings/percentTraffic"), Value: aws.String(formatWeight(weight))},
 		}
-		for _, k := range sortedKeys(vars) {
+		for _, k := range slices.Sorted(maps.Keys(vars)) {
 			ops = append(ops, types.PatchOperation{Op: types.OpReplace, Path: aws.String("/canarySettings/stageVariableOverrides/" + k), Value: aws.String(vars[k])})
 		}
 		return releaseDeployment, g.patch(ctx, apiID, stage, ops)
@@ -192,12 +193,12 @@ func (g *REST) Restore(ctx context.Context, apiID, stage string, want Stage) err
 	if cur.DeploymentID != want.DeploymentID {
 		ops = append(ops, types.PatchOperation{Op: types.OpReplace, Path: aws.String("/deploymentId"), Value: aws.String(want.DeploymentID)})
 	}
-	for _, k := range sortedKeys(cur.Variables) {
+	for _, k := range slices.Sorted(maps.Keys(cur.Variables)) {
 		if _, keep := want.Variables[k]; !keep {
 			ops = append(ops, types.PatchOperation{Op: types.OpRemove, Path: aws.String("/variables/" + k)})
 		}
 	}
-	for _, k := range sortedKeys(want.Variables) {
+	for _, k := range slices.Sorted(maps.Keys(want.Variables)) {
 		if cur.Variables[k] != want.Variables[k] {
 			ops = append(ops, types.PatchOperation{Op: types.OpReplace, Path: aws.String("/variables/" + k), Value: aws.String(want.Variables[k])})
 		}
@@ -238,7 +239,7 @@ func (g *REST) ApplyAuthorizer(ctx context.Context, apiID, stage, id string, set
 		return false, err
 	}
 	var ops []types.PatchOperation
-	for _, path := range sortedKeys(settings) {
+	for _, path := range slices.Sorted(maps.Keys(settings)) {
 		if cur.Settings[path] != settings[path] {
 			ops = append(ops, types.PatchOperation{Op: types.OpReplace, Path: aws.String(path), Value: aws.String(settings[path])})
 		}
@@ -255,12 +256,3 @@ func (g *REST) ApplyAuthorizer(ctx context.Context, apiID, stage, id string, set
 }
 
 func formatWeight(w float64) string { return strconv.FormatFloat(w, 'f', -1, 64) }
-
-func sortedKeys(m map[string]string) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
-}

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net/url"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -230,7 +231,7 @@ func (s *DeploySpec) Validate() error {
 	}
 	if a.KeyType.Algorithms() == nil {
 		bad("auth.keyType", "%q: allowed rsa-2048, rsa-3072, rsa-4096, ecdsa-p256, ed25519", a.KeyType)
-	} else if !contains(a.KeyType.Algorithms(), a.Algorithm) {
+	} else if !slices.Contains(a.KeyType.Algorithms(), a.Algorithm) {
 		bad("auth.algorithm", "%q cannot be signed with a %s key: allowed %v", a.Algorithm, a.KeyType, a.KeyType.Algorithms())
 	}
 	if g.Kind == "http" && a.KeyType != "" && !strings.HasPrefix(string(a.KeyType), "rsa-") {
@@ -258,7 +259,7 @@ func (s *DeploySpec) Validate() error {
 		bad("auth.onRollback", "%q: allowed keep, revoke", a.OnRollback)
 	}
 	for path := range a.AuthorizerPatch {
-		if !contains(AuthorizerPaths, path) {
+		if !slices.Contains(AuthorizerPaths, path) {
 			bad("auth.authorizerPatch."+path, "not an authorizer setting rollgate changes: allowed %v", AuthorizerPaths)
 		}
 	}
@@ -322,13 +323,4 @@ func AsValidation(err error) (*ValidationError, bool) {
 
 func isLoopback(host string) bool {
 	return host == "localhost" || strings.HasPrefix(host, "127.") || host == "::1"
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }

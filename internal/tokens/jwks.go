@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -23,7 +24,7 @@ import (
 // with use "sig", its alg and kid <key>-v<N>. Keys are in version order so the document is
 // byte-for-byte stable for the same versions.
 func JWKS(ctx context.Context, key *keys.Key, alg string, versions []int) ([]byte, error) {
-	if !contains(key.Type.Algorithms(), alg) {
+	if !slices.Contains(key.Type.Algorithms(), alg) {
 		return nil, fmt.Errorf("JWKS for %s: algorithm %s does not fit key type %s: %w", key.Name, alg, key.Type, keys.ErrInvalid)
 	}
 	store := jwkset.NewMemoryStorage()
@@ -118,13 +119,4 @@ func (p *Publisher) Publish(ctx context.Context, issuer, alg string, jwks []byte
 
 func (p *Publisher) cacheControl() string {
 	return fmt.Sprintf("public, max-age=%d", int(p.CacheTTL.Seconds()))
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }

@@ -67,15 +67,10 @@ type httpStage struct {
 	cache *authorizerCache
 }
 
-func notFoundV2(resource, format string, a ...any) error {
-	err := notFound(format, a...)
-	return err
-}
-
 func (e *Emulator) httpAPILocked(r *http.Request) (*httpAPI, error) {
 	api := e.httpAPIs[r.PathValue("apiId")]
 	if api == nil {
-		return nil, notFoundV2("Api", "Invalid API identifier specified %s", r.PathValue("apiId"))
+		return nil, notFound("Invalid API identifier specified %s", r.PathValue("apiId"))
 	}
 	return api, nil
 }
@@ -197,7 +192,7 @@ func (e *Emulator) getHTTPAuthorizer(r *http.Request) (int, any, error) {
 	}
 	a := api.authorizers[r.PathValue("authorizerId")]
 	if a == nil {
-		return 0, nil, notFoundV2("Authorizer", "Invalid Authorizer identifier specified %s", r.PathValue("authorizerId"))
+		return 0, nil, notFound("Invalid Authorizer identifier specified %s", r.PathValue("authorizerId"))
 	}
 	return http.StatusOK, a, nil
 }
@@ -226,7 +221,7 @@ func (e *Emulator) updateHTTPAuthorizer(r *http.Request) (int, any, error) {
 	}
 	a := api.authorizers[r.PathValue("authorizerId")]
 	if a == nil {
-		return 0, nil, notFoundV2("Authorizer", "Invalid Authorizer identifier specified %s", r.PathValue("authorizerId"))
+		return 0, nil, notFound("Invalid Authorizer identifier specified %s", r.PathValue("authorizerId"))
 	}
 	next := *a
 	if in.Name != nil {
@@ -339,7 +334,7 @@ func (e *Emulator) httpStageLocked(r *http.Request) (*httpAPI, *httpStage, error
 	}
 	st := api.stages[r.PathValue("stageName")]
 	if st == nil {
-		return nil, nil, notFoundV2("Stage", "Invalid stage identifier specified")
+		return nil, nil, notFound("Invalid stage identifier specified")
 	}
 	return api, st, nil
 }
@@ -428,7 +423,7 @@ func (e *Emulator) createHTTPDeployment(r *http.Request) (int, any, error) {
 	if in.StageName != "" {
 		st := api.stages[in.StageName]
 		if st == nil {
-			return 0, nil, notFoundV2("Stage", "Invalid stage identifier specified")
+			return 0, nil, notFound("Invalid stage identifier specified")
 		}
 		st.DeploymentID = id
 		st.LastUpdatedDate = isoTime(e.opts.Now())
