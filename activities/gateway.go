@@ -10,13 +10,34 @@ import (
 
 // Target is the stage a release changes.
 type Target struct {
+	Kind  string // rest (also when empty) or http
 	APIID string
 	Stage string
 }
 
-// Gateway changes API Gateway REST stages and authorizers.
+// Gateway changes API Gateway stages and authorizers: REST APIs (canary deployments, TOKEN and
+// REQUEST authorizers) and HTTP APIs (stage variables, JWT authorizers).
 type Gateway struct {
 	REST *gateway.REST
+	HTTP *gateway.HTTP
+}
+
+// stageAPI is what a release does to a stage, whatever the kind of API.
+type stageAPI interface {
+	GetStage(ctx context.Context, apiID, stage string) (gateway.Stage, error)
+	StartCanary(ctx context.Context, apiID, stage, releaseDeployment, marker string, weight float64, vars map[string]string) (string, error)
+	SetCanaryWeight(ctx context.Context, apiID, stage string, weight float64) error
+	Promote(ctx context.Context, apiID, stage, release string) error
+	Restore(ctx context.Context, apiID, stage string, want gateway.Stage) error
+	GetAuthorizer(ctx context.Context, apiID, id string) (gateway.Authorizer, error)
+	ApplyAuthorizer(ctx context.Context, apiID, stage, id string, settings map[string]string) (bool, error)
+}
+
+func (a *Gateway) api(t Target) stageAPI {
+	if t.Kind == "http" {
+		return a.HTTP
+	}
+	return a.REST
 }
 
 // GatewaySnapshot is the live gateway state before a release: its rollback point.
@@ -33,11 +54,11 @@ type SnapshotInput struct {
 
 // SnapshotGateway reads the stage and the authorizer.
 func (a *Gateway) SnapshotGateway(ctx context.Context, in SnapshotInput) (GatewaySnapshot, error) {
-	st, err := a.REST.GetStage(ctx, in.Target.APIID, in.Target.Stage)
+	st, err := a.api(in.Target).GetStage(ctx, in.Target.APIID, in.Target.Stage)
 	if err != nil {
 		return GatewaySnapshot{}, classify(err)
 	}
-	auth, err := a.REST.GetAuthorizer(ctx, in.Target.APIID, in.AuthorizerID)
+	auth, err := a.api(in.Target).GetAuthorizer(ctx, in.Target.APIID, in.AuthorizerID)
 	if err != nil {
 		return GatewaySnapshot{}, classify(err)
 	}
@@ -53,7 +74,7 @@ type AuthorizerInput struct {
 
 // ApplyAuthorizer sets the settings that differ and flushes the stage's authorizer cache.
 func (a *Gateway) ApplyAuthorizer(ctx context.Context, in AuthorizerInput) (bool, error) {
-	changed, err := a.REST.ApplyAuthorizer(ctx, in.Target.APIID, in.Target.Stage, in.AuthorizerID, in.Settings)
+	changed, err := a.api(in.Target).ApplyAuthorizer(ctx, in.Target.APIID, in.Target.Stage, in.AuthorizerID, in.Settings)
 	return changed, classify(err)
 }
 
@@ -68,7 +89,7 @@ type CanaryInput struct {
 
 // StartCanary creates (or finds) the canary deployment and returns its id.
 func (a *Gateway) StartCanary(ctx context.Context, in CanaryInput) (string, error) {
-	id, err := a.REST.StartCanary(ctx, in.Target.APIID, in.Target.Stage, in.DeploymentID, in.Marker, in.Weight, in.Variables)
+	id, err := a.api(in.Target).StartCanary(ctx, in.Target.APIID, in.Target.Stage, in.DeploymentID, in.Marker, in.Weight, in.Variables)
 	return id, classify(err)
 }
 
@@ -80,7 +101,7 @@ type WeightInput struct {
 
 // SetCanaryWeight sets the canary's traffic share.
 func (a *Gateway) SetCanaryWeight(ctx context.Context, in WeightInput) error {
-	return classify(a.REST.SetCanaryWeight(ctx, in.Target.APIID, in.Target.Stage, in.Weight))
+	return classify(a.api(in.Target).SetCanaryWeight(ctx, in.Target.APIID, in.Target.Stage, in.Weight))
 }
 
 // PromoteInput names the canary to promote.
@@ -91,7 +112,7 @@ type PromoteInput struct {
 
 // PromoteCanary makes the canary the stage's deployment.
 func (a *Gateway) PromoteCanary(ctx context.Context, in PromoteInput) error {
-	return classify(a.REST.Promote(ctx, in.Target.APIID, in.Target.Stage, in.DeploymentID))
+	return classify(a.api(in.Target).Promote(ctx, in.Target.APIID, in.Target.Stage, in.DeploymentID))
 }
 
 // RestoreInput is the gateway state to put back.
@@ -102,12 +123,12 @@ type RestoreInput struct {
 
 // RestoreStage puts the stage back as it was.
 func (a *Gateway) RestoreStage(ctx context.Context, in RestoreInput) error {
-	return classify(a.REST.Restore(ctx, in.Target.APIID, in.Target.Stage, in.Snapshot.Stage))
+	return classify(a.api(in.Target).Restore(ctx, in.Target.APIID, in.Target.Stage, in.Snapshot.Stage))
 }
 
 // RestoreAuthorizer puts the authorizer's settings back and flushes the cache.
 func (a *Gateway) RestoreAuthorizer(ctx context.Context, in RestoreInput) error {
-	_, err := a.REST.ApplyAuthorizer(ctx, in.Target.APIID, in.Target.Stage, in.Snapshot.Authorizer.ID, in.Snapshot.Authorizer.Settings)
+	_, err := a.api(in.Target).ApplyAuthorizer(ctx, in.Target.APIID, in.Target.Stage, in.Snapshot.Authorizer.ID, in.Snapshot.Authorizer.Settings)
 	return classify(err)
 }
 

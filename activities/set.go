@@ -4,6 +4,7 @@ import (
 	"net/http"
 
 	"github.com/aws/aws-sdk-go-v2/service/apigateway"
+	"github.com/aws/aws-sdk-go-v2/service/apigatewayv2"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	vault "github.com/hashicorp/vault/api"
@@ -22,6 +23,7 @@ type Clients struct {
 	TransitKV  string // transit mount, default "transit"
 	KVMount    string // KV v2 mount for labels and deliveries, default "secret"
 	APIGateway *apigateway.Client
+	HTTPAPIs   *apigatewayv2.Client
 	S3         *s3.Client
 	DynamoDB   *dynamodb.Client
 	Registry   registry.Registry // table names; DB and Metrics are filled in
@@ -50,7 +52,7 @@ func NewSet(c Clients) *Set {
 	reg.DB, reg.Metrics = c.DynamoDB, c.Metrics
 	delivery := &registry.Delivery{Client: c.Vault, Mount: c.KVMount}
 	return &Set{
-		Gateway:  &Gateway{REST: &gateway.REST{API: c.APIGateway}},
+		Gateway:  &Gateway{REST: &gateway.REST{API: c.APIGateway}, HTTP: &gateway.HTTP{API: c.HTTPAPIs}},
 		Keys:     &Keys{Transit: transit, Labels: &keys.LabelStore{Client: c.Vault, Mount: c.KVMount}},
 		Tokens:   &Tokens{Transit: transit, S3: c.S3, Registry: &reg, Delivery: delivery, HTTP: c.HTTP},
 		Health:   &Health{Transit: transit, Registry: &reg, Delivery: delivery, HTTP: c.HTTP, InvokeURL: c.InvokeURL},

@@ -12,6 +12,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/apigateway"
 	agtypes "github.com/aws/aws-sdk-go-v2/service/apigateway/types"
+	"github.com/aws/aws-sdk-go-v2/service/apigatewayv2"
+	v2types "github.com/aws/aws-sdk-go-v2/service/apigatewayv2/types"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/worker"
@@ -33,6 +35,7 @@ import (
 type ReleaseBed struct {
 	Bed          *Bed
 	Name         string
+	Kind         string // rest or http
 	APIID        string
 	Stage        string
 	AuthorizerID string
@@ -50,8 +53,19 @@ type ReleaseBed struct {
 	cancelB context.CancelFunc
 }
 
-// ProvisionRelease builds a ReleaseBed named name (lower-case letters and digits) on b.
+// ProvisionRelease builds a ReleaseBed named name (lower-case letters and digits) on b, around a
+// REST API.
 func ProvisionRelease(ctx context.Context, b *Bed, name string) (*ReleaseBed, error) {
+	return provision(ctx, b, name, "rest")
+}
+
+// ProvisionHTTPRelease builds a ReleaseBed around an HTTP API whose $default route needs a JWT
+// from the bed's issuer, checked by the gateway's own JWT authorizer.
+func ProvisionHTTPRelease(ctx context.Context, b *Bed, name string) (*ReleaseBed, error) {
+	return provision(ctx, b, name, "http")
+}
+
+func provision(ctx context.Context, b *Bed, name, kind string) (*ReleaseBed, error) {
 	cfg, err := b.AWSConfig(ctx)
 	if err != nil {
 		return nil, err
@@ -61,7 +75,7 @@ func ProvisionRelease(ctx context.Context, b *Bed, name string) (*ReleaseBed, er
 		return nil, err
 	}
 	bgctx, cancel := context.WithCancel(context.Background())
-	r := &ReleaseBed{Bed: b, Name: name, Stage: "prod", Bucket: name + "-issuer", Key: name + "-issuer", Clients: []string{name + "-billing"},
+	r := &ReleaseBed{Bed: b, Name: name, Kind: kind, Stage: "prod", Bucket: name + "-issuer", Key: name + "-issuer", Clients: []string{name + "-billing"},
 		Backends: map[string]string{}, cancelB: cancel}
 	r.Issuer = b.S3.URL + "/" + r.Bucket
 	ok := false
@@ -108,17 +122,23 @@ func ProvisionRelease(ctx context.Context, b *Bed, name string) (*ReleaseBed, er
 		return nil, err
 	}
 	r.Activity = activities.NewSet(activities.Clients{
-		Vault: vc, APIGateway: b.APIGateway(cfg), S3: s3c, DynamoDB: b.DynamoDBClient(cfg),
+		Vault: vc, APIGateway: b.APIGateway(cfg), HTTPAPIs: b.APIGatewayV2(cfg), S3: s3c, DynamoDB: b.DynamoDBClient(cfg),
 		HTTP: &http.Client{Timeout: 10 * time.Second}, InvokeURL: b.Gateway.InvokeURL,
 	})
 
-	// The gateway's authorizer "Lambda": rollgate's verifier with the registry's deny list.
-	lambda := "arn:aws:lambda:us-east-1:000000000000:function:" + name + "-verifier"
-	if err := r.registerVerifier(bgctx, lambda, &reg); err != nil {
-		return nil, err
-	}
-	if err := r.createAPI(ctx, b.APIGateway(cfg), lambda); err != nil {
-		return nil, err
+	if kind == "http" {
+		if err := r.createHTTPAPI(ctx, b.APIGatewayV2(cfg)); err != nil {
+			return nil, err
+		}
+	} else {
+		// The gateway's authorizer "Lambda": rollgate's verifier with the registry's deny list.
+		lambda := "arn:aws:lambda:us-east-1:000000000000:function:" + name + "-verifier"
+		if err := r.registerVerifier(bgctx, lambda, &reg); err != nil {
+			return nil, err
+		}
+		if err := r.createAPI(ctx, b.APIGateway(cfg), lambda); err != nil {
+			return nil, err
+		}
 	}
 
 	// A client holding a current-key token.
@@ -139,6 +159,15 @@ func ProvisionRelease(ctx context.Context, b *Bed, name string) (*ReleaseBed, er
 	}
 	ok = true
 	return r, nil
+}
+
+// Target is the stage as the activities see it.
+func (r *ReleaseBed) Target() activities.Target {
+	t := activities.Target{APIID: r.APIID, Stage: r.Stage}
+	if r.Kind == "http" {
+		t.Kind = "http"
+	}
+	return t
 }
 
 // IssuerRef is the issuer as the activities see it.
@@ -198,6 +227,30 @@ func (r *ReleaseBed) createAPI(ctx context.Context, c *apigateway.Client, lambda
 	return err
 }
 
+func (r *ReleaseBed) createHTTPAPI(ctx context.Context, c *apigatewayv2.Client) error {
+	api, err := c.CreateApi(ctx, &apigatewayv2.CreateApiInput{Name: aws.String(r.Name), ProtocolType: v2types.ProtocolTypeHttp})
+	if err != nil {
+		return err
+	}
+	r.APIID = *api.ApiId
+	auth, err := c.CreateAuthorizer(ctx, &apigatewayv2.CreateAuthorizerInput{
+		ApiId: api.ApiId, Name: aws.String("jwt"), AuthorizerType: v2types.AuthorizerTypeJwt,
+		IdentitySource:   []string{"$request.header.Authorization"},
+		JwtConfiguration: &v2types.JWTConfiguration{Issuer: &r.Issuer, Audience: []string{"orders"}},
+	})
+	if err != nil {
+		return err
+	}
+	r.AuthorizerID = *auth.AuthorizerId
+	if _, err := c.CreateRoute(ctx, &apigatewayv2.CreateRouteInput{ApiId: api.ApiId, RouteKey: aws.String("$default"),
+		AuthorizationType: v2types.AuthorizationTypeJwt, AuthorizerId: auth.AuthorizerId}); err != nil {
+		return err
+	}
+	_, err = c.CreateStage(ctx, &apigatewayv2.CreateStageInput{ApiId: api.ApiId, StageName: &r.Stage, AutoDeploy: aws.Bool(true),
+		StageVariables: map[string]string{gatewayemu.BackendVariable: r.Backends["v1"]}})
+	return err
+}
+
 // Spec is a release of backend version to the bed's stage: key rotation, two canary steps of
 // bake each, client tokens reissued.
 func (r *ReleaseBed) Spec(version string, bake time.Duration) spec.DeploySpec {
@@ -214,6 +267,11 @@ func (r *ReleaseBed) Spec(version string, bake time.Duration) spec.DeploySpec {
 			Steps:         []spec.Step{{Weight: 20, Bake: spec.Duration(bake)}, {Weight: 50, Bake: spec.Duration(bake)}},
 			ProbeInterval: spec.Duration(time.Second), MaxRejectionRatio: 0, Max5xxRatio: 0, MinProbes: 2, AutoRollback: true,
 		},
+	}
+	if r.Kind == "http" {
+		s.Gateway.Kind = "http"
+		s.Canary.Steps = []spec.Step{{Weight: 100, Bake: spec.Duration(bake)}}
+		s.Auth.AuthorizerPatch = map[string]string{"/jwtConfiguration/audience": "orders,orders-v2"}
 	}
 	s.Normalize()
 	return s

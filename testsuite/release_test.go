@@ -58,6 +58,7 @@ func deployResult(t *testing.T, run client.WorkflowRun) workflows.DeployResult {
 // does with the client's delivered token.
 type state struct {
 	stage       gateway.Stage
+	authorizer  map[string]string
 	labels      keys.Labels
 	clientKID   string
 	clientCalls int
@@ -67,10 +68,11 @@ func observe(t *testing.T, r *testsuite.ReleaseBed) state {
 	t.Helper()
 	ctx := context.Background()
 	var s state
-	var err error
-	if s.stage, err = r.Activity.Gateway.REST.GetStage(ctx, r.APIID, r.Stage); err != nil {
+	snap, err := r.Activity.Gateway.SnapshotGateway(ctx, activities.SnapshotInput{Target: r.Target(), AuthorizerID: r.AuthorizerID})
+	if err != nil {
 		t.Fatal(err)
 	}
+	s.stage, s.authorizer = snap.Stage, snap.Authorizer.Settings
 	if s.labels, err = r.Activity.Keys.ReadLabels(ctx, r.Key); err != nil {
 		t.Fatal(err)
 	}
@@ -261,11 +263,11 @@ func timeline(events []workflows.Event) string {
 }
 
 func activitiesClients(r *testsuite.ReleaseBed) activities.ClientsInput {
-	return activities.ClientsInput{Target: activities.Target{APIID: r.APIID, Stage: r.Stage}, Clients: r.Clients}
+	return activities.ClientsInput{Target: r.Target(), Clients: r.Clients}
 }
 
 func probeWith(r *testsuite.ReleaseBed, version int) activities.ProbeInput {
-	return activities.ProbeInput{Target: activities.Target{APIID: r.APIID, Stage: r.Stage}, Issuer: r.IssuerRef(), Versions: []int{version}}
+	return activities.ProbeInput{Target: r.Target(), Issuer: r.IssuerRef(), Versions: []int{version}}
 }
 
 func TestRelease_FinishedReleaseIsRolledBackFromTheHistory(t *testing.T) {
@@ -300,4 +302,36 @@ func TestRelease_FinishedReleaseIsRolledBackFromTheHistory(t *testing.T) {
 		t.Fatalf("client holds %s (accepted %d times), want a fresh token of the previous key", after.clientKID, after.clientCalls)
 	}
 	replay(t, r, run, "rollback-finished-release.json")
+}
+
+// An HTTP API has no canary: the release's stage variables and JWT authorizer settings apply to
+// the whole stage, proven by token health, and a broken release is rolled back the same way.
+func TestRelease_HTTPAPI_PromotedThenABrokenReleaseRolledBack(t *testing.T) {
+	r, err := testsuite.ProvisionHTTPRelease(context.Background(), bed, "httpapi")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(r.Close)
+	before := observe(t, r)
+	if before.clientCalls != 1 {
+		t.Fatalf("the client's token is not accepted by the JWT authorizer before any release")
+	}
+	res := deployResult(t, startDeployment(t, r, "v2", 10*time.Second))
+	if res.Outcome != workflows.OutcomePromoted {
+		t.Fatalf("outcome %s: %+v", res.Outcome, res.Rollback)
+	}
+	promoted := observe(t, r)
+	if promoted.stage.Variables["backendUrl"] != r.Backends["v2"] || promoted.authorizer["/jwtConfiguration/audience"] != "orders,orders-v2" ||
+		promoted.labels.Current != before.labels.Current+1 || promoted.clientKID != keys.KID(r.Key, promoted.labels.Current) || promoted.clientCalls != 1 {
+		t.Fatalf("after the HTTP API release: %+v", promoted)
+	}
+
+	res = deployResult(t, startDeployment(t, r, "v3", 10*time.Second))
+	if res.Outcome != workflows.OutcomeRolledBack || !res.Rollback.Verified || res.Rollback.Trigger != "health" {
+		t.Fatalf("broken HTTP API release: %s %+v", res.Outcome, res.Rollback)
+	}
+	after := observe(t, r)
+	if after.stage.Variables["backendUrl"] != r.Backends["v2"] || after.labels != promoted.labels || after.authorizer["/jwtConfiguration/audience"] != "orders,orders-v2" || after.clientCalls != 1 {
+		t.Fatalf("after the rollback: %+v, want the promoted state %+v", after, promoted)
+	}
 }

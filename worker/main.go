@@ -16,6 +16,7 @@ import (
 
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/apigateway"
+	"github.com/aws/aws-sdk-go-v2/service/apigatewayv2"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/prometheus/client_golang/prometheus"
@@ -77,6 +78,7 @@ func run(ctx context.Context, logger *slog.Logger) error {
 	set := activities.NewSet(activities.Clients{
 		Vault: vc, TransitKV: cfg.TransitMount, KVMount: cfg.KVMount,
 		APIGateway: apigateway.NewFromConfig(awsCfg),
+		HTTPAPIs:   apigatewayv2.NewFromConfig(awsCfg),
 		S3:         s3.NewFromConfig(awsCfg, func(o *s3.Options) { o.UsePathStyle = os.Getenv("AWS_S3_USE_PATH_STYLE") == "true" }),
 		DynamoDB:   dynamodb.NewFromConfig(awsCfg),
 		Registry:   registry.Registry{TokensTable: cfg.TokensTable, RevocationsTable: cfg.RevocationsTable},

@@ -19,7 +19,6 @@ const (
 // Error types a Deployment fails with before changing anything.
 const (
 	ErrInvalidSpec = "InvalidSpec"
-	ErrUnsupported = "Unsupported"
 )
 
 // Phase is where a deployment is; it is also the RollgatePhase search attribute.

@@ -66,13 +66,9 @@ func Deployment(ctx workflow.Context, s spec.DeploySpec) (DeployResult, error) {
 	if err := s.Validate(); err != nil {
 		return DeployResult{}, temporal.NewNonRetryableApplicationError(err.Error(), ErrInvalidSpec, err)
 	}
-	if s.Gateway.Kind != "rest" {
-		return DeployResult{}, temporal.NewNonRetryableApplicationError(
-			"gateway.kind "+s.Gateway.Kind+": the deployment workflow releases REST APIs; HTTP API releases are not supported yet", ErrUnsupported, nil)
-	}
 	d := &deployment{
 		spec:   s,
-		target: activities.Target{APIID: s.Gateway.APIID, Stage: s.Gateway.Stage},
+		target: targetOf(s),
 		issuer: activities.Issuer{
 			URL: s.Auth.Issuer, Audiences: s.Auth.Audiences, Key: activities.KeyRef{Name: s.Auth.TransitKey, Type: s.Auth.KeyType},
 			Algorithm: s.Auth.Algorithm, Bucket: s.Auth.JWKSBucket, Prefix: s.Auth.JWKSPrefix, CacheTTL: s.Auth.VerifierCacheTTL.D(),
@@ -112,6 +108,15 @@ func Deployment(ctx workflow.Context, s spec.DeploySpec) (DeployResult, error) {
 		return result, temporal.NewCanceledError(result)
 	}
 	return result, nil
+}
+
+// targetOf names the stage; REST stays the zero kind so recorded histories keep their payloads.
+func targetOf(s spec.DeploySpec) activities.Target {
+	t := activities.Target{APIID: s.Gateway.APIID, Stage: s.Gateway.Stage}
+	if s.Gateway.Kind == "http" {
+		t.Kind = "http"
+	}
+	return t
 }
 
 // trigger decides what started a rollback.

@@ -41,6 +41,7 @@ func Rollback(ctx workflow.Context, in RollbackSpec) (RollbackReport, error) {
 	if err := workflow.ExecuteActivity(short(ctx), rel.FindRelease, activities.FindReleaseInput{Target: target, ID: in.Release}).Get(ctx, &rec); err != nil {
 		return RollbackReport{}, err
 	}
+	target = rec.Target // the release knows the kind of API
 	d := &deployment{
 		spec: spec.DeploySpec{
 			Service: rec.Service, Gateway: spec.Gateway{Kind: "rest", APIID: in.APIID, Stage: in.Stage},

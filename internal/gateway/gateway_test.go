@@ -12,6 +12,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/apigateway"
 	"github.com/aws/aws-sdk-go-v2/service/apigateway/types"
+	"github.com/aws/aws-sdk-go-v2/service/apigatewayv2"
+	v2types "github.com/aws/aws-sdk-go-v2/service/apigatewayv2/types"
 
 	"github.com/rollgate/rollgate/internal/gateway"
 	"github.com/rollgate/rollgate/testsuite/gatewayemu"
@@ -165,5 +167,58 @@ func TestMapError_SortsRetryableFromFinal(t *testing.T) {
 	f.emu.InjectFault("GetStage", gatewayemu.Fault{Status: http.StatusTooManyRequests})
 	if _, err := f.g.GetStage(ctx, f.apiID, f.stage); !errors.Is(err, gateway.ErrThrottled) {
 		t.Fatalf("throttled: %v", err)
+	}
+}
+
+func TestHTTP_ReleaseAppliesVariablesToTheWholeStageAndRestoreRemovesThem(t *testing.T) {
+	ctx := context.Background()
+	emu, err := gatewayemu.Start(gatewayemu.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer emu.Close()
+	cfg, _ := config.LoadDefaultConfig(ctx, config.WithRegion("us-east-1"), config.WithCredentialsProvider(credentials.NewStaticCredentialsProvider("test", "test", "")))
+	c := apigatewayv2.NewFromConfig(cfg, func(o *apigatewayv2.Options) { o.BaseEndpoint = aws.String(emu.ControlURL) })
+	api, err := c.CreateApi(ctx, &apigatewayv2.CreateApiInput{Name: aws.String("orders"), ProtocolType: v2types.ProtocolTypeHttp})
+	if err != nil {
+		t.Fatal(err)
+	}
+	auth, err := c.CreateAuthorizer(ctx, &apigatewayv2.CreateAuthorizerInput{ApiId: api.ApiId, Name: aws.String("jwt"), AuthorizerType: v2types.AuthorizerTypeJwt,
+		IdentitySource: []string{"$request.header.Authorization"}, JwtConfiguration: &v2types.JWTConfiguration{Issuer: aws.String("https://issuer.example.com"), Audience: []string{"orders"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.CreateStage(ctx, &apigatewayv2.CreateStageInput{ApiId: api.ApiId, StageName: aws.String("prod"), StageVariables: map[string]string{"backendUrl": "http://v1"}}); err != nil {
+		t.Fatal(err)
+	}
+	g := &gateway.HTTP{API: c}
+	snap, _ := g.GetStage(ctx, *api.ApiId, "prod")
+	if _, err := g.StartCanary(ctx, *api.ApiId, "prod", "", "", 20, nil); !errors.Is(err, gateway.ErrInvalid) {
+		t.Fatalf("a 20%% canary on an HTTP API: %v", err)
+	}
+	if _, err := g.StartCanary(ctx, *api.ApiId, "prod", "", "", 100, map[string]string{"backendUrl": "http://v2", "release": "v2"}); err != nil {
+		t.Fatal(err)
+	}
+	changed, err := g.ApplyAuthorizer(ctx, *api.ApiId, "prod", *auth.AuthorizerId, map[string]string{gateway.JWTAudiencePath: "orders,orders-v2"})
+	if err != nil || !changed {
+		t.Fatalf("apply authorizer: %v %v", changed, err)
+	}
+	st, _ := g.GetStage(ctx, *api.ApiId, "prod")
+	if st.Variables["backendUrl"] != "http://v2" || st.Variables["release"] != "v2" {
+		t.Fatalf("released stage %+v", st)
+	}
+	if err := g.Restore(ctx, *api.ApiId, "prod", snap); err != nil {
+		t.Fatal(err)
+	}
+	st, _ = g.GetStage(ctx, *api.ApiId, "prod")
+	if st.Variables["backendUrl"] != "http://v1" || st.Variables["release"] != "" {
+		t.Fatalf("restored stage %+v", st)
+	}
+	a, _ := g.GetAuthorizer(ctx, *api.ApiId, *auth.AuthorizerId)
+	if a.Settings[gateway.JWTAudiencePath] != "orders,orders-v2" || a.Settings[gateway.JWTIssuerPath] != "https://issuer.example.com" {
+		t.Fatalf("authorizer %+v", a.Settings)
+	}
+	if _, err := g.GetStage(ctx, *api.ApiId, "nope"); !errors.Is(err, gateway.ErrNotFound) {
+		t.Fatalf("missing stage: %v", err)
 	}
 }

@@ -258,9 +258,13 @@ func (s *DeploySpec) Validate() error {
 	default:
 		bad("auth.onRollback", "%q: allowed keep, revoke", a.OnRollback)
 	}
+	allowedPaths := AuthorizerPaths
+	if g.Kind == "http" {
+		allowedPaths = HTTPAuthorizerPaths
+	}
 	for path := range a.AuthorizerPatch {
-		if !slices.Contains(AuthorizerPaths, path) {
-			bad("auth.authorizerPatch."+path, "not an authorizer setting rollgate changes: allowed %v", AuthorizerPaths)
+		if !slices.Contains(allowedPaths, path) {
+			bad("auth.authorizerPatch."+path, "not a %s API authorizer setting rollgate changes: allowed %v", g.Kind, allowedPaths)
 		}
 	}
 
@@ -310,6 +314,10 @@ func (s *DeploySpec) Validate() error {
 
 // AuthorizerPaths are the REST authorizer settings a release may change.
 var AuthorizerPaths = []string{"/authorizerUri", "/identityValidationExpression", "/authorizerResultTtlInSeconds", "/identitySource"}
+
+// HTTPAuthorizerPaths are the HTTP API JWT authorizer settings a release may change (audiences
+// comma-separated).
+var HTTPAuthorizerPaths = []string{"/jwtConfiguration/issuer", "/jwtConfiguration/audience"}
 
 // WorkflowID is the one deployment workflow a stage may run at a time.
 func (s *DeploySpec) WorkflowID() string { return "deploy/" + s.Gateway.APIID + "/" + s.Gateway.Stage }
