@@ -165,3 +165,15 @@ func orNone(s string) string {
 	}
 	return s
 }
+
+// APIKeyInput enables or disables a REST API key.
+type APIKeyInput struct {
+	KeyID   string
+	Enabled bool
+}
+
+// SetAPIKeyEnabled enables or disables an API key if it is not so already.
+func (a *Gateway) SetAPIKeyEnabled(ctx context.Context, in APIKeyInput) (bool, error) {
+	changed, err := a.REST.SetAPIKeyEnabled(ctx, in.KeyID, in.Enabled)
+	return changed, classify(err)
+}

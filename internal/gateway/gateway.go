@@ -59,6 +59,8 @@ type RESTAPI interface {
 	GetAuthorizer(context.Context, *apigateway.GetAuthorizerInput, ...func(*apigateway.Options)) (*apigateway.GetAuthorizerOutput, error)
 	UpdateAuthorizer(context.Context, *apigateway.UpdateAuthorizerInput, ...func(*apigateway.Options)) (*apigateway.UpdateAuthorizerOutput, error)
 	FlushStageAuthorizersCache(context.Context, *apigateway.FlushStageAuthorizersCacheInput, ...func(*apigateway.Options)) (*apigateway.FlushStageAuthorizersCacheOutput, error)
+	GetApiKey(context.Context, *apigateway.GetApiKeyInput, ...func(*apigateway.Options)) (*apigateway.GetApiKeyOutput, error)
+	UpdateApiKey(context.Context, *apigateway.UpdateApiKeyInput, ...func(*apigateway.Options)) (*apigateway.UpdateApiKeyOutput, error)
 }
 
 // Stage is what a release reads of a REST stage, and what a rollback restores.
@@ -253,6 +255,24 @@ func (g *REST) ApplyAuthorizer(ctx context.Context, apiID, stage, id string, set
 		return false, fmt.Errorf("flush authorizer cache of %s/%s: %w", apiID, stage, MapError(err))
 	}
 	return len(ops) > 0, nil
+}
+
+// SetAPIKeyEnabled enables or disables an API key (a client cut off, or let back in, together
+// with its tokens), writing only if it is not so already. It returns whether it changed.
+func (g *REST) SetAPIKeyEnabled(ctx context.Context, keyID string, enabled bool) (bool, error) {
+	cur, err := g.API.GetApiKey(ctx, &apigateway.GetApiKeyInput{ApiKey: &keyID})
+	if err != nil {
+		return false, fmt.Errorf("get api key %s: %w", keyID, MapError(err))
+	}
+	if cur.Enabled == enabled {
+		return false, nil
+	}
+	if _, err := g.API.UpdateApiKey(ctx, &apigateway.UpdateApiKeyInput{ApiKey: &keyID, PatchOperations: []types.PatchOperation{
+		{Op: types.OpReplace, Path: aws.String("/enabled"), Value: aws.String(strconv.FormatBool(enabled))},
+	}}); err != nil {
+		return false, fmt.Errorf("update api key %s: %w", keyID, MapError(err))
+	}
+	return true, nil
 }
 
 func formatWeight(w float64) string { return strconv.FormatFloat(w, 'f', -1, 64) }

@@ -222,3 +222,25 @@ func TestHTTP_ReleaseAppliesVariablesToTheWholeStageAndRestoreRemovesThem(t *tes
 		t.Fatalf("missing stage: %v", err)
 	}
 }
+
+func TestSetAPIKeyEnabled_WritesOnlyWhenItChanges(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	key, err := f.api.CreateApiKey(ctx, &apigateway.CreateApiKeyInput{Name: aws.String("partner"), Enabled: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if changed, err := f.g.SetAPIKeyEnabled(ctx, *key.Id, true); err != nil || changed {
+		t.Fatalf("enabling an enabled key: %v, %v", changed, err)
+	}
+	if changed, err := f.g.SetAPIKeyEnabled(ctx, *key.Id, false); err != nil || !changed {
+		t.Fatalf("disabling: %v, %v", changed, err)
+	}
+	got, _ := f.api.GetApiKey(ctx, &apigateway.GetApiKeyInput{ApiKey: key.Id})
+	if got.Enabled || f.emu.Calls("UpdateApiKey") != 1 {
+		t.Fatalf("key enabled %v after %d updates", got.Enabled, f.emu.Calls("UpdateApiKey"))
+	}
+	if _, err := f.g.SetAPIKeyEnabled(ctx, "nope", false); !errors.Is(err, gateway.ErrNotFound) {
+		t.Fatalf("unknown key: %v", err)
+	}
+}
