@@ -102,7 +102,13 @@ func (w *world) after(name string) []string {
 func newEnv(t *testing.T, w *world) *testsuite.TestWorkflowEnvironment {
 	t.Helper()
 	var suite testsuite.WorkflowTestSuite
-	suite.SetLogger(tlog.NewStructuredLogger(slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))))
+	logs := &syncBuffer{}
+	suite.SetLogger(tlog.NewStructuredLogger(slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo}))))
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("workflow log:\n%s", logs.String())
+		}
+	})
 	env := suite.NewTestWorkflowEnvironment()
 	env.RegisterWorkflow(workflows.Deployment)
 	env.RegisterWorkflow(workflows.KeyRetirement)
@@ -211,12 +217,23 @@ func newEnv(t *testing.T, w *world) *testsuite.TestWorkflowEnvironment {
 	return env
 }
 
-// testWriter sends the workflow's log to the test log, shown only for failing tests or -v.
-type testWriter struct{ t *testing.T }
+// syncBuffer keeps the workflow's log for a failing test; the test environment logs from its own
+// goroutines, possibly after the test has returned.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf strings.Builder
+}
 
-func (w testWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimRight(string(p), "\n"))
-	return len(p), nil
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 func result(t *testing.T, env *testsuite.TestWorkflowEnvironment) workflows.DeployResult {
