@@ -1,12 +1,7 @@
 package testsuite
 
 import (
-	"bytes"
 	"context"
-	"crypto/x509"
-	"encoding/base64"
-	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -14,18 +9,18 @@ import (
 	"strings"
 	"time"
 
-	"github.com/MicahParks/jwkset"
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/apigateway"
 	agtypes "github.com/aws/aws-sdk-go-v2/service/apigateway/types"
 	"github.com/aws/aws-sdk-go-v2/service/apigatewayv2"
 	v2types "github.com/aws/aws-sdk-go-v2/service/apigatewayv2/types"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
-	vault "github.com/hashicorp/vault/api"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
 
+	"github.com/rollgate/rollgate/internal/keys"
+	"github.com/rollgate/rollgate/internal/tokens"
 	"github.com/rollgate/rollgate/testsuite/gatewayemu"
 )
 
@@ -58,7 +53,8 @@ func RunSmoke(ctx context.Context, b *Bed, out io.Writer) (*SmokeReport, error) 
 
 	// A signing key in Vault transit; the private half never leaves Vault.
 	const key = "smoke-issuer"
-	if _, err := vc.Logical().WriteWithContext(ctx, "transit/keys/"+key, map[string]any{"type": "rsa-2048"}); err != nil {
+	tr := &keys.Transit{Client: vc}
+	if _, err := tr.EnsureKey(ctx, key, keys.RSA2048); err != nil {
 		return nil, fmt.Errorf("create transit key: %w", err)
 	}
 	step("vault: transit key %s (rsa-2048) created", key)
@@ -69,7 +65,7 @@ func RunSmoke(ctx context.Context, b *Bed, out io.Writer) (*SmokeReport, error) 
 		return nil, fmt.Errorf("create bucket: %w", err)
 	}
 	issuer := b.S3.URL + "/smoke-issuer"
-	if err := publishIssuer(ctx, s3c, vc, issuer, key, []int{1}); err != nil {
+	if err := publishIssuer(ctx, s3c, tr, issuer, "smoke-issuer", key, []int{1}); err != nil {
 		return nil, err
 	}
 	step("s3: issuer %s published with JWKS [%s-v1]", issuer, key)
@@ -92,7 +88,7 @@ func RunSmoke(ctx context.Context, b *Bed, out io.Writer) (*SmokeReport, error) 
 	if err != nil {
 		return nil, err
 	}
-	tok1, err := signSmokeToken(ctx, vc, key, 1, issuer)
+	tok1, err := smokeToken(ctx, tr, key, 1, issuer)
 	if err != nil {
 		return nil, err
 	}
@@ -102,16 +98,16 @@ func RunSmoke(ctx context.Context, b *Bed, out io.Writer) (*SmokeReport, error) 
 	step("gateway: HTTP API JWT authorizer accepts a Vault-signed token (kid %s-v1)", key)
 
 	// Rotate: a token of the new version fails until its key is published.
-	if _, err := vc.Logical().WriteWithContext(ctx, "transit/keys/"+key+"/rotate", nil); err != nil {
+	if _, err := tr.Rotate(ctx, key, 1); err != nil {
 		return nil, fmt.Errorf("rotate: %w", err)
 	}
-	tok2, err := signSmokeToken(ctx, vc, key, 2, issuer)
+	tok2, err := smokeToken(ctx, tr, key, 2, issuer)
 	if err != nil {
 		return nil, err
 	}
 	rep.UnpublishedStatus = smokeGet(httpURL, tok2)
 	step("vault: rotated to v2; a v2 token before publication gets %d", rep.UnpublishedStatus)
-	if err := publishIssuer(ctx, s3c, vc, issuer, key, []int{1, 2}); err != nil {
+	if err := publishIssuer(ctx, s3c, tr, issuer, "smoke-issuer", key, []int{1, 2}); err != nil {
 		return nil, err
 	}
 	time.Sleep(1100 * time.Millisecond) // the emulator refetches on an unknown kid at most once a second
@@ -139,70 +135,28 @@ func RunSmoke(ctx context.Context, b *Bed, out io.Writer) (*SmokeReport, error) 
 	return rep, nil
 }
 
-func publishIssuer(ctx context.Context, s3c *s3.Client, vc *vault.Client, issuer, key string, versions []int) error {
-	sec, err := vc.Logical().ReadWithContext(ctx, "transit/keys/"+key)
-	if err != nil {
-		return fmt.Errorf("read transit key: %w", err)
-	}
-	keys, _ := sec.Data["keys"].(map[string]any)
-	store := jwkset.NewMemoryStorage()
-	for _, v := range versions {
-		k, _ := keys[fmt.Sprint(v)].(map[string]any)
-		block, _ := pem.Decode([]byte(fmt.Sprint(k["public_key"])))
-		if block == nil {
-			return fmt.Errorf("transit key %s v%d has no PEM public key", key, v)
-		}
-		pub, err := x509.ParsePKIXPublicKey(block.Bytes)
-		if err != nil {
-			return err
-		}
-		jwk, err := jwkset.NewJWKFromKey(pub, jwkset.JWKOptions{Metadata: jwkset.JWKMetadataOptions{
-			KID: fmt.Sprintf("%s-v%d", key, v), ALG: jwkset.AlgRS256, USE: jwkset.UseSig}})
-		if err != nil {
-			return err
-		}
-		if err := store.KeyWrite(ctx, jwk); err != nil {
-			return err
-		}
-	}
-	jwks, err := store.JSONPublic(ctx)
+// publishIssuer publishes the JWKS of the versions and the discovery document at the issuer.
+func publishIssuer(ctx context.Context, s3c *s3.Client, tr *keys.Transit, issuer, bucket, key string, versions []int) error {
+	k, err := tr.ReadKey(ctx, key)
 	if err != nil {
 		return err
 	}
-	discovery, _ := json.Marshal(map[string]any{
-		"issuer": issuer, "jwks_uri": issuer + "/.well-known/jwks.json", "id_token_signing_alg_values_supported": []string{"RS256"},
-	})
-	bucket := strings.TrimPrefix(issuer[strings.LastIndex(issuer, "/"):], "/")
-	for name, body := range map[string][]byte{"openid-configuration": discovery, "jwks.json": jwks} {
-		if _, err := s3c.PutObject(ctx, &s3.PutObjectInput{
-			Bucket: aws.String(bucket), Key: aws.String(".well-known/" + name), Body: bytes.NewReader(body),
-			ContentType: aws.String("application/json"), CacheControl: aws.String("max-age=1"),
-		}); err != nil {
-			return fmt.Errorf("publish %s: %w", name, err)
-		}
+	doc, err := tokens.JWKS(ctx, k, "RS256", versions)
+	if err != nil {
+		return err
 	}
-	return nil
+	_, err = (&tokens.Publisher{S3: s3c, Bucket: bucket, CacheTTL: time.Second}).Publish(ctx, issuer, "RS256", doc)
+	return err
 }
 
-// signSmokeToken signs an RS256 JWT through transit/sign with an explicit key version.
-func signSmokeToken(ctx context.Context, vc *vault.Client, key string, version int, issuer string) (string, error) {
-	enc := base64.RawURLEncoding
-	header, _ := json.Marshal(map[string]string{"alg": "RS256", "typ": "at+jwt", "kid": fmt.Sprintf("%s-v%d", key, version)})
-	now := time.Now()
-	claims, _ := json.Marshal(map[string]any{"iss": issuer, "sub": "smoke-client", "aud": "smoke", "iat": now.Unix(), "exp": now.Add(10 * time.Minute).Unix()})
-	signingInput := enc.EncodeToString(header) + "." + enc.EncodeToString(claims)
-	sec, err := vc.Logical().WriteWithContext(ctx, "transit/sign/"+key+"/sha2-256", map[string]any{
-		"input": base64.StdEncoding.EncodeToString([]byte(signingInput)), "key_version": version, "signature_algorithm": "pkcs1v15",
-	})
-	if err != nil {
-		return "", fmt.Errorf("transit sign: %w", err)
-	}
-	sig := fmt.Sprint(sec.Data["signature"])
-	raw, err := base64.StdEncoding.DecodeString(sig[strings.LastIndex(sig, ":")+1:])
+// smokeToken mints a token through Vault transit with an explicit key version.
+func smokeToken(ctx context.Context, tr *keys.Transit, key string, version int, issuer string) (string, error) {
+	m := &tokens.Minter{Transit: tr, Key: key, Type: keys.RSA2048, Issuer: issuer}
+	out, err := m.Mint(ctx, version, tokens.MintRequest{Subject: "smoke-client", Audience: []string{"smoke"}, TTL: 10 * time.Minute})
 	if err != nil {
 		return "", err
 	}
-	return signingInput + "." + enc.EncodeToString(raw), nil
+	return out[0].Token, nil
 }
 
 func smokeGet(url, token string) int {
