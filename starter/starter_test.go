@@ -132,6 +132,26 @@ func TestStarter_DeployWaitExitsWithTheOutcome(t *testing.T) {
 	}
 
 	code, stdout, stderr = c.run(t, "deploy", "-f", writeSpec(t, r.Spec("v3", 10*time.Second)), "--wait")
+	defer func() {
+		// Visibility is eventually consistent: the list catches up within a few seconds.
+		var rows []struct{ WorkflowID, Service, Stage, Phase string }
+		for range 50 {
+			code, out, stderr := c.run(t, "list", "--service", "clitest", "--output", "json")
+			if code != 0 {
+				t.Fatalf("list: exit %d\n%s", code, stderr)
+			}
+			if json.Unmarshal([]byte(out), &rows) == nil && len(rows) == 2 && rows[0].Phase == "rolled-back" {
+				break
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+		if len(rows) != 2 || rows[0].Phase != "rolled-back" || rows[1].Phase != "promoted" || rows[0].Stage != target {
+			t.Fatalf("list --service clitest: %+v", rows)
+		}
+		if code, out, _ := c.run(t, "list", "--phase", "baking"); code != 0 || !strings.Contains(out, "no deployments match") {
+			t.Fatalf("list --phase baking: exit %d\n%s", code, out)
+		}
+	}()
 	if code != 2 || !strings.Contains(stdout, "rolled-back") || !strings.Contains(stdout, "verified: true") {
 		t.Fatalf("broken release: exit %d\nstdout %s\nstderr %s", code, stdout, stderr)
 	}
