@@ -268,3 +268,65 @@ func (a *Health) ProbeRevoked(ctx context.Context, in ProbeInput) (bool, error) 
 		}
 	}
 }
+
+// SampleInput asks for a sample token, kept in Vault KV under a name so that a later probe can
+// present it without the token passing through the workflow.
+type SampleInput struct {
+	Issuer  Issuer
+	Version int
+	Subject string
+	Name    string
+}
+
+// StashSample mints a sample token, records it, keeps it in Vault KV and returns its jti.
+func (a *Health) StashSample(ctx context.Context, in SampleInput) (string, error) {
+	m := &tokens.Minter{Transit: a.Transit, Key: in.Issuer.Key.Name, Type: in.Issuer.Key.Type, Alg: in.Issuer.Algorithm, Issuer: in.Issuer.URL}
+	minted, err := m.Mint(ctx, in.Version, tokens.MintRequest{Subject: in.Subject, ClientID: in.Name, Audience: in.Issuer.Audiences, TTL: 15 * time.Minute})
+	if err != nil {
+		return "", classify(err)
+	}
+	if err := a.Registry.RecordIssued(ctx, minted); err != nil {
+		return "", err
+	}
+	if _, err := a.Delivery.Deliver(ctx, minted[0]); err != nil {
+		return "", err
+	}
+	return minted[0].JTI, nil
+}
+
+// StashedInput presents stashed samples at a stage.
+type StashedInput struct {
+	Target Target
+	Names  []string
+	Wait   time.Duration // how long to wait for verifiers to see a revocation
+}
+
+// ProbeRejected presents each stashed sample until the stage rejects all of them or the wait
+// runs out, and returns how many were rejected.
+func (a *Health) ProbeRejected(ctx context.Context, in StashedInput) (int, error) {
+	deadline := time.Now().Add(in.Wait)
+	for {
+		rejected := 0
+		for _, name := range in.Names {
+			tok, err := a.Delivery.Token(ctx, name)
+			if err != nil {
+				return 0, err
+			}
+			status, _, err := a.call(ctx, ProbeInput{Target: in.Target}, tok)
+			if err != nil {
+				return 0, err
+			}
+			if status == http.StatusUnauthorized || status == http.StatusForbidden {
+				rejected++
+			}
+		}
+		if rejected == len(in.Names) || time.Now().After(deadline) {
+			return rejected, nil
+		}
+		select {
+		case <-ctx.Done():
+			return rejected, ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}

@@ -169,3 +169,19 @@ func (a *Tokens) RevokeTokens(ctx context.Context, in RevokeInput) (int, error) 
 	}
 	return a.Registry.RevokeJTIs(ctx, in.JTIs, in.Reason, start, func(done int) { activity.RecordHeartbeat(ctx, done) })
 }
+
+// RuleInput is a not-before revocation rule.
+type RuleInput struct {
+	Scope  registry.Scope
+	Value  string
+	Before time.Time
+	Reason string
+}
+
+// RevokeByRule revokes in one write every token of the scope's value issued before the time.
+func (a *Tokens) RevokeByRule(ctx context.Context, in RuleInput) error {
+	if err := a.Registry.RevokeBefore(ctx, in.Scope, in.Value, in.Before, in.Reason); err != nil {
+		return classify(err)
+	}
+	return nil
+}

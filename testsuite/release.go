@@ -153,6 +153,7 @@ func provision(ctx context.Context, b *Bed, name, kind string) (*ReleaseBed, err
 	r.worker.RegisterWorkflow(workflows.Deployment)
 	r.worker.RegisterWorkflow(workflows.KeyRetirement)
 	r.worker.RegisterWorkflow(workflows.Rollback)
+	r.worker.RegisterWorkflow(workflows.TokenRevocation)
 	r.Activity.Register(r.worker)
 	if err := r.worker.Start(); err != nil {
 		return nil, err

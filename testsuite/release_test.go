@@ -209,6 +209,7 @@ func replay(t *testing.T, r *testsuite.ReleaseBed, run client.WorkflowRun, fixtu
 	rp.RegisterWorkflow(workflows.Deployment)
 	rp.RegisterWorkflow(workflows.KeyRetirement)
 	rp.RegisterWorkflow(workflows.Rollback)
+	rp.RegisterWorkflow(workflows.TokenRevocation)
 	if err := rp.ReplayWorkflowHistory(nil, h); err != nil {
 		t.Fatalf("the run does not replay: %v", err)
 	}
@@ -334,4 +335,45 @@ func TestRelease_HTTPAPI_PromotedThenABrokenReleaseRolledBack(t *testing.T) {
 	if after.stage.Variables["backendUrl"] != r.Backends["v2"] || after.labels != promoted.labels || after.authorizer["/jwtConfiguration/audience"] != "orders,orders-v2" || after.clientCalls != 1 {
 		t.Fatalf("after the rollback: %+v, want the promoted state %+v", after, promoted)
 	}
+}
+
+// A security engineer revokes a client's tokens by subject; samples minted before the revocation
+// prove it reached the gateway, and the client's real token is rejected too.
+func TestRevocation_BySubjectAndByJTI_ProvenAtTheGateway(t *testing.T) {
+	r := provision(t, "revoke")
+	ctx := context.Background()
+	if s := observe(t, r); s.clientCalls != 1 {
+		t.Fatal("the client's token is not accepted before the revocation")
+	}
+	target := r.Target()
+	run, err := r.Temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: "revoke/" + r.Clients[0], TaskQueue: workflows.TaskQueue},
+		workflows.TokenRevocation, workflows.RevocationSpec{Issuer: r.IssuerRef(), Subject: r.Clients[0], Actor: "sec", Reason: "laptop stolen", Proof: &target})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep workflows.RevocationReport
+	if err := run.Get(ctx, &rep); err != nil {
+		t.Fatal(err)
+	}
+	if !rep.Proven || rep.Samples != 1 || rep.Revoked != 1 {
+		t.Fatalf("report %+v", rep)
+	}
+	if s := observe(t, r); s.clientCalls != 0 {
+		t.Fatal("the revoked client's token is still accepted")
+	}
+	replay(t, r, run, "token-revocation-subject.json")
+
+	jtis := []string{"never-issued-1", "never-issued-2"}
+	run, err = r.Temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: "revoke/jtis", TaskQueue: workflows.TaskQueue},
+		workflows.TokenRevocation, workflows.RevocationSpec{Issuer: r.IssuerRef(), JTIs: jtis, Actor: "sec", Reason: "leak", Proof: &target})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := run.Get(ctx, &rep); err != nil {
+		t.Fatal(err)
+	}
+	if !rep.Proven || rep.Revoked != len(jtis)+1 {
+		t.Fatalf("report %+v", rep)
+	}
+	t.Logf("revocation proven at the gateway in %s", rep.Duration)
 }

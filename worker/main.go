@@ -100,6 +100,7 @@ func run(ctx context.Context, logger *slog.Logger) error {
 	w.RegisterWorkflow(workflows.Deployment)
 	w.RegisterWorkflow(workflows.KeyRetirement)
 	w.RegisterWorkflow(workflows.Rollback)
+	w.RegisterWorkflow(workflows.TokenRevocation)
 	set.Register(w)
 
 	metricsSrv := &http.Server{Addr: cfg.MetricsAddr, Handler: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), ReadHeaderTimeout: 5 * time.Second}

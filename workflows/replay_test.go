@@ -23,7 +23,7 @@ import (
 // determinism for running deployments fails here.
 func TestReplay_RecordedHistories(t *testing.T) {
 	files, err := filepath.Glob("testdata/*.json")
-	if err != nil || len(files) < 3 {
+	if err != nil || len(files) < 5 {
 		t.Fatalf("recorded histories: %v, %v", files, err)
 	}
 	for _, f := range files {
@@ -32,6 +32,7 @@ func TestReplay_RecordedHistories(t *testing.T) {
 			r.RegisterWorkflow(workflows.Deployment)
 			r.RegisterWorkflow(workflows.KeyRetirement)
 			r.RegisterWorkflow(workflows.Rollback)
+	r.RegisterWorkflow(workflows.TokenRevocation)
 			if err := r.ReplayWorkflowHistoryFromJSONFile(nil, f); err != nil {
 				t.Fatal(err)
 			}

@@ -1,0 +1,142 @@
+package workflows
+
+import (
+	"fmt"
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/rollgate/rollgate/activities"
+	"github.com/rollgate/rollgate/internal/keys"
+	"github.com/rollgate/rollgate/internal/registry"
+)
+
+// RevocationSpec revokes tokens of one issuer by exactly one selector: a list of jtis, a
+// subject, a key version (kid), or everything issued before a time.
+type RevocationSpec struct {
+	Issuer       activities.Issuer
+	JTIs         []string
+	Subject      string
+	KID          string
+	IssuedBefore time.Time
+	Actor        string
+	Reason       string
+	// Proof, when set, is a stage where the revocation is proven: sample tokens covered by it are
+	// minted before it and must be rejected there after it.
+	Proof *activities.Target
+}
+
+// RevocationReport says what was revoked and whether the gateway was seen rejecting it.
+type RevocationReport struct {
+	Selector        string
+	Revoked         int // jtis written to the deny list, or 1 for a rule
+	Samples         int
+	SamplesRejected int
+	Proven          bool
+	Note            string `json:",omitempty"`
+	StartedAt       time.Time
+	Duration        time.Duration
+}
+
+// TokenRevocation revokes tokens (the bulk path in a heartbeating activity that resumes after a
+// crash) and proves the revocation reached the gateway by presenting sample tokens it covers.
+func TokenRevocation(ctx workflow.Context, in RevocationSpec) (RevocationReport, error) {
+	selectors := 0
+	for _, set := range []bool{len(in.JTIs) > 0, in.Subject != "", in.KID != "", !in.IssuedBefore.IsZero()} {
+		if set {
+			selectors++
+		}
+	}
+	switch {
+	case selectors != 1:
+		return RevocationReport{}, temporal.NewNonRetryableApplicationError("name exactly one of: jtis, subject, kid, issued-before", ErrInvalidSpec, nil)
+	case in.Actor == "" || in.Reason == "":
+		return RevocationReport{}, temporal.NewNonRetryableApplicationError("revocation needs an actor and a reason", ErrInvalidSpec, nil)
+	case in.Issuer.Key.Name == "" || in.Issuer.URL == "":
+		return RevocationReport{}, temporal.NewNonRetryableApplicationError("revocation needs the issuer (URL and transit key)", ErrInvalidSpec, nil)
+	}
+	rep := RevocationReport{StartedAt: workflow.Now(ctx)}
+	logger := workflow.GetLogger(ctx)
+
+	// Samples are minted before the revocation, so that it covers them.
+	var samples, sampleJTIs []string
+	if in.Proof != nil {
+		var err error
+		if samples, sampleJTIs, rep.Note, err = stashSamples(ctx, in); err != nil {
+			return rep, err
+		}
+	}
+
+	reason := fmt.Sprintf("%s (by %s)", in.Reason, in.Actor)
+	switch {
+	case len(in.JTIs) > 0:
+		rep.Selector = fmt.Sprintf("%d jtis", len(in.JTIs))
+		bulk := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+			StartToCloseTimeout: time.Hour, HeartbeatTimeout: 30 * time.Second,
+			RetryPolicy: &temporal.RetryPolicy{InitialInterval: time.Second, MaximumInterval: time.Minute},
+		})
+		jtis := append(append([]string(nil), in.JTIs...), sampleJTIs...)
+		if err := workflow.ExecuteActivity(bulk, tokA.RevokeTokens, activities.RevokeInput{JTIs: jtis, Reason: reason}).Get(ctx, &rep.Revoked); err != nil {
+			return rep, err
+		}
+	default:
+		rule := activities.RuleInput{Reason: reason}
+		switch {
+		case in.Subject != "":
+			rule.Scope, rule.Value, rule.Before = registry.BySubject, in.Subject, workflow.Now(ctx)
+		case in.KID != "":
+			rule.Scope, rule.Value, rule.Before = registry.ByKID, in.KID, registry.Forever
+		default:
+			rule.Scope, rule.Value, rule.Before = registry.ByIssuer, in.Issuer.URL, in.IssuedBefore
+		}
+		rep.Selector = fmt.Sprintf("%s %s", rule.Scope, rule.Value)
+		if err := workflow.ExecuteActivity(short(ctx), tokA.RevokeByRule, rule).Get(ctx, nil); err != nil {
+			return rep, err
+		}
+		rep.Revoked = 1
+	}
+	logger.Info("revoked", "selector", rep.Selector, "actor", in.Actor)
+
+	if len(samples) > 0 {
+		rep.Samples = len(samples)
+		if err := workflow.ExecuteActivity(probing(ctx), health.ProbeRejected, activities.StashedInput{Target: *in.Proof, Names: samples, Wait: 30 * time.Second}).Get(ctx, &rep.SamplesRejected); err != nil {
+			return rep, err
+		}
+		rep.Proven = rep.SamplesRejected == rep.Samples
+	}
+	rep.Duration = workflow.Now(ctx).Sub(rep.StartedAt)
+	return rep, nil
+}
+
+// stashSamples mints the sample tokens the revocation will cover, kept in Vault KV by name, and
+// returns their names and jtis.
+func stashSamples(ctx workflow.Context, in RevocationSpec) ([]string, []string, string, error) {
+	name := "rollgate-sample-" + workflow.GetInfo(ctx).WorkflowExecution.RunID
+	sample := activities.SampleInput{Issuer: in.Issuer, Subject: "rollgate-revocation-sample", Name: name}
+	switch {
+	case in.KID != "":
+		key, v, err := keys.ParseKID(in.KID)
+		if err != nil || key != in.Issuer.Key.Name {
+			return nil, nil, "", temporal.NewNonRetryableApplicationError(fmt.Sprintf("kid %q is not a version of %s", in.KID, in.Issuer.Key.Name), ErrInvalidSpec, nil)
+		}
+		sample.Version = v
+	default:
+		var labels keys.Labels
+		if err := workflow.ExecuteActivity(short(ctx), keysA.ReadLabels, in.Issuer.Key.Name).Get(ctx, &labels); err != nil {
+			return nil, nil, "", err
+		}
+		sample.Version = labels.Current
+	}
+	if in.Subject != "" {
+		sample.Subject = in.Subject
+	}
+	if !in.IssuedBefore.IsZero() && !in.IssuedBefore.After(workflow.Now(ctx)) {
+		return nil, nil, "no sample: a token issued now is not covered by a cut-off in the past", nil
+	}
+	var jti string
+	if err := workflow.ExecuteActivity(short(ctx), health.StashSample, sample).Get(ctx, &jti); err != nil {
+		return nil, nil, "", err
+	}
+	return []string{name}, []string{jti}, "", nil
+}
