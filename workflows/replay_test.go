@@ -32,7 +32,7 @@ func TestReplay_RecordedHistories(t *testing.T) {
 			r.RegisterWorkflow(workflows.Deployment)
 			r.RegisterWorkflow(workflows.KeyRetirement)
 			r.RegisterWorkflow(workflows.Rollback)
-	r.RegisterWorkflow(workflows.TokenRevocation)
+			r.RegisterWorkflow(workflows.TokenRevocation)
 			if err := r.ReplayWorkflowHistoryFromJSONFile(nil, f); err != nil {
 				t.Fatal(err)
 			}
