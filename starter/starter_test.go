@@ -132,6 +132,18 @@ func TestStarter_DeployWaitExitsWithTheOutcome(t *testing.T) {
 	}
 
 	code, stdout, stderr = c.run(t, "deploy", "-f", writeSpec(t, r.Spec("v3", 10*time.Second)), "--wait")
+	if code != 2 || !strings.Contains(stdout, "rolled-back") || !strings.Contains(stdout, "verified: true") {
+		t.Fatalf("broken release: exit %d\nstdout %s\nstderr %s", code, stdout, stderr)
+	}
+
+	code, stdout, stderr = c.run(t, "revoke", "--subject", r.Clients[0], "--issuer", r.Issuer, "--transit-key", r.Key,
+		"--reason", "laptop stolen", "--proof", target)
+	if code != 0 || !strings.Contains(stdout, "1 of 1 sample tokens rejected") {
+		t.Fatalf("revoke: exit %d\nstdout %s\nstderr %s", code, stdout, stderr)
+	}
+	if code, _, stderr := c.run(t, "revoke", "--subject", "x", "--kid", "k-v1", "--issuer", r.Issuer, "--transit-key", r.Key, "--reason", "x"); code != 3 || !strings.Contains(stderr, "exactly one") {
+		t.Fatalf("revoke with two selectors: exit %d\n%s", code, stderr)
+	}
 	defer func() {
 		// Visibility is eventually consistent: the list catches up within a few seconds.
 		var rows []struct{ WorkflowID, Service, Stage, Phase string }
@@ -152,7 +164,4 @@ func TestStarter_DeployWaitExitsWithTheOutcome(t *testing.T) {
 			t.Fatalf("list --phase baking: exit %d\n%s", code, out)
 		}
 	}()
-	if code != 2 || !strings.Contains(stdout, "rolled-back") || !strings.Contains(stdout, "verified: true") {
-		t.Fatalf("broken release: exit %d\nstdout %s\nstderr %s", code, stdout, stderr)
-	}
 }
