@@ -167,6 +167,10 @@ func follow(ctx context.Context, c client.Client, run client.WorkflowRun) (workf
 					fmt.Fprintf(os.Stderr, "%s  %-13s %s\n", e.At.Format(time.TimeOnly), e.Phase, e.Message)
 				}
 				seen = max(seen, len(st.Timeline))
+				if st.Phase == workflows.PhaseBaking && !st.BakeEnds.IsZero() {
+					fmt.Fprintf(os.Stderr, "          baking at %v%%: %d probes, %d rejected, %d 5xx, %s left\r",
+						st.Weight, st.Probes.Probes, st.Probes.Rejected, st.Probes.ServerErrors, time.Until(st.BakeEnds).Round(time.Second))
+				}
 			}
 		}
 	}
@@ -563,4 +567,35 @@ func revokeCmd() *cobra.Command {
 	_ = cmd.MarkFlagRequired("issuer")
 	_ = cmd.MarkFlagRequired("transit-key")
 	return cmd
+}
+
+func watchCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "watch <apiId>/<stage>",
+		Short: "Follow a running deployment until it ends; exit 0 promoted, 2 rolled back",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			id, err := deploymentID(args[0])
+			if err != nil {
+				return err
+			}
+			c, err := dial(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			if _, err := query(cmd.Context(), c, id, ""); err != nil {
+				return explain(id, "watch", err)
+			}
+			res, err := follow(cmd.Context(), c, c.GetWorkflow(cmd.Context(), id, ""))
+			if err != nil {
+				return err
+			}
+			printResult(os.Stdout, res)
+			if res.Outcome == workflows.OutcomeRolledBack {
+				return &codeError{exitRolledBack, fmt.Errorf("deployment %s rolled back", id)}
+			}
+			return nil
+		},
+	}
 }

@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -19,15 +21,30 @@ var shared testsuite.Shared
 
 func TestMain(m *testing.M) { os.Exit(shared.Run(m)) }
 
-// starter builds the real binary once per test run.
+var (
+	buildOnce sync.Once
+	binPath   string
+	buildErr  error
+)
+
+// starter builds the real binary once per test run, into a folder of its own.
 func starter(t *testing.T) string {
 	t.Helper()
-	bin := filepath.Join(os.TempDir(), "rollgate-starter-test")
-	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
-	if err != nil {
-		t.Fatalf("build starter: %v\n%s", err, out)
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "rollgate-starter-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "starter")
+		if out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput(); err != nil {
+			buildErr = fmt.Errorf("build starter: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
 	}
-	return bin
+	return binPath
 }
 
 type cli struct {
@@ -119,6 +136,12 @@ func TestStarter_DeployWaitExitsWithTheOutcome(t *testing.T) {
 	}
 	if !strings.Contains(stderr, "promoting the canary") {
 		t.Fatalf("no progress on stderr:\n%s", stderr)
+	}
+	if code, _, stderr := c.run(t, "watch", "abcdefghij/nope"); code != 1 || !strings.Contains(stderr, "no running deployment") {
+		t.Fatalf("watch of an unknown deployment: exit %d\n%s", code, stderr)
+	}
+	if code, stdout, _ := c.run(t, "watch", target); code != 0 || !strings.Contains(stdout, "outcome: promoted") {
+		t.Fatalf("watch of a finished deployment: exit %d\n%s", code, stdout)
 	}
 	if code, stdout, _ := c.run(t, "status", target); code != 0 || !strings.Contains(stdout, "promoted") {
 		t.Fatalf("status: exit %d\n%s", code, stdout)
