@@ -8,7 +8,7 @@ smoke:
 	go run ./testsuite/cmd/bed -smoke
 
 test:
-	go test -race -timeout 60m ./...
+	go test -race -count=1 -timeout 60m ./...
 
 tools:
 	go run ./testsuite/cmd/bed -install
