@@ -5,13 +5,11 @@ import (
 	"fmt"
 	"time"
 
-	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/rollgate/rollgate/activities"
-	"github.com/rollgate/rollgate/internal/keys"
 	"github.com/rollgate/rollgate/internal/spec"
 )
 
@@ -170,11 +168,6 @@ func (d *deployment) enter(ctx workflow.Context, p Phase, msg string) {
 func (d *deployment) event(ctx workflow.Context, msg string) {
 	d.status.Timeline = append(d.status.Timeline, Event{At: workflow.Now(ctx), Phase: d.status.Phase, Message: msg})
 	d.logger.Info(msg, "phase", d.status.Phase)
-}
-
-// compensate records how to undo a step that succeeded.
-func (d *deployment) compensate(name string, run func(ctx workflow.Context) error) {
-	d.comps = append(d.comps, compensation{name: name, run: run})
 }
 
 // Activity options per kind.
@@ -371,150 +364,4 @@ func (d *deployment) waitWhilePaused(ctx workflow.Context) error {
 		return nil
 	}
 	return workflow.Await(ctx, func() bool { return !d.status.Paused || d.promoteNow })
-}
-
-func (d *deployment) promote(ctx workflow.Context) error {
-	s := d.spec
-	if err := d.waitWhilePaused(ctx); err != nil {
-		return err
-	}
-	d.enter(ctx, PhasePromoting, "promoting the canary to the whole stage")
-	if err := workflow.ExecuteActivity(short(ctx), gw.PromoteCanary, activities.PromoteInput{Target: d.target, DeploymentID: d.canaryID}).Get(ctx, nil); err != nil {
-		return err
-	}
-	d.status.Weight = 100
-	if s.Auth.RotateKey {
-		if err := workflow.ExecuteActivity(short(ctx), keysA.PromoteLabels, activities.LabelInput{Key: s.Auth.TransitKey, Version: d.version}).Get(ctx, nil); err != nil {
-			return err
-		}
-		d.event(ctx, fmt.Sprintf("key version %d is current; %d is previous", d.version, d.key.Labels.Current))
-	}
-	if err := d.checkTokens(ctx, "release tokens accepted on the stable path", []int{d.version}); err != nil {
-		return err
-	}
-
-	if len(s.Auth.Clients) > 0 {
-		d.enter(ctx, PhaseReissuing, fmt.Sprintf("reissuing tokens for %d clients", len(s.Auth.Clients)))
-		if err := workflow.ExecuteActivity(short(ctx), tokA.ReissueTokens, activities.ReissueInput{
-			Issuer: d.issuer, Version: d.version, Clients: s.Auth.Clients, TTL: s.Auth.TokenTTL.D(), Reason: "release " + d.canaryID,
-		}).Get(ctx, &d.reissued); err != nil {
-			return err
-		}
-		d.compensateReissue()
-		var res activities.ProbeResult
-		if err := workflow.ExecuteActivity(probing(ctx), health.ProbeClients, activities.ClientsInput{Target: d.target, Clients: s.Auth.Clients}).Get(ctx, &res); err != nil {
-			return err
-		}
-		if !res.Healthy() {
-			return temporal.NewNonRetryableApplicationError(fmt.Sprintf("reissued tokens: %d of %d accepted at the gateway", res.Accepted, res.Probes), "HealthBreach", nil)
-		}
-		d.event(ctx, fmt.Sprintf("every reissued token accepted at the gateway (%d)", res.Accepted))
-	}
-
-	if err := workflow.ExecuteActivity(short(ctx), rel.RecordRelease, d.record(ctx)).Get(ctx, nil); err != nil {
-		return err
-	}
-	if s.Auth.RotateKey {
-		d.enter(ctx, PhaseFinalizing, "scheduling retirement of the previous key version")
-		return d.scheduleRetirement(ctx)
-	}
-	return nil
-}
-
-// record is the release as the stage's history keeps it, for a later Rollback.
-func (d *deployment) record(ctx workflow.Context) activities.ReleaseRecord {
-	info := workflow.GetInfo(ctx).WorkflowExecution
-	return activities.ReleaseRecord{
-		WorkflowID: info.ID, RunID: info.RunID, Service: d.spec.Service, Target: d.target, DeploymentID: d.canaryID,
-		PromotedAt: workflow.Now(ctx), Snapshot: d.snapshot, Labels: d.key.Labels, Version: d.version,
-		Rotated: d.spec.Auth.RotateKey, AuthorizerPatched: len(d.spec.Auth.AuthorizerPatch) > 0, Issuer: d.issuer,
-		Clients: d.spec.Auth.Clients, Reissued: d.reissued, TokenTTL: d.spec.Auth.TokenTTL.D(), OnRollback: d.spec.Auth.OnRollback,
-	}
-}
-
-// The compensations, one per kind of change; each reads the snapshot from the deployment.
-
-func (d *deployment) compensateLabels() {
-	key, labels := d.issuer.Key.Name, d.key.Labels
-	d.compensate("restore key labels", func(ctx workflow.Context) error {
-		return workflow.ExecuteLocalActivity(ctx, keysA.RestoreLabels, activities.RestoreLabelsInput{Key: key, Labels: labels}).Get(ctx, nil)
-	})
-}
-
-func (d *deployment) compensateJWKS(versions []int) {
-	d.compensate("republish the snapshot JWKS", func(ctx workflow.Context) error {
-		return workflow.ExecuteLocalActivity(ctx, tokA.PublishJWKS, activities.PublishInput{Issuer: d.issuer, Versions: versions}).Get(ctx, nil)
-	})
-}
-
-func (d *deployment) compensateAuthorizer() {
-	d.compensate("restore the authorizer", func(ctx workflow.Context) error {
-		return workflow.ExecuteLocalActivity(ctx, gw.RestoreAuthorizer, activities.RestoreInput{Target: d.target, Snapshot: d.snapshot}).Get(ctx, nil)
-	})
-}
-
-func (d *deployment) compensateStage() {
-	d.compensate("restore the stage", func(ctx workflow.Context) error {
-		return workflow.ExecuteLocalActivity(ctx, gw.RestoreStage, activities.RestoreInput{Target: d.target, Snapshot: d.snapshot}).Get(ctx, nil)
-	})
-}
-
-// compensateReissue undoes a reissue: new-key tokens are revoked (if the spec says so) and the
-// clients get tokens of the snapshot's current key again.
-func (d *deployment) compensateReissue() {
-	s := d.spec
-	issued := d.reissued
-	previous := d.key.Labels.Current
-	d.compensate("reissue tokens with the previous key", func(ctx workflow.Context) error {
-		if s.Auth.OnRollback == "revoke" {
-			jtis := make([]string, len(issued))
-			for i, t := range issued {
-				jtis[i] = t.JTI
-			}
-			if err := workflow.ExecuteActivity(ctx, tokA.RevokeTokens, activities.RevokeInput{JTIs: jtis, Reason: "release rolled back"}).Get(ctx, nil); err != nil {
-				return err
-			}
-		}
-		return workflow.ExecuteActivity(ctx, tokA.ReissueTokens, activities.ReissueInput{
-			Issuer: d.issuer, Version: previous, Clients: s.Auth.Clients, TTL: s.Auth.TokenTTL.D(), Reason: "release rolled back",
-		}).Get(ctx, nil)
-	})
-}
-
-// scheduleRetirement starts a KeyRetirement workflow that outlives this one.
-func (d *deployment) scheduleRetirement(ctx workflow.Context) error {
-	s := d.spec
-	prev := d.key.Labels.Current
-	after := s.Auth.TokenTTL.D() + s.Auth.VerifierCacheTTL.D()
-	cctx := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{
-		WorkflowID:        fmt.Sprintf("retire/%s/v%d", s.Auth.TransitKey, prev),
-		ParentClosePolicy: enumspb.PARENT_CLOSE_POLICY_ABANDON,
-	})
-	child := workflow.ExecuteChildWorkflow(cctx, KeyRetirement, KeyRetirementInput{Issuer: d.issuer, Version: prev, After: after})
-	if err := child.GetChildWorkflowExecution().Get(ctx, nil); err != nil {
-		return err
-	}
-	d.event(ctx, fmt.Sprintf("key version %d retires in %s (token TTL + verifier cache TTL)", prev, after))
-	return nil
-}
-
-// KeyRetirement waits until no token of the version can still be valid, then drops its label
-// and republishes the JWKS without it. The version itself stays in Vault.
-func KeyRetirement(ctx workflow.Context, in KeyRetirementInput) error {
-	if err := workflow.Sleep(ctx, in.After); err != nil {
-		return err
-	}
-	var labels keys.Labels
-	if err := workflow.ExecuteActivity(short(ctx), keysA.ReadLabels, in.Issuer.Key.Name).Get(ctx, &labels); err != nil {
-		return err
-	}
-	if labels.Previous != in.Version {
-		workflow.GetLogger(ctx).Info("nothing to retire: the version is no longer previous", "version", in.Version, "labels", labels)
-		return nil
-	}
-	retired := keys.Labels{Current: labels.Current, Pending: labels.Pending}
-	if err := workflow.ExecuteActivity(short(ctx), keysA.RestoreLabels, activities.RestoreLabelsInput{Key: in.Issuer.Key.Name, Labels: retired}).Get(ctx, nil); err != nil {
-		return err
-	}
-	return workflow.ExecuteActivity(short(ctx), tokA.PublishJWKS, activities.PublishInput{Issuer: in.Issuer, Versions: retired.Published()}).Get(ctx, nil)
 }
