@@ -1,0 +1,162 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/sdk/client"
+	"sigs.k8s.io/yaml"
+
+	"github.com/rollgate/rollgate/internal/spec"
+	"github.com/rollgate/rollgate/workflows"
+)
+
+// readSpec reads a YAML or JSON spec, refusing unknown fields.
+func readSpec(path string) (spec.DeploySpec, error) {
+	var s spec.DeploySpec
+	var raw []byte
+	var err error
+	if path == "-" {
+		raw, err = io.ReadAll(os.Stdin)
+	} else {
+		raw, err = os.ReadFile(path)
+	}
+	if err != nil {
+		return s, fmt.Errorf("read spec: %w", err)
+	}
+	js, err := yaml.YAMLToJSON(raw)
+	if err != nil {
+		return s, &codeError{exitInvalid, fmt.Errorf("spec %s is not YAML or JSON: %v", path, err)}
+	}
+	dec := json.NewDecoder(strings.NewReader(string(js)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&s); err != nil {
+		return s, &codeError{exitInvalid, fmt.Errorf("spec %s: %v", path, err)}
+	}
+	s.Normalize()
+	if err := s.Validate(); err != nil {
+		v, _ := spec.AsValidation(err)
+		var sb strings.Builder
+		fmt.Fprintf(&sb, "spec %s has %d problems:", path, len(v.Problems))
+		for _, p := range v.Problems {
+			fmt.Fprintf(&sb, "\n  %s", p)
+		}
+		return s, &codeError{exitInvalid, errors.New(sb.String())}
+	}
+	return s, nil
+}
+
+func deployCmd() *cobra.Command {
+	var file, output string
+	var wait bool
+	cmd := &cobra.Command{
+		Use:   "deploy -f spec.yaml [--wait]",
+		Short: "Validate a spec locally, then start its deployment",
+		Example: `  starter deploy -f release.yaml --wait
+  starter deploy -f release.yaml --wait --output json > result.json`,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if file == "" {
+				return &codeError{exitInvalid, errors.New("deploy needs -f spec.yaml")}
+			}
+			s, err := readSpec(file)
+			if err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			c, err := dial(ctx)
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
+				ID: s.WorkflowID(), TaskQueue: workflows.TaskQueue,
+				WorkflowIDConflictPolicy:                 enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
+				WorkflowIDReusePolicy:                    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
+				WorkflowExecutionErrorWhenAlreadyStarted: true,
+			}, workflows.Deployment, s)
+			var started *serviceerror.WorkflowExecutionAlreadyStarted
+			if errors.As(err, &started) {
+				return fmt.Errorf("deployment %s is in progress (run %s): wait for it, or roll it back", s.WorkflowID(), started.RunId)
+			}
+			if err != nil {
+				return fmt.Errorf("start deployment: %w", err)
+			}
+			fmt.Fprintf(os.Stderr, "started deployment %s (run %s)\n", run.GetID(), run.GetRunID())
+			if !wait {
+				if output == "json" {
+					return json.NewEncoder(os.Stdout).Encode(map[string]string{"workflowId": run.GetID(), "runId": run.GetRunID()})
+				}
+				return nil
+			}
+			res, err := follow(ctx, c, run)
+			if err != nil {
+				return err
+			}
+			if output == "json" {
+				_ = json.NewEncoder(os.Stdout).Encode(res)
+			} else {
+				printResult(os.Stdout, res)
+			}
+			if res.Outcome == workflows.OutcomeRolledBack {
+				return &codeError{exitRolledBack, fmt.Errorf("deployment %s rolled back (%s)", run.GetID(), res.Rollback.Reason)}
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVarP(&file, "file", "f", "", "the deploy spec (YAML or JSON; - for stdin)")
+	cmd.Flags().BoolVar(&wait, "wait", false, "stream progress to stderr and wait for the outcome")
+	cmd.Flags().StringVarP(&output, "output", "o", "text", "text or json")
+	return cmd
+}
+
+// follow prints each new timeline event to stderr until the deployment ends.
+func follow(ctx context.Context, c client.Client, run client.WorkflowRun) (workflows.DeployResult, error) {
+	done := make(chan error, 1)
+	var res workflows.DeployResult
+	go func() { done <- run.Get(ctx, &res) }()
+	seen := 0
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case err := <-done:
+			if err != nil {
+				return res, fmt.Errorf("deployment %s failed: %v", run.GetID(), rootCause(err))
+			}
+			for _, e := range res.Timeline[min(seen, len(res.Timeline)):] {
+				fmt.Fprintf(os.Stderr, "%s  %-13s %s\n", e.At.Format(time.TimeOnly), e.Phase, e.Message)
+			}
+			return res, nil
+		case <-tick.C:
+			if st, err := query(ctx, c, run.GetID(), run.GetRunID()); err == nil {
+				for _, e := range st.Timeline[min(seen, len(st.Timeline)):] {
+					fmt.Fprintf(os.Stderr, "%s  %-13s %s\n", e.At.Format(time.TimeOnly), e.Phase, e.Message)
+				}
+				seen = max(seen, len(st.Timeline))
+				if st.Phase == workflows.PhaseBaking && !st.BakeEnds.IsZero() {
+					fmt.Fprintf(os.Stderr, "          baking at %v%%: %d probes, %d rejected, %d 5xx, %s left\r",
+						st.Weight, st.Probes.Probes, st.Probes.Rejected, st.Probes.ServerErrors, time.Until(st.BakeEnds).Round(time.Second))
+				}
+			}
+		}
+	}
+}
+
+func printResult(w io.Writer, res workflows.DeployResult) {
+	fmt.Fprintf(w, "outcome: %s\n", res.Outcome)
+	if res.ReleaseDeploymentID != "" {
+		fmt.Fprintf(w, "release deployment: %s, key version: %d\n", res.ReleaseDeploymentID, res.KeyVersion)
+	}
+	if res.Rollback != nil {
+		printReport(w, *res.Rollback)
+	}
+}

@@ -1,0 +1,192 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/user"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/sdk/client"
+	temporalenv "go.temporal.io/sdk/contrib/envconfig"
+
+	"github.com/rollgate/rollgate/workflows"
+)
+
+func dial(ctx context.Context) (client.Client, error) {
+	opts, err := temporalenv.LoadDefaultClientOptions()
+	if err != nil {
+		return nil, fmt.Errorf("temporal configuration: %w", err)
+	}
+	opts.Logger = quietLogger{}
+	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	c, err := client.DialContext(dctx, opts)
+	if err != nil {
+		addr := opts.HostPort
+		if addr == "" {
+			addr = client.DefaultHostPort
+		}
+		return nil, fmt.Errorf("cannot reach Temporal at %s (set TEMPORAL_ADDRESS): %v", addr, rootCause(err))
+	}
+	return c, nil
+}
+
+// deploymentID accepts "deploy/<api>/<stage>" or "<api>/<stage>".
+func deploymentID(arg string) (string, error) {
+	id := strings.TrimPrefix(arg, "deploy/")
+	if parts := strings.Split(id, "/"); len(parts) != 2 || parts[0] == "" || parts[1] == "" {
+		return "", &codeError{exitInvalid, fmt.Errorf("deployment %q: name it <apiId>/<stage> or deploy/<apiId>/<stage>", arg)}
+	}
+	return "deploy/" + id, nil
+}
+
+func defaultActor() string {
+	if u, err := user.Current(); err == nil && u.Username != "" {
+		return u.Username
+	}
+	return os.Getenv("USER")
+}
+
+func update(ctx context.Context, id, name string, req workflows.OperatorRequest, out any) error {
+	c, err := dial(ctx)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	h, err := c.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
+		WorkflowID: id, UpdateName: name, WaitForStage: client.WorkflowUpdateStageCompleted, Args: []any{req},
+	})
+	if err != nil {
+		return explain(id, name, err)
+	}
+	if err := h.Get(ctx, out); err != nil {
+		return explain(id, name, err)
+	}
+	return nil
+}
+
+// explain turns Temporal's answers into one line an operator can act on.
+func explain(id, what string, err error) error {
+	var nf *serviceerror.NotFound
+	switch {
+	case errors.As(err, &nf):
+		return fmt.Errorf("no running deployment %s: it does not exist or has finished (see: starter status %s)", id, strings.TrimPrefix(id, "deploy/"))
+	case strings.Contains(err.Error(), "workflow execution already completed"):
+		return fmt.Errorf("cannot %s %s: the deployment has finished (to undo a finished release: starter rollback %s --release latest)", what, id, strings.TrimPrefix(id, "deploy/"))
+	}
+	return fmt.Errorf("%s %s refused: %v", what, id, rootCause(err))
+}
+
+func rollbackCmd() *cobra.Command {
+	var reason, actor, release string
+	cmd := &cobra.Command{
+		Use:   "rollback <apiId>/<stage> --reason TEXT [--release latest|ID]",
+		Short: "Roll a running deployment (or, with --release, a finished one) back and wait for the verified RollbackReport",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			id, err := deploymentID(args[0])
+			if err != nil {
+				return err
+			}
+			if reason == "" {
+				return &codeError{exitInvalid, errors.New("rollback needs --reason")}
+			}
+			var rep workflows.RollbackReport
+			if release != "" {
+				if err := rollbackRelease(cmd.Context(), id, release, actor, reason, &rep); err != nil {
+					return err
+				}
+			} else if err := update(cmd.Context(), id, workflows.UpdateRollback, workflows.OperatorRequest{Actor: actor, Reason: reason}, &rep); err != nil {
+				return err
+			}
+			printReport(os.Stdout, rep)
+			if !rep.Verified {
+				return errors.New("the rollback finished but could not be verified; see the problems above")
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&reason, "reason", "", "why (required; recorded in the workflow history)")
+	cmd.Flags().StringVar(&actor, "actor", defaultActor(), "who is asking")
+	cmd.Flags().StringVar(&release, "release", "", `undo a finished release from the stage's history: "latest" or a release id`)
+	return cmd
+}
+
+// rollbackRelease runs the Rollback workflow for a finished release and waits for its report.
+func rollbackRelease(ctx context.Context, id, release, actor, reason string, rep *workflows.RollbackReport) error {
+	parts := strings.Split(strings.TrimPrefix(id, "deploy/"), "/")
+	if release == "latest" {
+		release = ""
+	}
+	c, err := dial(ctx)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
+		ID: workflows.RollbackWorkflowID(parts[0], parts[1]), TaskQueue: workflows.TaskQueue,
+		WorkflowIDConflictPolicy:                 enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
+		WorkflowExecutionErrorWhenAlreadyStarted: true,
+	}, workflows.Rollback, workflows.RollbackSpec{APIID: parts[0], Stage: parts[1], Release: release, Actor: actor, Reason: reason})
+	var started *serviceerror.WorkflowExecutionAlreadyStarted
+	if errors.As(err, &started) {
+		return fmt.Errorf("a rollback of %s/%s is already running (run %s)", parts[0], parts[1], started.RunId)
+	}
+	if err != nil {
+		return fmt.Errorf("start rollback: %w", err)
+	}
+	fmt.Fprintf(os.Stderr, "rolling back the release of %s/%s (workflow %s)\n", parts[0], parts[1], run.GetID())
+	if err := run.Get(ctx, rep); err != nil {
+		return fmt.Errorf("rollback of %s/%s: %v", parts[0], parts[1], rootCause(err))
+	}
+	return nil
+}
+
+func operatorCmd(name, short string) *cobra.Command {
+	var reason, actor string
+	cmd := &cobra.Command{
+		Use:   name + " <apiId>/<stage>",
+		Short: short,
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			id, err := deploymentID(args[0])
+			if err != nil {
+				return err
+			}
+			var st workflows.Status
+			if err := update(cmd.Context(), id, name, workflows.OperatorRequest{Actor: actor, Reason: reason}, &st); err != nil {
+				return err
+			}
+			printStatus(os.Stdout, id, st)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&reason, "reason", "", "why (recorded in the workflow history)")
+	cmd.Flags().StringVar(&actor, "actor", defaultActor(), "who is asking")
+	return cmd
+}
+
+// rootCause strips the wrapping layers of a Temporal error down to its message.
+func rootCause(err error) string {
+	for {
+		next := errors.Unwrap(err)
+		if next == nil {
+			return err.Error()
+		}
+		err = next
+	}
+}
+
+// quietLogger drops the SDK's own log lines; the CLI reports what matters itself.
+type quietLogger struct{}
+
+func (quietLogger) Debug(string, ...any) {}
+func (quietLogger) Info(string, ...any)  {}
+func (quietLogger) Warn(string, ...any)  {}
+func (quietLogger) Error(string, ...any) {}

@@ -1,0 +1,121 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/spf13/cobra"
+	"go.temporal.io/sdk/client"
+
+	"github.com/rollgate/rollgate/workflows"
+)
+
+func query(ctx context.Context, c client.Client, id, runID string) (workflows.Status, error) {
+	var st workflows.Status
+	v, err := c.QueryWorkflow(ctx, id, runID, workflows.QueryStatus)
+	if err != nil {
+		return st, err
+	}
+	return st, v.Get(&st)
+}
+
+func printReport(w io.Writer, r workflows.RollbackReport) {
+	fmt.Fprintf(w, "rollback: trigger %s, by %s: %s\n", r.Trigger, r.Actor, r.Reason)
+	for _, s := range r.Steps {
+		status := "ok"
+		if s.Error != "" {
+			status = "FAILED: " + s.Error
+		}
+		fmt.Fprintf(w, "  %-40s %8s  %s\n", s.Name, s.Duration.Round(time.Millisecond), status)
+	}
+	fmt.Fprintf(w, "latency: %s, verified: %v\n", r.Latency.Round(time.Millisecond), r.Verified)
+	for _, p := range r.Problems {
+		fmt.Fprintf(w, "  problem: %s\n", p)
+	}
+}
+
+func statusCmd() *cobra.Command {
+	var output string
+	cmd := &cobra.Command{
+		Use:   "status <apiId>/<stage>",
+		Short: "Show a deployment's phase, step, weight, probes and timeline",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			id, err := deploymentID(args[0])
+			if err != nil {
+				return err
+			}
+			c, err := dial(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			st, err := query(cmd.Context(), c, id, "")
+			if err != nil {
+				return explain(id, "status of", err)
+			}
+			if output == "json" {
+				return json.NewEncoder(os.Stdout).Encode(st)
+			}
+			printStatus(os.Stdout, id, st)
+			return nil
+		},
+	}
+	cmd.Flags().StringVarP(&output, "output", "o", "text", "text or json")
+	return cmd
+}
+
+func printStatus(w io.Writer, id string, st workflows.Status) {
+	fmt.Fprintf(w, "%s: %s", id, st.Phase)
+	if st.Step > 0 {
+		fmt.Fprintf(w, ", step %d of %d at %v%%", st.Step, st.Steps, st.Weight)
+	}
+	if st.Paused {
+		fmt.Fprint(w, ", PAUSED")
+	}
+	fmt.Fprintf(w, "\nprobes: %d (%d accepted, %d rejected, %d 5xx)\n", st.Probes.Probes, st.Probes.Accepted, st.Probes.Rejected, st.Probes.ServerErrors)
+	if !st.BakeEnds.IsZero() {
+		fmt.Fprintf(w, "bake ends: %s\n", st.BakeEnds.Format(time.RFC3339))
+	}
+	for _, e := range st.Timeline {
+		fmt.Fprintf(w, "  %s  %-13s %s\n", e.At.Format(time.TimeOnly), e.Phase, e.Message)
+	}
+	if st.Rollback != nil {
+		printReport(w, *st.Rollback)
+	}
+}
+
+func watchCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "watch <apiId>/<stage>",
+		Short: "Follow a running deployment until it ends; exit 0 promoted, 2 rolled back",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			id, err := deploymentID(args[0])
+			if err != nil {
+				return err
+			}
+			c, err := dial(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			if _, err := query(cmd.Context(), c, id, ""); err != nil {
+				return explain(id, "watch", err)
+			}
+			res, err := follow(cmd.Context(), c, c.GetWorkflow(cmd.Context(), id, ""))
+			if err != nil {
+				return err
+			}
+			printResult(os.Stdout, res)
+			if res.Outcome == workflows.OutcomeRolledBack {
+				return &codeError{exitRolledBack, fmt.Errorf("deployment %s rolled back", id)}
+			}
+			return nil
+		},
+	}
+}
