@@ -3,15 +3,20 @@ package testsuite_test
 import (
 	"context"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/apigateway"
 
+	"github.com/rollgate/rollgate/internal/keys"
 	"github.com/rollgate/rollgate/workflows"
 )
 
@@ -71,7 +76,8 @@ func TestCrash_WorkerKilledMidDeployment_ReleaseCompletesExactlyOnce(t *testing.
 			if err != nil {
 				t.Fatal(err)
 			}
-			w := &workerProcess{bin: bin, log: logf, env: []string{"ROLLGATE_METRICS_ADDR=127.0.0.1:0", "ROLLGATE_GATEWAY_INVOKE_URL=" + bed.Gateway.DataURL}}
+			metrics := freeAddr(t)
+			w := &workerProcess{bin: bin, log: logf, env: []string{"ROLLGATE_METRICS_ADDR=" + metrics, "ROLLGATE_GATEWAY_INVOKE_URL=" + bed.Gateway.DataURL}}
 			for _, kv := range bed.Env() {
 				w.env = append(w.env, kv[0]+"="+kv[1])
 			}
@@ -100,6 +106,27 @@ func TestCrash_WorkerKilledMidDeployment_ReleaseCompletesExactlyOnce(t *testing.
 			if err != nil || len(deps.Items) != 2 {
 				t.Fatalf("%d deployments on the API, want 2: the stable one and one canary (%v)", len(deps.Items), err)
 			}
+			// The restarted worker's /metrics counts the tokens it issued with the new key.
+			resp, err := http.Get("http://" + metrics + "/metrics")
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			series := fmt.Sprintf(`rollgate_tokens_issued_total{kid="%s"}`, keys.KID(r.Key, after.LatestVersion))
+			if !strings.Contains(string(body), series) || !strings.Contains(string(body), "go_goroutines") {
+				t.Fatalf("/metrics lacks %s:\n%.2000s", series, body)
+			}
 		})
 	}
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
 }
