@@ -154,6 +154,7 @@ func provision(ctx context.Context, b *Bed, name, kind string) (*ReleaseBed, err
 	r.worker.RegisterWorkflow(workflows.KeyRetirement)
 	r.worker.RegisterWorkflow(workflows.Rollback)
 	r.worker.RegisterWorkflow(workflows.TokenRevocation)
+	r.worker.RegisterWorkflow(workflows.KeyRotation)
 	r.Activity.Register(r.worker)
 	if err := r.worker.Start(); err != nil {
 		return nil, err

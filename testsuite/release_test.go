@@ -210,6 +210,7 @@ func replay(t *testing.T, r *testsuite.ReleaseBed, run client.WorkflowRun, fixtu
 	rp.RegisterWorkflow(workflows.KeyRetirement)
 	rp.RegisterWorkflow(workflows.Rollback)
 	rp.RegisterWorkflow(workflows.TokenRevocation)
+	rp.RegisterWorkflow(workflows.KeyRotation)
 	if err := rp.ReplayWorkflowHistory(nil, h); err != nil {
 		t.Fatalf("the run does not replay: %v", err)
 	}
@@ -376,4 +377,28 @@ func TestRevocation_BySubjectAndByJTI_ProvenAtTheGateway(t *testing.T) {
 		t.Fatalf("report %+v", rep)
 	}
 	t.Logf("revocation proven at the gateway in %s", rep.Duration)
+}
+
+// A key rotated outside a release: the new version signs, the client holds a token of it that the
+// gateway accepts, and the old version waits for its retirement.
+func TestKeyRotation_OutsideARelease_SwitchesSigningAndReissues(t *testing.T) {
+	r := provision(t, "rotate")
+	before := observe(t, r)
+	ctx := context.Background()
+	target := r.Target()
+	run, err := r.Temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: "rotate/" + r.Key, TaskQueue: workflows.TaskQueue},
+		workflows.KeyRotation, workflows.KeyRotationSpec{Issuer: r.IssuerRef(), Clients: r.Clients, TokenTTL: time.Hour, Probe: &target, Actor: "sec", Reason: "quarterly"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var res workflows.KeyRotationResult
+	if err := run.Get(ctx, &res); err != nil {
+		t.Fatal(err)
+	}
+	after := observe(t, r)
+	if res.Outcome != workflows.OutcomePromoted || after.labels != (keys.Labels{Current: before.labels.Current + 1, Previous: before.labels.Current}) ||
+		after.clientKID != keys.KID(r.Key, after.labels.Current) || after.clientCalls != 1 || after.stage.DeploymentID != before.stage.DeploymentID {
+		t.Fatalf("result %+v, state %+v (before %+v)", res, after, before)
+	}
+	replay(t, r, run, "key-rotation.json")
 }

@@ -101,6 +101,7 @@ func run(ctx context.Context, logger *slog.Logger) error {
 	w.RegisterWorkflow(workflows.KeyRetirement)
 	w.RegisterWorkflow(workflows.Rollback)
 	w.RegisterWorkflow(workflows.TokenRevocation)
+	w.RegisterWorkflow(workflows.KeyRotation)
 	set.Register(w)
 
 	metricsSrv := &http.Server{Addr: cfg.MetricsAddr, Handler: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), ReadHeaderTimeout: 5 * time.Second}

@@ -33,6 +33,7 @@ func TestReplay_RecordedHistories(t *testing.T) {
 			r.RegisterWorkflow(workflows.KeyRetirement)
 			r.RegisterWorkflow(workflows.Rollback)
 			r.RegisterWorkflow(workflows.TokenRevocation)
+			r.RegisterWorkflow(workflows.KeyRotation)
 			if err := r.ReplayWorkflowHistoryFromJSONFile(nil, f); err != nil {
 				t.Fatal(err)
 			}

@@ -68,11 +68,18 @@ func (d *deployment) verifyRollback(ctx workflow.Context) []string {
 		StartToCloseTimeout: time.Minute,
 		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: 200 * time.Millisecond, MaximumAttempts: 3},
 	})
-	stage := workflow.ExecuteLocalActivity(vctx, gw.VerifyRestored, activities.RestoreInput{Target: d.target, Snapshot: d.snapshot})
-	var labelsF, probeF, revokedF workflow.Future
+	// A key rotation outside a release has no stage of its own to restore, and proves token
+	// health only where it was given a stage to probe.
+	staged := d.target.APIID != ""
+	var stage, labelsF, probeF, revokedF workflow.Future
+	if staged && d.snapshot.Stage.DeploymentID+d.snapshot.Authorizer.ID != "" {
+		stage = workflow.ExecuteLocalActivity(vctx, gw.VerifyRestored, activities.RestoreInput{Target: d.target, Snapshot: d.snapshot})
+	}
 	keyed := d.key.Labels.Current != 0
 	if keyed {
-		labelsF = workflow.ExecuteLocalActivity(vctx, keysA.ReadLabels, d.spec.Auth.TransitKey)
+		labelsF = workflow.ExecuteLocalActivity(vctx, keysA.ReadLabels, d.issuer.Key.Name)
+	}
+	if keyed && staged {
 		probeF = workflow.ExecuteLocalActivity(vctx, health.Probe, activities.ProbeInput{Target: d.target, Issuer: d.issuer, Versions: []int{d.key.Labels.Current}, Rounds: 3})
 		// An HTTP API's JWT authorizer cannot consult revocations: there, a revoked token stops
 		// working only once its key leaves the JWKS that the authorizer caches.
@@ -83,11 +90,13 @@ func (d *deployment) verifyRollback(ctx workflow.Context) []string {
 
 	var problems []string
 	note := func(what string, err error) { problems = append(problems, fmt.Sprintf("%s: %v", what, err)) }
-	var diffs []string
-	if err := stage.Get(ctx, &diffs); err != nil {
-		note("read the stage", err)
+	if stage != nil {
+		var diffs []string
+		if err := stage.Get(ctx, &diffs); err != nil {
+			note("read the stage", err)
+		}
+		problems = append(problems, diffs...)
 	}
-	problems = append(problems, diffs...)
 	if !keyed {
 		return problems
 	}
@@ -96,6 +105,9 @@ func (d *deployment) verifyRollback(ctx workflow.Context) []string {
 		note("read the key labels", err)
 	} else if !reflect.DeepEqual(labels, d.key.Labels) {
 		problems = append(problems, fmt.Sprintf("key labels are %+v, want %+v", labels, d.key.Labels))
+	}
+	if probeF == nil {
+		return problems
 	}
 	var res activities.ProbeResult
 	if err := probeF.Get(ctx, &res); err != nil {

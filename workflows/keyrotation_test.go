@@ -1,0 +1,52 @@
+package workflows_test
+
+import (
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/rollgate/rollgate/activities"
+	"github.com/rollgate/rollgate/internal/keys"
+	"github.com/rollgate/rollgate/workflows"
+)
+
+func rotationSpec() workflows.KeyRotationSpec {
+	return workflows.KeyRotationSpec{
+		Issuer:  activities.Issuer{URL: "https://issuer.example.com", Bucket: "issuer", Key: activities.KeyRef{Name: "orders-issuer", Type: keys.RSA2048}, CacheTTL: 5 * time.Minute},
+		Clients: []string{"billing"}, TokenTTL: time.Hour, Probe: &activities.Target{APIID: "abcdefghij", Stage: "prod"},
+		Actor: "sec", Reason: "quarterly rotation",
+	}
+}
+
+func TestKeyRotation_PublishesWaitsSwitchesReissuesAndSchedulesRetirement(t *testing.T) {
+	w := &world{}
+	env := newEnv(t, w)
+	env.RegisterWorkflow(workflows.KeyRotation)
+	env.ExecuteWorkflow(workflows.KeyRotation, rotationSpec())
+	var res workflows.KeyRotationResult
+	if err := env.GetWorkflowResult(&res); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"SnapshotKey", "PrepareKey", "PublishJWKS", "Probe", "PromoteLabels", "ReissueTokens", "ProbeClients"}
+	if got := w.called(); !slices.Equal(got, want) || res.Outcome != workflows.OutcomePromoted || res.Previous != 3 || res.Current != 4 {
+		t.Fatalf("calls %v, result %+v", got, res)
+	}
+}
+
+func TestKeyRotation_FailureAfterTheSwitch_RestoresLabelsJWKSAndTokens(t *testing.T) {
+	w := &world{failAt: "ProbeClients"}
+	env := newEnv(t, w)
+	env.RegisterWorkflow(workflows.KeyRotation)
+	env.ExecuteWorkflow(workflows.KeyRotation, rotationSpec())
+	var res workflows.KeyRotationResult
+	if err := env.GetWorkflowResult(&res); err != nil {
+		t.Fatal(err)
+	}
+	if res.Outcome != workflows.OutcomeRolledBack || !res.Rollback.Verified ||
+		!slices.Equal(stepNames(res.Rollback), []string{"reissue tokens with the previous key", "republish the snapshot JWKS", "restore key labels"}) {
+		t.Fatalf("result %+v, report %+v", res, res.Rollback)
+	}
+	if w.count("VerifyRestored") != 0 {
+		t.Fatal("a key rotation compared a stage it never changed")
+	}
+}
