@@ -185,3 +185,18 @@ func (a *Tokens) RevokeByRule(ctx context.Context, in RuleInput) error {
 	}
 	return nil
 }
+
+// LatestActiveExpiry is when the last active token a key version signed expires (zero if none).
+func (a *Tokens) LatestActiveExpiry(ctx context.Context, kid string) (time.Time, error) {
+	recs, err := a.Registry.ByKID(ctx, kid)
+	if err != nil {
+		return time.Time{}, err
+	}
+	var latest time.Time
+	for _, r := range recs {
+		if r.Status == registry.Active && r.ExpiresAt.After(latest) {
+			latest = r.ExpiresAt
+		}
+	}
+	return latest, nil
+}

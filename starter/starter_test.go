@@ -164,6 +164,11 @@ func TestStarter_DeployWaitExitsWithTheOutcome(t *testing.T) {
 	if code != 0 || !strings.Contains(stdout, "1 of 1 sample tokens rejected") {
 		t.Fatalf("revoke: exit %d\nstdout %s\nstderr %s", code, stdout, stderr)
 	}
+	code, stdout, stderr = c.run(t, "rotate-key", "--issuer", r.Issuer, "--transit-key", r.Key, "--jwks-bucket", r.Bucket, "--cache-ttl", "1s",
+		"--clients", "clitest-shipping", "--proof", target, "--reason", "quarterly")
+	if code != 0 || !strings.Contains(stdout, "outcome: promoted") {
+		t.Fatalf("rotate-key: exit %d\nstdout %s\nstderr %s", code, stdout, stderr)
+	}
 	if code, _, stderr := c.run(t, "revoke", "--subject", "x", "--kid", "k-v1", "--issuer", r.Issuer, "--transit-key", r.Key, "--reason", "x"); code != 3 || !strings.Contains(stderr, "exactly one") {
 		t.Fatalf("revoke with two selectors: exit %d\n%s", code, stderr)
 	}

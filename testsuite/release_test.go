@@ -124,11 +124,12 @@ func TestRelease_HealthyCanaryIsPromoted_StageKeyAndTokensMoveTogether(t *testin
 	}
 	replay(t, r, run, "deployment-promoted.json")
 	// The previous key version's retirement runs on: it waits out token TTL + cache TTL.
-	retire, err := r.Temporal.DescribeWorkflowExecution(context.Background(), "retire/"+r.Key+"/v1", "")
+	retireID := "retire/" + r.Key + "/v1/" + run.GetRunID()
+	retire, err := r.Temporal.DescribeWorkflowExecution(context.Background(), retireID, "")
 	if err != nil || retire.WorkflowExecutionInfo.Status != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
 		t.Fatalf("key retirement: %v, %v", retire, err)
 	}
-	replay(t, r, r.Temporal.GetWorkflow(context.Background(), "retire/"+r.Key+"/v1", ""), "key-retirement-waiting.json")
+	replay(t, r, r.Temporal.GetWorkflow(context.Background(), retireID, ""), "key-retirement-waiting.json")
 	t.Logf("promoted in %d history events; timeline:\n%s", events, timeline(res.Timeline))
 }
 

@@ -2,6 +2,7 @@ package workflows
 
 import (
 	"fmt"
+	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/temporal"
@@ -76,7 +77,9 @@ func (d *deployment) scheduleRetirement(ctx workflow.Context) error {
 	prev := d.key.Labels.Current
 	after := s.Auth.TokenTTL.D() + s.Auth.VerifierCacheTTL.D()
 	cctx := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{
-		WorkflowID:        fmt.Sprintf("retire/%s/v%d", s.Auth.TransitKey, prev),
+		// One retirement per schedule: a version can be scheduled again (rotated away, rolled back
+		// to, rotated away again), and each retirement checks the tokens before it acts.
+		WorkflowID:        fmt.Sprintf("retire/%s/v%d/%s", s.Auth.TransitKey, prev, workflow.GetInfo(ctx).WorkflowExecution.RunID),
 		ParentClosePolicy: enumspb.PARENT_CLOSE_POLICY_ABANDON,
 	})
 	child := workflow.ExecuteChildWorkflow(cctx, KeyRetirement, KeyRetirementInput{Issuer: d.issuer, Version: prev, After: after})
@@ -88,18 +91,39 @@ func (d *deployment) scheduleRetirement(ctx workflow.Context) error {
 }
 
 // KeyRetirement waits until no token of the version can still be valid, then drops its label
-// and republishes the JWKS without it. The version itself stays in Vault.
+// and republishes the JWKS without it. The version itself stays in Vault. Tokens of the version
+// issued after the retirement was scheduled (a rollback reissues with the previous key) push the
+// retirement back: it acts only once the last active one has expired plus the verifier cache TTL.
 func KeyRetirement(ctx workflow.Context, in KeyRetirementInput) error {
 	if err := workflow.Sleep(ctx, in.After); err != nil {
 		return err
 	}
+	kid := keys.KID(in.Issuer.Key.Name, in.Version)
+	for {
+		var labels keys.Labels
+		if err := workflow.ExecuteActivity(short(ctx), keysA.ReadLabels, in.Issuer.Key.Name).Get(ctx, &labels); err != nil {
+			return err
+		}
+		if labels.Previous != in.Version {
+			workflow.GetLogger(ctx).Info("nothing to retire: the version is no longer previous", "version", in.Version, "labels", labels)
+			return nil
+		}
+		var latest time.Time
+		if err := workflow.ExecuteActivity(short(ctx), tokA.LatestActiveExpiry, kid).Get(ctx, &latest); err != nil {
+			return err
+		}
+		wait := latest.Add(in.Issuer.CacheTTL).Sub(workflow.Now(ctx))
+		if wait <= 0 {
+			break
+		}
+		workflow.GetLogger(ctx).Info("tokens of the version are still valid: retirement postponed", "kid", kid, "until", latest.Add(in.Issuer.CacheTTL))
+		if err := workflow.Sleep(ctx, wait); err != nil {
+			return err
+		}
+	}
 	var labels keys.Labels
 	if err := workflow.ExecuteActivity(short(ctx), keysA.ReadLabels, in.Issuer.Key.Name).Get(ctx, &labels); err != nil {
 		return err
-	}
-	if labels.Previous != in.Version {
-		workflow.GetLogger(ctx).Info("nothing to retire: the version is no longer previous", "version", in.Version, "labels", labels)
-		return nil
 	}
 	retired := keys.Labels{Current: labels.Current, Pending: labels.Pending}
 	if err := workflow.ExecuteActivity(short(ctx), keysA.RestoreLabels, activities.RestoreLabelsInput{Key: in.Issuer.Key.Name, Labels: retired}).Get(ctx, nil); err != nil {

@@ -60,7 +60,7 @@ func TestHistories_HoldNoSecrets(t *testing.T) {
 	}
 }
 
-func TestKeyRetirement_DropsThePreviousLabelAfterTheWaitAndRepublishes(t *testing.T) {
+func TestKeyRetirement_WaitsForTheLastActiveTokenThenDropsTheLabelAndRepublishes(t *testing.T) {
 	var suite testsuite.WorkflowTestSuite
 	env := suite.NewTestWorkflowEnvironment()
 	env.RegisterWorkflow(workflows.KeyRetirement)
@@ -70,7 +70,15 @@ func TestKeyRetirement_DropsThePreviousLabelAfterTheWaitAndRepublishes(t *testin
 	var published []int
 	var at time.Time
 	start := env.Now()
+	// A token of v3 was issued after the retirement was scheduled: it expires at +2h30m.
+	lastExpiry := start.Add(150 * time.Minute)
 	env.OnActivity(keysA.ReadLabels, mock.Anything, mock.Anything).Return(keys.Labels{Current: 4, Previous: 3}, nil)
+	env.OnActivity(tokA.LatestActiveExpiry, mock.Anything, "k-v3").Return(func(context.Context, string) (time.Time, error) {
+		if env.Now().Before(lastExpiry) {
+			return lastExpiry, nil
+		}
+		return time.Time{}, nil
+	})
 	env.OnActivity(keysA.RestoreLabels, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.RestoreLabelsInput) error {
 		restored, at = in.Labels, env.Now()
 		return nil
@@ -79,11 +87,12 @@ func TestKeyRetirement_DropsThePreviousLabelAfterTheWaitAndRepublishes(t *testin
 		published = in.Versions
 		return nil, nil
 	})
-	env.ExecuteWorkflow(workflows.KeyRetirement, workflows.KeyRetirementInput{Issuer: activities.Issuer{Key: activities.KeyRef{Name: "k"}}, Version: 3, After: 2 * time.Hour})
+	env.ExecuteWorkflow(workflows.KeyRetirement, workflows.KeyRetirementInput{
+		Issuer: activities.Issuer{Key: activities.KeyRef{Name: "k"}, CacheTTL: 5 * time.Minute}, Version: 3, After: 2 * time.Hour})
 	if err := env.GetWorkflowError(); err != nil {
 		t.Fatal(err)
 	}
-	if restored != (keys.Labels{Current: 4}) || len(published) != 1 || published[0] != 4 || at.Sub(start) < 2*time.Hour {
-		t.Fatalf("labels %+v, JWKS %v, at +%s", restored, published, at.Sub(start))
+	if restored != (keys.Labels{Current: 4}) || len(published) != 1 || published[0] != 4 || at.Sub(start) < 155*time.Minute {
+		t.Fatalf("labels %+v, JWKS %v, retired at +%s (want after the last token + cache TTL, +2h35m)", restored, published, at.Sub(start))
 	}
 }
