@@ -15,6 +15,7 @@ import (
 	"go.temporal.io/sdk/client"
 	temporalenv "go.temporal.io/sdk/contrib/envconfig"
 
+	"github.com/rollgate/rollgate/activities"
 	"github.com/rollgate/rollgate/workflows"
 )
 
@@ -44,6 +45,16 @@ func deploymentID(arg string) (string, error) {
 		return "", &codeError{exitInvalid, fmt.Errorf("deployment %q: name it <apiId>/<stage> or deploy/<apiId>/<stage>", arg)}
 	}
 	return "deploy/" + id, nil
+}
+
+// stageTarget names a stage given as <apiId>/<stage> (REST; HTTP APIs are probed the same way).
+func stageTarget(arg string) (*activities.Target, error) {
+	id, err := deploymentID(arg)
+	if err != nil {
+		return nil, err
+	}
+	parts := strings.Split(strings.TrimPrefix(id, "deploy/"), "/")
+	return &activities.Target{APIID: parts[0], Stage: parts[1]}, nil
 }
 
 func defaultActor() string {

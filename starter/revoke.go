@@ -51,12 +51,9 @@ func revokeCmd() *cobra.Command {
 				return &codeError{exitInvalid, errors.New("name exactly one of --subject, --kid, --jti, --before")}
 			}
 			if proof != "" {
-				id, err := deploymentID(proof)
-				if err != nil {
+				if in.Proof, err = stageTarget(proof); err != nil {
 					return err
 				}
-				parts := strings.Split(strings.TrimPrefix(id, "deploy/"), "/")
-				in.Proof = &activities.Target{APIID: parts[0], Stage: parts[1]}
 			}
 			c, err := dial(cmd.Context())
 			if err != nil {

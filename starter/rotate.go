@@ -42,12 +42,9 @@ func rotateKeyCmd() *cobra.Command {
 				in.Clients = strings.Split(clients, ",")
 			}
 			if proof != "" {
-				id, err := deploymentID(proof)
-				if err != nil {
+				if in.Probe, err = stageTarget(proof); err != nil {
 					return err
 				}
-				parts := strings.Split(strings.TrimPrefix(id, "deploy/"), "/")
-				in.Probe = &activities.Target{APIID: parts[0], Stage: parts[1]}
 			}
 			c, err := dial(cmd.Context())
 			if err != nil {
