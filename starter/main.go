@@ -38,7 +38,7 @@ func main() {
 	}
 	root.AddCommand(deployCmd(), rollbackCmd(), operatorCmd("promote", "Promote now: skip the remaining canary steps"),
 		operatorCmd("pause", "Pause before the next step (the current bake finishes)"), operatorCmd("resume", "Resume a paused deployment"),
-		operatorCmd("skip-step", "End the current bake early and go on"), statusCmd(), watchCmd(), listCmd(), revokeCmd(), rotateKeyCmd())
+		operatorCmd("skip-step", "End the current bake early and go on"), statusCmd(), watchCmd(), listCmd(), historyCmd(), revokeCmd(), rotateKeyCmd(), tokensCmd())
 	if err := root.Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "starter:", err)
 		var ce *codeError

@@ -150,6 +150,17 @@ func TestStarter_DeployWaitExitsWithTheOutcome(t *testing.T) {
 		t.Fatalf("rollback of a finished deployment: exit %d\n%s", code, stderr)
 	}
 
+	var hist []struct{ DeploymentID string }
+	if code, out, stderr := c.run(t, "history", target, "--output", "json"); code != 0 || json.Unmarshal([]byte(out), &hist) != nil || len(hist) != 1 || hist[0].DeploymentID != res.ReleaseDeploymentID {
+		t.Fatalf("history: exit %d\n%s\n%s", code, out, stderr)
+	}
+	var sum []struct {
+		KID            string
+		Issued, Active int
+	}
+	if code, out, stderr := c.run(t, "tokens", "--output", "json"); code != 0 || json.Unmarshal([]byte(out), &sum) != nil || len(sum) < 2 {
+		t.Fatalf("tokens: exit %d\n%s\n%s", code, out, stderr)
+	}
 	if code, stdout, stderr := c.run(t, "rollback", target, "--release", "latest", "--reason", "regression"); code != 0 || !strings.Contains(stdout, "verified: true") {
 		t.Fatalf("rollback of the finished release: exit %d\n%s\n%s", code, stdout, stderr)
 	}

@@ -7,7 +7,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -345,4 +347,54 @@ func (r *Registry) Sweep(ctx context.Context) (int, error) {
 		}
 	}
 	return swept, nil
+}
+
+// KIDSummary counts one key version's tokens by lifecycle state. Active tokens past their expiry
+// count as expired even before a sweep marks them.
+type KIDSummary struct {
+	KID        string
+	Issued     int
+	Active     int
+	Superseded int
+	Revoked    int
+	Expired    int
+}
+
+// Summary counts the registry's tokens per kid, ordered by kid. It scans the tokens table: an
+// operator's report, not a hot path.
+func (r *Registry) Summary(ctx context.Context) ([]KIDSummary, error) {
+	now := r.now()
+	by := map[string]*KIDSummary{}
+	p := dynamodb.NewScanPaginator(r.DB, &dynamodb.ScanInput{TableName: aws.String(r.tokensTable())})
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("scan %s: %w", r.tokensTable(), err)
+		}
+		for _, item := range page.Items {
+			rec := fromItem(item)
+			s := by[rec.KID]
+			if s == nil {
+				s = &KIDSummary{KID: rec.KID}
+				by[rec.KID] = s
+			}
+			s.Issued++
+			switch {
+			case rec.Status == Revoked:
+				s.Revoked++
+			case rec.Status == Superseded:
+				s.Superseded++
+			case rec.Status == Expired || rec.ExpiresAt.Before(now):
+				s.Expired++
+			default:
+				s.Active++
+			}
+		}
+	}
+	out := make([]KIDSummary, 0, len(by))
+	for _, s := range by {
+		out = append(out, *s)
+	}
+	slices.SortFunc(out, func(a, b KIDSummary) int { return strings.Compare(a.KID, b.KID) })
+	return out, nil
 }

@@ -334,4 +334,9 @@ func TestSweep_MarksExpiredTokensAndCountsThemPerKID(t *testing.T) {
 	if got := testutil.ToFloat64(reg.Metrics.Expired.WithLabelValues("k-v1")); got != 1 {
 		t.Fatalf("expired counter for k-v1 = %v, want 1", got)
 	}
+	sum, err := reg.Summary(ctx)
+	if err != nil || len(sum) != 2 || sum[0] != (registry.KIDSummary{KID: "k-v1", Issued: 2, Expired: 1, Revoked: 1}) ||
+		sum[1] != (registry.KIDSummary{KID: "k-v2", Issued: 1, Active: 1}) {
+		t.Fatalf("summary %+v, %v", sum, err)
+	}
 }
