@@ -245,25 +245,35 @@ func (a *Health) ProbeRevoked(ctx context.Context, in ProbeInput) (bool, error) 
 		return false, err
 	}
 	a.revoke(ctx, toks)
-	deadline := time.Now().Add(30 * time.Second)
+	raw := make([]string, len(toks))
+	for k, t := range toks {
+		raw[k] = t.Token
+	}
+	rejected, err := a.untilRejected(ctx, in.Target, raw, 30*time.Second)
+	return rejected == len(raw), err
+}
+
+// untilRejected presents the tokens until the stage rejects all of them or the wait runs out
+// (verifiers refresh their deny lists and JWKS periodically), and returns how many it rejected.
+func (a *Health) untilRejected(ctx context.Context, target Target, toks []string, wait time.Duration) (int, error) {
+	deadline := time.Now().Add(wait)
 	for {
-		rejected := true
-		for _, t := range toks {
-			status, _, err := a.call(ctx, in, t.Token)
+		rejected := 0
+		for _, tok := range toks {
+			status, _, err := a.call(ctx, ProbeInput{Target: target}, tok)
 			if err != nil {
-				return false, err
+				return 0, err
 			}
-			rejected = rejected && (status == http.StatusUnauthorized || status == http.StatusForbidden)
+			if status == http.StatusUnauthorized || status == http.StatusForbidden {
+				rejected++
+			}
 		}
-		if rejected {
-			return true, nil
-		}
-		if time.Now().After(deadline) {
-			return false, nil
+		if rejected == len(toks) || time.Now().After(deadline) {
+			return rejected, nil
 		}
 		select {
 		case <-ctx.Done():
-			return false, ctx.Err()
+			return rejected, ctx.Err()
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
@@ -304,29 +314,13 @@ type StashedInput struct {
 // ProbeRejected presents each stashed sample until the stage rejects all of them or the wait
 // runs out, and returns how many were rejected.
 func (a *Health) ProbeRejected(ctx context.Context, in StashedInput) (int, error) {
-	deadline := time.Now().Add(in.Wait)
-	for {
-		rejected := 0
-		for _, name := range in.Names {
-			tok, err := a.Delivery.Token(ctx, name)
-			if err != nil {
-				return 0, err
-			}
-			status, _, err := a.call(ctx, ProbeInput{Target: in.Target}, tok)
-			if err != nil {
-				return 0, err
-			}
-			if status == http.StatusUnauthorized || status == http.StatusForbidden {
-				rejected++
-			}
+	toks := make([]string, len(in.Names))
+	for k, name := range in.Names {
+		tok, err := a.Delivery.Token(ctx, name)
+		if err != nil {
+			return 0, err
 		}
-		if rejected == len(in.Names) || time.Now().After(deadline) {
-			return rejected, nil
-		}
-		select {
-		case <-ctx.Done():
-			return rejected, ctx.Err()
-		case <-time.After(100 * time.Millisecond):
-		}
+		toks[k] = tok
 	}
+	return a.untilRejected(ctx, in.Target, toks, in.Wait)
 }

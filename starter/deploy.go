@@ -11,8 +11,6 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	enumspb "go.temporal.io/api/enums/v1"
-	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
 	"sigs.k8s.io/yaml"
 
@@ -77,18 +75,11 @@ func deployCmd() *cobra.Command {
 				return err
 			}
 			defer c.Close()
-			run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
-				ID: s.WorkflowID(), TaskQueue: workflows.TaskQueue,
-				WorkflowIDConflictPolicy:                 enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
-				WorkflowIDReusePolicy:                    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
-				WorkflowExecutionErrorWhenAlreadyStarted: true,
+			run, err := startExclusive(ctx, c, s.WorkflowID(), "deployment", func(runID string) error {
+				return fmt.Errorf("deployment %s is in progress (run %s): wait for it, or roll it back", s.WorkflowID(), runID)
 			}, workflows.Deployment, s)
-			var started *serviceerror.WorkflowExecutionAlreadyStarted
-			if errors.As(err, &started) {
-				return fmt.Errorf("deployment %s is in progress (run %s): wait for it, or roll it back", s.WorkflowID(), started.RunId)
-			}
 			if err != nil {
-				return fmt.Errorf("start deployment: %w", err)
+				return err
 			}
 			fmt.Fprintf(os.Stderr, "started deployment %s (run %s)\n", run.GetID(), run.GetRunID())
 			if !wait {

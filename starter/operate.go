@@ -47,6 +47,25 @@ func deploymentID(arg string) (string, error) {
 	return "deploy/" + id, nil
 }
 
+// startExclusive starts the only workflow that may run under id (a stage's deployment, a key's
+// rotation): when one already runs, busy says so with its run id.
+func startExclusive(ctx context.Context, c client.Client, id, what string, busy func(runID string) error, wf any, arg any) (client.WorkflowRun, error) {
+	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
+		ID: id, TaskQueue: workflows.TaskQueue,
+		WorkflowIDConflictPolicy:                 enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
+		WorkflowIDReusePolicy:                    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
+		WorkflowExecutionErrorWhenAlreadyStarted: true,
+	}, wf, arg)
+	var started *serviceerror.WorkflowExecutionAlreadyStarted
+	if errors.As(err, &started) {
+		return nil, busy(started.RunId)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("start %s: %w", what, err)
+	}
+	return run, nil
+}
+
 // stageTarget names a stage given as <apiId>/<stage> (REST; HTTP APIs are probed the same way).
 func stageTarget(arg string) (*activities.Target, error) {
 	id, err := deploymentID(arg)
@@ -140,17 +159,13 @@ func rollbackRelease(ctx context.Context, id, release, actor, reason string, rep
 		return err
 	}
 	defer c.Close()
-	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
-		ID: workflows.RollbackWorkflowID(parts[0], parts[1]), TaskQueue: workflows.TaskQueue,
-		WorkflowIDConflictPolicy:                 enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
-		WorkflowExecutionErrorWhenAlreadyStarted: true,
-	}, workflows.Rollback, workflows.RollbackSpec{APIID: parts[0], Stage: parts[1], Release: release, Actor: actor, Reason: reason})
-	var started *serviceerror.WorkflowExecutionAlreadyStarted
-	if errors.As(err, &started) {
-		return fmt.Errorf("a rollback of %s/%s is already running (run %s)", parts[0], parts[1], started.RunId)
-	}
+	run, err := startExclusive(ctx, c, workflows.RollbackWorkflowID(parts[0], parts[1]), "rollback",
+		func(runID string) error {
+			return fmt.Errorf("a rollback of %s/%s is already running (run %s)", parts[0], parts[1], runID)
+		},
+		workflows.Rollback, workflows.RollbackSpec{APIID: parts[0], Stage: parts[1], Release: release, Actor: actor, Reason: reason})
 	if err != nil {
-		return fmt.Errorf("start rollback: %w", err)
+		return err
 	}
 	fmt.Fprintf(os.Stderr, "rolling back the release of %s/%s (workflow %s)\n", parts[0], parts[1], run.GetID())
 	if err := run.Get(ctx, rep); err != nil {

@@ -41,13 +41,7 @@ func revokeCmd() *cobra.Command {
 					return &codeError{exitInvalid, fmt.Errorf("--before %q: use RFC 3339, such as 2026-11-24T09:00:00Z", before)}
 				}
 			}
-			n := 0
-			for _, set := range []bool{len(in.JTIs) > 0, in.Subject != "", in.KID != "", !in.IssuedBefore.IsZero()} {
-				if set {
-					n++
-				}
-			}
-			if n != 1 {
+			if in.Selectors() != 1 {
 				return &codeError{exitInvalid, errors.New("name exactly one of --subject, --kid, --jti, --before")}
 			}
 			if proof != "" {

@@ -9,9 +9,6 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	enumspb "go.temporal.io/api/enums/v1"
-	"go.temporal.io/api/serviceerror"
-	"go.temporal.io/sdk/client"
 
 	"github.com/rollgate/rollgate/activities"
 	"github.com/rollgate/rollgate/internal/keys"
@@ -51,18 +48,11 @@ func rotateKeyCmd() *cobra.Command {
 				return err
 			}
 			defer c.Close()
-			run, err := c.ExecuteWorkflow(cmd.Context(), client.StartWorkflowOptions{
-				ID: "rotate/" + key, TaskQueue: workflows.TaskQueue,
-				WorkflowIDConflictPolicy:                 enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
-				WorkflowIDReusePolicy:                    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
-				WorkflowExecutionErrorWhenAlreadyStarted: true,
+			run, err := startExclusive(cmd.Context(), c, "rotate/"+key, "rotation", func(runID string) error {
+				return fmt.Errorf("a rotation of %s is already running (run %s)", key, runID)
 			}, workflows.KeyRotation, in)
-			var started *serviceerror.WorkflowExecutionAlreadyStarted
-			if errors.As(err, &started) {
-				return fmt.Errorf("a rotation of %s is already running (run %s)", key, started.RunId)
-			}
 			if err != nil {
-				return fmt.Errorf("start rotation: %w", err)
+				return err
 			}
 			fmt.Fprintf(os.Stderr, "rotating %s (workflow %s)\n", key, run.GetID())
 			var res workflows.KeyRotationResult

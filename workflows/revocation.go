@@ -27,6 +27,17 @@ type RevocationSpec struct {
 	Proof *activities.Target
 }
 
+// Selectors counts the selectors the spec names; a valid spec names exactly one.
+func (in RevocationSpec) Selectors() int {
+	n := 0
+	for _, set := range []bool{len(in.JTIs) > 0, in.Subject != "", in.KID != "", !in.IssuedBefore.IsZero()} {
+		if set {
+			n++
+		}
+	}
+	return n
+}
+
 // RevocationReport says what was revoked and whether the gateway was seen rejecting it.
 type RevocationReport struct {
 	Selector        string
@@ -42,14 +53,8 @@ type RevocationReport struct {
 // TokenRevocation revokes tokens (the bulk path in a heartbeating activity that resumes after a
 // crash) and proves the revocation reached the gateway by presenting sample tokens it covers.
 func TokenRevocation(ctx workflow.Context, in RevocationSpec) (RevocationReport, error) {
-	selectors := 0
-	for _, set := range []bool{len(in.JTIs) > 0, in.Subject != "", in.KID != "", !in.IssuedBefore.IsZero()} {
-		if set {
-			selectors++
-		}
-	}
 	switch {
-	case selectors != 1:
+	case in.Selectors() != 1:
 		return RevocationReport{}, temporal.NewNonRetryableApplicationError("name exactly one of: jtis, subject, kid, issued-before", ErrInvalidSpec, nil)
 	case in.Actor == "" || in.Reason == "":
 		return RevocationReport{}, temporal.NewNonRetryableApplicationError("revocation needs an actor and a reason", ErrInvalidSpec, nil)

@@ -16,16 +16,19 @@ type DenyList struct {
 	reg *Registry
 
 	mu        sync.RWMutex
-	jtis      map[string]int64 // jti → exp (epoch seconds), dropped once expired
-	rules     map[string]int64 // "<scope>#<value>" → not_before (epoch nanoseconds)
+	jtis      map[string]int64  // jti → exp (epoch seconds), dropped once expired
+	rules     map[ruleKey]int64 // scope and value → not_before (epoch nanoseconds)
 	jtiMark   string
 	ruleMark  string
 	lastPrune time.Time
 }
 
+// ruleKey names a rule without building a string on the verify path.
+type ruleKey struct{ scope, value string }
+
 // NewDenyList makes an empty deny list over the registry; call Refresh (or Run) to fill it.
 func NewDenyList(reg *Registry) *DenyList {
-	return &DenyList{reg: reg, jtis: map[string]int64{}, rules: map[string]int64{}}
+	return &DenyList{reg: reg, jtis: map[string]int64{}, rules: map[ruleKey]int64{}}
 }
 
 // Refresh reads the revocations written since the last refresh.
@@ -49,7 +52,7 @@ func (d *DenyList) Refresh(ctx context.Context) error {
 		d.jtiMark = max(d.jtiMark, e.seq)
 	}
 	for _, e := range rules {
-		key := e.scope + "#" + e.value
+		key := ruleKey{e.scope, e.value}
 		d.rules[key] = max(d.rules[key], e.notBefore)
 		d.ruleMark = max(d.ruleMark, e.seq)
 	}
@@ -95,7 +98,7 @@ func (d *DenyList) Revoked(c *tokens.Claims, kid string) bool {
 	if len(d.rules) == 0 {
 		return false
 	}
-	for _, key := range [...]string{"subject#" + c.Subject, "kid#" + kid, "issuer#" + c.Issuer} {
+	for _, key := range [...]ruleKey{{string(BySubject), c.Subject}, {string(ByKID), kid}, {string(ByIssuer), c.Issuer}} {
 		if nb, ok := d.rules[key]; ok && iat < nb {
 			return true
 		}

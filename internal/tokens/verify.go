@@ -33,9 +33,6 @@ const (
 	AlgNotAllowed Reason = "alg_not_allowed"
 )
 
-// Reasons lists every rejection reason.
-var Reasons = []Reason{Expired, NotYetValid, BadSignature, UnknownKID, BadIssuer, BadAudience, Revoked, Malformed, AlgNotAllowed}
-
 // Rejection is the error Verify returns for a token it refuses.
 type Rejection struct {
 	Reason Reason
