@@ -17,9 +17,9 @@ bed:
 	go run ./testsuite/cmd/bed
 
 fuzz:
-	go test -run '^$$' -fuzz FuzzVerify_AcceptsOnlyTheTokenThatWasSigned -fuzztime 60s ./internal/tokens
-	go test -run '^$$' -fuzz FuzzJWKS_NeverPanicsOrTrustsAForeignKey -fuzztime 60s ./internal/tokens
-	go test -run '^$$' -fuzz FuzzControlPlane_NeverFailsWith5xx -fuzztime 60s ./testsuite/gatewayemu
+	go test -run '^$$' -fuzz FuzzVerify_AcceptsOnlyTheTokenThatWasSigned -fuzztime 120000x ./internal/tokens
+	go test -run '^$$' -fuzz FuzzJWKS_NeverPanicsOrTrustsAForeignKey -fuzztime 240000x ./internal/tokens
+	go test -run '^$$' -fuzz FuzzControlPlane_NeverFailsWith5xx -fuzztime 400000x ./testsuite/gatewayemu
 
 bench:
 	go test -run '^$$' -bench WarmStart -benchtime 5x ./testsuite/
