@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 
 	"github.com/spf13/cobra"
 )
@@ -38,9 +39,14 @@ func main() {
 	}
 	root.AddCommand(deployCmd(), rollbackCmd(), operatorCmd("promote", "Promote now: skip the remaining canary steps"),
 		operatorCmd("pause", "Pause before the next step (the current bake finishes)"), operatorCmd("resume", "Resume a paused deployment"),
-		operatorCmd("skip-step", "End the current bake early and go on"), statusCmd(), watchCmd(), listCmd(), historyCmd(), revokeCmd(), rotateKeyCmd(), tokensCmd())
+		operatorCmd("skip-step", "End the current bake early and go on"), statusCmd(), watchCmd(), listCmd(), historyCmd(), revokeCmd(), rotateKeyCmd(), tokensCmd(), codecServerCmd())
 	if err := root.Execute(); err != nil {
-		fmt.Fprintln(os.Stderr, "starter:", err)
+		msg := err.Error()
+		if strings.Contains(msg, "payload encoding is not supported") {
+			// The default converter met a sealed payload: the worker encrypts and this process has no key.
+			msg += " (the deployment's payloads are encrypted: set ROLLGATE_CODEC_KEY or ROLLGATE_CODEC_VAULT_SECRET as the worker has them)"
+		}
+		fmt.Fprintln(os.Stderr, "starter:", msg)
 		var ce *codeError
 		if errors.As(err, &ce) {
 			os.Exit(ce.code)

@@ -4,11 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/user"
 	"strings"
 	"time"
 
+	vault "github.com/hashicorp/vault/api"
+	"github.com/sethvargo/go-envconfig"
 	"github.com/spf13/cobra"
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
@@ -16,6 +19,8 @@ import (
 	temporalenv "go.temporal.io/sdk/contrib/envconfig"
 
 	"github.com/rollgate/rollgate/activities"
+	"github.com/rollgate/rollgate/internal/codec"
+	"github.com/rollgate/rollgate/internal/keys"
 	"github.com/rollgate/rollgate/workflows"
 )
 
@@ -25,6 +30,11 @@ func dial(ctx context.Context) (client.Client, error) {
 		return nil, fmt.Errorf("temporal configuration: %w", err)
 	}
 	opts.Logger = quietLogger{}
+	cdc, err := loadCodec(ctx)
+	if err != nil {
+		return nil, err
+	}
+	codec.Apply(&opts, cdc)
 	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	c, err := client.DialContext(dctx, opts)
@@ -36,6 +46,21 @@ func dial(ctx context.Context) (client.Client, error) {
 		return nil, fmt.Errorf("cannot reach Temporal at %s (set TEMPORAL_ADDRESS): %v", addr, rootCause(err))
 	}
 	return c, nil
+}
+
+// loadCodec reads the payload codec's keys as the worker does (ROLLGATE_CODEC_*); the starter
+// must use the worker's codec to read results and send operator requests.
+func loadCodec(ctx context.Context) (*codec.Codec, error) {
+	var cfg struct {
+		Codec codec.Config
+		Vault keys.VaultAuth
+	}
+	if err := envconfig.Process(ctx, &cfg); err != nil {
+		return nil, fmt.Errorf("configuration: %w", err)
+	}
+	return cfg.Codec.Load(ctx, func(ctx context.Context) (*vault.Client, error) {
+		return keys.NewVaultClient(ctx, cfg.Vault, slog.New(slog.DiscardHandler))
+	})
 }
 
 // deploymentID accepts "deploy/<api>/<stage>" or "<api>/<stage>".

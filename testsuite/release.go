@@ -55,17 +55,34 @@ type ReleaseBed struct {
 
 // ProvisionRelease builds a ReleaseBed named name (lower-case letters and digits) on b, around a
 // REST API.
-func ProvisionRelease(ctx context.Context, b *Bed, name string) (*ReleaseBed, error) {
-	return provision(ctx, b, name, "rest")
+func ProvisionRelease(ctx context.Context, b *Bed, name string, options ...ReleaseOption) (*ReleaseBed, error) {
+	return provision(ctx, b, name, "rest", options)
+}
+
+// ReleaseOption changes how a ReleaseBed is provisioned.
+type ReleaseOption func(*releaseOptions)
+
+type releaseOptions struct {
+	client []func(*client.Options)
+}
+
+// WithClientOptions applies f to the options of the Temporal client the bed's worker (and
+// ReleaseBed.Temporal) uses, e.g. to install a payload codec.
+func WithClientOptions(f func(*client.Options)) ReleaseOption {
+	return func(o *releaseOptions) { o.client = append(o.client, f) }
 }
 
 // ProvisionHTTPRelease builds a ReleaseBed around an HTTP API whose $default route needs a JWT
 // from the bed's issuer, checked by the gateway's own JWT authorizer.
-func ProvisionHTTPRelease(ctx context.Context, b *Bed, name string) (*ReleaseBed, error) {
-	return provision(ctx, b, name, "http")
+func ProvisionHTTPRelease(ctx context.Context, b *Bed, name string, options ...ReleaseOption) (*ReleaseBed, error) {
+	return provision(ctx, b, name, "http", options)
 }
 
-func provision(ctx context.Context, b *Bed, name, kind string) (*ReleaseBed, error) {
+func provision(ctx context.Context, b *Bed, name, kind string, options []ReleaseOption) (*ReleaseBed, error) {
+	var ro releaseOptions
+	for _, o := range options {
+		o(&ro)
+	}
 	cfg, err := b.AWSConfig(ctx)
 	if err != nil {
 		return nil, err
@@ -146,7 +163,7 @@ func provision(ctx context.Context, b *Bed, name, kind string) (*ReleaseBed, err
 		return nil, err
 	}
 
-	if r.Temporal, err = b.Temporal.Client(); err != nil {
+	if r.Temporal, err = b.Temporal.Client(ro.client...); err != nil {
 		return nil, err
 	}
 	r.worker = worker.New(r.Temporal, workflows.TaskQueue, worker.Options{})

@@ -66,13 +66,18 @@ func startTemporal(ctx context.Context, logDir string, progress io.Writer, ui bo
 	return s, nil
 }
 
-// Client dials a new Temporal client to the dev server; the caller closes it.
-func (s *TemporalServer) Client() (client.Client, error) {
-	return client.Dial(client.Options{
+// Client dials a new Temporal client to the dev server, each option applied to its options in
+// turn; the caller closes it.
+func (s *TemporalServer) Client(options ...func(*client.Options)) (client.Client, error) {
+	opts := client.Options{
 		HostPort:  s.HostPort,
 		Namespace: s.Namespace,
 		Logger:    log.NewStructuredLogger(slog.New(slog.NewTextHandler(s.log, nil))),
-	})
+	}
+	for _, o := range options {
+		o(&opts)
+	}
+	return client.Dial(opts)
 }
 
 func (s *TemporalServer) stop() {

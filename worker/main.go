@@ -19,6 +19,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/apigatewayv2"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	vault "github.com/hashicorp/vault/api"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -29,6 +30,7 @@ import (
 	"go.temporal.io/sdk/worker"
 
 	"github.com/rollgate/rollgate/activities"
+	"github.com/rollgate/rollgate/internal/codec"
 	"github.com/rollgate/rollgate/internal/config"
 	"github.com/rollgate/rollgate/internal/keys"
 	"github.com/rollgate/rollgate/internal/registry"
@@ -57,6 +59,20 @@ func run(ctx context.Context, logger *slog.Logger) error {
 		return fmt.Errorf("temporal client configuration: %w", err)
 	}
 	opts.Logger = tlog.NewStructuredLogger(logger)
+	var vc *vault.Client
+	vaultClient := func(ctx context.Context) (*vault.Client, error) {
+		if vc == nil {
+			var err error
+			vc, err = keys.NewVaultClient(ctx, cfg.Vault, logger)
+			return vc, err
+		}
+		return vc, nil
+	}
+	cdc, err := cfg.Codec.Load(ctx, vaultClient)
+	if err != nil {
+		return err
+	}
+	codec.Apply(&opts, cdc)
 	tc, err := client.DialContext(ctx, opts)
 	if err != nil {
 		return fmt.Errorf("connect to temporal at %s: %w", opts.HostPort, err)
@@ -67,8 +83,7 @@ func run(ctx context.Context, logger *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("aws configuration: %w", err)
 	}
-	vc, err := keys.NewVaultClient(ctx, cfg.Vault, logger)
-	if err != nil {
+	if _, err := vaultClient(ctx); err != nil {
 		return err
 	}
 
@@ -116,7 +131,11 @@ func run(ctx context.Context, logger *slog.Logger) error {
 		_ = metricsSrv.Shutdown(sctx)
 	}()
 
-	logger.Info("worker started", "task_queue", cfg.TaskQueue, "temporal", opts.HostPort, "namespace", opts.Namespace, "metrics", cfg.MetricsAddr)
+	encryption := "off"
+	if cdc != nil {
+		encryption = "aes-256-gcm key " + cdc.KeyID()
+	}
+	logger.Info("worker started", "task_queue", cfg.TaskQueue, "temporal", opts.HostPort, "namespace", opts.Namespace, "metrics", cfg.MetricsAddr, "payload_encryption", encryption)
 	stopCh := make(chan any)
 	go func() { <-ctx.Done(); close(stopCh) }()
 	return w.Run(stopCh)

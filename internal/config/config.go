@@ -11,6 +11,7 @@ import (
 
 	"github.com/sethvargo/go-envconfig"
 
+	"github.com/rollgate/rollgate/internal/codec"
 	"github.com/rollgate/rollgate/internal/keys"
 )
 
@@ -28,6 +29,8 @@ type Worker struct {
 	TransitMount string `env:"ROLLGATE_TRANSIT_MOUNT, default=transit"`
 	KVMount      string `env:"ROLLGATE_KV_MOUNT, default=secret"`
 	Vault        keys.VaultAuth
+	// Codec encrypts workflow payloads when a key is configured.
+	Codec codec.Config
 	// InvokeURL is the base of stage invoke URLs for health probes; empty means AWS's
 	// https://{apiId}.execute-api.{region}.amazonaws.com/{stage}.
 	InvokeURL string `env:"ROLLGATE_GATEWAY_INVOKE_URL"`

@@ -1,0 +1,90 @@
+package codec
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	vault "github.com/hashicorp/vault/api"
+	"go.temporal.io/sdk/client"
+)
+
+// Config says where the codec's keys come from: the environment, or a Vault KV v2 secret. With
+// neither set, payloads are not encrypted.
+type Config struct {
+	// Key is the current key, base64 of 32 random bytes, named KeyID.
+	Key   string `env:"ROLLGATE_CODEC_KEY"`
+	KeyID string `env:"ROLLGATE_CODEC_KEY_ID, default=k1"`
+	// PreviousKeys are keys kept for reading older histories: id=base64 pairs separated by ";".
+	PreviousKeys map[string]string `env:"ROLLGATE_CODEC_PREVIOUS_KEYS, delimiter=;, separator=="`
+	// VaultSecret is a KV v2 secret "<mount>/<path>" whose field "current" names the current key
+	// and whose other fields are keys by id, e.g.
+	//   vault kv put secret/rollgate/codec current=k2 k1=<base64> k2=<base64>
+	VaultSecret string `env:"ROLLGATE_CODEC_VAULT_SECRET"`
+}
+
+// Enabled says whether any key source is configured.
+func (c Config) Enabled() bool { return c.Key != "" || c.VaultSecret != "" }
+
+// Load builds the codec, or returns nil when encryption is not configured. vc is called only for
+// a Vault-held key.
+func (c Config) Load(ctx context.Context, vc func(context.Context) (*vault.Client, error)) (*Codec, error) {
+	switch {
+	case c.Key != "" && c.VaultSecret != "":
+		return nil, fmt.Errorf("codec: set ROLLGATE_CODEC_KEY or ROLLGATE_CODEC_VAULT_SECRET, not both")
+	case c.Key != "":
+		keys := map[string][]byte{}
+		k, err := ParseKey(c.Key)
+		if err != nil {
+			return nil, fmt.Errorf("codec: ROLLGATE_CODEC_KEY: %w", err)
+		}
+		keys[c.KeyID] = k
+		for id, v := range c.PreviousKeys {
+			if id == c.KeyID {
+				return nil, fmt.Errorf("codec: ROLLGATE_CODEC_PREVIOUS_KEYS repeats the current key id %q", id)
+			}
+			if keys[id], err = ParseKey(v); err != nil {
+				return nil, fmt.Errorf("codec: ROLLGATE_CODEC_PREVIOUS_KEYS %q: %w", id, err)
+			}
+		}
+		return New(c.KeyID, keys)
+	case c.VaultSecret != "":
+		mount, path, ok := strings.Cut(strings.Trim(c.VaultSecret, "/"), "/")
+		if !ok || path == "" {
+			return nil, fmt.Errorf("codec: ROLLGATE_CODEC_VAULT_SECRET %q: want <kv-v2 mount>/<path>", c.VaultSecret)
+		}
+		client, err := vc(ctx)
+		if err != nil {
+			return nil, err
+		}
+		sec, err := client.KVv2(mount).Get(ctx, path)
+		if err != nil {
+			return nil, fmt.Errorf("codec: read %s from Vault: %w", c.VaultSecret, err)
+		}
+		current, _ := sec.Data["current"].(string)
+		keys := map[string][]byte{}
+		for id, v := range sec.Data {
+			if id == "current" {
+				continue
+			}
+			s, _ := v.(string)
+			if keys[id], err = ParseKey(s); err != nil {
+				return nil, fmt.Errorf("codec: %s field %q: %w", c.VaultSecret, id, err)
+			}
+		}
+		if current == "" {
+			return nil, fmt.Errorf("codec: %s has no field \"current\" naming the current key", c.VaultSecret)
+		}
+		return New(current, keys)
+	}
+	return nil, nil
+}
+
+// Apply makes a Temporal client use c for payloads and failures; with c nil it changes nothing.
+func Apply(opts *client.Options, c *Codec) {
+	if c == nil {
+		return
+	}
+	opts.DataConverter = DataConverter(c)
+	opts.FailureConverter = FailureConverter(opts.DataConverter)
+}

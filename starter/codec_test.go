@@ -1,0 +1,130 @@
+package main_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"net/http"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"go.temporal.io/api/enums/v1"
+	"go.temporal.io/sdk/client"
+	"google.golang.org/protobuf/encoding/protojson"
+
+	"github.com/rollgate/rollgate/internal/codec"
+	"github.com/rollgate/rollgate/testsuite"
+	"github.com/rollgate/rollgate/workflows"
+)
+
+// An encrypted deployment end to end: worker and starter share a key; the history at rest holds
+// no readable release data; the codec server opens it for the Web UI.
+func TestStarter_EncryptedHistoryIsReadableOnlyWithTheKey(t *testing.T) {
+	b := shared.Bed(t)
+	raw := make([]byte, 32)
+	_, _ = rand.Read(raw)
+	key := base64.StdEncoding.EncodeToString(raw)
+	cdc, err := codec.New("k1", map[string][]byte{"k1": raw})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := testsuite.ProvisionRelease(context.Background(), b, "clienc", testsuite.WithClientOptions(func(o *client.Options) { codec.Apply(o, cdc) }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	plain := cli{bin: starter(t)}
+	for _, kv := range b.Env() {
+		plain.env = append(plain.env, kv[0]+"="+kv[1])
+	}
+	keyed := cli{bin: plain.bin, env: append(append([]string{}, plain.env...), "ROLLGATE_CODEC_KEY="+key)}
+	target := r.APIID + "/" + r.Stage
+
+	code, stdout, stderr := keyed.run(t, "deploy", "-f", writeSpec(t, r.Spec("v2", 10*time.Second)), "--wait", "--output", "json")
+	var res workflows.DeployResult
+	if code != 0 || json.Unmarshal([]byte(stdout), &res) != nil || res.Outcome != workflows.OutcomePromoted {
+		t.Fatalf("deploy --wait with the key: exit %d\nstdout %s\nstderr %s", code, stdout, stderr)
+	}
+	if code, stdout, _ := keyed.run(t, "status", target); code != 0 || !strings.Contains(stdout, "promoted") {
+		t.Fatalf("status with the key: exit %d\n%s", code, stdout)
+	}
+	if code, _, stderr := plain.run(t, "status", target); code != 1 || strings.Count(strings.TrimSpace(stderr), "\n") != 0 || !strings.Contains(stderr, "ROLLGATE_CODEC") {
+		t.Fatalf("status without the key: exit %d\n%s", code, stderr)
+	}
+
+	// The stored history, read without the codec: the issuer URL and the backend (both in the
+	// spec, in every activity input) never appear; the payloads are sealed.
+	tc, err := b.Temporal.Client()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tc.Close()
+	var hist bytes.Buffer
+	var sealed []byte
+	it := tc.GetWorkflowHistory(context.Background(), "deploy/"+target, "", false, enums.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	for it.HasNext() {
+		ev, err := it.Next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Search attributes (service, stage, phase) stay readable by design: visibility needs them.
+		if ev.GetUpsertWorkflowSearchAttributesEventAttributes() != nil {
+			continue
+		}
+		if a := ev.GetWorkflowExecutionStartedEventAttributes(); a != nil {
+			sealed, _ = protojson.Marshal(a.GetInput())
+			a.SearchAttributes = nil
+		}
+		j, _ := protojson.Marshal(ev)
+		hist.Write(j)
+	}
+	for _, clear := range []string{r.Issuer, r.Backends["v2"], r.Clients[0], "json/plain"} {
+		if strings.Contains(hist.String(), clear) || strings.Contains(hist.String(), base64.StdEncoding.EncodeToString([]byte(clear))) {
+			t.Fatalf("history holds %q in clear", clear)
+		}
+	}
+	if !strings.Contains(hist.String(), base64.StdEncoding.EncodeToString([]byte(codec.Encoding))) {
+		t.Fatal("no encrypted payload in the history")
+	}
+
+	// The codec server opens the start input for a browser at an allowed origin.
+	cmd := exec.Command(keyed.bin, "codec-server", "--listen", "127.0.0.1:0", "--ui-origin", "http://ui.example")
+	cmd.Env = keyed.env
+	errPipe, _ := cmd.StderrPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	line, err := bufio.NewReader(errPipe).ReadString('\n')
+	if err != nil || !strings.HasPrefix(line, "codec server on http://") {
+		t.Fatalf("codec server banner %q, %v", line, err)
+	}
+	base := strings.Fields(strings.TrimPrefix(line, "codec server on "))[0]
+	req, _ := http.NewRequest(http.MethodPost, base+"/decode", bytes.NewReader(sealed))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Origin", "http://ui.example")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var opened bytes.Buffer
+	_, _ = opened.ReadFrom(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || resp.Header.Get("Access-Control-Allow-Origin") != "http://ui.example" ||
+		!strings.Contains(opened.String(), base64.StdEncoding.EncodeToString([]byte("json/plain"))) {
+		t.Fatalf("decode: %d %v\n%s", resp.StatusCode, resp.Header, opened.String())
+	}
+	req, _ = http.NewRequest(http.MethodOptions, base+"/decode", nil)
+	req.Header.Set("Origin", "http://evil.example")
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.Header.Get("Access-Control-Allow-Origin") != "" {
+		t.Fatalf("preflight from an unlisted origin: %v %v", resp.Header, err)
+	}
+	if code, _, stderr := plain.run(t, "codec-server"); code != 3 || !strings.Contains(stderr, "no codec key") {
+		t.Fatalf("codec-server without a key: exit %d\n%s", code, stderr)
+	}
+}
