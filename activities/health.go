@@ -97,7 +97,30 @@ func (a *Health) revoke(ctx context.Context, minted []tokens.Minted) {
 	}
 }
 
+// call presents token at the stage and counts the answer in rollgate_probes_total{result}.
 func (a *Health) call(ctx context.Context, in ProbeInput, token string) (int, bool, error) {
+	status, canary, err := a.present(ctx, in, token)
+	result := "transport_error"
+	switch {
+	case err != nil:
+	case status >= 200 && status < 300:
+		result = "accepted"
+	case status == http.StatusUnauthorized || status == http.StatusForbidden:
+		result = "rejected"
+	case status >= 500:
+		result = "server_error"
+	default:
+		result = "other"
+	}
+	activity.GetMetricsHandler(ctx).WithTags(map[string]string{"result": result}).Counter(MetricProbes).Inc(1)
+	return status, canary, err
+}
+
+// MetricProbes counts probe answers by result: accepted, rejected, server_error, other,
+// transport_error.
+const MetricProbes = "rollgate_probes"
+
+func (a *Health) present(ctx context.Context, in ProbeInput, token string) (int, bool, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, a.InvokeURL(in.Target.APIID, in.Target.Stage)+in.Path, nil)
 	if err != nil {
 		return 0, false, err

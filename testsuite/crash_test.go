@@ -26,6 +26,8 @@ type workerProcess struct {
 	env []string
 	cmd *exec.Cmd
 	log *os.File
+	// metrics is the address of its /metrics.
+	metrics string
 }
 
 func buildWorker(t *testing.T) string {
@@ -35,6 +37,22 @@ func buildWorker(t *testing.T) string {
 		t.Fatalf("build worker: %v\n%s", err, out)
 	}
 	return bin
+}
+
+// newWorkerProcess prepares the worker program wired to the bed, logging to a file and serving
+// /metrics on a free port.
+func newWorkerProcess(t *testing.T, bin string) *workerProcess {
+	t.Helper()
+	logf, err := os.Create(filepath.Join(t.TempDir(), "worker.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := &workerProcess{bin: bin, log: logf, metrics: freeAddr(t)}
+	w.env = []string{"ROLLGATE_METRICS_ADDR=" + w.metrics, "ROLLGATE_GATEWAY_INVOKE_URL=" + bed.Gateway.DataURL}
+	for _, kv := range bed.Env() {
+		w.env = append(w.env, kv[0]+"="+kv[1])
+	}
+	return w
 }
 
 func (w *workerProcess) start(t *testing.T) {
@@ -72,15 +90,8 @@ func TestCrash_WorkerKilledMidDeployment_ReleaseCompletesExactlyOnce(t *testing.
 			ctx := context.Background()
 			r := provision(t, fmt.Sprintf("crash%d", i))
 			r.StopWorker()
-			logf, err := os.Create(filepath.Join(t.TempDir(), "worker.log"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			metrics := freeAddr(t)
-			w := &workerProcess{bin: bin, log: logf, env: []string{"ROLLGATE_METRICS_ADDR=" + metrics, "ROLLGATE_GATEWAY_INVOKE_URL=" + bed.Gateway.DataURL}}
-			for _, kv := range bed.Env() {
-				w.env = append(w.env, kv[0]+"="+kv[1])
-			}
+			w := newWorkerProcess(t, bin)
+			logf, metrics := w.log, w.metrics
 			before, err := r.Activity.Keys.Transit.ReadKey(ctx, r.Key)
 			if err != nil {
 				t.Fatal(err)

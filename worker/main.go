@@ -59,6 +59,14 @@ func run(ctx context.Context, logger *slog.Logger) error {
 		return fmt.Errorf("temporal client configuration: %w", err)
 	}
 	opts.Logger = tlog.NewStructuredLogger(logger)
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	handler, closeMetrics, err := sdkMetrics(reg, logger)
+	if err != nil {
+		return fmt.Errorf("metrics: %w", err)
+	}
+	defer closeMetrics.Close()
+	opts.MetricsHandler = handler
 	var vc *vault.Client
 	vaultClient := func(ctx context.Context) (*vault.Client, error) {
 		if vc == nil {
@@ -87,8 +95,6 @@ func run(ctx context.Context, logger *slog.Logger) error {
 		return err
 	}
 
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	metrics := tokens.NewMetrics(reg)
 	set := activities.NewSet(activities.Clients{
 		Vault: vc, TransitKV: cfg.TransitMount, KVMount: cfg.KVMount,

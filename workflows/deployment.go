@@ -94,6 +94,7 @@ func Deployment(ctx workflow.Context, s spec.DeploySpec) (DeployResult, error) {
 		d.notify(ctx, fmt.Sprintf("%s: rolled back %s/%s in %s; verified: %v", s.Service, s.Gateway.APIID, s.Gateway.Stage, d.report.Latency, d.report.Verified))
 	}
 	result.Timeline = d.status.Timeline
+	countOutcome(ctx, MetricDeployments, s.Service, result.Outcome)
 	// Let notifications go out (a failing webhook never holds anything up for long) and the
 	// rollback update handlers return their report before the workflow closes.
 	dctxN, _ := workflow.NewDisconnectedContext(ctx)

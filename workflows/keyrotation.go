@@ -78,6 +78,7 @@ func KeyRotation(ctx workflow.Context, in KeyRotationSpec) (KeyRotationResult, e
 		res.Outcome = OutcomePromoted
 	}
 	res.Timeline = d.status.Timeline
+	countOutcome(ctx, MetricKeyRotations, "", res.Outcome)
 	return res, nil
 }
 

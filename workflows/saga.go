@@ -41,6 +41,7 @@ func (d *deployment) rollBack(ctx workflow.Context, trigger string, req Operator
 	report.FinishedAt = workflow.Now(dctx)
 	report.Latency = report.FinishedAt.Sub(report.StartedAt)
 	d.report, d.status.Rollback = report, report
+	recordRollback(dctx, report)
 	d.enter(dctx, PhaseRolledBack, fmt.Sprintf("rolled back in %s; verified: %v", report.Latency, report.Verified))
 }
 
