@@ -6,10 +6,12 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 )
@@ -40,7 +42,11 @@ func main() {
 	root.AddCommand(deployCmd(), rollbackCmd(), operatorCmd("promote", "Promote now: skip the remaining canary steps"),
 		operatorCmd("pause", "Pause before the next step (the current bake finishes)"), operatorCmd("resume", "Resume a paused deployment"),
 		operatorCmd("skip-step", "End the current bake early and go on"), statusCmd(), watchCmd(), listCmd(), historyCmd(), revokeCmd(), rotateKeyCmd(), tokensCmd(), codecServerCmd())
-	if err := root.Execute(); err != nil {
+	err := root.Execute()
+	fctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	_ = flushTraces(fctx)
+	cancel()
+	if err != nil {
 		msg := err.Error()
 		if strings.Contains(msg, "payload encoding is not supported") {
 			// The default converter met a sealed payload: the worker encrypts and this process has no key.

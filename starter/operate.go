@@ -21,6 +21,7 @@ import (
 	"github.com/rollgate/rollgate/activities"
 	"github.com/rollgate/rollgate/internal/codec"
 	"github.com/rollgate/rollgate/internal/keys"
+	"github.com/rollgate/rollgate/internal/telemetry"
 	"github.com/rollgate/rollgate/workflows"
 )
 
@@ -35,6 +36,14 @@ func dial(ctx context.Context) (client.Client, error) {
 		return nil, err
 	}
 	codec.Apply(&opts, cdc)
+	tracer, flush, err := telemetry.Tracing(ctx, "rollgate-starter")
+	if err != nil {
+		return nil, err
+	}
+	if tracer != nil {
+		opts.Interceptors = append(opts.Interceptors, tracer)
+		flushTraces = flush
+	}
 	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	c, err := client.DialContext(dctx, opts)
@@ -47,6 +56,9 @@ func dial(ctx context.Context) (client.Client, error) {
 	}
 	return c, nil
 }
+
+// flushTraces sends pending spans before the starter exits.
+var flushTraces = func(context.Context) error { return nil }
 
 // loadCodec reads the payload codec's keys as the worker does (ROLLGATE_CODEC_*); the starter
 // must use the worker's codec to read results and send operator requests.

@@ -34,6 +34,7 @@ import (
 	"github.com/rollgate/rollgate/internal/config"
 	"github.com/rollgate/rollgate/internal/keys"
 	"github.com/rollgate/rollgate/internal/registry"
+	"github.com/rollgate/rollgate/internal/telemetry"
 	"github.com/rollgate/rollgate/internal/tokens"
 	"github.com/rollgate/rollgate/workflows"
 )
@@ -67,6 +68,18 @@ func run(ctx context.Context, logger *slog.Logger) error {
 	}
 	defer closeMetrics.Close()
 	opts.MetricsHandler = handler
+	tracer, flushTraces, err := telemetry.Tracing(ctx, "rollgate-worker")
+	if err != nil {
+		return err
+	}
+	defer func() {
+		fctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = flushTraces(fctx)
+	}()
+	if tracer != nil {
+		opts.Interceptors = append(opts.Interceptors, tracer)
+	}
 	var vc *vault.Client
 	vaultClient := func(ctx context.Context) (*vault.Client, error) {
 		if vc == nil {
@@ -141,7 +154,8 @@ func run(ctx context.Context, logger *slog.Logger) error {
 	if cdc != nil {
 		encryption = "aes-256-gcm key " + cdc.KeyID()
 	}
-	logger.Info("worker started", "task_queue", cfg.TaskQueue, "temporal", opts.HostPort, "namespace", opts.Namespace, "metrics", cfg.MetricsAddr, "payload_encryption", encryption)
+	logger.Info("worker started", "task_queue", cfg.TaskQueue, "temporal", opts.HostPort, "namespace", opts.Namespace, "metrics", cfg.MetricsAddr,
+		"payload_encryption", encryption, "tracing", tracer != nil)
 	stopCh := make(chan any)
 	go func() { <-ctx.Done(); close(stopCh) }()
 	return w.Run(stopCh)
