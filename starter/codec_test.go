@@ -19,7 +19,6 @@ import (
 
 	"github.com/rollgate/rollgate/internal/codec"
 	"github.com/rollgate/rollgate/testsuite"
-	"github.com/rollgate/rollgate/workflows"
 )
 
 // An encrypted deployment end to end: worker and starter share a key; the history at rest holds
@@ -45,10 +44,32 @@ func TestStarter_EncryptedHistoryIsReadableOnlyWithTheKey(t *testing.T) {
 	keyed := cli{bin: plain.bin, env: append(append([]string{}, plain.env...), "ROLLGATE_CODEC_KEY="+key)}
 	target := r.APIID + "/" + r.Stage
 
-	code, stdout, stderr := keyed.run(t, "deploy", "-f", writeSpec(t, r.Spec("v2", 10*time.Second)), "--wait", "--output", "json")
-	var res workflows.DeployResult
-	if code != 0 || json.Unmarshal([]byte(stdout), &res) != nil || res.Outcome != workflows.OutcomePromoted {
-		t.Fatalf("deploy --wait with the key: exit %d\nstdout %s\nstderr %s", code, stdout, stderr)
+	// A release steered by operators: paused, resumed, promoted early; every request sealed.
+	if code, _, stderr := keyed.run(t, "deploy", "-f", writeSpec(t, r.Spec("v2", 10*time.Second)), "--reason", "CHG-1042", "--actor", "pipeline"); code != 0 {
+		t.Fatalf("deploy with the key: exit %d\n%s", code, stderr)
+	}
+	for _, op := range [][]string{{"pause", "--actor", "alice", "--reason", "hold for the traffic review"}, {"resume", "--actor", "alice", "--reason", "review done"}, {"promote", "--actor", "bob", "--reason", "metrics are clean"}} {
+		if code, _, stderr := keyed.run(t, append([]string{op[0], target}, op[1:]...)...); code != 0 {
+			t.Fatalf("%s: exit %d\n%s", op[0], code, stderr)
+		}
+	}
+	if code, stdout, stderr := keyed.run(t, "watch", target); code != 0 || !strings.Contains(stdout, "outcome: promoted") {
+		t.Fatalf("watch with the key: exit %d\nstdout %s\nstderr %s", code, stdout, stderr)
+	}
+	var trail []struct{ Action, Actor, Reason, Identity, Result string }
+	if code, out, stderr := keyed.run(t, "audit", target, "--output", "json"); code != 0 || json.Unmarshal([]byte(out), &trail) != nil {
+		t.Fatalf("audit: exit %d\n%s\n%s", code, out, stderr)
+	}
+	var got []string
+	for _, e := range trail {
+		got = append(got, e.Action+"|"+e.Actor+"|"+e.Reason+"|"+e.Result)
+	}
+	want := []string{"deploy|pipeline|CHG-1042|release of clienc", "pause|alice|hold for the traffic review|done", "resume|alice|review done|done", "promote|bob|metrics are clean|done", "finished|||promoted"}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") || !strings.HasPrefix(trail[0].Identity, "rollgate-starter ") {
+		t.Fatalf("audit trail:\n%s\nwant:\n%s\n(identity %q)", strings.Join(got, "\n"), strings.Join(want, "\n"), trail[0].Identity)
+	}
+	if code, out, _ := keyed.run(t, "audit", target); code != 0 || !strings.Contains(out, "hold for the traffic review") {
+		t.Fatalf("audit text: exit %d\n%s", code, out)
 	}
 	if code, stdout, _ := keyed.run(t, "status", target); code != 0 || !strings.Contains(stdout, "promoted") {
 		t.Fatalf("status with the key: exit %d\n%s", code, stdout)
@@ -67,6 +88,7 @@ func TestStarter_EncryptedHistoryIsReadableOnlyWithTheKey(t *testing.T) {
 	var hist bytes.Buffer
 	var sealed []byte
 	it := tc.GetWorkflowHistory(context.Background(), "deploy/"+target, "", false, enums.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	reasons := []string{"CHG-1042", "hold for the traffic review", "metrics are clean"}
 	for it.HasNext() {
 		ev, err := it.Next()
 		if err != nil {
@@ -83,7 +105,7 @@ func TestStarter_EncryptedHistoryIsReadableOnlyWithTheKey(t *testing.T) {
 		j, _ := protojson.Marshal(ev)
 		hist.Write(j)
 	}
-	for _, clear := range []string{r.Issuer, r.Backends["v2"], r.Clients[0], "json/plain"} {
+	for _, clear := range append(reasons, r.Issuer, r.Backends["v2"], r.Clients[0], "json/plain") {
 		if strings.Contains(hist.String(), clear) || strings.Contains(hist.String(), base64.StdEncoding.EncodeToString([]byte(clear))) {
 			t.Fatalf("history holds %q in clear", clear)
 		}

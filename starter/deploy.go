@@ -54,7 +54,7 @@ func readSpec(path string) (spec.DeploySpec, error) {
 }
 
 func deployCmd() *cobra.Command {
-	var file, output string
+	var file, output, actor, reason string
 	var wait bool
 	cmd := &cobra.Command{
 		Use:   "deploy -f spec.yaml [--wait]",
@@ -68,6 +68,15 @@ func deployCmd() *cobra.Command {
 			s, err := readSpec(file)
 			if err != nil {
 				return err
+			}
+			if cmd.Flags().Changed("actor") || s.Actor == "" {
+				s.Actor = actor
+			}
+			if cmd.Flags().Changed("reason") {
+				s.Reason = reason
+			}
+			if err := s.Validate(); err != nil {
+				return &codeError{exitInvalid, err}
 			}
 			ctx := cmd.Context()
 			c, err := dial(ctx)
@@ -106,6 +115,8 @@ func deployCmd() *cobra.Command {
 	cmd.Flags().StringVarP(&file, "file", "f", "", "the deploy spec (YAML or JSON; - for stdin)")
 	cmd.Flags().BoolVar(&wait, "wait", false, "stream progress to stderr and wait for the outcome")
 	cmd.Flags().StringVarP(&output, "output", "o", "text", "text or json")
+	cmd.Flags().StringVar(&actor, "actor", defaultActor(), "who is releasing (recorded in the workflow history)")
+	cmd.Flags().StringVar(&reason, "reason", "", "why, e.g. a change ticket (recorded in the workflow history)")
 	return cmd
 }
 

@@ -17,6 +17,8 @@ import (
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
 	temporalenv "go.temporal.io/sdk/contrib/envconfig"
+	"go.temporal.io/sdk/converter"
+	"go.temporal.io/sdk/temporal"
 
 	"github.com/rollgate/rollgate/activities"
 	"github.com/rollgate/rollgate/internal/codec"
@@ -36,6 +38,13 @@ func dial(ctx context.Context) (client.Client, error) {
 		return nil, err
 	}
 	codec.Apply(&opts, cdc)
+	if cdc != nil {
+		payloads, failures = opts.DataConverter, opts.FailureConverter
+	}
+	if opts.Identity == "" {
+		host, _ := os.Hostname()
+		opts.Identity = fmt.Sprintf("rollgate-starter %s@%s", defaultActor(), host)
+	}
 	tracer, flush, err := telemetry.Tracing(ctx, "rollgate-starter")
 	if err != nil {
 		return nil, err
@@ -56,6 +65,12 @@ func dial(ctx context.Context) (client.Client, error) {
 	}
 	return c, nil
 }
+
+// payloads and failures read what the workflows wrote (audit); dial sets them to the codec's.
+var (
+	payloads converter.DataConverter    = converter.GetDefaultDataConverter()
+	failures converter.FailureConverter = temporal.GetDefaultFailureConverter()
+)
 
 // flushTraces sends pending spans before the starter exits.
 var flushTraces = func(context.Context) error { return nil }

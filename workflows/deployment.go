@@ -189,7 +189,11 @@ func probing(ctx workflow.Context) workflow.Context {
 
 func (d *deployment) run(ctx workflow.Context) error {
 	s := d.spec
-	d.enter(ctx, PhasePreflight, "preflight: reading the stage, authorizer and key")
+	preflight := "preflight: reading the stage, authorizer and key"
+	if d.spec.Actor != "" || d.spec.Reason != "" {
+		preflight = fmt.Sprintf("release requested by %s: %s; %s", or(d.spec.Actor, "unknown"), or(d.spec.Reason, "no reason given"), preflight)
+	}
+	d.enter(ctx, PhasePreflight, preflight)
 	if err := workflow.ExecuteActivity(short(ctx), gw.SnapshotGateway, activities.SnapshotInput{Target: d.target, AuthorizerID: s.Auth.AuthorizerID}).Get(ctx, &d.snapshot); err != nil {
 		return err
 	}
@@ -273,7 +277,9 @@ func (d *deployment) checkTokens(ctx workflow.Context, what string, versions []i
 func (d *deployment) canarySteps(ctx workflow.Context) error {
 	s := d.spec
 	for i, step := range s.Canary.Steps {
-		if d.promoteNow {
+		// An early promote skips the remaining steps once the canary exists; asked for before
+		// that, the release still goes through its first step's canary and token check.
+		if d.promoteNow && (d.canaryID != "" || workflow.GetVersion(ctx, changePromoteBeforeCanary, workflow.DefaultVersion, 1) == workflow.DefaultVersion) {
 			d.event(ctx, "operator promoted early: skipping the remaining steps")
 			break
 		}
@@ -304,6 +310,11 @@ func (d *deployment) canarySteps(ctx workflow.Context) error {
 	return nil
 }
 
+// changePromoteBeforeCanary: a promote asked for before the canary exists creates it first
+// (before, it tried to promote a canary that did not exist), and a promote asked for before a
+// step's bake starts skips that bake (before, the bake ran its full length).
+const changePromoteBeforeCanary = "promote-before-canary"
+
 // stepDeadline bounds every activity of a canary step by the step's timeout.
 func (d *deployment) stepDeadline(ctx workflow.Context, step spec.Step) workflow.Context {
 	timeout := d.spec.Canary.StepTimeout.D()
@@ -317,6 +328,10 @@ func (d *deployment) stepDeadline(ctx workflow.Context, step spec.Step) workflow
 // cancels it early.
 func (d *deployment) bake(ctx workflow.Context, step spec.Step) error {
 	c := d.spec.Canary
+	if d.promoteNow && workflow.GetVersion(ctx, changePromoteBeforeCanary, workflow.DefaultVersion, 1) == 1 {
+		d.event(ctx, "operator promoted early: bake skipped")
+		return nil
+	}
 	d.enter(ctx, PhaseBaking, fmt.Sprintf("baking %s with probes every %s", step.Bake.D(), c.ProbeInterval.D()))
 	d.status.BakeEnds = workflow.Now(ctx).Add(step.Bake.D())
 	defer func() { d.status.BakeEnds = time.Time{} }()
@@ -365,4 +380,11 @@ func (d *deployment) waitWhilePaused(ctx workflow.Context) error {
 		return nil
 	}
 	return workflow.Await(ctx, func() bool { return !d.status.Paused || d.promoteNow })
+}
+
+func or(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
 }

@@ -444,20 +444,41 @@ func TestDeployment_PauseHoldsTheNextStepUntilResume(t *testing.T) {
 	}
 }
 
-func TestDeployment_PromoteEarlySkipsTheRemainingSteps(t *testing.T) {
-	w := &world{block: true}
-	env := newEnv(t, w)
+// promoteWhen sends an operator's promote as soon as the activity starts.
+func promoteWhen(t *testing.T, env *testsuite.TestWorkflowEnvironment, activityType string) {
 	env.SetOnActivityStartedListener(func(info *activity.Info, _ context.Context, _ converter.EncodedValues) {
-		if info.ActivityType.Name == "Bake" {
+		if info.ActivityType.Name == activityType {
 			env.RegisterDelayedCallback(func() {
 				env.UpdateWorkflowNoRejection(workflows.UpdatePromote, "pr1", t, workflows.OperatorRequest{Actor: "carol", Reason: "looks good"})
 			}, 0)
 		}
 	})
+}
+
+func TestDeployment_PromoteEarlySkipsTheRemainingSteps(t *testing.T) {
+	w := &world{block: true}
+	env := newEnv(t, w)
+	promoteWhen(t, env, "Bake")
 	env.ExecuteWorkflow(workflows.Deployment, testSpec())
 	r := result(t, env)
 	if r.Outcome != workflows.OutcomePromoted || w.count("SetCanaryWeight") != 0 || w.count("PromoteCanary") != 1 {
 		t.Fatalf("outcome %s, calls %v", r.Outcome, w.called())
+	}
+}
+
+// A promote asked for before the canary exists (during preflight) still creates the canary and
+// proves its tokens, then promotes without baking.
+func TestDeployment_PromoteBeforeTheCanaryExistsStillGoesThroughIt(t *testing.T) {
+	w := &world{}
+	env := newEnv(t, w)
+	promoteWhen(t, env, "SnapshotGateway")
+	env.ExecuteWorkflow(workflows.Deployment, testSpec())
+	r := result(t, env)
+	if r.Outcome != workflows.OutcomePromoted || w.count("StartCanary") != 1 || w.count("Bake") != 0 || w.count("SetCanaryWeight") != 0 || w.count("PromoteCanary") != 1 {
+		t.Fatalf("outcome %s (%+v), calls %v", r.Outcome, r.Rollback, w.called())
+	}
+	if got := w.after("StartCanary"); len(got) < 2 || got[0] != "Probe" || got[1] != "PromoteCanary" {
+		t.Fatalf("after the canary started: %v, want its token check, then the promotion", got)
 	}
 }
 

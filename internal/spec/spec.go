@@ -45,6 +45,10 @@ type DeploySpec struct {
 	Auth    Auth    `json:"auth"`
 	Canary  Canary  `json:"canary"`
 	Notify  Notify  `json:"notify,omitzero"`
+	// Actor and Reason say who started the release and why; the starter fills them from
+	// --actor (default: the OS user) and --reason. They are recorded in the workflow history.
+	Actor  string `json:"actor,omitempty"`
+	Reason string `json:"reason,omitempty"`
 }
 
 // Gateway names the stage being released.
@@ -179,6 +183,12 @@ func (s *DeploySpec) Validate() error {
 
 	if !namePattern.MatchString(s.Service) {
 		bad("service", "must be 1-128 letters, digits, '_', '.', '-', starting with a letter or digit")
+	}
+	if len(s.Actor) > 256 {
+		bad("actor", "%d characters: allowed at most 256", len(s.Actor))
+	}
+	if len(s.Reason) > 1024 {
+		bad("reason", "%d characters: allowed at most 1024", len(s.Reason))
 	}
 	g := s.Gateway
 	switch g.Kind {
