@@ -37,10 +37,7 @@ func TestStarter_EncryptedHistoryIsReadableOnlyWithTheKey(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer r.Close()
-	plain := cli{bin: starter(t)}
-	for _, kv := range b.Env() {
-		plain.env = append(plain.env, kv[0]+"="+kv[1])
-	}
+	plain := bedCLI(t, b)
 	keyed := cli{bin: plain.bin, env: append(append([]string{}, plain.env...), "ROLLGATE_CODEC_KEY="+key)}
 	target := r.APIID + "/" + r.Stage
 

@@ -1,24 +1,92 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
+	"go.temporal.io/api/workflowservice/v1"
+	"go.temporal.io/sdk/client"
 
 	"github.com/rollgate/rollgate/activities"
 	"github.com/rollgate/rollgate/internal/keys"
 	"github.com/rollgate/rollgate/workflows"
 )
 
+// rotationFlags are the flags that describe a key rotation, shared by rotate-key and
+// schedule-rotation.
+type rotationFlags struct {
+	in                                                              workflows.KeyRotationSpec
+	issuer, key, keyType, bucket, prefix, audiences, clients, proof string
+	cacheTTL                                                        time.Duration
+}
+
+func (r *rotationFlags) register(cmd *cobra.Command) {
+	f := cmd.Flags()
+	f.StringVar(&r.issuer, "issuer", "", "the issuer URL (required)")
+	f.StringVar(&r.key, "transit-key", "", "the issuer's Vault transit key (required)")
+	f.StringVar(&r.keyType, "key-type", "rsa-2048", "the transit key's type")
+	f.StringVar(&r.bucket, "jwks-bucket", "", "the S3 bucket where the JWKS is published (required)")
+	f.StringVar(&r.prefix, "jwks-prefix", "", "the object key prefix of the issuer's .well-known/")
+	f.DurationVar(&r.cacheTTL, "cache-ttl", 5*time.Minute, "how long verifiers cache the JWKS")
+	f.StringVar(&r.audiences, "audience", "orders", "audiences of reissued and probe tokens (comma-separated)")
+	f.StringVar(&r.clients, "clients", "", "clients whose tokens are reissued (comma-separated)")
+	f.DurationVar(&r.in.TokenTTL, "token-ttl", time.Hour, "lifetime of reissued tokens")
+	f.StringVar(&r.proof, "proof", "", "a stage <apiId>/<stage> where token health is proven")
+	f.StringVar(&r.in.OnRollback, "on-rollback", "revoke", "what happens to new-key tokens if the rotation rolls back: keep or revoke")
+	f.StringVar(&r.in.Reason, "reason", "", "why (required)")
+	f.StringVar(&r.in.Actor, "actor", defaultActor(), "who is asking")
+}
+
+// spec builds and validates the rotation the flags describe.
+func (r *rotationFlags) spec() (workflows.KeyRotationSpec, error) {
+	in := r.in
+	typ, err := keys.ParseType(r.keyType)
+	if err != nil {
+		return in, &codeError{exitInvalid, err}
+	}
+	in.Issuer = activities.Issuer{URL: r.issuer, Key: activities.KeyRef{Name: r.key, Type: typ}, Algorithm: typ.Algorithms()[0],
+		Audiences: strings.Split(r.audiences, ","), Bucket: r.bucket, Prefix: r.prefix, CacheTTL: r.cacheTTL}
+	if r.clients != "" {
+		in.Clients = strings.Split(r.clients, ",")
+	}
+	if r.proof != "" {
+		if in.Probe, err = stageTarget(r.proof); err != nil {
+			return in, err
+		}
+	}
+	if err := in.Validate(); err != nil {
+		return in, &codeError{exitInvalid, err}
+	}
+	return in, nil
+}
+
+// rotationID is the workflow id of a key's rotations; scheduled ones get the schedule's time
+// appended to it.
+func rotationID(key string) string { return "rotate/" + key }
+
+// runningRotation finds a rotation of key already running, started by hand or by a schedule.
+func runningRotation(ctx context.Context, c client.Client, key string) (string, error) {
+	resp, err := c.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{
+		Query:    fmt.Sprintf("WorkflowType = 'KeyRotation' AND ExecutionStatus = 'Running' AND WorkflowId STARTS_WITH %q", rotationID(key)),
+		PageSize: 1,
+	})
+	if err != nil {
+		return "", fmt.Errorf("list running rotations: %v", rootCause(err))
+	}
+	if ex := resp.GetExecutions(); len(ex) > 0 {
+		return ex[0].GetExecution().GetWorkflowId(), nil
+	}
+	return "", nil
+}
+
 func rotateKeyCmd() *cobra.Command {
-	var in workflows.KeyRotationSpec
-	var issuer, key, keyType, bucket, prefix, audiences, clients, proof, output string
-	var cacheTTL time.Duration
+	var r rotationFlags
+	var output string
 	cmd := &cobra.Command{
 		Use:   "rotate-key --issuer URL --transit-key KEY --jwks-bucket BUCKET --reason TEXT",
 		Short: "Rotate an issuer's signing key outside a release, proving token health, and wait for the outcome",
@@ -26,38 +94,32 @@ func rotateKeyCmd() *cobra.Command {
     --jwks-bucket example-issuer --jwks-prefix orders/ --clients billing,shipping --proof a1b2c3d4e5/prod \
     --reason "quarterly rotation"`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			typ, err := keys.ParseType(keyType)
+			in, err := r.spec()
 			if err != nil {
-				return &codeError{exitInvalid, err}
+				return err
 			}
-			if in.Reason == "" {
-				return &codeError{exitInvalid, errors.New("rotate-key needs --reason")}
-			}
-			in.Issuer = activities.Issuer{URL: issuer, Key: activities.KeyRef{Name: key, Type: typ}, Algorithm: typ.Algorithms()[0],
-				Audiences: strings.Split(audiences, ","), Bucket: bucket, Prefix: prefix, CacheTTL: cacheTTL}
-			if clients != "" {
-				in.Clients = strings.Split(clients, ",")
-			}
-			if proof != "" {
-				if in.Probe, err = stageTarget(proof); err != nil {
-					return err
-				}
-			}
-			c, err := dial(cmd.Context())
+			ctx := cmd.Context()
+			c, err := dial(ctx)
 			if err != nil {
 				return err
 			}
 			defer c.Close()
-			run, err := startExclusive(cmd.Context(), c, "rotate/"+key, "rotation", func(runID string) error {
-				return fmt.Errorf("a rotation of %s is already running (run %s)", key, runID)
+			if id, err := runningRotation(ctx, c, r.key); err != nil || id != "" {
+				if err == nil {
+					err = fmt.Errorf("a rotation of %s is already running (workflow %s)", r.key, id)
+				}
+				return err
+			}
+			run, err := startExclusive(ctx, c, rotationID(r.key), "rotation", func(runID string) error {
+				return fmt.Errorf("a rotation of %s is already running (run %s)", r.key, runID)
 			}, workflows.KeyRotation, in)
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(os.Stderr, "rotating %s (workflow %s)\n", key, run.GetID())
+			fmt.Fprintf(os.Stderr, "rotating %s (workflow %s)\n", r.key, run.GetID())
 			var res workflows.KeyRotationResult
-			if err := run.Get(cmd.Context(), &res); err != nil {
-				return fmt.Errorf("rotation of %s: %v", key, rootCause(err))
+			if err := run.Get(ctx, &res); err != nil {
+				return fmt.Errorf("rotation of %s: %v", r.key, rootCause(err))
 			}
 			if output == "json" {
 				_ = json.NewEncoder(os.Stdout).Encode(res)
@@ -68,31 +130,15 @@ func rotateKeyCmd() *cobra.Command {
 				if res.Rollback != nil {
 					printReport(os.Stdout, *res.Rollback)
 				}
-				fmt.Printf("outcome: %s; %s signs with version %d\n", res.Outcome, key, res.Current)
+				fmt.Printf("outcome: %s; %s signs with version %d\n", res.Outcome, r.key, res.Current)
 			}
 			if res.Outcome == workflows.OutcomeRolledBack {
-				return &codeError{exitRolledBack, fmt.Errorf("rotation of %s rolled back", key)}
+				return &codeError{exitRolledBack, fmt.Errorf("rotation of %s rolled back", r.key)}
 			}
 			return nil
 		},
 	}
-	f := cmd.Flags()
-	f.StringVar(&issuer, "issuer", "", "the issuer URL (required)")
-	f.StringVar(&key, "transit-key", "", "the issuer's Vault transit key (required)")
-	f.StringVar(&keyType, "key-type", "rsa-2048", "the transit key's type")
-	f.StringVar(&bucket, "jwks-bucket", "", "the S3 bucket where the JWKS is published (required)")
-	f.StringVar(&prefix, "jwks-prefix", "", "the object key prefix of the issuer's .well-known/")
-	f.DurationVar(&cacheTTL, "cache-ttl", 5*time.Minute, "how long verifiers cache the JWKS")
-	f.StringVar(&audiences, "audience", "orders", "audiences of reissued and probe tokens (comma-separated)")
-	f.StringVar(&clients, "clients", "", "clients whose tokens are reissued (comma-separated)")
-	f.DurationVar(&in.TokenTTL, "token-ttl", time.Hour, "lifetime of reissued tokens")
-	f.StringVar(&proof, "proof", "", "a stage <apiId>/<stage> where token health is proven")
-	f.StringVar(&in.OnRollback, "on-rollback", "revoke", "what happens to new-key tokens if the rotation rolls back: keep or revoke")
-	f.StringVar(&in.Reason, "reason", "", "why (required)")
-	f.StringVar(&in.Actor, "actor", defaultActor(), "who is asking")
-	f.StringVarP(&output, "output", "o", "text", "text or json")
-	for _, name := range []string{"issuer", "transit-key", "jwks-bucket"} {
-		_ = cmd.MarkFlagRequired(name)
-	}
+	r.register(cmd)
+	cmd.Flags().StringVarP(&output, "output", "o", "text", "text or json")
 	return cmd
 }

@@ -76,6 +76,12 @@ func errorsAs(err error, target **exec.ExitError) bool {
 	return ok
 }
 
+// bedCLI is the starter wired to the bed's servers, as a user's environment would wire it.
+func bedCLI(t *testing.T, b *testsuite.Bed) cli {
+	c := bedCLI(t, b)
+	return c
+}
+
 func writeSpec(t *testing.T, v any) string {
 	t.Helper()
 	b, err := json.MarshalIndent(v, "", "  ")
@@ -118,10 +124,7 @@ func TestStarter_BadInputGetsOneClearLineAndTheRightExitCode(t *testing.T) {
 
 func TestStarter_DeployWaitExitsWithTheOutcome(t *testing.T) {
 	b := shared.Bed(t)
-	c := cli{bin: starter(t)}
-	for _, kv := range b.Env() {
-		c.env = append(c.env, kv[0]+"="+kv[1])
-	}
+	c := bedCLI(t, b)
 	r, err := testsuite.ProvisionRelease(context.Background(), b, "clitest")
 	if err != nil {
 		t.Fatal(err)

@@ -1,6 +1,7 @@
 package workflows
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -36,18 +37,30 @@ type KeyRotationResult struct {
 	Timeline []Event
 }
 
+// Validate checks a rotation before anything changes; the starter calls it too.
+func (in KeyRotationSpec) Validate() error {
+	switch {
+	case in.Issuer.Key.Name == "" || in.Issuer.URL == "" || in.Issuer.Bucket == "":
+		return errors.New("key rotation needs the issuer: URL, transit key and JWKS bucket")
+	case in.Actor == "" || in.Reason == "":
+		return errors.New("key rotation needs an actor and a reason")
+	case len(in.Clients) > 0 && (in.TokenTTL < time.Minute || in.TokenTTL > spec.MaxTokenTTL):
+		return fmt.Errorf("token TTL %s: allowed 1m to %s", in.TokenTTL, spec.MaxTokenTTL)
+	case in.OnRollback != "" && in.OnRollback != "keep" && in.OnRollback != "revoke":
+		return fmt.Errorf("on-rollback %q: allowed keep, revoke", in.OnRollback)
+	case in.Issuer.CacheTTL < 0 || in.Issuer.CacheTTL > spec.MaxCacheTTL:
+		return fmt.Errorf("verifier cache TTL %s: allowed 0 to %s", in.Issuer.CacheTTL, spec.MaxCacheTTL)
+	}
+	return nil
+}
+
 // KeyRotation rotates in the Secrets Manager order: create the pending version, publish it, wait
 // for verifier caches, prove tokens of both versions are accepted, switch signing, reissue client
 // tokens and prove them, then retire the old version after token TTL + cache TTL. A failure at
 // any step rolls back what was done, as a deployment does.
 func KeyRotation(ctx workflow.Context, in KeyRotationSpec) (KeyRotationResult, error) {
-	switch {
-	case in.Issuer.Key.Name == "" || in.Issuer.URL == "" || in.Issuer.Bucket == "":
-		return KeyRotationResult{}, temporal.NewNonRetryableApplicationError("key rotation needs the issuer: URL, transit key and JWKS bucket", ErrInvalidSpec, nil)
-	case in.Actor == "" || in.Reason == "":
-		return KeyRotationResult{}, temporal.NewNonRetryableApplicationError("key rotation needs an actor and a reason", ErrInvalidSpec, nil)
-	case len(in.Clients) > 0 && (in.TokenTTL < time.Minute || in.TokenTTL > spec.MaxTokenTTL):
-		return KeyRotationResult{}, temporal.NewNonRetryableApplicationError(fmt.Sprintf("token TTL %s: allowed 1m to %s", in.TokenTTL, spec.MaxTokenTTL), ErrInvalidSpec, nil)
+	if err := in.Validate(); err != nil {
+		return KeyRotationResult{}, temporal.NewNonRetryableApplicationError(err.Error(), ErrInvalidSpec, nil)
 	}
 	if in.OnRollback == "" {
 		in.OnRollback = "revoke"
