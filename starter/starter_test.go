@@ -78,7 +78,10 @@ func errorsAs(err error, target **exec.ExitError) bool {
 
 // bedCLI is the starter wired to the bed's servers, as a user's environment would wire it.
 func bedCLI(t *testing.T, b *testsuite.Bed) cli {
-	c := bedCLI(t, b)
+	c := cli{bin: starter(t)}
+	for _, kv := range b.Env() {
+		c.env = append(c.env, kv[0]+"="+kv[1])
+	}
 	return c
 }
 
