@@ -2,7 +2,7 @@
 .PHONY: demo smoke test tools bed fuzz bench vet
 
 demo:
-	go run ./testsuite/cmd/bed -demo
+	go run ./starter demo
 
 smoke:
 	go run ./testsuite/cmd/bed -smoke

@@ -103,3 +103,39 @@ func waitPhase(ctx context.Context, r *ReleaseBed, run client.WorkflowRun, phase
 	}
 	return fmt.Errorf("deployment %s never reached %s", run.GetID(), phase)
 }
+
+// DemoOptions configure Demo.
+type DemoOptions struct {
+	// LogDir, when set, keeps one log file per server there.
+	LogDir string
+	// Keep leaves the bed up after the demo, with the Temporal Web UI, printing its endpoints as
+	// export lines, until ctx ends.
+	Keep bool
+}
+
+// Demo starts a bed, runs RunDemo on it and, with Keep, stays up so the releases can be looked at
+// in the Web UI and with the starter.
+func Demo(ctx context.Context, opts DemoOptions, out io.Writer) error {
+	start := time.Now()
+	b, err := Start(ctx, Options{LogDir: opts.LogDir, TemporalUI: opts.Keep})
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+	fmt.Fprintf(out, "test bed up in %s: Temporal %s, Vault %s, DynamoDB %s, S3 %s, API Gateway %s\n",
+		time.Since(start).Round(time.Millisecond), b.Temporal.HostPort, b.Vault.Addr, b.DynamoDB.Endpoint, b.S3.URL, b.Gateway.ControlURL)
+	if err := RunDemo(ctx, b, out); err != nil {
+		return fmt.Errorf("demo: %w", err)
+	}
+	fmt.Fprintln(out, "\ndemo passed: one release promoted, two rolled back and verified")
+	if !opts.Keep {
+		return nil
+	}
+	fmt.Fprintln(out, "\n# the bed stays up; in another shell:")
+	for _, kv := range b.Env() {
+		fmt.Fprintf(out, "export %s=%q\n", kv[0], kv[1])
+	}
+	fmt.Fprintf(out, "# Web UI: %s   (then: starter list, starter audit <apiId>/prod, …)\n# Ctrl-C stops it\n", b.Temporal.UIURL)
+	<-ctx.Done()
+	return nil
+}

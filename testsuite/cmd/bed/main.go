@@ -41,8 +41,11 @@ func run(ctx context.Context, install, smoke, demo bool, logDir string, ui bool)
 	if install {
 		return testsuite.InstallTools(ctx, os.Stderr)
 	}
+	if demo {
+		return testsuite.Demo(ctx, testsuite.DemoOptions{LogDir: logDir}, os.Stdout)
+	}
 	start := time.Now()
-	bed, err := testsuite.Start(ctx, testsuite.Options{LogDir: logDir, TemporalUI: ui && !smoke && !demo})
+	bed, err := testsuite.Start(ctx, testsuite.Options{LogDir: logDir, TemporalUI: ui && !smoke})
 	if err != nil {
 		return err
 	}
@@ -54,15 +57,6 @@ func run(ctx context.Context, install, smoke, demo bool, logDir string, ui bool)
 			return fmt.Errorf("smoke scenario: %w\n%s", err, bed.Logs())
 		}
 		fmt.Println("smoke scenario passed")
-		return nil
-	}
-	if demo {
-		fmt.Printf("test bed up in %s: Temporal %s, Vault %s, DynamoDB %s, S3 %s, API Gateway %s\n",
-			time.Since(start).Round(time.Millisecond), bed.Temporal.HostPort, bed.Vault.Addr, bed.DynamoDB.Endpoint, bed.S3.URL, bed.Gateway.ControlURL)
-		if err := testsuite.RunDemo(ctx, bed, os.Stdout); err != nil {
-			return fmt.Errorf("demo: %w", err)
-		}
-		fmt.Println("\ndemo passed: one release promoted, two rolled back and verified")
 		return nil
 	}
 	for _, kv := range bed.Env() {
