@@ -31,7 +31,8 @@ type Worker struct {
 	Vault        keys.VaultAuth
 	// Codec encrypts workflow payloads when a key is configured.
 	Codec codec.Config
-	// InvokeURL is the base of stage invoke URLs for health probes; empty means AWS's
+	// InvokeURL is where health probes reach a stage: a template with {apiId} and {stage}, or a
+	// base to which /<apiId>/<stage> is appended; empty means AWS's
 	// https://{apiId}.execute-api.{region}.amazonaws.com/{stage}.
 	InvokeURL string `env:"ROLLGATE_GATEWAY_INVOKE_URL"`
 	Region    string `env:"AWS_REGION, default=us-east-1"`
@@ -55,6 +56,11 @@ func Load(ctx context.Context, lookup envconfig.Lookuper) (Worker, error) {
 
 // InvokeURLFunc returns a stage's invoke URL.
 func (c Worker) InvokeURLFunc() func(apiID, stage string) string {
+	if strings.Contains(c.InvokeURL, "{apiId}") {
+		return func(apiID, stage string) string {
+			return strings.NewReplacer("{apiId}", apiID, "{stage}", stage).Replace(c.InvokeURL)
+		}
+	}
 	if c.InvokeURL != "" {
 		base := strings.TrimSuffix(c.InvokeURL, "/")
 		return func(apiID, stage string) string { return base + "/" + apiID + "/" + stage }

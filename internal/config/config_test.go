@@ -31,6 +31,10 @@ func TestLoad_DefaultsAndOverrides(t *testing.T) {
 	if got := c.InvokeURLFunc()("abcdefghij", "prod"); got != "http://127.0.0.1:9/abcdefghij/prod" {
 		t.Fatal(got)
 	}
+	c, _ = config.Load(context.Background(), envconfig.MapLookuper(map[string]string{"ROLLGATE_GATEWAY_INVOKE_URL": "http://moto:5000/restapis/{apiId}/{stage}/_user_request_"}))
+	if got := c.InvokeURLFunc()("abcdefghij", "prod"); got != "http://moto:5000/restapis/abcdefghij/prod/_user_request_" {
+		t.Fatal(got)
+	}
 	if _, err := config.Load(context.Background(), envconfig.MapLookuper(map[string]string{"ROLLGATE_SHUTDOWN_TIMEOUT": "soon"})); err == nil {
 		t.Fatal("a bad duration was accepted")
 	}

@@ -1,0 +1,186 @@
+package main
+
+import (
+	"context"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"reflect"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+
+	awssdk "github.com/aws/aws-sdk-go-v2/aws"
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	"github.com/compose-spec/compose-go/v2/cli"
+	"github.com/compose-spec/compose-go/v2/types"
+	"github.com/sethvargo/go-envconfig"
+	"golang.org/x/mod/modfile"
+
+	"github.com/rollgate/rollgate/internal/config"
+	"github.com/rollgate/rollgate/workflows"
+)
+
+// No Docker engine runs where the tests run, so the compose file is checked the way Compose reads
+// it (compose-go) against the worker's own configuration.
+func TestCompose_ServicesPortsAndVariablesMatchTheWorker(t *testing.T) {
+	opts, err := cli.NewProjectOptions([]string{"../docker-compose.yml"}, cli.WithWorkingDirectory(".."), cli.WithName("rollgate"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := opts.LoadProject(context.Background())
+	if err != nil {
+		t.Fatalf("compose-go refuses docker-compose.yml: %v", err)
+	}
+	if got := p.ServiceNames(); !slices.Equal(sorted(got), []string{"moto", "temporal", "vault", "vault-init", "worker"}) {
+		t.Fatalf("services %v", got)
+	}
+	published := func(svc string) []uint32 {
+		var ports []uint32
+		for _, pc := range p.Services[svc].Ports {
+			ports = append(ports, pc.Target)
+			if pc.Published != itoa(pc.Target) {
+				t.Errorf("%s: port %d is published as %q; the README and the starter expect the same number on the host", svc, pc.Target, pc.Published)
+			}
+		}
+		return ports
+	}
+	for svc, want := range map[string][]uint32{"temporal": {7233, 8233}, "vault": {8200}, "moto": {5000}, "worker": {9090}} {
+		if got := published(svc); !slices.Equal(got, want) {
+			t.Errorf("%s publishes %v, want %v", svc, got, want)
+		}
+	}
+	temporal := strings.Join(p.Services["temporal"].Command, " ")
+	for _, attr := range []string{workflows.ServiceAttr.GetName(), workflows.StageAttr.GetName(), workflows.PhaseAttr.GetName()} {
+		if !strings.Contains(temporal, "--search-attribute="+attr+"=Keyword") {
+			t.Errorf("the Temporal dev server does not register %s", attr)
+		}
+	}
+
+	w := p.Services["worker"]
+	if w.Build == nil || filepath.Clean(w.Build.Context) != filepath.Clean(mustAbs(t, "..")) {
+		t.Fatalf("the worker is not built from the repository: %+v", w.Build)
+	}
+	for _, dep := range []string{"temporal", "vault-init", "moto"} {
+		if _, ok := w.DependsOn[dep]; !ok {
+			t.Errorf("the worker does not wait for %s", dep)
+		}
+	}
+	if w.DependsOn["vault-init"].Condition != types.ServiceConditionCompletedSuccessfully {
+		t.Errorf("the worker must wait until transit is mounted, not just started")
+	}
+	env := map[string]string{}
+	for k, v := range w.Environment {
+		if v == nil {
+			t.Errorf("worker variable %s has no value", k)
+			continue
+		}
+		env[k] = *v
+	}
+
+	// Every ROLLGATE_ variable is one the worker reads, and the worker's configuration loads.
+	known := envNames(reflect.TypeOf(config.Worker{}))
+	for k := range env {
+		if strings.HasPrefix(k, "ROLLGATE_") && !known[k] {
+			t.Errorf("worker variable %s is not part of the worker's configuration", k)
+		}
+	}
+	cfg, err := config.Load(context.Background(), envconfig.MapLookuper(env))
+	if err != nil {
+		t.Fatalf("the worker's configuration from the compose file: %v", err)
+	}
+	if _, port, _ := net.SplitHostPort(cfg.MetricsAddr); port != "9090" {
+		t.Errorf("metrics on %s, but the compose file publishes 9090", cfg.MetricsAddr)
+	}
+	if got := cfg.InvokeURLFunc()("abcdefghij", "prod"); got != "http://moto:5000/restapis/abcdefghij/prod/_user_request_" {
+		t.Errorf("probes would go to %s", got)
+	}
+
+	// Each address names a service and a port that service listens on.
+	for variable, svc := range map[string]string{"TEMPORAL_ADDRESS": "temporal", "VAULT_ADDR": "vault", "AWS_ENDPOINT_URL": "moto", "ROLLGATE_GATEWAY_INVOKE_URL": "moto"} {
+		addr := env[variable]
+		if u, err := url.Parse(addr); err == nil && u.Host != "" {
+			addr = u.Host
+		}
+		host, port, err := net.SplitHostPort(addr)
+		if err != nil || host != svc || !slices.ContainsFunc(published(svc), func(p uint32) bool { return port == itoa(p) }) {
+			t.Errorf("%s=%s: want %s and one of its ports %v", variable, env[variable], svc, published(svc))
+		}
+	}
+	for _, k := range []string{"VAULT_DEV_ROOT_TOKEN_ID"} {
+		if v := p.Services["vault"].Environment[k]; v == nil || *v != env["VAULT_TOKEN"] {
+			t.Errorf("the worker's VAULT_TOKEN is not the dev server's root token")
+		}
+	}
+
+	// The AWS SDK, reading the same variables, sends every service to moto.
+	for k, v := range env {
+		if strings.HasPrefix(k, "AWS_") {
+			t.Setenv(k, v)
+		}
+	}
+	aws, err := awsconfig.LoadDefaultConfig(context.Background())
+	if err != nil || aws.BaseEndpoint == nil || *aws.BaseEndpoint != "http://moto:5000" || aws.Region != "us-east-1" {
+		t.Fatalf("AWS SDK config from the compose variables: endpoint %q region %s, %v", awssdk.ToString(aws.BaseEndpoint), aws.Region, err)
+	}
+}
+
+func TestDockerfile_MultiStageStaticNonRoot(t *testing.T) {
+	raw, err := os.ReadFile("../Dockerfile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	df := string(raw)
+	mod, err := os.ReadFile("../go.mod")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mf, err := modfile.ParseLax("go.mod", mod, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	goMinor := strings.Join(strings.Split(mf.Go.Version, ".")[:2], ".")
+	froms := regexp.MustCompile(`(?m)^FROM\s+(\S+)`).FindAllStringSubmatch(df, -1)
+	if len(froms) != 2 || !strings.HasPrefix(froms[0][1], "golang:"+goMinor) {
+		t.Fatalf("want a golang:%s build stage and a runtime stage, got %v", goMinor, froms)
+	}
+	users := regexp.MustCompile(`(?m)^USER\s+(\S+)`).FindAllStringSubmatch(df, -1)
+	if len(users) == 0 || strings.HasPrefix(users[len(users)-1][1], "0") || strings.HasPrefix(users[len(users)-1][1], "root") {
+		t.Fatalf("the image must run as a non-root user, got %v", users)
+	}
+	for _, want := range []string{"CGO_ENABLED=0", "./worker", "ENTRYPOINT"} {
+		if !strings.Contains(df, want) {
+			t.Errorf("Dockerfile lacks %s", want)
+		}
+	}
+}
+
+// envNames lists the env tags of a configuration struct, nested structs included.
+func envNames(t reflect.Type) map[string]bool {
+	names := map[string]bool{}
+	for f := range t.Fields() {
+		if tag, ok := f.Tag.Lookup("env"); ok {
+			names[strings.TrimSpace(strings.Split(tag, ",")[0])] = true
+		} else if f.Type.Kind() == reflect.Struct {
+			for k := range envNames(f.Type) {
+				names[k] = true
+			}
+		}
+	}
+	return names
+}
+
+func sorted(s []string) []string { s = slices.Clone(s); slices.Sort(s); return s }
+
+func itoa(p uint32) string { return strconv.FormatUint(uint64(p), 10) }
+
+func mustAbs(t *testing.T, p string) string {
+	a, err := filepath.Abs(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
