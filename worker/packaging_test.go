@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"net"
 	"net/url"
 	"os"
@@ -183,4 +184,51 @@ func mustAbs(t *testing.T, p string) string {
 		t.Fatal(err)
 	}
 	return a
+}
+
+// The documented IAM policy is valid JSON, allows only, and grants no wildcard action or resource.
+func TestIAMPolicy_LeastPrivilegeShape(t *testing.T) {
+	raw, err := os.ReadFile("../deploy/iam-policy.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		Version   string
+		Statement []struct {
+			Sid, Effect      string
+			Action, Resource any
+		}
+	}
+	if err := json.Unmarshal(raw, &doc); err != nil || doc.Version != "2012-10-17" || len(doc.Statement) == 0 {
+		t.Fatalf("policy: %v", err)
+	}
+	list := func(v any) []string {
+		switch x := v.(type) {
+		case string:
+			return []string{x}
+		case []any:
+			var out []string
+			for _, e := range x {
+				s, _ := e.(string)
+				out = append(out, s)
+			}
+			return out
+		}
+		return nil
+	}
+	for _, st := range doc.Statement {
+		if st.Effect != "Allow" || st.Sid == "" {
+			t.Errorf("statement %q: effect %q", st.Sid, st.Effect)
+		}
+		for _, a := range list(st.Action) {
+			if strings.Contains(a, "*") {
+				t.Errorf("statement %s allows %s", st.Sid, a)
+			}
+		}
+		for _, r := range list(st.Resource) {
+			if r == "*" || strings.HasSuffix(r, ":*") {
+				t.Errorf("statement %s applies to %s", st.Sid, r)
+			}
+		}
+	}
 }
