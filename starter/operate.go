@@ -166,7 +166,7 @@ func explain(id, what string, err error) error {
 }
 
 func rollbackCmd() *cobra.Command {
-	var reason, actor, release string
+	var reason, actor, release, notifyTo string
 	cmd := &cobra.Command{
 		Use:   "rollback <apiId>/<stage> --reason TEXT [--release latest|ID]",
 		Short: "Roll a running deployment (or, with --release, a finished one) back and wait for the verified RollbackReport",
@@ -179,9 +179,12 @@ func rollbackCmd() *cobra.Command {
 			if reason == "" {
 				return &codeError{exitInvalid, errors.New("rollback needs --reason")}
 			}
+			if notifyTo != "" && release == "" {
+				return &codeError{exitInvalid, errors.New("--notify goes with --release: a running deployment tells the webhook its spec names")}
+			}
 			var rep workflows.RollbackReport
 			if release != "" {
-				if err := rollbackRelease(cmd.Context(), id, release, actor, reason, &rep); err != nil {
+				if err := rollbackRelease(cmd.Context(), id, workflows.RollbackSpec{Release: release, Actor: actor, Reason: reason, Notify: notifyTo}, &rep); err != nil {
 					return err
 				}
 			} else if err := update(cmd.Context(), id, workflows.UpdateRollback, workflows.OperatorRequest{Actor: actor, Reason: reason}, &rep); err != nil {
@@ -196,15 +199,17 @@ func rollbackCmd() *cobra.Command {
 	}
 	cmd.Flags().StringVar(&reason, "reason", "", "why (required; recorded in the workflow history)")
 	cmd.Flags().StringVar(&actor, "actor", defaultActor(), "who is asking")
+	cmd.Flags().StringVar(&notifyTo, "notify", "", "with --release: a webhook name from the worker's ROLLGATE_WEBHOOKS, told when the rollback starts and ends")
 	cmd.Flags().StringVar(&release, "release", "", `undo a finished release from the stage's history: "latest" or a release id`)
 	return cmd
 }
 
 // rollbackRelease runs the Rollback workflow for a finished release and waits for its report.
-func rollbackRelease(ctx context.Context, id, release, actor, reason string, rep *workflows.RollbackReport) error {
+func rollbackRelease(ctx context.Context, id string, in workflows.RollbackSpec, rep *workflows.RollbackReport) error {
 	parts := strings.Split(strings.TrimPrefix(id, "deploy/"), "/")
-	if release == "latest" {
-		release = ""
+	in.APIID, in.Stage = parts[0], parts[1]
+	if in.Release == "latest" {
+		in.Release = ""
 	}
 	c, err := dial(ctx)
 	if err != nil {
@@ -215,7 +220,7 @@ func rollbackRelease(ctx context.Context, id, release, actor, reason string, rep
 		func(runID string) error {
 			return fmt.Errorf("a rollback of %s/%s is already running (run %s)", parts[0], parts[1], runID)
 		},
-		workflows.Rollback, workflows.RollbackSpec{APIID: parts[0], Stage: parts[1], Release: release, Actor: actor, Reason: reason})
+		workflows.Rollback, in)
 	if err != nil {
 		return err
 	}

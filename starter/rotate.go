@@ -40,6 +40,7 @@ func (r *rotationFlags) register(cmd *cobra.Command) {
 	f.StringVar(&r.in.OnRollback, "on-rollback", "revoke", "what happens to new-key tokens if the rotation rolls back: keep or revoke")
 	f.StringVar(&r.in.Reason, "reason", "", "why (required)")
 	f.StringVar(&r.in.Actor, "actor", defaultActor(), "who is asking")
+	f.StringVar(&r.in.Notify, "notify", "", "a webhook name from the worker's ROLLGATE_WEBHOOKS, told when the key rotated or the rotation rolled back")
 }
 
 // spec builds and validates the rotation the flags describe.

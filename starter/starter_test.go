@@ -123,6 +123,21 @@ func TestStarter_BadInputGetsOneClearLineAndTheRightExitCode(t *testing.T) {
 	if code, _, stderr := c.run(t, "rollback", "not-a-deployment"); code != 3 || !strings.Contains(stderr, "<apiId>/<stage>") {
 		t.Fatalf("bad deployment name: exit %d\n%s", code, stderr)
 	}
+	for _, bad := range []struct {
+		args []string
+		says string
+	}{
+		{[]string{"rollback", "abcdefghij/prod"}, "--reason"},
+		{[]string{"rollback", "abcdefghij/prod", "--reason", "x", "--notify", "oncall"}, "--notify goes with --release"},
+		{[]string{"rotate-key", "--transit-key", "k", "--reason", "x"}, "issuer"},
+		{[]string{"rotate-key", "--issuer", "https://i", "--transit-key", "k", "--jwks-bucket", "b", "--reason", "x", "--on-rollback", "shrug"}, "on-rollback"},
+		{[]string{"audit", "abcdefghij/prod", "--runs", "0"}, "--runs"},
+		{[]string{"deploy", "-f", "testdata/release.yaml", "--reason", strings.Repeat("x", 2000)}, "reason"},
+	} {
+		if code, _, stderr := c.run(t, bad.args...); code != 3 || !strings.Contains(stderr, bad.says) || strings.Count(strings.TrimSpace(stderr), "\n") != 0 {
+			t.Errorf("%v: exit %d\n%s", bad.args, code, stderr)
+		}
+	}
 }
 
 func TestStarter_DeployWaitExitsWithTheOutcome(t *testing.T) {

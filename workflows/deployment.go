@@ -97,10 +97,7 @@ func Deployment(ctx workflow.Context, s spec.DeploySpec) (DeployResult, error) {
 	countOutcome(ctx, MetricDeployments, s.Service, result.Outcome)
 	// Let notifications go out (a failing webhook never holds anything up for long) and the
 	// rollback update handlers return their report before the workflow closes.
-	dctxN, _ := workflow.NewDisconnectedContext(ctx)
-	if d.pendingNotes > 0 { // no timer when there is nothing to wait for
-		_, _ = workflow.AwaitWithTimeout(dctxN, time.Minute, func() bool { return d.pendingNotes == 0 })
-	}
+	d.flushNotes(ctx)
 	dctx, _ := workflow.NewDisconnectedContext(ctx)
 	_ = workflow.Await(dctx, func() bool { return workflow.AllHandlersFinished(dctx) })
 	if errors.Is(ctx.Err(), workflow.ErrCanceled) {
@@ -155,6 +152,15 @@ func (d *deployment) notify(ctx workflow.Context, text string) {
 		}
 		d.pendingNotes--
 	})
+}
+
+// flushNotes gives notifications still being sent up to a minute before the workflow closes.
+func (d *deployment) flushNotes(ctx workflow.Context) {
+	if d.pendingNotes == 0 { // no timer when there is nothing to wait for
+		return
+	}
+	dctx, _ := workflow.NewDisconnectedContext(ctx)
+	_, _ = workflow.AwaitWithTimeout(dctx, time.Minute, func() bool { return d.pendingNotes == 0 })
 }
 
 // enter moves to a phase: timeline, status and the RollgatePhase search attribute.

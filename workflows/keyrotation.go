@@ -25,6 +25,9 @@ type KeyRotationSpec struct {
 	OnRollback string // keep | revoke new-key tokens if the rotation rolls back (default revoke)
 	Actor      string
 	Reason     string
+	// Notify names a webhook (configured on the worker) told when the key rotated or the rotation
+	// rolled back.
+	Notify string `json:",omitempty"`
 }
 
 // KeyRotationResult is what a rotation did.
@@ -70,7 +73,8 @@ func KeyRotation(ctx workflow.Context, in KeyRotationSpec) (KeyRotationResult, e
 	}
 	d := &deployment{
 		spec: spec.DeploySpec{Auth: spec.Auth{TransitKey: in.Issuer.Key.Name, OnRollback: in.OnRollback, Clients: in.Clients,
-			TokenTTL: spec.Duration(in.TokenTTL), VerifierCacheTTL: spec.Duration(in.Issuer.CacheTTL), RotateKey: true}},
+			TokenTTL: spec.Duration(in.TokenTTL), VerifierCacheTTL: spec.Duration(in.Issuer.CacheTTL), RotateKey: true},
+			Notify: spec.Notify{Webhook: in.Notify}},
 		issuer: in.Issuer,
 		logger: log.With(workflow.GetLogger(ctx), "key", in.Issuer.Key.Name),
 	}
@@ -82,16 +86,21 @@ func KeyRotation(ctx workflow.Context, in KeyRotationSpec) (KeyRotationResult, e
 	}
 	err := d.rotate(ctx, in)
 	res := KeyRotationResult{Previous: d.key.Labels.Current, Current: d.version, Reissued: d.reissued}
+	key := in.Issuer.Key.Name
 	if err != nil {
 		trigger, req := d.trigger(ctx, err)
+		d.notify(ctx, fmt.Sprintf("rotation of %s failed, rolling back (%s): %s", key, trigger, req.Reason))
 		d.rollBack(ctx, trigger, req)
 		res.Outcome, res.Rollback, res.Current = OutcomeRolledBack, d.report, d.key.Labels.Current
+		d.notify(ctx, fmt.Sprintf("rotation of %s rolled back in %s; %s signs with version %d; verified: %v", key, d.report.Latency, key, res.Current, d.report.Verified))
 	} else {
 		d.enter(ctx, PhasePromoted, fmt.Sprintf("key version %d signs; %d retires later", d.version, d.key.Labels.Current))
 		res.Outcome = OutcomePromoted
+		d.notify(ctx, fmt.Sprintf("key %s rotated: version %d signs, version %d retires later (by %s: %s)", key, d.version, d.key.Labels.Current, in.Actor, in.Reason))
 	}
 	res.Timeline = d.status.Timeline
 	countOutcome(ctx, MetricKeyRotations, "", res.Outcome)
+	d.flushNotes(ctx)
 	return res, nil
 }
 

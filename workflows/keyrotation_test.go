@@ -2,6 +2,7 @@ package workflows_test
 
 import (
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -48,5 +49,33 @@ func TestKeyRotation_FailureAfterTheSwitch_RestoresLabelsJWKSAndTokens(t *testin
 	}
 	if w.count("VerifyRestored") != 0 {
 		t.Fatal("a key rotation compared a stage it never changed")
+	}
+}
+
+func TestKeyRotation_NotifiesTheNamedWebhook(t *testing.T) {
+	for _, c := range []struct {
+		failAt string
+		want   []string
+	}{
+		{"", []string{"key orders-issuer rotated: version 4 signs"}},
+		{"ProbeClients", []string{"rotation of orders-issuer failed, rolling back", "rotation of orders-issuer rolled back"}},
+	} {
+		w := &world{failAt: c.failAt}
+		env := newEnv(t, w)
+		env.RegisterWorkflow(workflows.KeyRotation)
+		in := rotationSpec()
+		in.Notify = "security"
+		env.ExecuteWorkflow(workflows.KeyRotation, in)
+		if err := env.GetWorkflowError(); err != nil {
+			t.Fatal(err)
+		}
+		if len(w.notes) != len(c.want) {
+			t.Fatalf("failing at %q: notifications %q", c.failAt, w.notes)
+		}
+		for i, want := range c.want {
+			if !strings.HasPrefix(w.notes[i], want) {
+				t.Fatalf("failing at %q: notification %d is %q, want %q…", c.failAt, i, w.notes[i], want)
+			}
+		}
 	}
 }

@@ -20,6 +20,8 @@ type RollbackSpec struct {
 	Release string // an id from the stage's release history; "" for the latest
 	Actor   string
 	Reason  string
+	// Notify names a webhook (configured on the worker) told when the rollback starts and ends.
+	Notify string `json:",omitempty"`
 }
 
 // RollbackWorkflowID is the one rollback a stage may run at a time.
@@ -45,7 +47,8 @@ func Rollback(ctx workflow.Context, in RollbackSpec) (RollbackReport, error) {
 	d := &deployment{
 		spec: spec.DeploySpec{
 			Service: rec.Service, Gateway: spec.Gateway{Kind: "rest", APIID: in.APIID, Stage: in.Stage},
-			Auth: spec.Auth{TransitKey: rec.Issuer.Key.Name, OnRollback: rec.OnRollback, Clients: rec.Clients, TokenTTL: spec.Duration(rec.TokenTTL)},
+			Auth:   spec.Auth{TransitKey: rec.Issuer.Key.Name, OnRollback: rec.OnRollback, Clients: rec.Clients, TokenTTL: spec.Duration(rec.TokenTTL)},
+			Notify: spec.Notify{Webhook: in.Notify},
 		},
 		target: target, issuer: rec.Issuer, snapshot: rec.Snapshot, version: rec.Version, reissued: rec.Reissued, canaryID: rec.DeploymentID,
 		logger: log.With(workflow.GetLogger(ctx), "service", rec.Service, "api", in.APIID, "stage", in.Stage, "release", rec.ID),
@@ -75,7 +78,10 @@ func Rollback(ctx workflow.Context, in RollbackSpec) (RollbackReport, error) {
 	if len(rec.Reissued) > 0 {
 		d.compensateReissue()
 	}
+	d.notify(ctx, fmt.Sprintf("%s: rolling back release %s of %s/%s (by %s): %s", rec.Service, rec.ID, in.APIID, in.Stage, in.Actor, in.Reason))
 	d.rollBack(ctx, "operator", OperatorRequest{Actor: in.Actor, Reason: in.Reason})
+	d.notify(ctx, fmt.Sprintf("%s: release %s of %s/%s rolled back in %s; verified: %v", rec.Service, rec.ID, in.APIID, in.Stage, d.report.Latency, d.report.Verified))
+	d.flushNotes(ctx)
 	if !d.report.Verified {
 		return *d.report, temporal.NewNonRetryableApplicationError("rollback finished but is not verified: "+fmt.Sprint(d.report.Problems), "NotVerified", errors.New("not verified"))
 	}
