@@ -34,8 +34,16 @@ func (e *codeError) Error() string { return e.err.Error() }
 
 func main() {
 	root := &cobra.Command{
-		Use:           "starter",
-		Short:         "Start and steer rollgate deployments",
+		Use:   "starter",
+		Short: "Start and steer rollgate deployments",
+		Long: `starter is rollgate's CLI for pipelines and operators: it starts deployments, key rotations and
+revocations, sends operator requests, and shows status, history and audit trails.
+
+Temporal is found through the standard variables (TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE,
+TEMPORAL_API_KEY, TEMPORAL_TLS_*, or a temporal.toml profile). When the worker encrypts payloads,
+give the starter the same ROLLGATE_CODEC_* keys. Tracing turns on with OTEL_EXPORTER_OTLP_ENDPOINT.
+
+Exit codes: 0 promoted or done, 2 rolled back, 3 refused as invalid, 1 any other error.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
