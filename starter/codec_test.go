@@ -49,6 +49,18 @@ func TestStarter_EncryptedHistoryIsReadableOnlyWithTheKey(t *testing.T) {
 		if code, _, stderr := keyed.run(t, append([]string{op[0], target}, op[1:]...)...); code != 0 {
 			t.Fatalf("%s: exit %d\n%s", op[0], code, stderr)
 		}
+		if op[0] == "pause" { // status without a deployment: a line per running one (visibility may lag a little)
+			var out string
+			for range 25 {
+				if _, out, _ = keyed.run(t, "status"); strings.Contains(out, target) {
+					break
+				}
+				time.Sleep(200 * time.Millisecond)
+			}
+			if !strings.Contains(out, target) || !strings.Contains(out, "PAUSED") {
+				t.Fatalf("status of running deployments:\n%s", out)
+			}
+		}
 	}
 	if code, stdout, stderr := keyed.run(t, "watch", target); code != 0 || !strings.Contains(stdout, "outcome: promoted") {
 		t.Fatalf("watch with the key: exit %d\nstdout %s\nstderr %s", code, stdout, stderr)

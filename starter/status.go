@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
+	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 
 	"github.com/rollgate/rollgate/workflows"
@@ -41,10 +43,13 @@ func printReport(w io.Writer, r workflows.RollbackReport) {
 func statusCmd() *cobra.Command {
 	var output string
 	cmd := &cobra.Command{
-		Use:   "status <apiId>/<stage>",
-		Short: "Show a deployment's phase, step, weight, probes and timeline",
-		Args:  cobra.ExactArgs(1),
+		Use:   "status [<apiId>/<stage>]",
+		Short: "Show a deployment's phase, step, weight, probes and timeline; without a deployment, one line per running deployment",
+		Args:  cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return statusOfRunning(cmd.Context(), output)
+			}
 			id, err := deploymentID(args[0])
 			if err != nil {
 				return err
@@ -67,6 +72,53 @@ func statusCmd() *cobra.Command {
 	}
 	cmd.Flags().StringVarP(&output, "output", "o", "text", "text or json")
 	return cmd
+}
+
+// statusOfRunning prints one line per running deployment, from its status query.
+func statusOfRunning(ctx context.Context, output string) error {
+	c, err := dial(ctx)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	resp, err := c.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{
+		Query: "WorkflowType = 'Deployment' AND ExecutionStatus = 'Running'", PageSize: 100,
+	})
+	if err != nil {
+		return fmt.Errorf("list running deployments: %v", rootCause(err))
+	}
+	type row struct {
+		Deployment string
+		workflows.Status
+	}
+	var rows []row
+	for _, e := range resp.GetExecutions() {
+		st, err := query(ctx, c, e.GetExecution().GetWorkflowId(), e.GetExecution().GetRunId())
+		if err != nil {
+			continue // it finished between the list and the query
+		}
+		st.Timeline = nil
+		rows = append(rows, row{strings.TrimPrefix(e.GetExecution().GetWorkflowId(), "deploy/"), st})
+	}
+	if output == "json" {
+		return json.NewEncoder(os.Stdout).Encode(rows)
+	}
+	if len(rows) == 0 {
+		fmt.Println("no deployment is running")
+		return nil
+	}
+	fmt.Printf("%-28s %-14s %-10s %-7s %s\n", "DEPLOYMENT", "PHASE", "STEP", "WEIGHT", "PROBES (accepted/rejected/5xx)")
+	for _, r := range rows {
+		step, phase := "-", string(r.Phase)
+		if r.Step > 0 {
+			step = fmt.Sprintf("%d of %d", r.Step, r.Steps)
+		}
+		if r.Paused {
+			phase += " PAUSED"
+		}
+		fmt.Printf("%-28s %-14s %-10s %-7s %d/%d/%d\n", r.Deployment, phase, step, fmt.Sprintf("%v%%", r.Weight), r.Probes.Accepted, r.Probes.Rejected, r.Probes.ServerErrors)
+	}
+	return nil
 }
 
 func printStatus(w io.Writer, id string, st workflows.Status) {
