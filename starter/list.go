@@ -1,9 +1,7 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
-	"os"
 	"strings"
 	"time"
 
@@ -53,12 +51,8 @@ func listCmd() *cobra.Command {
 				}
 				rows = append(rows, r)
 			}
-			if output == "json" {
-				return json.NewEncoder(os.Stdout).Encode(rows)
-			}
-			if len(rows) == 0 {
-				fmt.Println("no deployments match")
-				return nil
+			if done, err := jsonOrNone(output, rows, len(rows), "no deployments match"); done {
+				return err
 			}
 			fmt.Printf("%-32s %-16s %-14s %-28s %s\n", "DEPLOYMENT", "SERVICE", "PHASE", "STARTED", "STATUS")
 			for _, r := range rows {

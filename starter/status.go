@@ -74,6 +74,19 @@ func statusCmd() *cobra.Command {
 	return cmd
 }
 
+// jsonOrNone prints v as JSON for --output json, or the line for an empty result; done says
+// whether anything is left to print.
+func jsonOrNone(output string, v any, n int, none string) (done bool, err error) {
+	switch {
+	case output == "json":
+		return true, json.NewEncoder(os.Stdout).Encode(v)
+	case n == 0:
+		fmt.Println(none)
+		return true, nil
+	}
+	return false, nil
+}
+
 // statusOfRunning prints one line per running deployment, from its status query.
 func statusOfRunning(ctx context.Context, output string) error {
 	c, err := dial(ctx)
@@ -100,12 +113,8 @@ func statusOfRunning(ctx context.Context, output string) error {
 		st.Timeline = nil
 		rows = append(rows, row{strings.TrimPrefix(e.GetExecution().GetWorkflowId(), "deploy/"), st})
 	}
-	if output == "json" {
-		return json.NewEncoder(os.Stdout).Encode(rows)
-	}
-	if len(rows) == 0 {
-		fmt.Println("no deployment is running")
-		return nil
+	if done, err := jsonOrNone(output, rows, len(rows), "no deployment is running"); done {
+		return err
 	}
 	fmt.Printf("%-28s %-14s %-10s %-7s %s\n", "DEPLOYMENT", "PHASE", "STEP", "WEIGHT", "PROBES (accepted/rejected/5xx)")
 	for _, r := range rows {
