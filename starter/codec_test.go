@@ -158,4 +158,12 @@ func TestStarter_EncryptedHistoryIsReadableOnlyWithTheKey(t *testing.T) {
 	if code, _, stderr := plain.run(t, "codec-server"); code != 3 || !strings.Contains(stderr, "no codec key") {
 		t.Fatalf("codec-server without a key: exit %d\n%s", code, stderr)
 	}
+	// With no worker left to answer queries, status reads the finished deployment's result.
+	r.StopWorker()
+	if code, stdout, stderr := keyed.run(t, "status", target); code != 0 || !strings.HasPrefix(stdout, "deploy/"+target+": promoted") || !strings.Contains(stdout, "operator promoted early") {
+		t.Fatalf("status with no worker: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	if code, _, stderr := keyed.run(t, "status", "abcdefghij/nope"); code != 1 || !strings.Contains(stderr, "no deployment deploy/abcdefghij/nope") {
+		t.Fatalf("status of an unknown deployment: exit %d\n%s", code, stderr)
+	}
 }

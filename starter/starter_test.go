@@ -158,7 +158,7 @@ func TestStarter_DeployWaitExitsWithTheOutcome(t *testing.T) {
 	if !strings.Contains(stderr, "promoting the canary") {
 		t.Fatalf("no progress on stderr:\n%s", stderr)
 	}
-	if code, _, stderr := c.run(t, "watch", "abcdefghij/nope"); code != 1 || !strings.Contains(stderr, "no running deployment") {
+	if code, _, stderr := c.run(t, "watch", "abcdefghij/nope"); code != 1 || !strings.Contains(stderr, "no deployment deploy/abcdefghij/nope") {
 		t.Fatalf("watch of an unknown deployment: exit %d\n%s", code, stderr)
 	}
 	if code, stdout, _ := c.run(t, "watch", target); code != 0 || !strings.Contains(stdout, "outcome: promoted") {

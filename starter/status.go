@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -10,6 +11,8 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 
@@ -59,9 +62,9 @@ func statusCmd() *cobra.Command {
 				return err
 			}
 			defer c.Close()
-			st, err := query(cmd.Context(), c, id, "")
+			st, err := statusOf(cmd.Context(), c, id)
 			if err != nil {
-				return explain(id, "status of", err)
+				return err
 			}
 			if output == "json" {
 				return json.NewEncoder(os.Stdout).Encode(st)
@@ -72,6 +75,30 @@ func statusCmd() *cobra.Command {
 	}
 	cmd.Flags().StringVarP(&output, "output", "o", "text", "text or json")
 	return cmd
+}
+
+// statusOf asks a running deployment for its status; a finished one is described from its
+// result in history (its worker may be gone, and a query needs one).
+func statusOf(ctx context.Context, c client.Client, id string) (workflows.Status, error) {
+	desc, err := c.DescribeWorkflowExecution(ctx, id, "")
+	var nf *serviceerror.NotFound
+	switch {
+	case errors.As(err, &nf):
+		return workflows.Status{}, fmt.Errorf("no deployment %s: none was ever started, or its history has passed the namespace's retention (see: starter list)", id)
+	case err != nil:
+		return workflows.Status{}, explain(id, "status of", err)
+	case desc.GetWorkflowExecutionInfo().GetStatus() == enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING:
+		st, err := query(ctx, c, id, "")
+		if err != nil {
+			return st, explain(id, "status of", err)
+		}
+		return st, nil
+	}
+	var res workflows.DeployResult
+	if err := c.GetWorkflow(ctx, id, "").Get(ctx, &res); err != nil {
+		return workflows.Status{}, fmt.Errorf("deployment %s ended without a result: %v", id, rootCause(err))
+	}
+	return workflows.Status{Phase: workflows.Phase(res.Outcome), Timeline: res.Timeline, Rollback: res.Rollback}, nil
 }
 
 // jsonOrNone prints v as JSON for --output json, or the line for an empty result; done says
@@ -138,7 +165,10 @@ func printStatus(w io.Writer, id string, st workflows.Status) {
 	if st.Paused {
 		fmt.Fprint(w, ", PAUSED")
 	}
-	fmt.Fprintf(w, "\nprobes: %d (%d accepted, %d rejected, %d 5xx)\n", st.Probes.Probes, st.Probes.Accepted, st.Probes.Rejected, st.Probes.ServerErrors)
+	fmt.Fprintln(w)
+	if st.Probes.Probes > 0 {
+		fmt.Fprintf(w, "probes: %d (%d accepted, %d rejected, %d 5xx)\n", st.Probes.Probes, st.Probes.Accepted, st.Probes.Rejected, st.Probes.ServerErrors)
+	}
 	if !st.BakeEnds.IsZero() {
 		fmt.Fprintf(w, "bake ends: %s\n", st.BakeEnds.Format(time.RFC3339))
 	}
@@ -165,8 +195,8 @@ func watchCmd() *cobra.Command {
 				return err
 			}
 			defer c.Close()
-			if _, err := query(cmd.Context(), c, id, ""); err != nil {
-				return explain(id, "watch", err)
+			if _, err := statusOf(cmd.Context(), c, id); err != nil {
+				return err
 			}
 			res, err := follow(cmd.Context(), c, c.GetWorkflow(cmd.Context(), id, ""))
 			if err != nil {

@@ -33,7 +33,7 @@ func RunDemo(ctx context.Context, b *Bed, out io.Writer) error {
 		if err != nil {
 			return err
 		}
-		res, err := demoRelease(ctx, r, sc.version, sc.bake, sc.operator, out)
+		res, err := demoRelease(ctx, r, sc.version, sc.bake, sc.operator, sc.title, out)
 		r.Close()
 		if err != nil {
 			return err
@@ -58,8 +58,9 @@ func RunDemo(ctx context.Context, b *Bed, out io.Writer) error {
 	return nil
 }
 
-func demoRelease(ctx context.Context, r *ReleaseBed, version string, bake time.Duration, operator bool, out io.Writer) (workflows.DeployResult, error) {
+func demoRelease(ctx context.Context, r *ReleaseBed, version string, bake time.Duration, operator bool, why string, out io.Writer) (workflows.DeployResult, error) {
 	s := r.Spec(version, bake)
+	s.Actor, s.Reason = "release-pipeline", "demo "+why
 	run, err := r.Temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
 		ID: s.WorkflowID(), TaskQueue: workflows.TaskQueue,
 		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL, WorkflowExecutionErrorWhenAlreadyStarted: true,
