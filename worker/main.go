@@ -80,16 +80,11 @@ func run(ctx context.Context, logger *slog.Logger) error {
 	if tracer != nil {
 		opts.Interceptors = append(opts.Interceptors, tracer)
 	}
-	var vc *vault.Client
-	vaultClient := func(ctx context.Context) (*vault.Client, error) {
-		if vc == nil {
-			var err error
-			vc, err = keys.NewVaultClient(ctx, cfg.Vault, logger)
-			return vc, err
-		}
-		return vc, nil
+	vc, err := keys.NewVaultClient(ctx, cfg.Vault, logger)
+	if err != nil {
+		return err
 	}
-	cdc, err := cfg.Codec.Load(ctx, vaultClient)
+	cdc, err := cfg.Codec.Load(ctx, func(context.Context) (*vault.Client, error) { return vc, nil })
 	if err != nil {
 		return err
 	}
@@ -103,9 +98,6 @@ func run(ctx context.Context, logger *slog.Logger) error {
 	awsCfg, err := awsconfig.LoadDefaultConfig(ctx)
 	if err != nil {
 		return fmt.Errorf("aws configuration: %w", err)
-	}
-	if _, err := vaultClient(ctx); err != nil {
-		return err
 	}
 
 	metrics := tokens.NewMetrics(reg)
