@@ -131,7 +131,11 @@ func rotateKeyCmd() *cobra.Command {
 				if res.Rollback != nil {
 					printReport(os.Stdout, *res.Rollback)
 				}
-				fmt.Printf("outcome: %s; %s signs with version %d\n", res.Outcome, r.key, res.Current)
+				if res.Current == 0 {
+					fmt.Printf("outcome: %s before anything changed (the key's state could not be read)\n", res.Outcome)
+				} else {
+					fmt.Printf("outcome: %s; %s signs with version %d\n", res.Outcome, r.key, res.Current)
+				}
 			}
 			if res.Outcome == workflows.OutcomeRolledBack {
 				return &codeError{exitRolledBack, fmt.Errorf("rotation of %s rolled back", r.key)}

@@ -6,6 +6,10 @@ import (
 	"testing"
 	"time"
 
+	"go.temporal.io/sdk/converter"
+	"go.temporal.io/sdk/testsuite"
+	"go.temporal.io/sdk/workflow"
+
 	"github.com/rollgate/rollgate/activities"
 	"github.com/rollgate/rollgate/internal/keys"
 	"github.com/rollgate/rollgate/workflows"
@@ -19,11 +23,26 @@ func rotationSpec() workflows.KeyRotationSpec {
 	}
 }
 
+// retirements counts the KeyRetirement child workflows a run starts.
+func retirements(env *testsuite.TestWorkflowEnvironment) *int {
+	n := new(int)
+	env.SetOnChildWorkflowStartedListener(func(info *workflow.Info, _ workflow.Context, _ converter.EncodedValues) {
+		if info.WorkflowType.Name == "KeyRetirement" {
+			*n++
+		}
+	})
+	return n
+}
+
 func TestKeyRotation_PublishesWaitsSwitchesReissuesAndSchedulesRetirement(t *testing.T) {
 	w := &world{}
 	env := newEnv(t, w)
 	env.RegisterWorkflow(workflows.KeyRotation)
+	retired := retirements(env)
 	env.ExecuteWorkflow(workflows.KeyRotation, rotationSpec())
+	if *retired != 1 {
+		t.Fatalf("%d retirements scheduled, want 1", *retired)
+	}
 	var res workflows.KeyRotationResult
 	if err := env.GetWorkflowResult(&res); err != nil {
 		t.Fatal(err)
@@ -77,5 +96,48 @@ func TestKeyRotation_NotifiesTheNamedWebhook(t *testing.T) {
 				t.Fatalf("failing at %q: notification %d is %q, want %q…", c.failAt, i, w.notes[i], want)
 			}
 		}
+	}
+}
+
+func TestKeyRotation_FailureAtEachStep_CompensatesCompletedStepsInReverse(t *testing.T) {
+	labels, jwks, reissue := "restore key labels", "republish the snapshot JWKS", "reissue tokens with the previous key"
+	for _, tc := range []struct {
+		failAt   string
+		want     []string
+		verified bool
+	}{
+		{"SnapshotKey", nil, true},
+		{"PrepareKey", nil, true},
+		{"PublishJWKS", []string{labels}, true},
+		// The gateway keeps failing every probe, so the verification says the rollback is not
+		// proven rather than claiming it.
+		{"Probe", []string{jwks, labels}, false},
+		{"PromoteLabels", []string{jwks, labels}, true},
+		{"ReissueTokens", []string{jwks, labels}, true},
+		{"ProbeClients", []string{reissue, jwks, labels}, true},
+	} {
+		t.Run(tc.failAt, func(t *testing.T) {
+			w := &world{failAt: tc.failAt}
+			env := newEnv(t, w)
+			env.RegisterWorkflow(workflows.KeyRotation)
+			retired := retirements(env)
+			env.ExecuteWorkflow(workflows.KeyRotation, rotationSpec())
+			var res workflows.KeyRotationResult
+			if err := env.GetWorkflowResult(&res); err != nil {
+				t.Fatal(err)
+			}
+			if res.Outcome != workflows.OutcomeRolledBack || res.Rollback == nil || (tc.failAt != "SnapshotKey" && res.Current != 3) {
+				t.Fatalf("outcome %s, signing with v%d, report %+v", res.Outcome, res.Current, res.Rollback)
+			}
+			if got := stepNames(res.Rollback); !slices.Equal(got, tc.want) {
+				t.Fatalf("compensations\n got %v\nwant %v", got, tc.want)
+			}
+			if res.Rollback.Trigger != "activity-failure" || res.Rollback.Verified != tc.verified || !strings.Contains(res.Rollback.Reason, tc.failAt) {
+				t.Fatalf("report %+v", res.Rollback)
+			}
+			if *retired != 0 {
+				t.Fatalf("a rolled-back rotation scheduled %d retirements", *retired)
+			}
+		})
 	}
 }

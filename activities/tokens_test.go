@@ -1,0 +1,81 @@
+package activities_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"testing"
+	"time"
+
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/converter"
+	"go.temporal.io/sdk/testsuite"
+
+	"github.com/rollgate/rollgate/activities"
+	"github.com/rollgate/rollgate/internal/registry"
+	"github.com/rollgate/rollgate/internal/tokens"
+	rgtestsuite "github.com/rollgate/rollgate/testsuite"
+)
+
+var shared rgtestsuite.Shared
+
+func TestMain(m *testing.M) { os.Exit(shared.Run(m)) }
+
+// A bulk revocation retried after a crash resumes from its last heartbeat: the jtis before it are
+// not written again, the rest are revoked, and the activity heartbeats its progress.
+func TestRevokeTokens_ResumesFromItsHeartbeatAfterACrash(t *testing.T) {
+	b := shared.Bed(t)
+	ctx := context.Background()
+	cfg, err := b.AWSConfig(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := &registry.Registry{DB: b.DynamoDBClient(cfg), TokensTable: "resume-tokens", RevocationsTable: "resume-revocations"}
+	if err := reg.CreateTables(ctx); err != nil {
+		t.Fatal(err)
+	}
+	const n, crashedAt = 60, 35
+	jtis := make([]string, n)
+	minted := make([]tokens.Minted, n)
+	now := time.Now()
+	for i := range n {
+		jtis[i] = fmt.Sprintf("resume-%03d", i)
+		minted[i] = tokens.Minted{JTI: jtis[i], KID: "resume-v1", Subject: "billing", ClientID: "billing", IssuedAt: now, ExpiresAt: now.Add(time.Hour)}
+	}
+	if err := reg.RecordIssued(ctx, minted); err != nil {
+		t.Fatal(err)
+	}
+
+	var suite testsuite.WorkflowTestSuite
+	env := suite.NewTestActivityEnvironment()
+	env.RegisterActivity(&activities.Tokens{Registry: reg})
+	env.SetHeartbeatDetails(crashedAt) // what the crashed attempt had reported
+	var beats []int
+	env.SetOnActivityHeartbeatListener(func(_ *activity.Info, details converter.EncodedValues) {
+		var done int
+		if details.Get(&done) == nil {
+			beats = append(beats, done)
+		}
+	})
+	v, err := env.ExecuteActivity((&activities.Tokens{}).RevokeTokens, activities.RevokeInput{JTIs: jtis, Reason: "laptop stolen"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var done int
+	if err := v.Get(&done); err != nil || done != n {
+		t.Fatalf("reported %d done, want %d (%v)", done, n, err)
+	}
+	for i, jti := range jtis {
+		rec, err := reg.Get(ctx, jti)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The crashed attempt's writes are not in this bed, so the resumed one shows which it did.
+		if want := i >= crashedAt; (rec.Status == registry.Revoked) != want {
+			t.Fatalf("jti %d: status %s; the resumed attempt should revoke exactly jtis %d..%d", i, rec.Status, crashedAt, n-1)
+		}
+	}
+	if len(beats) == 0 || beats[len(beats)-1] != n || beats[0] <= crashedAt {
+		t.Fatalf("heartbeats %v: want progress past %d up to %d", beats, crashedAt, n)
+	}
+}
