@@ -2,6 +2,7 @@ package testsuite_test
 
 import (
 	"context"
+	"crypto/rand"
 	"fmt"
 	"slices"
 	"testing"
@@ -11,6 +12,7 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/rollgate/rollgate/activities"
+	"github.com/rollgate/rollgate/internal/codec"
 	"github.com/rollgate/rollgate/testsuite"
 	"github.com/rollgate/rollgate/workflows"
 )
@@ -20,10 +22,29 @@ import (
 // compensation and verification calls made directly, in sequence, without Temporal. Goal: p50 ≤
 // 1.5× and p99 ≤ 2.5× the floor. Run it with -benchtime 1x.
 func BenchmarkRollbackLatency(b *testing.B) {
+	key := make([]byte, 32)
+	_, _ = rand.Read(key)
+	cdc, err := codec.New("bench", map[string][]byte{"bench": key})
+	if err != nil {
+		b.Fatal(err)
+	}
+	// "encrypted": worker and client seal every payload with the AES-256-GCM codec.
+	for _, v := range []struct {
+		name string
+		opts []testsuite.ReleaseOption
+	}{
+		{"plain", nil},
+		{"encrypted", []testsuite.ReleaseOption{testsuite.WithClientOptions(func(o *client.Options) { codec.Apply(o, cdc) })}},
+	} {
+		b.Run(v.name, func(b *testing.B) { rollbackLatency(b, "latency"+v.name, v.opts) })
+	}
+}
+
+func rollbackLatency(b *testing.B, name string, opts []testsuite.ReleaseOption) {
 	const n = 20
 	ctx := context.Background()
 	for b.Loop() {
-		r, err := testsuiteProvision(b, "latency")
+		r, err := testsuite.ProvisionRelease(ctx, bed, name, opts...)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -190,7 +211,3 @@ func rollbackDirectly(ctx context.Context, r *testsuiteRelease) (time.Duration, 
 }
 
 type testsuiteRelease = testsuite.ReleaseBed
-
-func testsuiteProvision(b *testing.B, name string) (*testsuite.ReleaseBed, error) {
-	return testsuite.ProvisionRelease(context.Background(), bed, name)
-}
