@@ -102,13 +102,9 @@ func (e *Emulator) createHTTPAPI(r *http.Request) (int, any, error) {
 }
 
 func (e *Emulator) getHTTPAPI(r *http.Request) (int, any, error) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	api, err := e.httpAPILocked(r)
-	if err != nil {
-		return 0, nil, err
-	}
-	return http.StatusOK, api, nil
+	return e.onHTTPAPI(r, func(api *httpAPI) (int, any, error) {
+		return http.StatusOK, api, nil
+	})
 }
 
 func (e *Emulator) createRoute(r *http.Request) (int, any, error) {
@@ -155,13 +151,9 @@ func (e *Emulator) createRoute(r *http.Request) (int, any, error) {
 }
 
 func (e *Emulator) getRoutes(r *http.Request) (int, any, error) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	api, err := e.httpAPILocked(r)
-	if err != nil {
-		return 0, nil, err
-	}
-	return http.StatusOK, map[string]any{"items": sortedValues(api.routes, func(rt *route) string { return rt.RouteKey })}, nil
+	return e.onHTTPAPI(r, func(api *httpAPI) (int, any, error) {
+		return http.StatusOK, map[string]any{"items": sortedValues(api.routes, func(rt *route) string { return rt.RouteKey })}, nil
+	})
 }
 
 func (e *Emulator) createHTTPAuthorizer(r *http.Request) (int, any, error) {
@@ -184,17 +176,13 @@ func (e *Emulator) createHTTPAuthorizer(r *http.Request) (int, any, error) {
 }
 
 func (e *Emulator) getHTTPAuthorizer(r *http.Request) (int, any, error) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	api, err := e.httpAPILocked(r)
-	if err != nil {
-		return 0, nil, err
-	}
-	a := api.authorizers[r.PathValue("authorizerId")]
-	if a == nil {
-		return 0, nil, notFound("Invalid Authorizer identifier specified %s", r.PathValue("authorizerId"))
-	}
-	return http.StatusOK, a, nil
+	return e.onHTTPAPI(r, func(api *httpAPI) (int, any, error) {
+		a := api.authorizers[r.PathValue("authorizerId")]
+		if a == nil {
+			return 0, nil, notFound("Invalid Authorizer identifier specified %s", r.PathValue("authorizerId"))
+		}
+		return http.StatusOK, a, nil
+	})
 }
 
 // updateHTTPAuthorizer applies the fields present in the body, as UpdateAuthorizer does.
@@ -432,4 +420,15 @@ func (e *Emulator) createHTTPDeployment(r *http.Request) (int, any, error) {
 		"deploymentId": id, "deploymentStatus": "DEPLOYED", "description": in.Description,
 		"createdDate": isoTime(e.opts.Now()), "autoDeployed": false,
 	}, nil
+}
+
+// onHTTPAPI answers with f's answer for the request's HTTP API, under the emulator's lock.
+func (e *Emulator) onHTTPAPI(r *http.Request, f func(api *httpAPI) (int, any, error)) (int, any, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	api, err := e.httpAPILocked(r)
+	if err != nil {
+		return 0, nil, err
+	}
+	return f(api)
 }

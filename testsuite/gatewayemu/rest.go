@@ -186,23 +186,15 @@ func (e *Emulator) createRestAPI(r *http.Request) (int, any, error) {
 }
 
 func (e *Emulator) getRestAPI(r *http.Request) (int, any, error) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	api, err := e.restAPILocked(r)
-	if err != nil {
-		return 0, nil, err
-	}
-	return http.StatusOK, api, nil
+	return e.onRESTAPI(r, func(api *restAPI) (int, any, error) {
+		return http.StatusOK, api, nil
+	})
 }
 
 func (e *Emulator) getResources(r *http.Request) (int, any, error) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	api, err := e.restAPILocked(r)
-	if err != nil {
-		return 0, nil, err
-	}
-	return http.StatusOK, map[string]any{"item": sortedValues(api.resources, func(res *resource) string { return res.Path })}, nil
+	return e.onRESTAPI(r, func(api *restAPI) (int, any, error) {
+		return http.StatusOK, map[string]any{"item": sortedValues(api.resources, func(res *resource) string { return res.Path })}, nil
+	})
 }
 
 func (e *Emulator) createResource(r *http.Request) (int, any, error) {
@@ -288,21 +280,17 @@ func (e *Emulator) putMethod(r *http.Request) (int, any, error) {
 }
 
 func (e *Emulator) getMethod(r *http.Request) (int, any, error) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	api, err := e.restAPILocked(r)
-	if err != nil {
-		return 0, nil, err
-	}
-	res := api.resources[r.PathValue("resourceId")]
-	if res == nil {
-		return 0, nil, notFound("Invalid Resource identifier specified")
-	}
-	m := res.Methods[strings.ToUpper(r.PathValue("httpMethod"))]
-	if m == nil {
-		return 0, nil, notFound("Invalid Method identifier specified")
-	}
-	return http.StatusOK, m, nil
+	return e.onRESTAPI(r, func(api *restAPI) (int, any, error) {
+		res := api.resources[r.PathValue("resourceId")]
+		if res == nil {
+			return 0, nil, notFound("Invalid Resource identifier specified")
+		}
+		m := res.Methods[strings.ToUpper(r.PathValue("httpMethod"))]
+		if m == nil {
+			return 0, nil, notFound("Invalid Method identifier specified")
+		}
+		return http.StatusOK, m, nil
+	})
 }
 
 func (e *Emulator) createAuthorizer(r *http.Request) (int, any, error) {
@@ -334,27 +322,15 @@ func (e *Emulator) createAuthorizer(r *http.Request) (int, any, error) {
 }
 
 func (e *Emulator) getAuthorizers(r *http.Request) (int, any, error) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	api, err := e.restAPILocked(r)
-	if err != nil {
-		return 0, nil, err
-	}
-	return http.StatusOK, map[string]any{"item": sortedValues(api.authorizers, func(a *authorizer) string { return a.ID })}, nil
+	return e.onRESTAPI(r, func(api *restAPI) (int, any, error) {
+		return http.StatusOK, map[string]any{"item": sortedValues(api.authorizers, func(a *authorizer) string { return a.ID })}, nil
+	})
 }
 
 func (e *Emulator) getAuthorizer(r *http.Request) (int, any, error) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	api, err := e.restAPILocked(r)
-	if err != nil {
-		return 0, nil, err
-	}
-	a := api.authorizers[r.PathValue("authorizerId")]
-	if a == nil {
-		return 0, nil, notFound("Invalid Authorizer identifier specified")
-	}
-	return http.StatusOK, a, nil
+	return e.onRESTAPI(r, func(api *restAPI) (int, any, error) {
+		return found(api.authorizers[r.PathValue("authorizerId")], "Invalid Authorizer identifier specified")
+	})
 }
 
 // sortedValues lists a map's values in the order of key, so list operations answer in a stable
@@ -375,4 +351,23 @@ func validStageName(s string) bool {
 		}
 	}
 	return len(s) <= 128
+}
+
+// onRESTAPI answers with f's answer for the request's REST API, under the emulator's lock.
+func (e *Emulator) onRESTAPI(r *http.Request, f func(api *restAPI) (int, any, error)) (int, any, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	api, err := e.restAPILocked(r)
+	if err != nil {
+		return 0, nil, err
+	}
+	return f(api)
+}
+
+// found answers 200 with v, or NotFound with msg when there is no v.
+func found[T any](v *T, msg string) (int, any, error) {
+	if v == nil {
+		return 0, nil, notFound("%s", msg)
+	}
+	return http.StatusOK, v, nil
 }

@@ -91,27 +91,15 @@ func (e *Emulator) createDeployment(r *http.Request) (int, any, error) {
 }
 
 func (e *Emulator) getDeployments(r *http.Request) (int, any, error) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	api, err := e.restAPILocked(r)
-	if err != nil {
-		return 0, nil, err
-	}
-	return http.StatusOK, map[string]any{"item": sortedValues(api.deployments, func(d *deployment) string { return d.ID })}, nil
+	return e.onRESTAPI(r, func(api *restAPI) (int, any, error) {
+		return http.StatusOK, map[string]any{"item": sortedValues(api.deployments, func(d *deployment) string { return d.ID })}, nil
+	})
 }
 
 func (e *Emulator) getDeployment(r *http.Request) (int, any, error) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	api, err := e.restAPILocked(r)
-	if err != nil {
-		return 0, nil, err
-	}
-	d := api.deployments[r.PathValue("deploymentId")]
-	if d == nil {
-		return 0, nil, notFound("Invalid Deployment identifier specified")
-	}
-	return http.StatusOK, d, nil
+	return e.onRESTAPI(r, func(api *restAPI) (int, any, error) {
+		return found(api.deployments[r.PathValue("deploymentId")], "Invalid Deployment identifier specified")
+	})
 }
 
 func (e *Emulator) createStage(r *http.Request) (int, any, error) {
