@@ -66,8 +66,15 @@ func TestStarter_EncryptedHistoryIsReadableOnlyWithTheKey(t *testing.T) {
 		t.Fatalf("watch with the key: exit %d\nstdout %s\nstderr %s", code, stdout, stderr)
 	}
 	var trail []struct{ Action, Actor, Reason, Identity, Result string }
-	if code, out, stderr := keyed.run(t, "audit", target, "--output", "json"); code != 0 || json.Unmarshal([]byte(out), &trail) != nil {
-		t.Fatalf("audit: exit %d\n%s\n%s", code, out, stderr)
+	for range 25 { // visibility, which finds the run, may lag a moment behind
+		code, out, stderr := keyed.run(t, "audit", target, "--output", "json")
+		if code != 0 || json.Unmarshal([]byte(out), &trail) != nil {
+			t.Fatalf("audit: exit %d\n%s\n%s", code, out, stderr)
+		}
+		if len(trail) > 0 {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 	var got []string
 	for _, e := range trail {

@@ -186,9 +186,18 @@ func TestStarter_DeployWaitExitsWithTheOutcome(t *testing.T) {
 	if code, stdout, stderr := c.run(t, "rollback", target, "--release", "latest", "--reason", "regression"); code != 0 || !strings.Contains(stdout, "verified: true") {
 		t.Fatalf("rollback of the finished release: exit %d\n%s\n%s", code, stdout, stderr)
 	}
-	// The audit trail joins the deployment's history and the release rollback's.
-	if code, out, stderr := c.run(t, "audit", target); code != 0 || !regexp.MustCompile(`(?s)deploy .*→ release of clitest.*finished .*→ promoted.*rollback-release .*regression  → release latest.*finished .*→ rolled back; verified: true`).MatchString(out) {
-		t.Fatalf("audit: exit %d\n%s\n%s", code, out, stderr)
+	// The audit trail joins the deployment's history and the release rollback's (visibility, which
+	// finds the runs, may lag a moment behind).
+	trail := regexp.MustCompile(`(?s)deploy .*→ release of clitest.*finished .*→ promoted.*rollback-release .*regression  → release latest.*finished .*→ rolled back; verified: true`)
+	var out string
+	for range 25 {
+		if _, out, _ = c.run(t, "audit", target); trail.MatchString(out) {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if !trail.MatchString(out) {
+		t.Fatalf("audit:\n%s", out)
 	}
 
 	code, stdout, stderr = c.run(t, "deploy", "-f", writeSpec(t, r.Spec("v3", 10*time.Second)), "--wait")
