@@ -88,10 +88,24 @@ func TestCodec_RejectsTamperingAndWrongKeys(t *testing.T) {
 	if _, err := c.Decode([]*commonpb.Payload{flipped}); err == nil || !strings.Contains(err.Error(), "does not authenticate") {
 		t.Fatalf("tampered data: %v", err)
 	}
-	// The key id is authenticated: relabelling a payload to another key of the same codec fails.
-	other, _ := codec.New("k1", map[string][]byte{"k1": newKey(t), "k2": newKey(t)})
+	other, _ := codec.New("k1", map[string][]byte{"k1": newKey(t)})
 	if _, err := other.Decode(sealed); err == nil {
 		t.Fatal("opened with the wrong key material")
+	}
+	// The key id is authenticated: a payload relabelled to another id fails even when both ids
+	// hold the same key material.
+	same := newKey(t)
+	twin, _ := codec.New("k1", map[string][]byte{"k1": same, "k2": same})
+	sealedK1, err := twin.Encode([]*commonpb.Payload{{Metadata: map[string][]byte{"encoding": []byte("json/plain")}, Data: []byte(`"x"`)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := twin.Decode(sealedK1); err != nil {
+		t.Fatalf("the twin codec cannot open its own payload: %v", err)
+	}
+	relabelled := &commonpb.Payload{Metadata: map[string][]byte{"encoding": []byte(codec.Encoding), codec.KeyIDKey: []byte("k2")}, Data: sealedK1[0].Data}
+	if _, err := twin.Decode([]*commonpb.Payload{relabelled}); err == nil {
+		t.Fatal("a payload relabelled to another key id opened")
 	}
 	short := &commonpb.Payload{Metadata: sealed[0].Metadata, Data: sealed[0].Data[:5]}
 	if _, err := c.Decode([]*commonpb.Payload{short}); err == nil {
