@@ -26,6 +26,8 @@ bench:
 	go test -run '^$$' -bench Verify -benchtime 3s ./internal/registry
 	go test -run '^$$' -bench MintThroughVault -benchtime 2s ./internal/tokens
 	go test -run '^$$' -bench Revocation -benchtime 1x -timeout 15m ./internal/registry
+	go test -run '^$$' -bench RollbackLatency -benchtime 1x -timeout 20m ./testsuite
+	go test -run '^$$' -bench Payload -benchmem -count 3 ./internal/codec
 
 vet:
 	gofmt -l . && go vet ./...
