@@ -44,15 +44,11 @@ func auditCmd() *cobra.Command {
   starter audit a1b2c3d4e5/prod --runs 20 --output json`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			id, err := deploymentID(args[0])
-			if err != nil {
-				return err
-			}
 			if runs < 1 || runs > 1000 {
 				return &codeError{exitInvalid, fmt.Errorf("--runs %d: allowed 1 to 1000", runs)}
 			}
 			ctx := cmd.Context()
-			c, err := dial(ctx)
+			c, id, err := dialDeployment(ctx, args[0])
 			if err != nil {
 				return err
 			}

@@ -99,6 +99,17 @@ func deploymentID(arg string) (string, error) {
 	return "deploy/" + id, nil
 }
 
+// dialDeployment names the deployment given as <apiId>/<stage> (or its workflow id) and dials
+// Temporal; the caller closes the client.
+func dialDeployment(ctx context.Context, arg string) (client.Client, string, error) {
+	id, err := deploymentID(arg)
+	if err != nil {
+		return nil, "", err
+	}
+	c, err := dial(ctx)
+	return c, id, err
+}
+
 // startExclusive starts the only workflow that may run under id (a stage's deployment, a key's
 // rotation): when one already runs, busy says so with its run id.
 func startExclusive(ctx context.Context, c client.Client, id, what string, busy func(runID string) error, wf any, arg any) (client.WorkflowRun, error) {

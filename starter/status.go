@@ -53,11 +53,7 @@ func statusCmd() *cobra.Command {
 			if len(args) == 0 {
 				return statusOfRunning(cmd.Context(), output)
 			}
-			id, err := deploymentID(args[0])
-			if err != nil {
-				return err
-			}
-			c, err := dial(cmd.Context())
+			c, id, err := dialDeployment(cmd.Context(), args[0])
 			if err != nil {
 				return err
 			}
@@ -186,11 +182,7 @@ func watchCmd() *cobra.Command {
 		Short: "Follow a running deployment until it ends; exit 0 promoted, 2 rolled back",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			id, err := deploymentID(args[0])
-			if err != nil {
-				return err
-			}
-			c, err := dial(cmd.Context())
+			c, id, err := dialDeployment(cmd.Context(), args[0])
 			if err != nil {
 				return err
 			}

@@ -55,12 +55,15 @@ type Versioned struct {
 	KVVersion int
 }
 
-func (s *LabelStore) kv() *vault.KVv2 {
-	mount := s.Mount
+func (s *LabelStore) kv() *vault.KVv2 { return KV(s.Client, s.Mount) }
+
+// KV is the KV v2 mount where rollgate keeps label records and delivered client tokens; an empty
+// mount means Vault's dev default, "secret".
+func KV(c *vault.Client, mount string) *vault.KVv2 {
 	if mount == "" {
 		mount = "secret"
 	}
-	return s.Client.KVv2(strings.Trim(mount, "/"))
+	return c.KVv2(strings.Trim(mount, "/"))
 }
 
 func labelPath(key string) string { return "rollgate/keys/" + key + "/labels" }

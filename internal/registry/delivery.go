@@ -4,11 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	vault "github.com/hashicorp/vault/api"
 
+	"github.com/rollgate/rollgate/internal/keys"
 	"github.com/rollgate/rollgate/internal/tokens"
 )
 
@@ -28,13 +28,7 @@ type Delivered struct {
 	KVVersion int
 }
 
-func (d *Delivery) kv() *vault.KVv2 {
-	mount := d.Mount
-	if mount == "" {
-		mount = "secret"
-	}
-	return d.Client.KVv2(strings.Trim(mount, "/"))
-}
+func (d *Delivery) kv() *vault.KVv2 { return keys.KV(d.Client, d.Mount) }
 
 func clientPath(client string) string { return "rollgate/clients/" + client }
 

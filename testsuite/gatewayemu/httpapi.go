@@ -112,42 +112,38 @@ func (e *Emulator) createRoute(r *http.Request) (int, any, error) {
 	if err := decode(r, &in); err != nil {
 		return 0, nil, err
 	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	api, err := e.httpAPILocked(r)
-	if err != nil {
-		return 0, nil, err
-	}
-	if in.RouteKey != "$default" {
-		verb, path, ok := strings.Cut(in.RouteKey, " ")
-		if !ok || !httpMethods[verb] || !strings.HasPrefix(path, "/") {
-			return 0, nil, badRequest("Invalid route key %q: use $default or \"METHOD /path\"", in.RouteKey)
+	return e.onHTTPAPI(r, func(api *httpAPI) (int, any, error) {
+		if in.RouteKey != "$default" {
+			verb, path, ok := strings.Cut(in.RouteKey, " ")
+			if !ok || !httpMethods[verb] || !strings.HasPrefix(path, "/") {
+				return 0, nil, badRequest("Invalid route key %q: use $default or \"METHOD /path\"", in.RouteKey)
+			}
 		}
-	}
-	if in.AuthorizationType == "" {
-		in.AuthorizationType = "NONE"
-	}
-	switch in.AuthorizationType {
-	case "NONE":
-	case "JWT", "CUSTOM":
-		a := api.authorizers[in.AuthorizerID]
-		if a == nil {
-			return 0, nil, badRequest("Invalid authorizer ID specified")
+		if in.AuthorizationType == "" {
+			in.AuthorizationType = "NONE"
 		}
-		if (in.AuthorizationType == "JWT") != (a.AuthorizerType == "JWT") {
-			return 0, nil, badRequest("Authorization type %s does not match authorizer type %s", in.AuthorizationType, a.AuthorizerType)
+		switch in.AuthorizationType {
+		case "NONE":
+		case "JWT", "CUSTOM":
+			a := api.authorizers[in.AuthorizerID]
+			if a == nil {
+				return 0, nil, badRequest("Invalid authorizer ID specified")
+			}
+			if (in.AuthorizationType == "JWT") != (a.AuthorizerType == "JWT") {
+				return 0, nil, badRequest("Authorization type %s does not match authorizer type %s", in.AuthorizationType, a.AuthorizerType)
+			}
+		default:
+			return 0, nil, badRequest("Invalid authorization type %q: the emulator supports NONE, JWT, CUSTOM", in.AuthorizationType)
 		}
-	default:
-		return 0, nil, badRequest("Invalid authorization type %q: the emulator supports NONE, JWT, CUSTOM", in.AuthorizationType)
-	}
-	for _, existing := range api.routes {
-		if existing.RouteKey == in.RouteKey {
-			return 0, nil, conflict("Route with key %s already exists for this API", in.RouteKey)
+		for _, existing := range api.routes {
+			if existing.RouteKey == in.RouteKey {
+				return 0, nil, conflict("Route with key %s already exists for this API", in.RouteKey)
+			}
 		}
-	}
-	in.RouteID = newID(7)
-	api.routes[in.RouteID] = &in
-	return http.StatusCreated, &in, nil
+		in.RouteID = newID(7)
+		api.routes[in.RouteID] = &in
+		return http.StatusCreated, &in, nil
+	})
 }
 
 func (e *Emulator) getRoutes(r *http.Request) (int, any, error) {
@@ -161,18 +157,14 @@ func (e *Emulator) createHTTPAuthorizer(r *http.Request) (int, any, error) {
 	if err := decode(r, &in); err != nil {
 		return 0, nil, err
 	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	api, err := e.httpAPILocked(r)
-	if err != nil {
-		return 0, nil, err
-	}
-	in.AuthorizerID = newID(6)
-	if err := checkHTTPAuthorizer(&in); err != nil {
-		return 0, nil, err
-	}
-	api.authorizers[in.AuthorizerID] = &in
-	return http.StatusCreated, &in, nil
+	return e.onHTTPAPI(r, func(api *httpAPI) (int, any, error) {
+		in.AuthorizerID = newID(6)
+		if err := checkHTTPAuthorizer(&in); err != nil {
+			return 0, nil, err
+		}
+		api.authorizers[in.AuthorizerID] = &in
+		return http.StatusCreated, &in, nil
+	})
 }
 
 func (e *Emulator) getHTTPAuthorizer(r *http.Request) (int, any, error) {
@@ -201,50 +193,46 @@ func (e *Emulator) updateHTTPAuthorizer(r *http.Request) (int, any, error) {
 	if err := decode(r, &in); err != nil {
 		return 0, nil, err
 	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	api, err := e.httpAPILocked(r)
-	if err != nil {
-		return 0, nil, err
-	}
-	a := api.authorizers[r.PathValue("authorizerId")]
-	if a == nil {
-		return 0, nil, notFound("Invalid Authorizer identifier specified %s", r.PathValue("authorizerId"))
-	}
-	next := *a
-	if in.Name != nil {
-		next.Name = *in.Name
-	}
-	if in.AuthorizerType != nil {
-		next.AuthorizerType = *in.AuthorizerType
-	}
-	if in.IdentitySource != nil {
-		next.IdentitySource = in.IdentitySource
-	}
-	if in.AuthorizerURI != nil {
-		next.AuthorizerURI = *in.AuthorizerURI
-	}
-	if in.AuthorizerResultTTLInSeconds != nil {
-		next.AuthorizerResultTTLInSeconds = in.AuthorizerResultTTLInSeconds
-	}
-	if c := in.JWTConfiguration; c != nil {
-		jc := jwtConfiguration{}
-		if a.JWTConfiguration != nil {
-			jc = *a.JWTConfiguration
+	return e.onHTTPAPI(r, func(api *httpAPI) (int, any, error) {
+		a := api.authorizers[r.PathValue("authorizerId")]
+		if a == nil {
+			return 0, nil, notFound("Invalid Authorizer identifier specified %s", r.PathValue("authorizerId"))
 		}
-		if c.Audience != nil {
-			jc.Audience = c.Audience
+		next := *a
+		if in.Name != nil {
+			next.Name = *in.Name
 		}
-		if c.Issuer != nil {
-			jc.Issuer = *c.Issuer
+		if in.AuthorizerType != nil {
+			next.AuthorizerType = *in.AuthorizerType
 		}
-		next.JWTConfiguration = &jc
-	}
-	if err := checkHTTPAuthorizer(&next); err != nil {
-		return 0, nil, err
-	}
-	*a = next
-	return http.StatusOK, a, nil
+		if in.IdentitySource != nil {
+			next.IdentitySource = in.IdentitySource
+		}
+		if in.AuthorizerURI != nil {
+			next.AuthorizerURI = *in.AuthorizerURI
+		}
+		if in.AuthorizerResultTTLInSeconds != nil {
+			next.AuthorizerResultTTLInSeconds = in.AuthorizerResultTTLInSeconds
+		}
+		if c := in.JWTConfiguration; c != nil {
+			jc := jwtConfiguration{}
+			if a.JWTConfiguration != nil {
+				jc = *a.JWTConfiguration
+			}
+			if c.Audience != nil {
+				jc.Audience = c.Audience
+			}
+			if c.Issuer != nil {
+				jc.Issuer = *c.Issuer
+			}
+			next.JWTConfiguration = &jc
+		}
+		if err := checkHTTPAuthorizer(&next); err != nil {
+			return 0, nil, err
+		}
+		*a = next
+		return http.StatusOK, a, nil
+	})
 }
 
 func checkHTTPAuthorizer(a *httpAuthorizer) error {
@@ -290,29 +278,25 @@ func (e *Emulator) createHTTPStage(r *http.Request) (int, any, error) {
 	if err := decode(r, &in); err != nil {
 		return 0, nil, err
 	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	api, err := e.httpAPILocked(r)
-	if err != nil {
-		return 0, nil, err
-	}
-	if in.StageName == "" || (in.StageName != "$default" && !validStageName(in.StageName)) {
-		return 0, nil, badRequest("Invalid stage name %q", in.StageName)
-	}
-	if api.stages[in.StageName] != nil {
-		return 0, nil, conflict("Stage %s already exists", in.StageName)
-	}
-	if in.DeploymentID != "" && !api.deployments[in.DeploymentID] {
-		return 0, nil, badRequest("Invalid deployment identifier specified")
-	}
-	if err := checkVariables(in.StageVariables); err != nil {
-		return 0, nil, err
-	}
-	now := isoTime(e.opts.Now())
-	st := &httpStage{StageName: in.StageName, StageVariables: copyMap(in.StageVariables), AutoDeploy: in.AutoDeploy,
-		DeploymentID: in.DeploymentID, Description: in.Description, CreatedDate: now, LastUpdatedDate: now, cache: newAuthorizerCache()}
-	api.stages[st.StageName] = st
-	return http.StatusCreated, st, nil
+	return e.onHTTPAPI(r, func(api *httpAPI) (int, any, error) {
+		if in.StageName == "" || (in.StageName != "$default" && !validStageName(in.StageName)) {
+			return 0, nil, badRequest("Invalid stage name %q", in.StageName)
+		}
+		if api.stages[in.StageName] != nil {
+			return 0, nil, conflict("Stage %s already exists", in.StageName)
+		}
+		if in.DeploymentID != "" && !api.deployments[in.DeploymentID] {
+			return 0, nil, badRequest("Invalid deployment identifier specified")
+		}
+		if err := checkVariables(in.StageVariables); err != nil {
+			return 0, nil, err
+		}
+		now := isoTime(e.opts.Now())
+		st := &httpStage{StageName: in.StageName, StageVariables: copyMap(in.StageVariables), AutoDeploy: in.AutoDeploy,
+			DeploymentID: in.DeploymentID, Description: in.Description, CreatedDate: now, LastUpdatedDate: now, cache: newAuthorizerCache()}
+		api.stages[st.StageName] = st
+		return http.StatusCreated, st, nil
+	})
 }
 
 func (e *Emulator) httpStageLocked(r *http.Request) (*httpAPI, *httpStage, error) {
@@ -397,29 +381,25 @@ func (e *Emulator) createHTTPDeployment(r *http.Request) (int, any, error) {
 	if err := decode(r, &in); err != nil {
 		return 0, nil, err
 	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	api, err := e.httpAPILocked(r)
-	if err != nil {
-		return 0, nil, err
-	}
-	if len(api.routes) == 0 {
-		return 0, nil, badRequest("Unable to deploy API because no routes exist in this API")
-	}
-	id := newID(6)
-	api.deployments[id] = true
-	if in.StageName != "" {
-		st := api.stages[in.StageName]
-		if st == nil {
-			return 0, nil, notFound("Invalid stage identifier specified")
+	return e.onHTTPAPI(r, func(api *httpAPI) (int, any, error) {
+		if len(api.routes) == 0 {
+			return 0, nil, badRequest("Unable to deploy API because no routes exist in this API")
 		}
-		st.DeploymentID = id
-		st.LastUpdatedDate = isoTime(e.opts.Now())
-	}
-	return http.StatusCreated, map[string]any{
-		"deploymentId": id, "deploymentStatus": "DEPLOYED", "description": in.Description,
-		"createdDate": isoTime(e.opts.Now()), "autoDeployed": false,
-	}, nil
+		id := newID(6)
+		api.deployments[id] = true
+		if in.StageName != "" {
+			st := api.stages[in.StageName]
+			if st == nil {
+				return 0, nil, notFound("Invalid stage identifier specified")
+			}
+			st.DeploymentID = id
+			st.LastUpdatedDate = isoTime(e.opts.Now())
+		}
+		return http.StatusCreated, map[string]any{
+			"deploymentId": id, "deploymentStatus": "DEPLOYED", "description": in.Description,
+			"createdDate": isoTime(e.opts.Now()), "autoDeployed": false,
+		}, nil
+	})
 }
 
 // onHTTPAPI answers with f's answer for the request's HTTP API, under the emulator's lock.

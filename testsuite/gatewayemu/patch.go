@@ -199,27 +199,23 @@ func (e *Emulator) updateAuthorizer(r *http.Request) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	api, err := e.restAPILocked(r)
-	if err != nil {
-		return 0, nil, err
-	}
-	a := api.authorizers[r.PathValue("authorizerId")]
-	if a == nil {
-		return 0, nil, notFound("Invalid Authorizer identifier specified")
-	}
-	next := a.clone()
-	for _, p := range ops {
-		if err := applyAuthorizerPatch(next, p); err != nil {
+	return e.onRESTAPI(r, func(api *restAPI) (int, any, error) {
+		a := api.authorizers[r.PathValue("authorizerId")]
+		if a == nil {
+			return 0, nil, notFound("Invalid Authorizer identifier specified")
+		}
+		next := a.clone()
+		for _, p := range ops {
+			if err := applyAuthorizerPatch(next, p); err != nil {
+				return 0, nil, err
+			}
+		}
+		if err := checkAuthorizer(next); err != nil {
 			return 0, nil, err
 		}
-	}
-	if err := checkAuthorizer(next); err != nil {
-		return 0, nil, err
-	}
-	api.authorizers[a.ID] = next
-	return http.StatusOK, next, nil
+		api.authorizers[a.ID] = next
+		return http.StatusOK, next, nil
+	})
 }
 
 func applyAuthorizerPatch(a *authorizer, p patchOp) error {

@@ -204,31 +204,27 @@ func (e *Emulator) createResource(r *http.Request) (int, any, error) {
 	if err := decode(r, &in); err != nil {
 		return 0, nil, err
 	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	api, err := e.restAPILocked(r)
-	if err != nil {
-		return 0, nil, err
-	}
-	parent := api.resources[r.PathValue("parentId")]
-	if parent == nil {
-		return 0, nil, notFound("Invalid Resource identifier specified")
-	}
-	if in.PathPart == "" || strings.Contains(in.PathPart, "/") {
-		return 0, nil, badRequest("Resource's path part must be specified and contain no '/'")
-	}
-	if len(api.resources) >= maxResourcesPerAPI {
-		return 0, nil, limitExceeded("Resources per API exceed the limit of %d", maxResourcesPerAPI)
-	}
-	path := strings.TrimSuffix(parent.Path, "/") + "/" + in.PathPart
-	for _, res := range api.resources {
-		if res.Path == path {
-			return 0, nil, conflict("Another resource with the same parent already has this name: %s", in.PathPart)
+	return e.onRESTAPI(r, func(api *restAPI) (int, any, error) {
+		parent := api.resources[r.PathValue("parentId")]
+		if parent == nil {
+			return 0, nil, notFound("Invalid Resource identifier specified")
 		}
-	}
-	res := &resource{ID: newID(6), ParentID: parent.ID, PathPart: in.PathPart, Path: path, Methods: map[string]*method{}}
-	api.resources[res.ID] = res
-	return http.StatusCreated, res, nil
+		if in.PathPart == "" || strings.Contains(in.PathPart, "/") {
+			return 0, nil, badRequest("Resource's path part must be specified and contain no '/'")
+		}
+		if len(api.resources) >= maxResourcesPerAPI {
+			return 0, nil, limitExceeded("Resources per API exceed the limit of %d", maxResourcesPerAPI)
+		}
+		path := strings.TrimSuffix(parent.Path, "/") + "/" + in.PathPart
+		for _, res := range api.resources {
+			if res.Path == path {
+				return 0, nil, conflict("Another resource with the same parent already has this name: %s", in.PathPart)
+			}
+		}
+		res := &resource{ID: newID(6), ParentID: parent.ID, PathPart: in.PathPart, Path: path, Methods: map[string]*method{}}
+		api.resources[res.ID] = res
+		return http.StatusCreated, res, nil
+	})
 }
 
 var httpMethods = map[string]bool{"GET": true, "POST": true, "PUT": true, "PATCH": true, "DELETE": true, "HEAD": true, "OPTIONS": true, "ANY": true}
@@ -242,41 +238,37 @@ func (e *Emulator) putMethod(r *http.Request) (int, any, error) {
 	if err := decode(r, &in); err != nil {
 		return 0, nil, err
 	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	api, err := e.restAPILocked(r)
-	if err != nil {
-		return 0, nil, err
-	}
-	res := api.resources[r.PathValue("resourceId")]
-	if res == nil {
-		return 0, nil, notFound("Invalid Resource identifier specified")
-	}
-	verb := strings.ToUpper(r.PathValue("httpMethod"))
-	if !httpMethods[verb] {
-		return 0, nil, badRequest("Invalid HTTP method specified: %s", r.PathValue("httpMethod"))
-	}
-	switch in.AuthorizationType {
-	case "NONE":
-		if in.AuthorizerID != "" {
-			return 0, nil, badRequest("Authorizer ID must not be set when authorization type is NONE")
+	return e.onRESTAPI(r, func(api *restAPI) (int, any, error) {
+		res := api.resources[r.PathValue("resourceId")]
+		if res == nil {
+			return 0, nil, notFound("Invalid Resource identifier specified")
 		}
-	case "CUSTOM":
-		a := api.authorizers[in.AuthorizerID]
-		if a == nil {
-			return 0, nil, badRequest("Invalid authorizer ID specified. Setting the authorization type to CUSTOM requires a valid authorizer")
+		verb := strings.ToUpper(r.PathValue("httpMethod"))
+		if !httpMethods[verb] {
+			return 0, nil, badRequest("Invalid HTTP method specified: %s", r.PathValue("httpMethod"))
 		}
-	case "AWS_IAM", "COGNITO_USER_POOLS":
-		return 0, nil, badRequest("the API Gateway emulator does not support authorization type %s", in.AuthorizationType)
-	default:
-		return 0, nil, badRequest("Invalid authorization type specified. Valid values are NONE, AWS_IAM, CUSTOM, COGNITO_USER_POOLS")
-	}
-	if res.Methods[verb] != nil {
-		return 0, nil, conflict("Method already exists for this resource")
-	}
-	m := &method{HTTPMethod: verb, AuthorizationType: in.AuthorizationType, AuthorizerID: in.AuthorizerID, APIKeyRequired: in.APIKeyRequired}
-	res.Methods[verb] = m
-	return http.StatusCreated, m, nil
+		switch in.AuthorizationType {
+		case "NONE":
+			if in.AuthorizerID != "" {
+				return 0, nil, badRequest("Authorizer ID must not be set when authorization type is NONE")
+			}
+		case "CUSTOM":
+			a := api.authorizers[in.AuthorizerID]
+			if a == nil {
+				return 0, nil, badRequest("Invalid authorizer ID specified. Setting the authorization type to CUSTOM requires a valid authorizer")
+			}
+		case "AWS_IAM", "COGNITO_USER_POOLS":
+			return 0, nil, badRequest("the API Gateway emulator does not support authorization type %s", in.AuthorizationType)
+		default:
+			return 0, nil, badRequest("Invalid authorization type specified. Valid values are NONE, AWS_IAM, CUSTOM, COGNITO_USER_POOLS")
+		}
+		if res.Methods[verb] != nil {
+			return 0, nil, conflict("Method already exists for this resource")
+		}
+		m := &method{HTTPMethod: verb, AuthorizationType: in.AuthorizationType, AuthorizerID: in.AuthorizerID, APIKeyRequired: in.APIKeyRequired}
+		res.Methods[verb] = m
+		return http.StatusCreated, m, nil
+	})
 }
 
 func (e *Emulator) getMethod(r *http.Request) (int, any, error) {
@@ -298,27 +290,23 @@ func (e *Emulator) createAuthorizer(r *http.Request) (int, any, error) {
 	if err := decode(r, &in); err != nil {
 		return 0, nil, err
 	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	api, err := e.restAPILocked(r)
-	if err != nil {
-		return 0, nil, err
-	}
-	if in.Name == "" {
-		return 0, nil, badRequest("Authorizer name must be specified")
-	}
-	if in.Type == "TOKEN" && in.IdentitySource == "" {
-		in.IdentitySource = "method.request.header.Authorization"
-	}
-	if len(api.authorizers) >= maxAuthorizersPerAPI {
-		return 0, nil, limitExceeded("Authorizers per API exceed the limit of %d", maxAuthorizersPerAPI)
-	}
-	in.ID = newID(6)
-	if err := checkAuthorizer(&in); err != nil {
-		return 0, nil, err
-	}
-	api.authorizers[in.ID] = &in
-	return http.StatusCreated, &in, nil
+	return e.onRESTAPI(r, func(api *restAPI) (int, any, error) {
+		if in.Name == "" {
+			return 0, nil, badRequest("Authorizer name must be specified")
+		}
+		if in.Type == "TOKEN" && in.IdentitySource == "" {
+			in.IdentitySource = "method.request.header.Authorization"
+		}
+		if len(api.authorizers) >= maxAuthorizersPerAPI {
+			return 0, nil, limitExceeded("Authorizers per API exceed the limit of %d", maxAuthorizersPerAPI)
+		}
+		in.ID = newID(6)
+		if err := checkAuthorizer(&in); err != nil {
+			return 0, nil, err
+		}
+		api.authorizers[in.ID] = &in
+		return http.StatusCreated, &in, nil
+	})
 }
 
 func (e *Emulator) getAuthorizers(r *http.Request) (int, any, error) {

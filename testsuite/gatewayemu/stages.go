@@ -18,76 +18,72 @@ func (e *Emulator) createDeployment(r *http.Request) (int, any, error) {
 	if err := decode(r, &in); err != nil {
 		return 0, nil, err
 	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	api, err := e.restAPILocked(r)
-	if err != nil {
-		return 0, nil, err
-	}
-	hasMethod := false
-	for _, res := range api.resources {
-		hasMethod = hasMethod || len(res.Methods) > 0
-	}
-	if !hasMethod {
-		return 0, nil, badRequest("The REST API doesn't contain any methods")
-	}
-	if in.StageName != "" && api.stages[in.StageName] == nil && len(api.stages) >= maxStagesPerAPI {
-		return 0, nil, limitExceeded("Stages per API exceed the limit of %d", maxStagesPerAPI)
-	}
-	if in.CanarySettings != nil {
-		if in.StageName == "" || api.stages[in.StageName] == nil {
-			return 0, nil, badRequest("Invalid stage identifier specified: a canary deployment needs an existing stage")
+	return e.onRESTAPI(r, func(api *restAPI) (int, any, error) {
+		hasMethod := false
+		for _, res := range api.resources {
+			hasMethod = hasMethod || len(res.Methods) > 0
 		}
-		if err := checkPercent(in.CanarySettings.PercentTraffic); err != nil {
+		if !hasMethod {
+			return 0, nil, badRequest("The REST API doesn't contain any methods")
+		}
+		if in.StageName != "" && api.stages[in.StageName] == nil && len(api.stages) >= maxStagesPerAPI {
+			return 0, nil, limitExceeded("Stages per API exceed the limit of %d", maxStagesPerAPI)
+		}
+		if in.CanarySettings != nil {
+			if in.StageName == "" || api.stages[in.StageName] == nil {
+				return 0, nil, badRequest("Invalid stage identifier specified: a canary deployment needs an existing stage")
+			}
+			if err := checkPercent(in.CanarySettings.PercentTraffic); err != nil {
+				return 0, nil, err
+			}
+		}
+		if err := checkVariables(in.Variables); err != nil {
 			return 0, nil, err
 		}
-	}
-	if err := checkVariables(in.Variables); err != nil {
-		return 0, nil, err
-	}
-	d := &deployment{
-		ID: newID(6), Description: in.Description, CreatedDate: e.now(),
-		resources:   make(map[string]*resource, len(api.resources)),
-		authorizers: make(map[string]*authorizer, len(api.authorizers)),
-	}
-	for id, res := range api.resources {
-		d.resources[id] = res.clone()
-	}
-	for id, a := range api.authorizers {
-		d.authorizers[id] = a.clone()
-	}
-	api.deployments[d.ID] = d
-	if in.StageName == "" {
-		return http.StatusCreated, d, nil
-	}
-	st := api.stages[in.StageName]
-	now := e.now()
-	switch {
-	case in.CanarySettings != nil:
-		st.CanarySettings = &canarySettings{
-			PercentTraffic:         in.CanarySettings.PercentTraffic,
-			DeploymentID:           d.ID,
-			StageVariableOverrides: copyMap(in.CanarySettings.StageVariableOverrides),
-			UseStageCache:          in.CanarySettings.UseStageCache,
+		d := &deployment{
+			ID: newID(6), Description: in.Description, CreatedDate: e.now(),
+			resources:   make(map[string]*resource, len(api.resources)),
+			authorizers: make(map[string]*authorizer, len(api.authorizers)),
 		}
-	case st == nil:
-		st = &stage{StageName: in.StageName, Description: in.StageDescription, CreatedDate: now, cache: newAuthorizerCache()}
-		api.stages[in.StageName] = st
-		fallthrough
-	default:
-		st.DeploymentID = d.ID
-		for k, v := range in.Variables {
-			if st.Variables == nil {
-				st.Variables = map[string]string{}
+		for id, res := range api.resources {
+			d.resources[id] = res.clone()
+		}
+		for id, a := range api.authorizers {
+			d.authorizers[id] = a.clone()
+		}
+		api.deployments[d.ID] = d
+		if in.StageName == "" {
+			return http.StatusCreated, d, nil
+		}
+		st := api.stages[in.StageName]
+		now := e.now()
+		switch {
+		case in.CanarySettings != nil:
+			st.CanarySettings = &canarySettings{
+				PercentTraffic:         in.CanarySettings.PercentTraffic,
+				DeploymentID:           d.ID,
+				StageVariableOverrides: copyMap(in.CanarySettings.StageVariableOverrides),
+				UseStageCache:          in.CanarySettings.UseStageCache,
 			}
-			st.Variables[k] = v
+		case st == nil:
+			st = &stage{StageName: in.StageName, Description: in.StageDescription, CreatedDate: now, cache: newAuthorizerCache()}
+			api.stages[in.StageName] = st
+			fallthrough
+		default:
+			st.DeploymentID = d.ID
+			for k, v := range in.Variables {
+				if st.Variables == nil {
+					st.Variables = map[string]string{}
+				}
+				st.Variables[k] = v
+			}
+			if in.TracingEnabled != nil {
+				st.TracingEnabled = *in.TracingEnabled
+			}
 		}
-		if in.TracingEnabled != nil {
-			st.TracingEnabled = *in.TracingEnabled
-		}
-	}
-	st.LastUpdatedDate = now
-	return http.StatusCreated, d, nil
+		st.LastUpdatedDate = now
+		return http.StatusCreated, d, nil
+	})
 }
 
 func (e *Emulator) getDeployments(r *http.Request) (int, any, error) {
@@ -114,46 +110,42 @@ func (e *Emulator) createStage(r *http.Request) (int, any, error) {
 	if err := decode(r, &in); err != nil {
 		return 0, nil, err
 	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	api, err := e.restAPILocked(r)
-	if err != nil {
-		return 0, nil, err
-	}
-	if in.StageName == "" || !validStageName(in.StageName) {
-		return 0, nil, badRequest("Stage name only allows a-zA-Z0-9_")
-	}
-	if api.deployments[in.DeploymentID] == nil {
-		return 0, nil, badRequest("Invalid deployment identifier specified")
-	}
-	if api.stages[in.StageName] != nil {
-		return 0, nil, conflict("Stage already exists")
-	}
-	if len(api.stages) >= maxStagesPerAPI {
-		return 0, nil, limitExceeded("Stages per API exceed the limit of %d", maxStagesPerAPI)
-	}
-	if err := checkVariables(in.Variables); err != nil {
-		return 0, nil, err
-	}
-	if c := in.CanarySettings; c != nil {
-		if err := checkPercent(c.PercentTraffic); err != nil {
+	return e.onRESTAPI(r, func(api *restAPI) (int, any, error) {
+		if in.StageName == "" || !validStageName(in.StageName) {
+			return 0, nil, badRequest("Stage name only allows a-zA-Z0-9_")
+		}
+		if api.deployments[in.DeploymentID] == nil {
+			return 0, nil, badRequest("Invalid deployment identifier specified")
+		}
+		if api.stages[in.StageName] != nil {
+			return 0, nil, conflict("Stage already exists")
+		}
+		if len(api.stages) >= maxStagesPerAPI {
+			return 0, nil, limitExceeded("Stages per API exceed the limit of %d", maxStagesPerAPI)
+		}
+		if err := checkVariables(in.Variables); err != nil {
 			return 0, nil, err
 		}
-		if c.DeploymentID == "" {
-			c.DeploymentID = in.DeploymentID
+		if c := in.CanarySettings; c != nil {
+			if err := checkPercent(c.PercentTraffic); err != nil {
+				return 0, nil, err
+			}
+			if c.DeploymentID == "" {
+				c.DeploymentID = in.DeploymentID
+			}
+			if api.deployments[c.DeploymentID] == nil {
+				return 0, nil, badRequest("Invalid canary deployment identifier specified")
+			}
 		}
-		if api.deployments[c.DeploymentID] == nil {
-			return 0, nil, badRequest("Invalid canary deployment identifier specified")
+		now := e.now()
+		st := &stage{
+			StageName: in.StageName, DeploymentID: in.DeploymentID, Description: in.Description,
+			Variables: copyMap(in.Variables), CanarySettings: in.CanarySettings, TracingEnabled: in.TracingEnabled,
+			CreatedDate: now, LastUpdatedDate: now, cache: newAuthorizerCache(),
 		}
-	}
-	now := e.now()
-	st := &stage{
-		StageName: in.StageName, DeploymentID: in.DeploymentID, Description: in.Description,
-		Variables: copyMap(in.Variables), CanarySettings: in.CanarySettings, TracingEnabled: in.TracingEnabled,
-		CreatedDate: now, LastUpdatedDate: now, cache: newAuthorizerCache(),
-	}
-	api.stages[st.StageName] = st
-	return http.StatusCreated, st, nil
+		api.stages[st.StageName] = st
+		return http.StatusCreated, st, nil
+	})
 }
 
 func (e *Emulator) stageLocked(r *http.Request) (*restAPI, *stage, error) {
