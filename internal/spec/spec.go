@@ -5,12 +5,7 @@ package spec
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
-	"net/url"
-	"regexp"
-	"slices"
-	"strings"
 	"time"
 
 	"github.com/rollgate/rollgate/internal/keys"
@@ -119,35 +114,6 @@ type Notify struct {
 	Webhook string `json:"webhook,omitempty"`
 }
 
-// FieldError is one problem with one field.
-type FieldError struct {
-	Field   string
-	Problem string
-}
-
-func (e FieldError) Error() string { return e.Field + ": " + e.Problem }
-
-// ValidationError lists every problem of a spec.
-type ValidationError struct{ Problems []FieldError }
-
-func (e *ValidationError) Error() string {
-	parts := make([]string, len(e.Problems))
-	for i, p := range e.Problems {
-		parts[i] = p.Error()
-	}
-	return "invalid deploy spec: " + strings.Join(parts, "; ")
-}
-
-var (
-	apiIDPattern  = regexp.MustCompile(`^[a-z0-9]{10}$`)
-	stagePattern  = regexp.MustCompile(`^[A-Za-z0-9_-]{1,128}$`)
-	namePattern   = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$`)
-	regionPattern = regexp.MustCompile(`^[a-z]{2}(-[a-z]+)+-\d$`)
-	varName       = regexp.MustCompile(`^[A-Za-z0-9_]{1,64}$`)
-	varValue      = regexp.MustCompile(`^[A-Za-z0-9\-._~:/?#&=,]{0,512}$`)
-	deploymentID  = regexp.MustCompile(`^[a-z0-9]{6,10}$`)
-)
-
 // Limits of a spec.
 const (
 	MaxSteps       = 10
@@ -158,6 +124,15 @@ const (
 	MaxCacheTTL    = 24 * time.Hour
 	MaxClients     = 1000
 	DefaultKeyType = keys.RSA2048
+	// MaxStepTimeout bounds canary.stepTimeout: the longest bake plus an hour for its activities.
+	MaxStepTimeout = MaxBake + time.Hour
+	// MaxText bounds free text (release.description, reason): it is recorded in workflow history
+	// and printed to operators.
+	MaxText = 1024
+	// MaxActor bounds who started something.
+	MaxActor = 256
+	// MaxAudiences bounds auth.audiences.
+	MaxAudiences = 32
 )
 
 // Normalize fills defaults. It changes nothing Validate would refuse.
@@ -176,152 +151,6 @@ func (s *DeploySpec) Normalize() {
 	}
 }
 
-// Validate checks every field and returns a *ValidationError listing all problems, or nil.
-func (s *DeploySpec) Validate() error {
-	var p []FieldError
-	bad := func(field, format string, a ...any) { p = append(p, FieldError{field, fmt.Sprintf(format, a...)}) }
-
-	if !namePattern.MatchString(s.Service) {
-		bad("service", "must be 1-128 letters, digits, '_', '.', '-', starting with a letter or digit")
-	}
-	if len(s.Actor) > 256 {
-		bad("actor", "%d characters: allowed at most 256", len(s.Actor))
-	}
-	if len(s.Reason) > 1024 {
-		bad("reason", "%d characters: allowed at most 1024", len(s.Reason))
-	}
-	g := s.Gateway
-	switch g.Kind {
-	case "rest", "http":
-	default:
-		bad("gateway.kind", "%q: allowed rest, http", g.Kind)
-	}
-	if !apiIDPattern.MatchString(g.APIID) {
-		bad("gateway.apiId", "%q: must be the 10-character API id", g.APIID)
-	}
-	if !stagePattern.MatchString(g.Stage) {
-		bad("gateway.stage", "%q: allowed 1-128 of A-Za-z0-9_-", g.Stage)
-	}
-	if g.Region != "" && !regionPattern.MatchString(g.Region) {
-		bad("gateway.region", "%q is not an AWS region name", g.Region)
-	}
-	if g.Kind == "http" && len(s.Canary.Steps) > 0 && !(len(s.Canary.Steps) == 1 && s.Canary.Steps[0].Weight == 100) {
-		bad("canary.steps", "HTTP APIs have no canary: use a single step of weight 100 (weighted Lambda aliases are not supported yet)")
-	}
-	for k, v := range s.Release.Variables {
-		if !varName.MatchString(k) {
-			bad("release.variables."+k, "name must match [A-Za-z0-9_]{1,64}")
-		}
-		if !varValue.MatchString(v) {
-			bad("release.variables."+k, "value has characters outside A-Za-z0-9-._~:/?#&=,")
-		}
-	}
-	if d := s.Release.DeploymentID; d != "" && !deploymentID.MatchString(d) {
-		bad("release.deploymentId", "%q is not a deployment id", d)
-	}
-
-	a := s.Auth
-	if a.AuthorizerID == "" {
-		bad("auth.authorizerId", "required")
-	}
-	if u, err := url.Parse(a.Issuer); err != nil || !u.IsAbs() || u.Host == "" || (u.Scheme != "https" && !isLoopback(u.Hostname())) {
-		bad("auth.issuer", "%q: must be an https URL (http only on loopback)", a.Issuer)
-	}
-	if len(a.Audiences) == 0 {
-		bad("auth.audiences", "at least one audience is required")
-	}
-	if a.JWKSBucket == "" {
-		bad("auth.jwksBucket", "required: the S3 bucket where the JWKS is published")
-	}
-	if a.JWKSPrefix != "" && !strings.HasSuffix(a.JWKSPrefix, "/") {
-		bad("auth.jwksPrefix", "%q must end with '/'", a.JWKSPrefix)
-	}
-	if !namePattern.MatchString(a.TransitKey) {
-		bad("auth.transitKey", "%q: must be a Vault transit key name", a.TransitKey)
-	}
-	if a.KeyType.Algorithms() == nil {
-		bad("auth.keyType", "%q: allowed rsa-2048, rsa-3072, rsa-4096, ecdsa-p256, ed25519", a.KeyType)
-	} else if !slices.Contains(a.KeyType.Algorithms(), a.Algorithm) {
-		bad("auth.algorithm", "%q cannot be signed with a %s key: allowed %v", a.Algorithm, a.KeyType, a.KeyType.Algorithms())
-	}
-	if g.Kind == "http" && a.KeyType != "" && !strings.HasPrefix(string(a.KeyType), "rsa-") {
-		bad("auth.keyType", "HTTP API JWT authorizers accept RSA keys only")
-	}
-	if a.TokenTTL.D() < time.Minute || a.TokenTTL.D() > MaxTokenTTL {
-		bad("auth.tokenTtl", "%s: allowed 1m to %s", a.TokenTTL.D(), MaxTokenTTL)
-	}
-	if a.VerifierCacheTTL.D() < 0 || a.VerifierCacheTTL.D() > MaxCacheTTL {
-		bad("auth.verifierCacheTtl", "%s: allowed 0 to %s", a.VerifierCacheTTL.D(), MaxCacheTTL)
-	}
-	if len(a.Clients) > MaxClients {
-		bad("auth.clients", "%d clients: at most %d", len(a.Clients), MaxClients)
-	}
-	seen := map[string]bool{}
-	for i, c := range a.Clients {
-		if !namePattern.MatchString(c) || seen[c] {
-			bad(fmt.Sprintf("auth.clients[%d]", i), "%q: must be a unique client name", c)
-		}
-		seen[c] = true
-	}
-	switch a.OnRollback {
-	case "keep", "revoke":
-	default:
-		bad("auth.onRollback", "%q: allowed keep, revoke", a.OnRollback)
-	}
-	allowedPaths := AuthorizerPaths
-	if g.Kind == "http" {
-		allowedPaths = HTTPAuthorizerPaths
-	}
-	for path := range a.AuthorizerPatch {
-		if !slices.Contains(allowedPaths, path) {
-			bad("auth.authorizerPatch."+path, "not a %s API authorizer setting rollgate changes: allowed %v", g.Kind, allowedPaths)
-		}
-	}
-
-	c := s.Canary
-	if len(c.Steps) == 0 || len(c.Steps) > MaxSteps {
-		bad("canary.steps", "%d steps: allowed 1 to %d", len(c.Steps), MaxSteps)
-	}
-	prev := 0.0
-	for i, st := range c.Steps {
-		f := fmt.Sprintf("canary.steps[%d]", i)
-		if st.Weight <= 0 || st.Weight > 100 {
-			bad(f+".weight", "%v: allowed 0 < weight ≤ 100", st.Weight)
-		} else if st.Weight <= prev {
-			bad(f+".weight", "%v: weights must increase step by step (previous %v)", st.Weight, prev)
-		}
-		prev = st.Weight
-		if st.Bake.D() < MinBake || st.Bake.D() > MaxBake {
-			bad(f+".bake", "%s: allowed %s to %s", st.Bake.D(), MinBake, MaxBake)
-		}
-		if c.ProbeInterval.D() > 0 && st.Bake.D() < c.ProbeInterval.D() {
-			bad(f+".bake", "%s is shorter than the probe interval %s", st.Bake.D(), c.ProbeInterval.D())
-		}
-	}
-	if c.ProbeInterval.D() < MinProbeEvery || c.ProbeInterval.D() > 10*time.Minute {
-		bad("canary.probeInterval", "%s: allowed %s to 10m", c.ProbeInterval.D(), MinProbeEvery)
-	}
-	if c.MaxRejectionRatio < 0 || c.MaxRejectionRatio >= 1 {
-		bad("canary.maxRejectionRatio", "%v: allowed 0 ≤ ratio < 1", c.MaxRejectionRatio)
-	}
-	if c.Max5xxRatio < 0 || c.Max5xxRatio >= 1 {
-		bad("canary.max5xxRatio", "%v: allowed 0 ≤ ratio < 1", c.Max5xxRatio)
-	}
-	if c.MinProbes < 1 || c.MinProbes > 10000 {
-		bad("canary.minProbes", "%d: allowed 1 to 10000", c.MinProbes)
-	}
-	if c.StepTimeout.D() < 0 {
-		bad("canary.stepTimeout", "must not be negative")
-	}
-	if w := s.Notify.Webhook; w != "" && !namePattern.MatchString(w) {
-		bad("notify.webhook", "%q: the name of a webhook configured on the worker (ROLLGATE_WEBHOOKS), not a URL", w)
-	}
-	if len(p) > 0 {
-		return &ValidationError{Problems: p}
-	}
-	return nil
-}
-
 // AuthorizerPaths are the REST authorizer settings a release may change.
 var AuthorizerPaths = []string{"/authorizerUri", "/identityValidationExpression", "/authorizerResultTtlInSeconds", "/identitySource"}
 
@@ -331,14 +160,3 @@ var HTTPAuthorizerPaths = []string{"/jwtConfiguration/issuer", "/jwtConfiguratio
 
 // WorkflowID is the one deployment workflow a stage may run at a time.
 func (s *DeploySpec) WorkflowID() string { return "deploy/" + s.Gateway.APIID + "/" + s.Gateway.Stage }
-
-// AsValidation returns the validation error inside err, if any.
-func AsValidation(err error) (*ValidationError, bool) {
-	var v *ValidationError
-	ok := errors.As(err, &v)
-	return v, ok
-}
-
-func isLoopback(host string) bool {
-	return host == "localhost" || strings.HasPrefix(host, "127.") || host == "::1"
-}

@@ -2,6 +2,7 @@ package spec_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -73,6 +74,24 @@ func TestValidate_NamesTheFieldAndTheAllowedRange(t *testing.T) {
 		{"rejection ratio", func(s *spec.DeploySpec) { s.Canary.MaxRejectionRatio = 1.5 }, "canary.maxRejectionRatio", "0 ≤ ratio < 1"},
 		{"min probes", func(s *spec.DeploySpec) { s.Canary.MinProbes = 0 }, "canary.minProbes", "allowed 1 to 10000"},
 		{"webhook", func(s *spec.DeploySpec) { s.Notify.Webhook = "https://hooks.example.com/x" }, "notify.webhook", "not a URL"},
+		{"http issuer on a host named like loopback", func(s *spec.DeploySpec) { s.Auth.Issuer = "http://127.attacker.example/orders" }, "auth.issuer", "http only on loopback"},
+		{"http issuer on localhost lookalike", func(s *spec.DeploySpec) { s.Auth.Issuer = "http://localhost.attacker.example" }, "auth.issuer", "http only on loopback"},
+		{"issuer with a query", func(s *spec.DeploySpec) { s.Auth.Issuer = "https://issuer.example.com/?x=1" }, "auth.issuer", "no user info, query or fragment"},
+		{"issuer with user info", func(s *spec.DeploySpec) { s.Auth.Issuer = "https://me:pw@issuer.example.com" }, "auth.issuer", "no user info"},
+		{"description too long", func(s *spec.DeploySpec) { s.Release.Description = strings.Repeat("é", 1025) }, "release.description", "allowed at most 1024"},
+		{"reason too long", func(s *spec.DeploySpec) { s.Reason = strings.Repeat("x", 1025) }, "reason", "allowed at most 1024"},
+		{"escape sequence in the reason", func(s *spec.DeploySpec) { s.Reason = "ok\x1b[2J" }, "reason", "no control characters"},
+		{"actor too long", func(s *spec.DeploySpec) { s.Actor = strings.Repeat("a", 257) }, "actor", "allowed at most 256"},
+		{"step timeout shorter than a bake", func(s *spec.DeploySpec) { s.Canary.StepTimeout = spec.Duration(5 * time.Minute) }, "canary.stepTimeout", "longer than the longest bake (10m0s)"},
+		{"step timeout too long", func(s *spec.DeploySpec) { s.Canary.StepTimeout = spec.Duration(48 * time.Hour) }, "canary.stepTimeout", "up to 25h0m0s"},
+		{"negative step timeout", func(s *spec.DeploySpec) { s.Canary.StepTimeout = spec.Duration(-time.Second) }, "canary.stepTimeout", "allowed 0"},
+		{"authorizer id shape", func(s *spec.DeploySpec) { s.Auth.AuthorizerID = "a/../b" }, "auth.authorizerId", "letters and digits"},
+		{"bucket name", func(s *spec.DeploySpec) { s.Auth.JWKSBucket = "My_Bucket" }, "auth.jwksBucket", "S3 bucket name"},
+		{"prefix escaping upwards", func(s *spec.DeploySpec) { s.Auth.JWKSPrefix = "../other/" }, "auth.jwksPrefix", "no '..'"},
+		{"empty audience", func(s *spec.DeploySpec) { s.Auth.Audiences = []string{"orders", " "} }, "auth.audiences[1]", "printable"},
+		{"authorizer patch value", func(s *spec.DeploySpec) {
+			s.Auth.AuthorizerPatch = map[string]string{"/authorizerUri": strings.Repeat("x", 2000)}
+		}, "auth.authorizerPatch./authorizerUri", "allowed at most 1024"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -107,5 +126,58 @@ func TestDuration_ReadsHumanDurations(t *testing.T) {
 	}
 	if err := json.Unmarshal([]byte(`{"probeInterval":90}`), &c); err == nil {
 		t.Fatal("a bare number was accepted as a duration")
+	}
+}
+
+func TestValidate_AcceptsLoopbackIssuersOverHTTP(t *testing.T) {
+	for _, issuer := range []string{"http://127.0.0.1:8080/orders", "http://127.5.6.7", "http://localhost:9000", "http://LOCALHOST", "http://[::1]:8080/x", "https://issuer.example.com/orders"} {
+		s := validSpec()
+		s.Auth.Issuer = issuer
+		if err := s.Validate(); err != nil {
+			t.Errorf("%s: %v", issuer, err)
+		}
+	}
+}
+
+func TestValidate_StepTimeoutLongerThanEveryBakeIsAccepted(t *testing.T) {
+	s := validSpec()
+	s.Canary.StepTimeout = spec.Duration(11 * time.Minute)
+	if err := s.Validate(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A deployment started before the bounds existed replays with the rules it ran under.
+func TestValidateWith_OriginalRulesStillAcceptWhatTheyAccepted(t *testing.T) {
+	s := validSpec()
+	s.Auth.Issuer = "http://127.attacker.example"
+	s.Release.Description = strings.Repeat("x", 5000)
+	s.Canary.StepTimeout = spec.Duration(time.Minute)
+	if err := s.ValidateWith(spec.RulesOriginal); err != nil {
+		t.Fatalf("original rules: %v", err)
+	}
+	v, ok := spec.AsValidation(s.Validate())
+	if !ok || len(v.Problems) != 3 {
+		t.Fatalf("latest rules: %v", v)
+	}
+}
+
+// The error text is part of a workflow's failure: the same spec must always get the same text.
+func TestValidate_ErrorTextIsTheSameEveryTime(t *testing.T) {
+	s := validSpec()
+	s.Release.Variables = map[string]string{}
+	s.Auth.AuthorizerPatch = map[string]string{}
+	for i := range 20 {
+		s.Release.Variables[fmt.Sprintf("bad name %d", i)] = "v"
+		s.Auth.AuthorizerPatch[fmt.Sprintf("/not%d", i)] = "v"
+	}
+	first := s.Validate().Error()
+	for range 50 {
+		if got := s.Validate().Error(); got != first {
+			t.Fatalf("error text changed between runs:\n%s\n%s", first, got)
+		}
+	}
+	if !strings.Contains(first, "release.variables.bad name 0: name must match") || strings.Index(first, "bad name 0:") > strings.Index(first, "bad name 1:") {
+		t.Fatalf("not in sorted order: %s", first)
 	}
 }
