@@ -61,8 +61,8 @@ type compensation struct {
 // operator asks.
 func Deployment(ctx workflow.Context, s spec.DeploySpec) (DeployResult, error) {
 	s.Normalize()
-	if err := s.Validate(); err != nil {
-		return DeployResult{}, temporal.NewNonRetryableApplicationError(err.Error(), ErrInvalidSpec, err)
+	if err := checkInput(ctx, s.Validate, func() error { return s.ValidateWith(spec.RulesOriginal) }); err != nil {
+		return DeployResult{}, err
 	}
 	d := &deployment{
 		spec:   s,

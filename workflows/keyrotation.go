@@ -1,7 +1,6 @@
 package workflows
 
 import (
-	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -40,36 +39,19 @@ type KeyRotationResult struct {
 	Timeline []Event
 }
 
-// Validate checks a rotation before anything changes; the starter calls it too.
-func (in KeyRotationSpec) Validate() error {
-	switch {
-	case in.Issuer.Key.Name == "" || in.Issuer.URL == "" || in.Issuer.Bucket == "":
-		return errors.New("key rotation needs the issuer: URL, transit key and JWKS bucket")
-	case in.Actor == "" || in.Reason == "":
-		return errors.New("key rotation needs an actor and a reason")
-	case len(in.Clients) > 0 && (in.TokenTTL < time.Minute || in.TokenTTL > spec.MaxTokenTTL):
-		return fmt.Errorf("token TTL %s: allowed 1m to %s", in.TokenTTL, spec.MaxTokenTTL)
-	case in.OnRollback != "" && in.OnRollback != "keep" && in.OnRollback != "revoke":
-		return fmt.Errorf("on-rollback %q: allowed keep, revoke", in.OnRollback)
-	case in.Issuer.CacheTTL < 0 || in.Issuer.CacheTTL > spec.MaxCacheTTL:
-		return fmt.Errorf("verifier cache TTL %s: allowed 0 to %s", in.Issuer.CacheTTL, spec.MaxCacheTTL)
-	}
-	return nil
-}
-
 // KeyRotation rotates in the Secrets Manager order: create the pending version, publish it, wait
 // for verifier caches, prove tokens of both versions are accepted, switch signing, reissue client
 // tokens and prove them, then retire the old version after token TTL + cache TTL. A failure at
 // any step rolls back what was done, as a deployment does.
 func KeyRotation(ctx workflow.Context, in KeyRotationSpec) (KeyRotationResult, error) {
-	if err := in.Validate(); err != nil {
-		return KeyRotationResult{}, temporal.NewNonRetryableApplicationError(err.Error(), ErrInvalidSpec, nil)
+	if err := checkInput(ctx, in.Validate, in.originalChecks); err != nil {
+		return KeyRotationResult{}, err
 	}
 	if in.OnRollback == "" {
 		in.OnRollback = "revoke"
 	}
-	if in.Issuer.Algorithm == "" {
-		in.Issuer.Algorithm = in.Issuer.Key.Type.Algorithms()[0]
+	if algs := in.Issuer.Key.Type.Algorithms(); in.Issuer.Algorithm == "" && len(algs) > 0 {
+		in.Issuer.Algorithm = algs[0] // the checks above refused a key type without algorithms
 	}
 	d := &deployment{
 		spec: spec.DeploySpec{Auth: spec.Auth{TransitKey: in.Issuer.Key.Name, OnRollback: in.OnRollback, Clients: in.Clients,

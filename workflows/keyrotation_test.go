@@ -17,7 +17,7 @@ import (
 
 func rotationSpec() workflows.KeyRotationSpec {
 	return workflows.KeyRotationSpec{
-		Issuer:  activities.Issuer{URL: "https://issuer.example.com", Bucket: "issuer", Key: activities.KeyRef{Name: "orders-issuer", Type: keys.RSA2048}, CacheTTL: 5 * time.Minute},
+		Issuer:  activities.Issuer{URL: "https://issuer.example.com", Audiences: []string{"orders"}, Bucket: "issuer", Key: activities.KeyRef{Name: "orders-issuer", Type: keys.RSA2048}, CacheTTL: 5 * time.Minute},
 		Clients: []string{"billing"}, TokenTTL: time.Hour, Probe: &activities.Target{APIID: "abcdefghij", Stage: "prod"},
 		Actor: "sec", Reason: "quarterly rotation",
 	}

@@ -5,6 +5,8 @@ import (
 	"fmt"
 
 	"go.temporal.io/sdk/workflow"
+
+	"github.com/rollgate/rollgate/internal/spec"
 )
 
 // setup registers the status query and the operator updates, and sets the service and stage
@@ -35,11 +37,16 @@ func (d *deployment) setup(ctx workflow.Context) error {
 	return workflow.SetUpdateHandlerWithOptions(ctx, UpdateRollback, d.onRollback, workflow.UpdateHandlerOptions{Validator: d.validateRollback})
 }
 
+// needActor refuses a request without an actor, and an actor or reason over its bounds: both
+// are recorded in history and printed to operators.
 func needActor(req OperatorRequest) error {
 	if req.Actor == "" {
 		return errors.New("actor is required: who is asking")
 	}
-	return nil
+	var p spec.Problems
+	p.CheckText("actor", req.Actor, spec.MaxActor, false)
+	p.CheckText("reason", req.Reason, spec.MaxText, false)
+	return p.Err("operator request")
 }
 
 // active refuses requests once the deployment can no longer change course.

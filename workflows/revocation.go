@@ -53,13 +53,8 @@ type RevocationReport struct {
 // TokenRevocation revokes tokens (the bulk path in a heartbeating activity that resumes after a
 // crash) and proves the revocation reached the gateway by presenting sample tokens it covers.
 func TokenRevocation(ctx workflow.Context, in RevocationSpec) (RevocationReport, error) {
-	switch {
-	case in.Selectors() != 1:
-		return RevocationReport{}, temporal.NewNonRetryableApplicationError("name exactly one of: jtis, subject, kid, issued-before", ErrInvalidSpec, nil)
-	case in.Actor == "" || in.Reason == "":
-		return RevocationReport{}, temporal.NewNonRetryableApplicationError("revocation needs an actor and a reason", ErrInvalidSpec, nil)
-	case in.Issuer.Key.Name == "" || in.Issuer.URL == "":
-		return RevocationReport{}, temporal.NewNonRetryableApplicationError("revocation needs the issuer (URL and transit key)", ErrInvalidSpec, nil)
+	if err := checkInput(ctx, in.Validate, in.originalChecks); err != nil {
+		return RevocationReport{}, err
 	}
 	rep := RevocationReport{StartedAt: workflow.Now(ctx)}
 	logger := workflow.GetLogger(ctx)

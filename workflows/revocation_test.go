@@ -38,7 +38,7 @@ func revocationEnv(t *testing.T) (*testsuite.TestWorkflowEnvironment, *activitie
 	return env, rule, samples
 }
 
-var revIssuer = activities.Issuer{URL: "https://issuer.example.com", Key: activities.KeyRef{Name: "orders-issuer", Type: keys.RSA2048}}
+var revIssuer = activities.Issuer{URL: "https://issuer.example.com", Audiences: []string{"orders"}, Key: activities.KeyRef{Name: "orders-issuer", Type: keys.RSA2048}}
 
 func TestTokenRevocation_ByKIDRevokesForeverAndSignsTheSampleWithThatVersion(t *testing.T) {
 	env, rule, samples := revocationEnv(t)

@@ -32,11 +32,8 @@ func RollbackWorkflowID(apiID, stage string) string { return "rollback/" + apiID
 // previous key again (its own tokens revoked if its spec said so), and the result is verified as a
 // deployment's rollback is.
 func Rollback(ctx workflow.Context, in RollbackSpec) (RollbackReport, error) {
-	switch {
-	case in.APIID == "" || in.Stage == "":
-		return RollbackReport{}, temporal.NewNonRetryableApplicationError("rollback needs the API id and stage", ErrInvalidSpec, nil)
-	case in.Actor == "" || in.Reason == "":
-		return RollbackReport{}, temporal.NewNonRetryableApplicationError("rollback needs an actor and a reason", ErrInvalidSpec, nil)
+	if err := checkInput(ctx, in.Validate, in.originalChecks); err != nil {
+		return RollbackReport{}, err
 	}
 	target := activities.Target{APIID: in.APIID, Stage: in.Stage}
 	var rec activities.ReleaseRecord
