@@ -7,51 +7,13 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 	"go.temporal.io/sdk/client"
-	"sigs.k8s.io/yaml"
 
-	"github.com/rollgate/rollgate/internal/spec"
 	"github.com/rollgate/rollgate/workflows"
 )
-
-// readSpec reads a YAML or JSON spec, refusing unknown fields.
-func readSpec(path string) (spec.DeploySpec, error) {
-	var s spec.DeploySpec
-	var raw []byte
-	var err error
-	if path == "-" {
-		raw, err = io.ReadAll(os.Stdin)
-	} else {
-		raw, err = os.ReadFile(path)
-	}
-	if err != nil {
-		return s, fmt.Errorf("read spec: %w", err)
-	}
-	js, err := yaml.YAMLToJSON(raw)
-	if err != nil {
-		return s, &codeError{exitInvalid, fmt.Errorf("spec %s is not YAML or JSON: %v", path, err)}
-	}
-	dec := json.NewDecoder(strings.NewReader(string(js)))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&s); err != nil {
-		return s, &codeError{exitInvalid, fmt.Errorf("spec %s: %v", path, err)}
-	}
-	s.Normalize()
-	if err := s.Validate(); err != nil {
-		v, _ := spec.AsValidation(err)
-		var sb strings.Builder
-		fmt.Fprintf(&sb, "spec %s has %d problems:", path, len(v.Problems))
-		for _, p := range v.Problems {
-			fmt.Fprintf(&sb, "\n  %s", p)
-		}
-		return s, &codeError{exitInvalid, errors.New(sb.String())}
-	}
-	return s, nil
-}
 
 func deployCmd() *cobra.Command {
 	var file, output, actor, reason string
@@ -124,7 +86,10 @@ func deployCmd() *cobra.Command {
 func follow(ctx context.Context, c client.Client, run client.WorkflowRun) (workflows.DeployResult, error) {
 	done := make(chan error, 1)
 	var res workflows.DeployResult
-	go func() { done <- run.Get(ctx, &res) }()
+	go func() {
+		defer recoverInto(done)
+		done <- run.Get(ctx, &res)
+	}()
 	seen := 0
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()

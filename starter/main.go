@@ -50,7 +50,7 @@ Exit codes: 0 promoted or done, 2 rolled back, 3 refused as invalid, 1 any other
 	root.AddCommand(deployCmd(), rollbackCmd(), operatorCmd("promote", "Promote now: skip the remaining canary steps"),
 		operatorCmd("pause", "Pause before the next step (the current bake finishes)"), operatorCmd("resume", "Resume a paused deployment"),
 		operatorCmd("skip-step", "End the current bake early and go on"), statusCmd(), watchCmd(), listCmd(), historyCmd(), revokeCmd(), rotateKeyCmd(), tokensCmd(), codecServerCmd(), auditCmd(), scheduleRotationCmd(), demoCmd())
-	err := root.Execute()
+	err := execute(root)
 	fctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	_ = flushTraces(fctx)
 	cancel()
@@ -61,10 +61,29 @@ Exit codes: 0 promoted or done, 2 rolled back, 3 refused as invalid, 1 any other
 			msg += " (the deployment's payloads are encrypted: set ROLLGATE_CODEC_KEY or ROLLGATE_CODEC_VAULT_SECRET as the worker has them)"
 		}
 		fmt.Fprintln(os.Stderr, "starter:", msg)
-		var ce *codeError
-		if errors.As(err, &ce) {
-			os.Exit(ce.code)
-		}
-		os.Exit(exitError)
+		os.Exit(exitCode(err))
 	}
+}
+
+// execute runs the command line. A panic is an internal error: without this the Go runtime
+// would exit 2, which a pipeline reads as "rolled back".
+func execute(root *cobra.Command) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = &codeError{exitError, fmt.Errorf("internal error: %v", r)}
+		}
+	}()
+	return root.Execute()
+}
+
+// exitCode is the documented exit code of err: only a rolled-back outcome exits 2.
+func exitCode(err error) int {
+	var ce *codeError
+	switch {
+	case err == nil:
+		return exitOK
+	case errors.As(err, &ce):
+		return ce.code
+	}
+	return exitError
 }

@@ -222,6 +222,10 @@ func rollbackRelease(ctx context.Context, id string, in workflows.RollbackSpec, 
 	if in.Release == "latest" {
 		in.Release = ""
 	}
+	if err := invalidFlags(in.Validate(), map[string]string{"APIID": "<apiId>/<stage>", "Stage": "<apiId>/<stage>",
+		"Release": "--release", "Actor": "--actor", "Reason": "--reason", "Notify": "--notify"}); err != nil {
+		return err
+	}
 	c, err := dial(ctx)
 	if err != nil {
 		return err

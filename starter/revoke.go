@@ -16,6 +16,14 @@ import (
 	"github.com/rollgate/rollgate/workflows"
 )
 
+// revocationFlagNames are the flags behind a RevocationSpec's fields.
+var revocationFlagNames = map[string]string{
+	"Issuer.URL": "--issuer", "Issuer.Key.Name": "--transit-key", "Issuer.Key.Type": "--key-type", "Issuer.Algorithm": "--key-type",
+	"Issuer.Audiences": "--audience", "JTIs|Subject|KID|IssuedBefore": "--subject|--kid|--jti|--before",
+	"JTIs": "--jti", "Subject": "--subject", "KID": "--kid", "IssuedBefore": "--before", "Proof": "--proof",
+	"Actor": "--actor", "Reason": "--reason",
+}
+
 func revokeCmd() *cobra.Command {
 	var in workflows.RevocationSpec
 	var issuer, key, keyType, audiences, proof, before, jtis, output string
@@ -25,29 +33,27 @@ func revokeCmd() *cobra.Command {
 		Example: `  starter revoke --subject billing --issuer https://issuer.example.com/orders --transit-key orders-issuer \
     --reason "laptop stolen" --proof a1b2c3d4e5/prod`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if in.Reason == "" {
-				return &codeError{exitInvalid, errors.New("revoke needs --reason")}
+			typ := keys.Type(keyType)
+			in.Issuer = activities.Issuer{URL: issuer, Key: activities.KeyRef{Name: key, Type: typ}, Audiences: strings.Split(audiences, ",")}
+			if algs := typ.Algorithms(); len(algs) > 0 {
+				in.Issuer.Algorithm = algs[0]
 			}
-			typ, err := keys.ParseType(keyType)
-			if err != nil {
-				return &codeError{exitInvalid, err}
-			}
-			in.Issuer = activities.Issuer{URL: issuer, Key: activities.KeyRef{Name: key, Type: typ}, Audiences: strings.Split(audiences, ","), Algorithm: typ.Algorithms()[0]}
 			if jtis != "" {
 				in.JTIs = strings.Split(jtis, ",")
 			}
+			var err error
 			if before != "" {
 				if in.IssuedBefore, err = time.Parse(time.RFC3339, before); err != nil {
 					return &codeError{exitInvalid, fmt.Errorf("--before %q: use RFC 3339, such as 2026-11-24T09:00:00Z", before)}
 				}
 			}
-			if in.Selectors() != 1 {
-				return &codeError{exitInvalid, errors.New("name exactly one of --subject, --kid, --jti, --before")}
-			}
 			if proof != "" {
 				if in.Proof, err = stageTarget(proof); err != nil {
 					return err
 				}
+			}
+			if err := invalidFlags(in.Validate(), revocationFlagNames); err != nil {
+				return err
 			}
 			c, err := dial(cmd.Context())
 			if err != nil {

@@ -43,27 +43,33 @@ func (r *rotationFlags) register(cmd *cobra.Command) {
 	f.StringVar(&r.in.Notify, "notify", "", "a webhook name from the worker's ROLLGATE_WEBHOOKS, told when the key rotated or the rotation rolled back")
 }
 
+// rotationFlagNames are the flags behind a KeyRotationSpec's fields.
+var rotationFlagNames = map[string]string{
+	"Issuer.URL": "--issuer", "Issuer.Key.Name": "--transit-key", "Issuer.Key.Type": "--key-type", "Issuer.Algorithm": "--key-type",
+	"Issuer.Audiences": "--audience", "Issuer.Bucket": "--jwks-bucket", "Issuer.Prefix": "--jwks-prefix", "Issuer.CacheTTL": "--cache-ttl",
+	"Clients": "--clients", "TokenTTL": "--token-ttl", "Probe": "--proof", "OnRollback": "--on-rollback",
+	"Actor": "--actor", "Reason": "--reason", "Notify": "--notify",
+}
+
 // spec builds and validates the rotation the flags describe.
 func (r *rotationFlags) spec() (workflows.KeyRotationSpec, error) {
 	in := r.in
-	typ, err := keys.ParseType(r.keyType)
-	if err != nil {
-		return in, &codeError{exitInvalid, err}
-	}
-	in.Issuer = activities.Issuer{URL: r.issuer, Key: activities.KeyRef{Name: r.key, Type: typ}, Algorithm: typ.Algorithms()[0],
+	typ := keys.Type(r.keyType)
+	in.Issuer = activities.Issuer{URL: r.issuer, Key: activities.KeyRef{Name: r.key, Type: typ},
 		Audiences: strings.Split(r.audiences, ","), Bucket: r.bucket, Prefix: r.prefix, CacheTTL: r.cacheTTL}
+	if algs := typ.Algorithms(); len(algs) > 0 {
+		in.Issuer.Algorithm = algs[0]
+	}
 	if r.clients != "" {
 		in.Clients = strings.Split(r.clients, ",")
 	}
 	if r.proof != "" {
+		var err error
 		if in.Probe, err = stageTarget(r.proof); err != nil {
 			return in, err
 		}
 	}
-	if err := in.Validate(); err != nil {
-		return in, &codeError{exitInvalid, err}
-	}
-	return in, nil
+	return in, invalidFlags(in.Validate(), rotationFlagNames)
 }
 
 // rotationID is the workflow id of a key's rotations; scheduled ones get the schedule's time

@@ -1,0 +1,71 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"strings"
+
+	"github.com/rollgate/rollgate/internal/spec"
+)
+
+// readSpec reads a YAML or JSON spec (- for stdin), at most spec.MaxSpecBytes of it, and lists
+// every problem it has at once.
+func readSpec(path string) (spec.DeploySpec, error) {
+	var r io.Reader = os.Stdin
+	if path != "-" {
+		f, err := os.Open(path)
+		if err != nil {
+			return spec.DeploySpec{}, fmt.Errorf("read spec: %w", err)
+		}
+		defer f.Close()
+		r = f
+	}
+	s, err := spec.Read(r)
+	if v, ok := spec.AsValidation(err); ok {
+		var sb strings.Builder
+		fmt.Fprintf(&sb, "spec %s has %d problems:", path, len(v.Problems))
+		for _, p := range v.Problems {
+			fmt.Fprintf(&sb, "\n  %s", p)
+		}
+		return s, &codeError{exitInvalid, errors.New(sb.String())}
+	}
+	if errors.Is(err, spec.ErrTooLarge) {
+		return s, &codeError{exitInvalid, fmt.Errorf("spec %s: %w", path, err)}
+	}
+	return s, err
+}
+
+// invalidFlags turns a workflow input's validation error into an exit-3 error that names the
+// flags the operator sets rather than the input's fields (Clients[2] becomes --clients[2]).
+// Other errors pass through.
+func invalidFlags(err error, flags map[string]string) error {
+	v, ok := spec.AsValidation(err)
+	if !ok {
+		return err
+	}
+	named := &spec.ValidationError{What: v.What, Problems: slices.Clone(v.Problems)}
+	for i, p := range named.Problems {
+		field, index, _ := strings.Cut(p.Field, "[")
+		if index != "" {
+			index = "[" + index
+		}
+		head, _, _ := strings.Cut(field, ".")
+		if f, ok := flags[field]; ok {
+			named.Problems[i].Field = f + index
+		} else if f, ok := flags[head]; ok {
+			named.Problems[i].Field = f
+		}
+	}
+	return &codeError{exitInvalid, named}
+}
+
+// recoverInto turns a panic of a goroutine into an error on done: the Go runtime would exit 2,
+// which is the documented "rolled back".
+func recoverInto(done chan<- error) {
+	if r := recover(); r != nil {
+		done <- fmt.Errorf("internal error: %v", r)
+	}
+}
