@@ -1,10 +1,13 @@
 package spec_test
 
 import (
+	"encoding/json"
 	"errors"
 	"os"
+	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/rollgate/rollgate/internal/spec"
 )
@@ -122,4 +125,22 @@ func FuzzParse(f *testing.F) {
 			}
 		}
 	})
+}
+
+// A spec written by encoding/json (pipelines generate them) is read back as it was.
+func TestParse_ReadsWhatASpecMarshalsTo(t *testing.T) {
+	s := validSpec()
+	s.Canary.StepTimeout = spec.Duration(time.Hour)
+	s.Notify.Webhook = "oncall"
+	raw, err := json.MarshalIndent(s, "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := spec.Parse(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, s) {
+		t.Fatalf("read back\n%+v\nwant\n%+v", got, s)
+	}
 }
