@@ -10,7 +10,7 @@ import (
 	"time"
 )
 
-// runStdin runs the starter with stdin from r and a deadline: a spec read must end, not fill
+// runStdin runs the starter with the given stdin and a deadline: a spec read must end, not fill
 // the memory.
 func (c cli) runStdin(t *testing.T, stdin *bytes.Reader, args ...string) (code int, stderr string) {
 	t.Helper()
