@@ -20,6 +20,9 @@ import (
 	"github.com/rollgate/rollgate/workflows"
 )
 
+// webhookSecret is the secret part of a webhook URL given where a webhook name belongs.
+const webhookSecret = "T0/B0/xoxb-secret"
+
 // invalid is one bad input and the field its failure must name.
 type invalid[T any] struct {
 	name   string
@@ -51,6 +54,8 @@ func refusesEach[T any](t *testing.T, wf any, valid func() T, cases []invalid[T]
 				t.Fatalf("want a non-retryable %s, got %v", workflows.ErrInvalidSpec, err)
 			case !strings.Contains(app.Message(), tc.field):
 				t.Fatalf("the error does not name %s: %s", tc.field, app.Message())
+			case strings.Contains(app.Message(), webhookSecret):
+				t.Fatalf("the error repeats a webhook's secret into history: %s", app.Message())
 			}
 			if calls := w.called(); len(calls) != 0 {
 				t.Fatalf("activities ran for an invalid input: %v", calls)
@@ -71,6 +76,7 @@ func TestDeployment_RefusesEveryInvalidSpecBeforeAnyActivity(t *testing.T) {
 		{"client name", func(s *spec.DeploySpec) { s.Auth.Clients = []string{"billing", "bad name"} }, "auth.clients[1]"},
 		{"bucket name", func(s *spec.DeploySpec) { s.Auth.JWKSBucket = "Bad_Bucket" }, "auth.jwksBucket"},
 		{"bake too long", func(s *spec.DeploySpec) { s.Canary.Steps[0].Bake = spec.Duration(48 * time.Hour) }, "canary.steps[0].bake"},
+		{"webhook URL instead of a name", func(s *spec.DeploySpec) { s.Notify.Webhook = "https://hooks.example.com/" + webhookSecret }, "notify.webhook"},
 	}, newEnv)
 }
 
@@ -101,7 +107,7 @@ func TestKeyRotation_RefusesEveryInvalidInputBeforeAnyActivity(t *testing.T) {
 		{"on rollback", func(in *workflows.KeyRotationSpec) { in.OnRollback = "shrug" }, "OnRollback"},
 		{"no actor", func(in *workflows.KeyRotationSpec) { in.Actor = "" }, "Actor"},
 		{"reason too long", func(in *workflows.KeyRotationSpec) { in.Reason = strings.Repeat("x", 1025) }, "Reason"},
-		{"webhook URL instead of a name", func(in *workflows.KeyRotationSpec) { in.Notify = "https://hooks.example.com/T0/B0/secret" }, "Notify"},
+		{"webhook URL instead of a name", func(in *workflows.KeyRotationSpec) { in.Notify = "https://hooks.example.com/" + webhookSecret }, "Notify"},
 	}, rotationEnv)
 }
 
@@ -118,7 +124,7 @@ func TestRollback_RefusesEveryInvalidInputBeforeAnyActivity(t *testing.T) {
 		{"no actor", func(in *workflows.RollbackSpec) { in.Actor = " " }, "Actor"},
 		{"no reason", func(in *workflows.RollbackSpec) { in.Reason = "" }, "Reason"},
 		{"escape sequence in the reason", func(in *workflows.RollbackSpec) { in.Reason = "\x1b]0;owned\x07" }, "Reason"},
-		{"webhook URL instead of a name", func(in *workflows.RollbackSpec) { in.Notify = "https://hooks.example.com/x" }, "Notify"},
+		{"webhook URL instead of a name", func(in *workflows.RollbackSpec) { in.Notify = "https://hooks.example.com/" + webhookSecret }, "Notify"},
 	}, newEnv)
 }
 

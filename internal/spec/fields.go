@@ -103,16 +103,18 @@ func (p *Problems) CheckText(field, v string, limit int, required bool) {
 func isControl(r rune) bool { return r != '\n' && r != '\t' && unicode.IsControl(r) }
 
 // CheckIssuer checks an OIDC issuer identifier: https (http only on a loopback host), a host,
-// no user info, query or fragment.
+// no user info, query or fragment. The error repeats the URL without its password.
 func (p *Problems) CheckIssuer(field, v string) {
 	u, err := url.Parse(v)
 	switch {
-	case err != nil || !u.IsAbs() || u.Host == "" || u.Opaque != "":
-		p.Add(field, "%q: must be an https URL (http only on loopback)", v)
+	case err != nil:
+		p.Add(field, "not a URL: must be an https URL (http only on loopback)")
+	case !u.IsAbs() || u.Host == "" || u.Opaque != "":
+		p.Add(field, "%q: must be an https URL (http only on loopback)", u.Redacted())
 	case u.Scheme != "https" && !(u.Scheme == "http" && IsLoopback(u.Hostname())):
-		p.Add(field, "%q: must be an https URL (http only on loopback: localhost, 127.0.0.0/8, ::1)", v)
+		p.Add(field, "%q: must be an https URL (http only on loopback: localhost, 127.0.0.0/8, ::1)", u.Redacted())
 	case u.User != nil || u.RawQuery != "" || u.Fragment != "" || strings.HasSuffix(v, "#") || strings.HasSuffix(v, "?"):
-		p.Add(field, "%q: an issuer has no user info, query or fragment", v)
+		p.Add(field, "an issuer has no user info, query or fragment")
 	}
 }
 
@@ -214,10 +216,11 @@ func (p *Problems) CheckOnRollback(field, v string) {
 	}
 }
 
-// CheckWebhook checks a webhook reference: a name configured on the worker, never a URL.
+// CheckWebhook checks a webhook reference: a name configured on the worker, never a URL. The
+// value is not repeated: a webhook URL carries its secret, and the error lands in history.
 func (p *Problems) CheckWebhook(field, v string) {
 	if v != "" && !namePattern.MatchString(v) {
-		p.Add(field, "%q: the name of a webhook configured on the worker (ROLLGATE_WEBHOOKS), not a URL", v)
+		p.Add(field, "must be the name of a webhook configured on the worker (ROLLGATE_WEBHOOKS), not a URL (the value is not repeated here: webhook URLs carry secrets)")
 	}
 }
 

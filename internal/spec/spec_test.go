@@ -181,3 +181,19 @@ func TestValidate_ErrorTextIsTheSameEveryTime(t *testing.T) {
 		t.Fatalf("not in sorted order: %s", first)
 	}
 }
+
+// Webhook URLs and issuer passwords are secrets: a refusal must not repeat them (it is recorded
+// in workflow history and printed by the starter).
+func TestValidate_RefusalsDoNotRepeatSecrets(t *testing.T) {
+	s := validSpec()
+	s.Notify.Webhook = "https://hooks.slack.com/services/T000/B000/XXXXsecretXXXX"
+	s.Auth.Issuer = "https://admin:hunter2@issuer.example.com"
+	err := s.Validate()
+	if err == nil || strings.Contains(err.Error(), "XXXXsecretXXXX") || strings.Contains(err.Error(), "hunter2") {
+		t.Fatalf("%v", err)
+	}
+	s.Auth.Issuer = "ftp://admin:hunter2@issuer.example.com"
+	if err := s.Validate(); err == nil || strings.Contains(err.Error(), "hunter2") || !strings.Contains(err.Error(), "auth.issuer") {
+		t.Fatalf("%v", err)
+	}
+}
