@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/rollgate/rollgate/internal/spec"
+	"github.com/rollgate/rollgate/workflows"
 )
 
 // readSpec reads a YAML or JSON spec (- for stdin), at most spec.MaxSpecBytes of it, and lists
@@ -60,6 +61,18 @@ func invalidFlags(err error, flags map[string]string) error {
 		}
 	}
 	return &codeError{exitInvalid, named}
+}
+
+// checkRequest checks an operator request before dialling, as the workflow's update validator
+// will, so that bad input exits 3 and names the flag.
+func checkRequest(req workflows.OperatorRequest) error {
+	var p spec.Problems
+	p.CheckText("--actor", req.Actor, spec.MaxActor, true)
+	p.CheckText("--reason", req.Reason, spec.MaxText, false)
+	if err := p.Err("operator request"); err != nil {
+		return &codeError{exitInvalid, err}
+	}
+	return nil
 }
 
 // recoverInto turns a panic of a goroutine into an error on done: the Go runtime would exit 2,

@@ -102,6 +102,9 @@ func TestStarter_WorkflowInputsAreValidatedNamingTheFlag(t *testing.T) {
 		{append(revoke, "--subject", "a", "--kid", "orders-issuer-v1"), "--subject|--kid|--jti|--before"},
 		{append(revoke, "--jti", "a,,b"), "--jti[1]"},
 		{[]string{"rollback", "abcdefghij/prod", "--release", "not a release", "--reason", "x"}, "--release: "},
+		{[]string{"pause", "abcdefghij/prod", "--reason", strings.Repeat("x", 2000)}, "--reason: 2000 characters"},
+		{[]string{"rollback", "abcdefghij/prod", "--reason", "x\x1b[2J"}, "--reason: must be printable"},
+		{[]string{"promote", "abcdefghij/prod", "--actor", ""}, "--actor: required"},
 	} {
 		if code, _, stderr := c.run(t, bad.args...); code != 3 || !strings.Contains(stderr, bad.says) || strings.Count(strings.TrimSpace(stderr), "\n") != 0 {
 			t.Errorf("%v: exit %d, want %q in one line\n%s", bad.args[:1], code, bad.says, stderr)

@@ -147,6 +147,9 @@ func defaultActor() string {
 }
 
 func update(ctx context.Context, id, name string, req workflows.OperatorRequest, out any) error {
+	if err := checkRequest(req); err != nil {
+		return err
+	}
 	c, err := dial(ctx)
 	if err != nil {
 		return err

@@ -3,6 +3,7 @@ package spec_test
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"reflect"
 	"strings"
@@ -142,5 +143,24 @@ func TestParse_ReadsWhatASpecMarshalsTo(t *testing.T) {
 	}
 	if !reflect.DeepEqual(got, s) {
 		t.Fatalf("read back\n%+v\nwant\n%+v", got, s)
+	}
+}
+
+// Aliases that expand exponentially (a "billion laughs" document) are refused quickly, well under
+// the size cap.
+func TestParse_RefusesExponentialAliases(t *testing.T) {
+	bomb := "a: &a [x, x, x, x, x, x, x, x, x]\n"
+	prev := "a"
+	for _, name := range []string{"b", "c", "d", "e", "f", "g", "h", "i"} {
+		bomb += fmt.Sprintf("%s: &%s [*%s, *%s, *%s, *%s, *%s, *%s, *%s, *%s, *%s]\n", name, name, prev, prev, prev, prev, prev, prev, prev, prev, prev)
+		prev = name
+	}
+	start := time.Now()
+	_, err := spec.Parse([]byte(bomb))
+	if _, ok := spec.AsValidation(err); !ok {
+		t.Fatalf("an alias bomb: %v", err)
+	}
+	if d := time.Since(start); d > 30*time.Second {
+		t.Fatalf("an alias bomb took %s", d)
 	}
 }
