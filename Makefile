@@ -20,6 +20,7 @@ fuzz:
 	go test -run '^$$' -fuzz FuzzVerify_AcceptsOnlyTheTokenThatWasSigned -fuzztime 120000x ./internal/tokens
 	go test -run '^$$' -fuzz FuzzJWKS_NeverPanicsOrTrustsAForeignKey -fuzztime 240000x ./internal/tokens
 	go test -run '^$$' -fuzz FuzzControlPlane_NeverFailsWith5xx -fuzztime 400000x ./testsuite/gatewayemu
+	go test -run '^$$' -fuzz FuzzParse_NeverPanicsOrAcceptsAnInvalidSpec -fuzztime 50000x ./internal/spec
 
 bench:
 	go test -run '^$$' -bench WarmStart -benchtime 5x ./testsuite/
