@@ -20,7 +20,7 @@ func TestVaultPolicy_WorkerReleasesAndRollsBackWithOnlyThePolicy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	root, err := bed.Vault.Client()
+	root, err := shared.Bed(t).Vault.Client()
 	if err != nil {
 		t.Fatal(err)
 	}

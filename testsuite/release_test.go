@@ -21,7 +21,7 @@ import (
 
 func provision(t *testing.T, name string) *testsuite.ReleaseBed {
 	t.Helper()
-	r, err := testsuite.ProvisionRelease(context.Background(), bed, name)
+	r, err := testsuite.ProvisionRelease(context.Background(), shared.Bed(t), name)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -310,7 +310,7 @@ func TestRelease_FinishedReleaseIsRolledBackFromTheHistory(t *testing.T) {
 // An HTTP API has no canary: the release's stage variables and JWT authorizer settings apply to
 // the whole stage, proven by token health, and a broken release is rolled back the same way.
 func TestRelease_HTTPAPI_PromotedThenABrokenReleaseRolledBack(t *testing.T) {
-	r, err := testsuite.ProvisionHTTPRelease(context.Background(), bed, "httpapi")
+	r, err := testsuite.ProvisionHTTPRelease(context.Background(), shared.Bed(t), "httpapi")
 	if err != nil {
 		t.Fatal(err)
 	}
