@@ -17,6 +17,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/apigateway"
 
 	"github.com/rollgate/rollgate/internal/keys"
+	"github.com/rollgate/rollgate/testsuite"
 	"github.com/rollgate/rollgate/workflows"
 )
 
