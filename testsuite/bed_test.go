@@ -53,7 +53,7 @@ func TestTemporal_WorkflowRunsToCompletionOnTheDevServer(t *testing.T) {
 	}
 	defer w.Stop()
 
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: "bed-smoke-" + t.Name(), TaskQueue: "bed-smoke"}, greet, "rollgate")
 	if err != nil {

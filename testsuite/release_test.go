@@ -45,7 +45,7 @@ func startDeployment(t *testing.T, r *testsuite.ReleaseBed, version string, bake
 
 func deployResult(t *testing.T, run client.WorkflowRun) workflows.DeployResult {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
 	defer cancel()
 	var res workflows.DeployResult
 	if err := run.Get(ctx, &res); err != nil {
@@ -157,7 +157,7 @@ func TestRelease_OperatorRollbackMidBake_RestoresAndProvesIt(t *testing.T) {
 	run := startDeployment(t, r, "v2", 10*time.Minute)
 	waitForPhase(t, r, run, workflows.PhaseBaking)
 
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	handle, err := r.Temporal.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
 		WorkflowID: run.GetID(), RunID: run.GetRunID(), UpdateName: workflows.UpdateRollback, UpdateID: "rollback-1",

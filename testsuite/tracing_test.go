@@ -82,7 +82,7 @@ func TestTracing_OneTraceFromStarterToWorker(t *testing.T) {
 		t.Fatalf("starter deploy: %v\n%s", err, out)
 	}
 
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(2 * time.Minute)
 	for {
 		recv.mu.Lock()
 		start, run, act := recv.spans["StartWorkflow:Deployment"], recv.spans["RunWorkflow:Deployment"], recv.spans["RunActivity:PrepareKey"]
