@@ -14,6 +14,7 @@ import (
 	"go.temporal.io/sdk/client"
 	"sigs.k8s.io/yaml"
 
+	"github.com/rollgate/rollgate/internal/keys"
 	"github.com/rollgate/rollgate/internal/spec"
 	"github.com/rollgate/rollgate/workflows"
 )
@@ -77,6 +78,9 @@ func deployCmd() *cobra.Command {
 			}
 			if err := s.Validate(); err != nil {
 				return &codeError{exitInvalid, err}
+			}
+			if err := keys.CheckName(s.Auth.TransitKey); err != nil {
+				return &codeError{exitInvalid, fmt.Errorf("auth.transitKey: %w", err)}
 			}
 			ctx := cmd.Context()
 			c, err := dial(ctx)
