@@ -21,6 +21,10 @@ type Config struct {
 	// and whose other fields are keys by id, e.g.
 	//   vault kv put secret/rollgate/codec current=k2 k1=<base64> k2=<base64>
 	VaultSecret string `env:"ROLLGATE_CODEC_VAULT_SECRET"`
+	// AllowPlaintext lets Decode pass unencrypted payloads through, to read histories written
+	// before encryption was turned on; otherwise they are refused, so that nobody can slip a
+	// plaintext input past a worker that expects sealed ones.
+	AllowPlaintext bool `env:"ROLLGATE_CODEC_ALLOW_PLAINTEXT"`
 }
 
 // Enabled says whether any key source is configured.
@@ -29,6 +33,14 @@ func (c Config) Enabled() bool { return c.Key != "" || c.VaultSecret != "" }
 // Load builds the codec, or returns nil when encryption is not configured. vc is called only for
 // a Vault-held key.
 func (c Config) Load(ctx context.Context, vc func(context.Context) (*vault.Client, error)) (*Codec, error) {
+	cdc, err := c.load(ctx, vc)
+	if cdc == nil || err != nil || !c.AllowPlaintext {
+		return cdc, err
+	}
+	return cdc.ReadingPlaintext(), nil
+}
+
+func (c Config) load(ctx context.Context, vc func(context.Context) (*vault.Client, error)) (*Codec, error) {
 	switch {
 	case c.Key != "" && c.VaultSecret != "":
 		return nil, fmt.Errorf("codec: set ROLLGATE_CODEC_KEY or ROLLGATE_CODEC_VAULT_SECRET, not both")
@@ -88,3 +100,4 @@ func Apply(opts *client.Options, c *Codec) {
 	opts.DataConverter = DataConverter(c)
 	opts.FailureConverter = FailureConverter(opts.DataConverter)
 }
+
