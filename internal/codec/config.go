@@ -3,6 +3,8 @@ package codec
 import (
 	"context"
 	"fmt"
+	"io"
+	"os"
 	"strings"
 
 	vault "github.com/hashicorp/vault/api"
@@ -101,3 +103,63 @@ func Apply(opts *client.Options, c *Codec) {
 	opts.FailureConverter = FailureConverter(opts.DataConverter)
 }
 
+// ServerConfig is how `starter codec-server` checks its callers: one static token, or access
+// tokens of an OIDC issuer. It comes from the environment only: a flag's value shows in ps.
+type ServerConfig struct {
+	Token      string   `env:"ROLLGATE_CODEC_SERVER_TOKEN"`
+	TokenFile  string   `env:"ROLLGATE_CODEC_SERVER_TOKEN_FILE"`
+	Issuer     string   `env:"ROLLGATE_CODEC_SERVER_OIDC_ISSUER"`
+	Audiences  []string `env:"ROLLGATE_CODEC_SERVER_OIDC_AUDIENCE"`
+	Algorithms []string `env:"ROLLGATE_CODEC_SERVER_OIDC_ALGORITHMS, default=RS256,ES256,EdDSA"`
+}
+
+// maxTokenFile bounds what is read from ROLLGATE_CODEC_SERVER_TOKEN_FILE.
+const maxTokenFile = 4 << 10
+
+// Authenticator builds the configured authenticator; the OIDC one follows the issuer's JWKS
+// until ctx ends.
+func (c ServerConfig) Authenticator(ctx context.Context) (Authenticator, error) {
+	static := c.Token != "" || c.TokenFile != ""
+	switch {
+	case static && c.Issuer != "", c.Token != "" && c.TokenFile != "":
+		return nil, fmt.Errorf("codec server: set one of ROLLGATE_CODEC_SERVER_TOKEN, ROLLGATE_CODEC_SERVER_TOKEN_FILE or ROLLGATE_CODEC_SERVER_OIDC_ISSUER")
+	case c.Token != "":
+		a, err := NewStaticToken(c.Token)
+		if err != nil {
+			return nil, fmt.Errorf("codec server: ROLLGATE_CODEC_SERVER_TOKEN: %w", err)
+		}
+		return a, nil
+	case c.TokenFile != "":
+		return staticTokenFile(c.TokenFile)
+	case c.Issuer != "":
+		if len(c.Audiences) == 0 {
+			return nil, fmt.Errorf("codec server: ROLLGATE_CODEC_SERVER_OIDC_AUDIENCE is required with ROLLGATE_CODEC_SERVER_OIDC_ISSUER (the audience of the Web UI's access tokens)")
+		}
+		a, err := NewOIDC(ctx, OIDCOptions{Issuer: c.Issuer, Audiences: c.Audiences, Algorithms: c.Algorithms})
+		if err != nil {
+			return nil, fmt.Errorf("codec server: ROLLGATE_CODEC_SERVER_OIDC_ISSUER: %w", err)
+		}
+		return a, nil
+	}
+	return nil, fmt.Errorf("codec server: no caller authentication configured: set ROLLGATE_CODEC_SERVER_OIDC_ISSUER and ROLLGATE_CODEC_SERVER_OIDC_AUDIENCE (Web UI with OIDC login), or ROLLGATE_CODEC_SERVER_TOKEN or ROLLGATE_CODEC_SERVER_TOKEN_FILE (a static token, for local use)")
+}
+
+func staticTokenFile(name string) (Authenticator, error) {
+	f, err := os.Open(name)
+	if err != nil {
+		return nil, fmt.Errorf("codec server: ROLLGATE_CODEC_SERVER_TOKEN_FILE: %w", err)
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxTokenFile+1))
+	if err != nil {
+		return nil, fmt.Errorf("codec server: ROLLGATE_CODEC_SERVER_TOKEN_FILE: %w", err)
+	}
+	if len(b) > maxTokenFile {
+		return nil, fmt.Errorf("codec server: ROLLGATE_CODEC_SERVER_TOKEN_FILE %s is over %d bytes", name, maxTokenFile)
+	}
+	a, err := NewStaticToken(string(b))
+	if err != nil {
+		return nil, fmt.Errorf("codec server: ROLLGATE_CODEC_SERVER_TOKEN_FILE %s: %w", name, err)
+	}
+	return a, nil
+}
