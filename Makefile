@@ -2,7 +2,7 @@
 .PHONY: demo smoke test tools bed fuzz bench vet
 
 demo:
-	go run ./starter demo
+	go run ./testsuite/cmd/demo
 
 smoke:
 	go run ./testsuite/cmd/bed -smoke

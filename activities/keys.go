@@ -27,6 +27,9 @@ type KeyState struct {
 // SnapshotKey makes sure the key exists with the expected type, labels it current at its latest
 // version if it has no labels yet, and returns its state.
 func (a *Keys) SnapshotKey(ctx context.Context, ref KeyRef) (KeyState, error) {
+	if err := keys.CheckName(ref.Name); err != nil { // checked here, not in the workflow, so recorded histories replay
+		return KeyState{}, classify(err)
+	}
 	k, err := a.Transit.EnsureKey(ctx, ref.Name, ref.Type)
 	if err != nil {
 		return KeyState{}, classify(err)
@@ -84,6 +87,19 @@ type RestoreLabelsInput struct {
 func (a *Keys) RestoreLabels(ctx context.Context, in RestoreLabelsInput) error {
 	_, err := a.Labels.Move(ctx, in.Key, keys.Restore(in.Labels))
 	return classify(err)
+}
+
+// RetireInput names the version whose previous label is dropped.
+type RetireInput struct {
+	Key     string
+	Version int
+}
+
+// RetireLabel drops the previous label if it is still on the version, in one check-and-set write,
+// so a rotation that moved the labels meanwhile is never overwritten. It returns the labels after.
+func (a *Keys) RetireLabel(ctx context.Context, in RetireInput) (keys.Labels, error) {
+	l, err := a.Labels.Move(ctx, in.Key, keys.Retire(in.Version))
+	return l, classify(err)
 }
 
 // ReadLabels reads a key's labels.

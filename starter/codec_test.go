@@ -8,6 +8,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"net/http"
+	"os"
 	"os/exec"
 	"strings"
 	"testing"
@@ -130,9 +131,20 @@ func TestStarter_EncryptedHistoryIsReadableOnlyWithTheKey(t *testing.T) {
 		t.Fatal("no encrypted payload in the history")
 	}
 
-	// The codec server opens the start input for a browser at an allowed origin.
+	// The codec server refuses to start without a way to check its callers (a server that
+	// starts anyway is stopped after a minute).
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	noAuth := exec.CommandContext(ctx, keyed.bin, "codec-server", "--listen", "127.0.0.1:0")
+	noAuth.Env = append(os.Environ(), keyed.env...)
+	out, _ := noAuth.CombinedOutput()
+	if code := noAuth.ProcessState.ExitCode(); code != 3 || !strings.Contains(string(out), "ROLLGATE_CODEC_SERVER_TOKEN") {
+		t.Fatalf("codec-server without caller authentication: exit %d\n%s", code, out)
+	}
+	// The codec server opens the start input for a browser at an allowed origin, with the token.
+	token := base64.StdEncoding.EncodeToString(raw[:24]) + "-codec-server"
 	cmd := exec.Command(keyed.bin, "codec-server", "--listen", "127.0.0.1:0", "--ui-origin", "http://ui.example")
-	cmd.Env = keyed.env
+	cmd.Env = append(append([]string{}, keyed.env...), "ROLLGATE_CODEC_SERVER_TOKEN="+token)
 	errPipe, _ := cmd.StderrPipe()
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -143,13 +155,33 @@ func TestStarter_EncryptedHistoryIsReadableOnlyWithTheKey(t *testing.T) {
 		t.Fatalf("codec server banner %q, %v", line, err)
 	}
 	base := strings.Fields(strings.TrimPrefix(line, "codec server on "))[0]
-	req, _ := http.NewRequest(http.MethodPost, base+"/decode", bytes.NewReader(sealed))
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Origin", "http://ui.example")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
+	decode := func(authorization, host string) *http.Response {
+		req, _ := http.NewRequest(http.MethodPost, base+"/decode", bytes.NewReader(sealed))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Origin", "http://ui.example")
+		if authorization != "" {
+			req.Header.Set("Authorization", authorization)
+		}
+		if host != "" {
+			req.Host = host
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp
 	}
+	for _, c := range []struct {
+		authorization, host string
+		want                int
+	}{{"", "", http.StatusUnauthorized}, {"Bearer " + token, "rebound.example", http.StatusMisdirectedRequest}} {
+		resp := decode(c.authorization, c.host)
+		resp.Body.Close()
+		if resp.StatusCode != c.want {
+			t.Fatalf("decode with a token %v for Host %q: %d, want %d", c.authorization != "", c.host, resp.StatusCode, c.want)
+		}
+	}
+	resp := decode("Bearer "+token, "")
 	var opened bytes.Buffer
 	_, _ = opened.ReadFrom(resp.Body)
 	resp.Body.Close()
@@ -157,7 +189,7 @@ func TestStarter_EncryptedHistoryIsReadableOnlyWithTheKey(t *testing.T) {
 		!strings.Contains(opened.String(), base64.StdEncoding.EncodeToString([]byte("json/plain"))) {
 		t.Fatalf("decode: %d %v\n%s", resp.StatusCode, resp.Header, opened.String())
 	}
-	req, _ = http.NewRequest(http.MethodOptions, base+"/decode", nil)
+	req, _ := http.NewRequest(http.MethodOptions, base+"/decode", nil)
 	req.Header.Set("Origin", "http://evil.example")
 	if resp, err := http.DefaultClient.Do(req); err != nil || resp.Header.Get("Access-Control-Allow-Origin") != "" {
 		t.Fatalf("preflight from an unlisted origin: %v %v", resp.Header, err)

@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 	"go.temporal.io/sdk/client"
 
+	"github.com/rollgate/rollgate/internal/keys"
 	"github.com/rollgate/rollgate/workflows"
 )
 
@@ -39,6 +40,9 @@ func deployCmd() *cobra.Command {
 			}
 			if err := s.Validate(); err != nil {
 				return &codeError{exitInvalid, err}
+			}
+			if err := keys.CheckName(s.Auth.TransitKey); err != nil {
+				return &codeError{exitInvalid, fmt.Errorf("auth.transitKey: %w", err)}
 			}
 			ctx := cmd.Context()
 			c, err := dial(ctx)

@@ -30,7 +30,7 @@ func revokeCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "revoke (--subject S | --kid KID | --jti J1,J2 | --before TIME) --issuer URL --transit-key KEY --reason TEXT",
 		Short: "Revoke tokens and prove at a stage that the gateway rejects them",
-		Example: `  starter revoke --subject billing --issuer https://issuer.example.com/orders --transit-key orders-issuer \
+		Example: `  starter revoke --subject billing --issuer https://issuer.example.com/orders --transit-key rollgate-orders \
     --reason "laptop stolen" --proof a1b2c3d4e5/prod`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			typ := keys.Type(keyType)

@@ -69,7 +69,13 @@ func (r *rotationFlags) spec() (workflows.KeyRotationSpec, error) {
 			return in, err
 		}
 	}
-	return in, invalidFlags(in.Validate(), rotationFlagNames)
+	if err := invalidFlags(in.Validate(), rotationFlagNames); err != nil {
+		return in, err
+	}
+	if err := keys.CheckName(in.Issuer.Key.Name); err != nil {
+		return in, &codeError{exitInvalid, fmt.Errorf("--transit-key: %w", err)}
+	}
+	return in, nil
 }
 
 // rotationID is the workflow id of a key's rotations; scheduled ones get the schedule's time
@@ -97,7 +103,7 @@ func rotateKeyCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "rotate-key --issuer URL --transit-key KEY --jwks-bucket BUCKET --reason TEXT",
 		Short: "Rotate an issuer's signing key outside a release, proving token health, and wait for the outcome",
-		Example: `  starter rotate-key --issuer https://issuer.example.com/orders --transit-key orders-issuer \
+		Example: `  starter rotate-key --issuer https://issuer.example.com/orders --transit-key rollgate-orders \
     --jwks-bucket example-issuer --jwks-prefix orders/ --clients billing,shipping --proof a1b2c3d4e5/prod \
     --reason "quarterly rotation"`,
 		RunE: func(cmd *cobra.Command, _ []string) error {

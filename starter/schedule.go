@@ -54,9 +54,9 @@ nothing; with other flags it updates the schedule in place. A rotation still run
 next one is due is not overlapped: the due one is skipped. --delete removes the schedule (a
 rotation already running finishes).`,
 		Example: `  starter schedule-rotation --every 30d --issuer https://issuer.example.com/orders \
-    --transit-key orders-issuer --jwks-bucket example-issuer --clients billing,shipping \
+    --transit-key rollgate-orders --jwks-bucket example-issuer --clients billing,shipping \
     --proof a1b2c3d4e5/prod --reason "monthly rotation (SEC-12)"
-  starter schedule-rotation --delete --transit-key orders-issuer`,
+  starter schedule-rotation --delete --transit-key rollgate-orders`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
 			id := rotationID(r.key)

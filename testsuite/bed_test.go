@@ -30,19 +30,18 @@ import (
 	"github.com/rollgate/rollgate/testsuite"
 )
 
-// bed is shared by the tests of this package; TestMain starts it once.
-var bed *testsuite.Bed
+// shared is the bed of this package's tests, started by the first test that needs it (none under
+// -short, where every test here skips and says so).
+var shared testsuite.Shared
 
-func TestMain(m *testing.M) {
-	os.Exit(testsuite.RunWithBed(m, func(b *testsuite.Bed) { bed = b }))
-}
+func TestMain(m *testing.M) { os.Exit(shared.Run(m)) }
 
 func greet(ctx workflow.Context, name string) (string, error) {
 	return "hello " + name, nil
 }
 
 func TestTemporal_WorkflowRunsToCompletionOnTheDevServer(t *testing.T) {
-	c, err := bed.Temporal.Client()
+	c, err := shared.Bed(t).Temporal.Client()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -54,7 +53,7 @@ func TestTemporal_WorkflowRunsToCompletionOnTheDevServer(t *testing.T) {
 	}
 	defer w.Stop()
 
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: "bed-smoke-" + t.Name(), TaskQueue: "bed-smoke"}, greet, "rollgate")
 	if err != nil {
@@ -65,7 +64,7 @@ func TestTemporal_WorkflowRunsToCompletionOnTheDevServer(t *testing.T) {
 		t.Fatalf("workflow result %q, %v", got, err)
 	}
 
-	attrs, err := c.OperatorService().ListSearchAttributes(ctx, &operatorservice.ListSearchAttributesRequest{Namespace: bed.Temporal.Namespace})
+	attrs, err := c.OperatorService().ListSearchAttributes(ctx, &operatorservice.ListSearchAttributesRequest{Namespace: shared.Bed(t).Temporal.Namespace})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -77,7 +76,7 @@ func TestTemporal_WorkflowRunsToCompletionOnTheDevServer(t *testing.T) {
 }
 
 func TestVault_TransitSignsWithAnExplicitVersionAndPublishesPublicKeys(t *testing.T) {
-	c, err := bed.Vault.Client()
+	c, err := shared.Bed(t).Vault.Client()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -133,7 +132,7 @@ func TestVault_TransitSignsWithAnExplicitVersionAndPublishesPublicKeys(t *testin
 }
 
 func TestVault_KVCheckAndSetRefusesAStaleVersion(t *testing.T) {
-	c, err := bed.Vault.Client()
+	c, err := shared.Bed(t).Vault.Client()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -161,11 +160,11 @@ func TestVault_KVCheckAndSetRefusesAStaleVersion(t *testing.T) {
 
 func TestDynamoDB_TableRoundTripsThroughTheSDK(t *testing.T) {
 	ctx := context.Background()
-	cfg, err := bed.AWSConfig(ctx)
+	cfg, err := shared.Bed(t).AWSConfig(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	db := bed.DynamoDBClient(cfg)
+	db := shared.Bed(t).DynamoDBClient(cfg)
 	table := aws.String("tokens")
 	_, err = db.CreateTable(ctx, &dynamodb.CreateTableInput{
 		TableName:   table,
@@ -221,11 +220,11 @@ func TestDynamoDB_TableRoundTripsThroughTheSDK(t *testing.T) {
 
 func TestS3_ObjectKeepsCacheControlAndIsReadableOverPlainHTTP(t *testing.T) {
 	ctx := context.Background()
-	cfg, err := bed.AWSConfig(ctx)
+	cfg, err := shared.Bed(t).AWSConfig(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := bed.S3Client(cfg)
+	s := shared.Bed(t).S3Client(cfg)
 	if _, err := s.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String("issuer")}); err != nil {
 		t.Fatal(err)
 	}
@@ -240,7 +239,7 @@ func TestS3_ObjectKeepsCacheControlAndIsReadableOverPlainHTTP(t *testing.T) {
 	if err != nil || aws.ToString(head.CacheControl) != "public, max-age=300" {
 		t.Fatalf("HeadObject Cache-Control %q, %v", aws.ToString(head.CacheControl), err)
 	}
-	resp, err := http.Get(bed.S3.URL + "/issuer/.well-known/jwks.json")
+	resp, err := http.Get(shared.Bed(t).S3.URL + "/issuer/.well-known/jwks.json")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -260,7 +259,7 @@ func TestBed_SecondStartIsWarm(t *testing.T) {
 	if progress.Len() != 0 {
 		t.Fatalf("a second start built or installed something:\n%s", progress.String())
 	}
-	if second.Vault.Addr == bed.Vault.Addr || second.Temporal.HostPort == bed.Temporal.HostPort {
+	if second.Vault.Addr == shared.Bed(t).Vault.Addr || second.Temporal.HostPort == shared.Bed(t).Temporal.HostPort {
 		t.Fatal("the second bed reused the first bed's ports")
 	}
 	t.Logf("warm start of the whole bed: %s", elapsed.Round(time.Millisecond))
@@ -270,7 +269,7 @@ func TestBed_SecondStartIsWarm(t *testing.T) {
 // against a JWKS on S3, a REST canary split, and a workflow.
 func TestSmoke_EveryServerWorksTogether(t *testing.T) {
 	var out bytes.Buffer
-	rep, err := testsuite.RunSmoke(context.Background(), bed, &out)
+	rep, err := testsuite.RunSmoke(context.Background(), shared.Bed(t), &out)
 	t.Logf("timeline:\n%s", out.String())
 	if err != nil {
 		t.Fatal(err)

@@ -17,6 +17,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/apigateway"
 
 	"github.com/rollgate/rollgate/internal/keys"
+	"github.com/rollgate/rollgate/testsuite"
 	"github.com/rollgate/rollgate/workflows"
 )
 
@@ -32,6 +33,7 @@ type workerProcess struct {
 
 func buildWorker(t *testing.T) string {
 	t.Helper()
+	testsuite.SkipIfShort(t) // the build is only worth it when the bed runs
 	bin := filepath.Join(t.TempDir(), "worker")
 	if out, err := exec.Command("go", "build", "-o", bin, "../worker").CombinedOutput(); err != nil {
 		t.Fatalf("build worker: %v\n%s", err, out)
@@ -48,8 +50,8 @@ func newWorkerProcess(t *testing.T, bin string) *workerProcess {
 		t.Fatal(err)
 	}
 	w := &workerProcess{bin: bin, log: logf, metrics: freeAddr(t)}
-	w.env = []string{"ROLLGATE_METRICS_ADDR=" + w.metrics, "ROLLGATE_GATEWAY_INVOKE_URL=" + bed.Gateway.DataURL}
-	for _, kv := range bed.Env() {
+	w.env = []string{"ROLLGATE_METRICS_ADDR=" + w.metrics, "ROLLGATE_GATEWAY_INVOKE_URL=" + shared.Bed(t).Gateway.DataURL}
+	for _, kv := range shared.Bed(t).Env() {
 		w.env = append(w.env, kv[0]+"="+kv[1])
 	}
 	return w

@@ -118,6 +118,7 @@ type DemoOptions struct {
 // in the Web UI and with the starter.
 func Demo(ctx context.Context, opts DemoOptions, out io.Writer) error {
 	start := time.Now()
+	fmt.Fprintln(out, "starting the local test bed (a machine's first run builds its servers first, with progress on stderr)")
 	b, err := Start(ctx, Options{LogDir: opts.LogDir, TemporalUI: opts.Keep})
 	if err != nil {
 		return err

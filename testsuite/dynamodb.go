@@ -62,6 +62,8 @@ func installDynalite(ctx context.Context, dir, cli string, progress io.Writer) e
 	if _, err := os.Stat(cli); err == nil {
 		return nil
 	}
+	fmt.Fprintf(progress, "installing dynalite (DynamoDB for the local test bed) from the npm registry into %s: once per clone\n", dir)
+	defer reportProgress(progress, "installing dynalite")()
 	cmd := exec.CommandContext(ctx, "npm", "ci", "--no-audit", "--no-fund")
 	cmd.Dir = dir
 	cmd.Stdout, cmd.Stderr = progress, progress

@@ -13,6 +13,7 @@ import (
 // end; when the test failed, every server's log is printed first.
 func StartForTest(tb testing.TB, opts Options) *Bed {
 	tb.Helper()
+	SkipIfShort(tb)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute) // a cold machine builds first
 	defer cancel()
 	b, err := Start(ctx, opts)
@@ -26,27 +27,6 @@ func StartForTest(tb testing.TB, opts Options) *Bed {
 		b.Close()
 	})
 	return b
-}
-
-// RunWithBed is a TestMain body for packages whose tests share one bed: it starts the bed, hands
-// it to use, runs the tests, prints every server's log if any failed, and stops the bed.
-//
-//	func TestMain(m *testing.M) { os.Exit(testsuite.RunWithBed(m, func(b *testsuite.Bed) { bed = b })) }
-func RunWithBed(m *testing.M, use func(*Bed)) int {
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
-	b, err := Start(ctx, Options{})
-	cancel()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "start test bed:", err)
-		return 1
-	}
-	defer b.Close()
-	use(b)
-	code := m.Run()
-	if code != 0 {
-		fmt.Fprintf(os.Stderr, "test bed logs:\n%s", b.Logs())
-	}
-	return code
 }
 
 // Shared is one bed for the tests of a package, started on first use, so that fuzz targets and
@@ -64,6 +44,7 @@ type Shared struct {
 // Bed returns the package's bed, starting it on the first call.
 func (s *Shared) Bed(tb testing.TB) *Bed {
 	tb.Helper()
+	SkipIfShort(tb)
 	s.once.Do(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
 		defer cancel()
@@ -86,4 +67,13 @@ func (s *Shared) Run(m *testing.M) int {
 		s.bed.Close()
 	}
 	return code
+}
+
+// SkipIfShort skips a test that needs the bed when the run is -short, the contributor's quick
+// loop that starts no server.
+func SkipIfShort(tb testing.TB) {
+	tb.Helper()
+	if testing.Short() {
+		tb.Skip("needs the local test bed (Temporal dev server, Vault, dynalite, S3, API Gateway emulator); runs without -short")
+	}
 }

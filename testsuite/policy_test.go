@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"os"
+	"strconv"
 	"testing"
 	"time"
 
 	vault "github.com/hashicorp/vault/api"
 
+	"github.com/rollgate/rollgate/internal/keys"
 	"github.com/rollgate/rollgate/workflows"
 )
 
@@ -20,7 +22,7 @@ func TestVaultPolicy_WorkerReleasesAndRollsBackWithOnlyThePolicy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	root, err := bed.Vault.Client()
+	root, err := shared.Bed(t).Vault.Client()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -54,6 +56,11 @@ func TestVaultPolicy_WorkerReleasesAndRollsBackWithOnlyThePolicy(t *testing.T) {
 		t.Fatal(err)
 	}
 	limited.SetToken(token)
+	// A key in the same transit mount that is not rollgate's.
+	outside := "team-payments-" + strconv.FormatInt(time.Now().UnixNano(), 36)
+	if _, err := root.Logical().WriteWithContext(ctx, "transit/keys/"+outside, map[string]any{"type": "rsa-2048"}); err != nil {
+		t.Fatal(err)
+	}
 	for _, denied := range []struct {
 		what string
 		do   func() error
@@ -64,6 +71,30 @@ func TestVaultPolicy_WorkerReleasesAndRollsBackWithOnlyThePolicy(t *testing.T) {
 		}},
 		{"change a key's config", func() error {
 			_, err := limited.Logical().WriteWithContext(ctx, "transit/keys/"+r.Key+"/config", map[string]any{"deletion_allowed": true})
+			return err
+		}},
+		{"sign with a key outside the rollgate- prefix", func() error {
+			_, err := limited.Logical().WriteWithContext(ctx, "transit/sign/"+outside, map[string]any{"input": "aGVsbG8="})
+			return err
+		}},
+		{"rotate a key outside the rollgate- prefix", func() error {
+			_, err := limited.Logical().WriteWithContext(ctx, "transit/keys/"+outside+"/rotate", nil)
+			return err
+		}},
+		{"create a key outside the rollgate- prefix", func() error {
+			_, err := limited.Logical().WriteWithContext(ctx, "transit/keys/"+outside+"-2", map[string]any{"type": "rsa-2048"})
+			return err
+		}},
+		{"make one of its keys exportable", func() error {
+			_, err := limited.Logical().WriteWithContext(ctx, "transit/keys/"+r.Key+"/config", map[string]any{"exportable": true})
+			return err
+		}},
+		{"trim one of its keys' old versions", func() error {
+			_, err := limited.Logical().WriteWithContext(ctx, "transit/keys/"+r.Key+"/trim", map[string]any{"min_available_version": 2})
+			return err
+		}},
+		{"create one of its keys exportable", func() error {
+			_, err := limited.Logical().WriteWithContext(ctx, "transit/keys/"+keys.NamePrefix+outside, map[string]any{"type": "rsa-2048", "exportable": true})
 			return err
 		}},
 		{"delete a key", func() error { _, err := limited.Logical().DeleteWithContext(ctx, "transit/keys/"+r.Key); return err }},

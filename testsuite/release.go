@@ -92,7 +92,7 @@ func provision(ctx context.Context, b *Bed, name, kind string, options []Release
 		return nil, err
 	}
 	bgctx, cancel := context.WithCancel(context.Background())
-	r := &ReleaseBed{Bed: b, Name: name, Kind: kind, Stage: "prod", Bucket: name + "-issuer", Key: name + "-issuer", Clients: []string{name + "-billing"},
+	r := &ReleaseBed{Bed: b, Name: name, Kind: kind, Stage: "prod", Bucket: name + "-issuer", Key: keys.NamePrefix + name, Clients: []string{name + "-billing"},
 		Backends: map[string]string{}, cancelB: cancel}
 	r.Issuer = b.S3.URL + "/" + r.Bucket
 	ok := false

@@ -21,7 +21,7 @@ import (
 
 func provision(t *testing.T, name string) *testsuite.ReleaseBed {
 	t.Helper()
-	r, err := testsuite.ProvisionRelease(context.Background(), bed, name)
+	r, err := testsuite.ProvisionRelease(context.Background(), shared.Bed(t), name)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -45,7 +45,7 @@ func startDeployment(t *testing.T, r *testsuite.ReleaseBed, version string, bake
 
 func deployResult(t *testing.T, run client.WorkflowRun) workflows.DeployResult {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
 	defer cancel()
 	var res workflows.DeployResult
 	if err := run.Get(ctx, &res); err != nil {
@@ -157,7 +157,7 @@ func TestRelease_OperatorRollbackMidBake_RestoresAndProvesIt(t *testing.T) {
 	run := startDeployment(t, r, "v2", 10*time.Minute)
 	waitForPhase(t, r, run, workflows.PhaseBaking)
 
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	handle, err := r.Temporal.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
 		WorkflowID: run.GetID(), RunID: run.GetRunID(), UpdateName: workflows.UpdateRollback, UpdateID: "rollback-1",
@@ -310,7 +310,7 @@ func TestRelease_FinishedReleaseIsRolledBackFromTheHistory(t *testing.T) {
 // An HTTP API has no canary: the release's stage variables and JWT authorizer settings apply to
 // the whole stage, proven by token health, and a broken release is rolled back the same way.
 func TestRelease_HTTPAPI_PromotedThenABrokenReleaseRolledBack(t *testing.T) {
-	r, err := testsuite.ProvisionHTTPRelease(context.Background(), bed, "httpapi")
+	r, err := testsuite.ProvisionHTTPRelease(context.Background(), shared.Bed(t), "httpapi")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -44,7 +44,7 @@ func rollbackLatency(b *testing.B, name string, opts []testsuite.ReleaseOption) 
 	const n = 20
 	ctx := context.Background()
 	for b.Loop() {
-		r, err := testsuite.ProvisionRelease(ctx, bed, name, opts...)
+		r, err := testsuite.ProvisionRelease(ctx, shared.Bed(b), name, opts...)
 		if err != nil {
 			b.Fatal(err)
 		}

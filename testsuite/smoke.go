@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -51,8 +52,9 @@ func RunSmoke(ctx context.Context, b *Bed, out io.Writer) (*SmokeReport, error) 
 	}
 	rep := &SmokeReport{}
 
-	// A signing key in Vault transit; the private half never leaves Vault.
-	const key = "smoke-issuer"
+	// A signing key in Vault transit; the private half never leaves Vault. Names are new on every
+	// run, so the scenario can run again on the same bed.
+	key := "smoke-issuer-" + strconv.FormatInt(time.Now().UnixNano(), 36)
 	tr := &keys.Transit{Client: vc}
 	if _, err := tr.EnsureKey(ctx, key, keys.RSA2048); err != nil {
 		return nil, fmt.Errorf("create transit key: %w", err)
@@ -61,11 +63,11 @@ func RunSmoke(ctx context.Context, b *Bed, out io.Writer) (*SmokeReport, error) 
 
 	// An issuer on S3: discovery document and JWKS with version 1.
 	s3c := b.S3Client(cfg)
-	if _, err := s3c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String("smoke-issuer")}); err != nil {
+	if _, err := s3c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(key)}); err != nil {
 		return nil, fmt.Errorf("create bucket: %w", err)
 	}
-	issuer := b.S3.URL + "/smoke-issuer"
-	if err := publishIssuer(ctx, s3c, tr, issuer, "smoke-issuer", key, []int{1}); err != nil {
+	issuer := b.S3.URL + "/" + key
+	if err := publishIssuer(ctx, s3c, tr, issuer, key, key, []int{1}); err != nil {
 		return nil, err
 	}
 	step("s3: issuer %s published with JWKS [%s-v1]", issuer, key)
@@ -107,11 +109,16 @@ func RunSmoke(ctx context.Context, b *Bed, out io.Writer) (*SmokeReport, error) 
 	}
 	rep.UnpublishedStatus = smokeGet(httpURL, tok2)
 	step("vault: rotated to v2; a v2 token before publication gets %d", rep.UnpublishedStatus)
-	if err := publishIssuer(ctx, s3c, tr, issuer, "smoke-issuer", key, []int{1, 2}); err != nil {
+	if err := publishIssuer(ctx, s3c, tr, issuer, key, key, []int{1, 2}); err != nil {
 		return nil, err
 	}
-	time.Sleep(1100 * time.Millisecond) // the emulator refetches on an unknown kid at most once a second
-	rep.PublishedStatus = smokeGet(httpURL, tok2)
+	// The emulator refetches the JWKS on an unknown kid at most once a second, later on a busy
+	// machine: poll for the published key with a deadline far above that.
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(100 * time.Millisecond) {
+		if rep.PublishedStatus = smokeGet(httpURL, tok2); rep.PublishedStatus == http.StatusOK || time.Now().After(deadline) {
+			break
+		}
+	}
 	step("s3: JWKS now [%s-v1 %s-v2]; the v2 token gets %d", key, key, rep.PublishedStatus)
 	if rep.UnpublishedStatus != http.StatusUnauthorized || rep.PublishedStatus != http.StatusOK {
 		return nil, fmt.Errorf("key publication: unpublished %d (want 401), published %d (want 200)", rep.UnpublishedStatus, rep.PublishedStatus)
@@ -244,7 +251,7 @@ func smokeWorkflow(ctx context.Context, b *Bed) (string, error) {
 		return "", err
 	}
 	defer w.Stop()
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
 	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: fmt.Sprintf("smoke-%d", time.Now().UnixNano()), TaskQueue: "smoke"}, "Smoke", "rollgate")
 	if err != nil {

@@ -11,21 +11,51 @@ import (
 	"os/exec"
 	"path/filepath"
 	"syscall"
+	"time"
 )
 
 // A tool is a server binary the bed builds from the Go module proxy, in a module of its own under
 // testsuite/tools, once per machine, into the cache folder.
 type tool struct {
-	name string // file name prefix in the cache folder
-	dir  string // module folder, relative to the repository root
-	pkg  string // package to build inside that module
-	env  []string
+	name  string // file name prefix in the cache folder
+	dir   string // module folder, relative to the repository root
+	pkg   string // package to build inside that module
+	env   []string
+	what  string // what the binary is, for the first-run message
+	takes string // how long a cold build takes on 2 cores, for the first-run message
 }
 
 var (
-	temporalTool = tool{name: "temporal-1.5.1", dir: "testsuite/tools/temporal", pkg: "github.com/temporalio/cli/cmd/temporal"}
-	vaultTool    = tool{name: "vault-1.15.3", dir: "testsuite/tools/vault", pkg: ".", env: []string{"CGO_ENABLED=0"}}
+	temporalTool = tool{name: "temporal-1.5.1", dir: "testsuite/tools/temporal", pkg: "github.com/temporalio/cli/cmd/temporal",
+		what: "the Temporal dev server and Web UI", takes: "about 5 minutes"}
+	vaultTool = tool{name: "vault-1.15.3", dir: "testsuite/tools/vault", pkg: ".", env: []string{"CGO_ENABLED=0"},
+		what: "the Vault dev server", takes: "about 12 minutes and 3 GB of module downloads"}
 )
+
+// progressEvery is how often a long first-run step says it is still going.
+var progressEvery = 30 * time.Second
+
+// reportProgress prints "still <doing> (elapsed)" every progressEvery until the returned stop is
+// called, so a first run that builds for minutes never sits silent.
+func reportProgress(w io.Writer, doing string) (stop func()) {
+	start := time.Now()
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		t := time.NewTicker(progressEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				fmt.Fprintf(w, "  … still %s (%s elapsed)\n", doing, time.Since(start).Round(time.Second))
+			}
+		}
+	}()
+	return func() { close(done); <-finished }
+}
 
 // CacheDir is where built server binaries are kept between runs: $ROLLGATE_CACHE_DIR, or
 // rollgate/ in the user's cache folder. It lives outside the clone so a fresh clone reuses it.
@@ -85,7 +115,7 @@ func (t tool) path(ctx context.Context, logw io.Writer) (string, error) {
 		return bin, nil
 	}
 
-	unlock, err := lockFile(bin + ".lock")
+	unlock, err := t.lock(bin, logw)
 	if err != nil {
 		return "", err
 	}
@@ -93,7 +123,9 @@ func (t tool) path(ctx context.Context, logw io.Writer) (string, error) {
 	if _, err := os.Stat(bin); err == nil { // built by another process while we waited
 		return bin, nil
 	}
-	fmt.Fprintf(logw, "building %s from the Go module proxy into %s (once per machine; several minutes)\n", t.name, binDir)
+	fmt.Fprintf(logw, "building %s (%s for the local test bed) from the Go module proxy into %s: once per machine, %s on 2 cores; later starts reuse it\n",
+		t.name, t.what, binDir, t.takes)
+	defer reportProgress(logw, "building "+t.name)()
 	tmp := bin + ".tmp"
 	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-o", tmp, t.pkg)
 	cmd.Dir = modDir
@@ -107,6 +139,18 @@ func (t tool) path(ctx context.Context, logw io.Writer) (string, error) {
 		return "", err
 	}
 	return bin, nil
+}
+
+// lock takes the build lock of bin, saying so when another process holds it (a test binary of
+// another package, or a second demo, building the same tool).
+func (t tool) lock(bin string, logw io.Writer) (func(), error) {
+	unlock, err := tryLockFile(bin + ".lock")
+	if err != nil || unlock != nil {
+		return unlock, err
+	}
+	fmt.Fprintf(logw, "waiting for another process that is building %s\n", t.name)
+	defer reportProgress(logw, "waiting for "+t.name)()
+	return lockFile(bin + ".lock")
 }
 
 func hashFiles(dir string) (string, error) {
@@ -123,6 +167,25 @@ func hashFiles(dir string) (string, error) {
 		h.Write(b)
 	}
 	return hex.EncodeToString(h.Sum(nil))[:12], nil
+}
+
+// tryLockFile takes the lock if it is free, and returns a nil func if another process holds it.
+func tryLockFile(path string) (func(), error) {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, nil
+		}
+		return nil, fmt.Errorf("lock %s: %w", path, err)
+	}
+	return func() {
+		_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+		f.Close()
+	}, nil
 }
 
 func lockFile(path string) (func(), error) {

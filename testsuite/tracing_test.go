@@ -75,14 +75,14 @@ func TestTracing_OneTraceFromStarterToWorker(t *testing.T) {
 	_ = os.WriteFile(specPath, spec, 0o644)
 	cmd := exec.Command(starterBin, "deploy", "-f", specPath, "--wait")
 	cmd.Env = append(os.Environ(), otel...)
-	for _, kv := range bed.Env() {
+	for _, kv := range shared.Bed(t).Env() {
 		cmd.Env = append(cmd.Env, kv[0]+"="+kv[1])
 	}
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("starter deploy: %v\n%s", err, out)
 	}
 
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(2 * time.Minute)
 	for {
 		recv.mu.Lock()
 		start, run, act := recv.spans["StartWorkflow:Deployment"], recv.spans["RunWorkflow:Deployment"], recv.spans["RunActivity:PrepareKey"]

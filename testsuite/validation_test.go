@@ -20,7 +20,7 @@ import (
 // InvalidSpec naming the field. It used to panic in its first workflow task, which the server
 // retried for ever: the rotation never ended.
 func TestKeyRotation_AnEmptyKeyTypeEndsAsInvalidSpecOnTheServer(t *testing.T) {
-	c, err := bed.Temporal.Client()
+	c, err := shared.Bed(t).Temporal.Client()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -37,7 +37,7 @@ func TestWorker_MetricsAndJSONLogs(t *testing.T) {
 
 	// tally reports to the registry every second.
 	var families map[string]*dto.MetricFamily
-	deadline := time.Now().Add(15 * time.Second)
+	deadline := time.Now().Add(2 * time.Minute)
 	for {
 		families = scrape(t, addr)
 		if f := families["temporal_workflow_completed_total"]; f != nil && f.Metric[0].Counter.GetValue() > 0 || time.Now().After(deadline) {

@@ -197,6 +197,7 @@ func TestIAMPolicy_LeastPrivilegeShape(t *testing.T) {
 		Statement []struct {
 			Sid, Effect      string
 			Action, Resource any
+			Condition        map[string]map[string]string
 		}
 	}
 	if err := json.Unmarshal(raw, &doc); err != nil || doc.Version != "2012-10-17" || len(doc.Statement) == 0 {
@@ -215,6 +216,41 @@ func TestIAMPolicy_LeastPrivilegeShape(t *testing.T) {
 			return out
 		}
 		return nil
+	}
+	grants := func(action, resource string) (conditions []map[string]map[string]string) {
+		for _, st := range doc.Statement {
+			if slices.Contains(list(st.Action), action) && slices.ContainsFunc(list(st.Resource), func(r string) bool {
+				return r == resource || strings.HasSuffix(r, "*") && strings.HasPrefix(resource, strings.TrimSuffix(r, "*"))
+			}) {
+				conditions = append(conditions, st.Condition)
+			}
+		}
+		return conditions
+	}
+	const table = "arn:aws:dynamodb:us-east-1:111122223333:table/"
+	for _, c := range []struct {
+		what           string
+		action, on     string
+		want, withCond bool
+	}{
+		// Without ListBucket, S3 answers 403 instead of 404 for a missing object, so the first
+		// publication of an issuer's JWKS fails.
+		{"tell a missing JWKS from a denied one", "s3:ListBucket", "arn:aws:s3:::example-issuer", true, true},
+		{"trim the release history", "dynamodb:DeleteItem", table + "rollgate-releases", true, false},
+		{"delete registry rows (the code never does)", "dynamodb:DeleteItem", table + "rollgate-tokens", false, false},
+		{"delete revocations (the code never does)", "dynamodb:DeleteItem", table + "rollgate-revocations", false, false},
+		{"scan the registry (only the starter's reports do)", "dynamodb:Scan", table + "rollgate-tokens", false, false},
+		{"enable and disable API keys, only those tagged for rollgate", "apigateway:PATCH", "arn:aws:apigateway:us-east-1::/apikeys/abc123", true, true},
+	} {
+		got := grants(c.action, c.on)
+		switch {
+		case c.want && len(got) == 0:
+			t.Errorf("the worker cannot %s: no %s on %s", c.what, c.action, c.on)
+		case !c.want && len(got) > 0:
+			t.Errorf("the policy lets the worker %s: %s on %s", c.what, c.action, c.on)
+		case c.withCond && slices.ContainsFunc(got, func(m map[string]map[string]string) bool { return len(m) == 0 }):
+			t.Errorf("%s on %s is granted without a condition", c.action, c.on)
+		}
 	}
 	for _, st := range doc.Statement {
 		if st.Effect != "Allow" || st.Sid == "" {

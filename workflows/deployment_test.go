@@ -3,7 +3,10 @@ package workflows_test
 import (
 	"context"
 	"errors"
+	"io"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strings"
 	"sync"
@@ -61,6 +64,8 @@ type world struct {
 	breach bool   // bakes report a health breach
 	block  bool   // bakes block until cancelled
 	notes  []string
+	send   func(context.Context, activities.NotifyInput) error // the webhook's answer; nil: delivered
+	logs   *syncBuffer                                         // the workflow's log
 }
 
 func (w *world) record(name string) error {
@@ -103,10 +108,12 @@ func newEnv(t *testing.T, w *world) *testsuite.TestWorkflowEnvironment {
 	t.Helper()
 	var suite testsuite.WorkflowTestSuite
 	logs := &syncBuffer{}
+	w.logs = logs
 	suite.SetLogger(tlog.NewStructuredLogger(slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo}))))
 	t.Cleanup(func() {
 		if t.Failed() {
-			t.Logf("workflow log:\n%s", logs.String())
+			// A test's webhook secret is "s3cr3t": shown where it leaked, never printed.
+			t.Logf("workflow log:\n%s", strings.ReplaceAll(logs.String(), "s3cr3t", "<SECRET>"))
 		}
 	})
 	env := suite.NewTestWorkflowEnvironment()
@@ -204,11 +211,14 @@ func newEnv(t *testing.T, w *world) *testsuite.TestWorkflowEnvironment {
 		}
 		return activities.BakeResult{ProbeResult: activities.ProbeResult{Probes: 360, Accepted: 360}}, nil
 	})
-	env.OnActivity(notify.Send, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.NotifyInput) error {
+	env.OnActivity(notify.Send, mock.Anything, mock.Anything).Return(func(ctx context.Context, in activities.NotifyInput) error {
 		w.mu.Lock()
 		w.notes = append(w.notes, in.Text)
 		w.mu.Unlock()
-		return w.record("Send")
+		if err := w.record("Send"); err != nil || w.send == nil {
+			return err
+		}
+		return w.send(ctx, in)
 	})
 	env.OnActivity(rel.RecordRelease, mock.Anything, mock.Anything).Return(func(context.Context, activities.ReleaseRecord) error {
 		return w.record("RecordRelease")
@@ -550,6 +560,37 @@ func TestDeployment_InvalidSpecFailsBeforeAnyActivity(t *testing.T) {
 	}
 	if len(w.called()) != 0 {
 		t.Fatalf("activities ran for an invalid spec: %v", w.called())
+	}
+}
+
+// A webhook that times out is logged as "notification not delivered" by scheme://host only: the
+// path and query, where Slack-style webhooks keep their secret, stay out of the workflow's log.
+func TestDeployment_UndeliveredNotification_LogsNoWebhookSecret(t *testing.T) {
+	stop := make(chan struct{})
+	hang := httptest.NewServer(http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body) // a handler that has read the body sees the client hang up
+		select {
+		case <-r.Context().Done():
+		case <-stop:
+		}
+	}))
+	defer hang.Close()
+	defer close(stop) // first: Close waits for every handler
+	webhook := &activities.Notify{HTTP: &http.Client{Timeout: 50 * time.Millisecond}, Webhooks: map[string]string{"oncall": hang.URL + "/services/T0/B0/s3cr3t?token=s3cr3t"}}
+	w := &world{breach: true, send: webhook.Send}
+	env := newEnv(t, w)
+	s := testSpec()
+	s.Notify.Webhook = "oncall"
+	env.ExecuteWorkflow(workflows.Deployment, s)
+	if r := result(t, env); r.Outcome != workflows.OutcomeRolledBack {
+		t.Fatalf("outcome %s", r.Outcome)
+	}
+	logs := w.logs.String()
+	if !strings.Contains(logs, "notification not delivered") || !strings.Contains(logs, hang.URL) {
+		t.Fatalf("no undelivered notification naming %s logged", hang.URL)
+	}
+	if strings.Contains(logs, "s3cr3t") || strings.Contains(logs, "/services/") {
+		t.Fatalf("the workflow log shows the webhook secret:\n%s", strings.ReplaceAll(logs, "s3cr3t", "<SECRET>"))
 	}
 }
 

@@ -121,13 +121,19 @@ func KeyRetirement(ctx workflow.Context, in KeyRetirementInput) error {
 			return err
 		}
 	}
-	var labels keys.Labels
-	if err := workflow.ExecuteActivity(short(ctx), keysA.ReadLabels, in.Issuer.Key.Name).Get(ctx, &labels); err != nil {
-		return err
-	}
-	retired := keys.Labels{Current: labels.Current, Pending: labels.Pending}
-	if err := workflow.ExecuteActivity(short(ctx), keysA.RestoreLabels, activities.RestoreLabelsInput{Key: in.Issuer.Key.Name, Labels: retired}).Get(ctx, nil); err != nil {
-		return err
+	var retired keys.Labels
+	if workflow.GetVersion(ctx, "retire-label-cas", workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+		// Histories recorded before: read, then write the labels without the previous one.
+		var labels keys.Labels
+		if err := workflow.ExecuteActivity(short(ctx), keysA.ReadLabels, in.Issuer.Key.Name).Get(ctx, &labels); err != nil {
+			return err
+		}
+		retired = keys.Labels{Current: labels.Current, Pending: labels.Pending}
+		if err := workflow.ExecuteActivity(short(ctx), keysA.RestoreLabels, activities.RestoreLabelsInput{Key: in.Issuer.Key.Name, Labels: retired}).Get(ctx, nil); err != nil {
+			return err
+		}
+	} else if err := workflow.ExecuteActivity(short(ctx), keysA.RetireLabel, activities.RetireInput{Key: in.Issuer.Key.Name, Version: in.Version}).Get(ctx, &retired); err != nil {
+		return err // one check-and-set write: a rotation that moved the labels meanwhile is kept
 	}
 	return workflow.ExecuteActivity(short(ctx), tokA.PublishJWKS, activities.PublishInput{Issuer: in.Issuer, Versions: retired.Published()}).Get(ctx, nil)
 }

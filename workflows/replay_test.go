@@ -3,6 +3,7 @@ package workflows_test
 import (
 	"context"
 	"encoding/base64"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -79,9 +80,12 @@ func TestKeyRetirement_WaitsForTheLastActiveTokenThenDropsTheLabelAndRepublishes
 		}
 		return time.Time{}, nil
 	})
-	env.OnActivity(keysA.RestoreLabels, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.RestoreLabelsInput) error {
-		restored, at = in.Labels, env.Now()
-		return nil
+	env.OnActivity(keysA.RetireLabel, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.RetireInput) (keys.Labels, error) {
+		if in.Key != "k" || in.Version != 3 {
+			return keys.Labels{}, fmt.Errorf("retired %+v", in)
+		}
+		restored, at = keys.Labels{Current: 4}, env.Now()
+		return restored, nil
 	})
 	env.OnActivity(tokA.PublishJWKS, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.PublishInput) ([]string, error) {
 		published = in.Versions

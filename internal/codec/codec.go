@@ -14,6 +14,7 @@ import (
 	"crypto/cipher"
 	"crypto/rand"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -36,8 +37,9 @@ const (
 
 // Codec is a converter.PayloadCodec sealing with one current key and opening with any known key.
 type Codec struct {
-	current string
-	aeads   map[string]cipher.AEAD
+	current   string
+	aeads     map[string]cipher.AEAD
+	plaintext bool // Decode passes unencrypted payloads through
 }
 
 var _ converter.PayloadCodec = (*Codec)(nil)
@@ -100,12 +102,26 @@ func (c *Codec) Encode(payloads []*commonpb.Payload) ([]*commonpb.Payload, error
 	return out, nil
 }
 
-// Decode opens each encrypted payload and passes others through unchanged (payloads written
-// before encryption was turned on stay readable).
+// ReadingPlaintext is c with Decode passing unencrypted payloads through, for histories written
+// before encryption was turned on (ROLLGATE_CODEC_ALLOW_PLAINTEXT).
+func (c *Codec) ReadingPlaintext() *Codec {
+	d := *c
+	d.plaintext = true
+	return &d
+}
+
+// ErrPlaintext is returned by Decode for an unencrypted payload when plaintext is not allowed.
+var ErrPlaintext = errors.New("codec: refusing an unencrypted payload (written before encryption was turned on, or by a client without the key); set ROLLGATE_CODEC_ALLOW_PLAINTEXT=true to read histories from before encryption")
+
+// Decode opens each encrypted payload. An unencrypted one is refused unless c reads plaintext:
+// otherwise anyone with access to Temporal could hand a worker an input it takes as sealed.
 func (c *Codec) Decode(payloads []*commonpb.Payload) ([]*commonpb.Payload, error) {
 	out := make([]*commonpb.Payload, len(payloads))
 	for i, p := range payloads {
 		if string(p.GetMetadata()[converter.MetadataEncoding]) != Encoding {
+			if !c.plaintext {
+				return nil, ErrPlaintext
+			}
 			out[i] = p
 			continue
 		}

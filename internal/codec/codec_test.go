@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
+	"errors"
 	"os"
 	"strings"
 	"testing"
@@ -111,16 +112,48 @@ func TestCodec_RejectsTamperingAndWrongKeys(t *testing.T) {
 	if _, err := c.Decode([]*commonpb.Payload{short}); err == nil {
 		t.Fatal("a truncated payload opened")
 	}
-	// Payloads written before encryption was turned on stay readable.
-	plain := &commonpb.Payload{Metadata: map[string][]byte{"encoding": []byte("json/plain")}, Data: []byte(`"x"`)}
-	if got, err := c.Decode([]*commonpb.Payload{plain}); err != nil || got[0] != plain {
-		t.Fatalf("plain payload: %v", err)
-	}
 	if _, err := codec.New("k1", map[string][]byte{"k1": []byte("short")}); err == nil || !strings.Contains(err.Error(), "AES-256") {
 		t.Fatalf("short key: %v", err)
 	}
 	if _, err := codec.New("k9", map[string][]byte{"k1": newKey(t)}); err == nil {
 		t.Fatal("a current id without a key was accepted")
+	}
+}
+
+// An unencrypted payload is refused, with the setting that allows it named, unless reading
+// plaintext (histories from before encryption) was asked for.
+func TestCodec_RefusesPlaintextUnlessAllowed(t *testing.T) {
+	key := base64.StdEncoding.EncodeToString(newKey(t))
+	plain := &commonpb.Payload{Metadata: map[string][]byte{"encoding": []byte("json/plain")}, Data: []byte(`{"Stage":"prod"}`)}
+	for _, allow := range []string{"", "false", "true"} {
+		env := map[string]string{"ROLLGATE_CODEC_KEY": key}
+		if allow != "" {
+			env["ROLLGATE_CODEC_ALLOW_PLAINTEXT"] = allow
+		}
+		var cfg codec.Config
+		if err := envconfig.ProcessWith(context.Background(), &envconfig.Config{Target: &cfg, Lookuper: envconfig.MapLookuper(env)}); err != nil {
+			t.Fatal(err)
+		}
+		c, err := cfg.Load(context.Background(), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sealed, _ := c.Encode([]*commonpb.Payload{plain})
+		got, err := c.Decode([]*commonpb.Payload{sealed[0], plain})
+		if allow == "true" {
+			if err != nil || got[1] != plain {
+				t.Fatalf("plaintext allowed: %v", err)
+			}
+			continue
+		}
+		if !errors.Is(err, codec.ErrPlaintext) || !strings.Contains(err.Error(), "ROLLGATE_CODEC_ALLOW_PLAINTEXT=true") {
+			t.Fatalf("ROLLGATE_CODEC_ALLOW_PLAINTEXT=%q: got %v, want a refusal naming the setting", allow, err)
+		}
+		// Through the data converter too: a worker cannot be handed a plaintext input.
+		var out release
+		if err := codec.DataConverter(c).FromPayload(plain, &out); !errors.Is(err, codec.ErrPlaintext) {
+			t.Fatalf("data converter: %v (%+v)", err, out)
+		}
 	}
 }
 

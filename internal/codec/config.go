@@ -3,6 +3,8 @@ package codec
 import (
 	"context"
 	"fmt"
+	"io"
+	"os"
 	"strings"
 
 	vault "github.com/hashicorp/vault/api"
@@ -21,6 +23,10 @@ type Config struct {
 	// and whose other fields are keys by id, e.g.
 	//   vault kv put secret/rollgate/codec current=k2 k1=<base64> k2=<base64>
 	VaultSecret string `env:"ROLLGATE_CODEC_VAULT_SECRET"`
+	// AllowPlaintext lets Decode pass unencrypted payloads through, to read histories written
+	// before encryption was turned on; otherwise they are refused, so that nobody can slip a
+	// plaintext input past a worker that expects sealed ones.
+	AllowPlaintext bool `env:"ROLLGATE_CODEC_ALLOW_PLAINTEXT"`
 }
 
 // Enabled says whether any key source is configured.
@@ -29,6 +35,14 @@ func (c Config) Enabled() bool { return c.Key != "" || c.VaultSecret != "" }
 // Load builds the codec, or returns nil when encryption is not configured. vc is called only for
 // a Vault-held key.
 func (c Config) Load(ctx context.Context, vc func(context.Context) (*vault.Client, error)) (*Codec, error) {
+	cdc, err := c.load(ctx, vc)
+	if cdc == nil || err != nil || !c.AllowPlaintext {
+		return cdc, err
+	}
+	return cdc.ReadingPlaintext(), nil
+}
+
+func (c Config) load(ctx context.Context, vc func(context.Context) (*vault.Client, error)) (*Codec, error) {
 	switch {
 	case c.Key != "" && c.VaultSecret != "":
 		return nil, fmt.Errorf("codec: set ROLLGATE_CODEC_KEY or ROLLGATE_CODEC_VAULT_SECRET, not both")
@@ -87,4 +101,65 @@ func Apply(opts *client.Options, c *Codec) {
 	}
 	opts.DataConverter = DataConverter(c)
 	opts.FailureConverter = FailureConverter(opts.DataConverter)
+}
+
+// ServerConfig is how `starter codec-server` checks its callers: one static token, or access
+// tokens of an OIDC issuer. It comes from the environment only: a flag's value shows in ps.
+type ServerConfig struct {
+	Token      string   `env:"ROLLGATE_CODEC_SERVER_TOKEN"`
+	TokenFile  string   `env:"ROLLGATE_CODEC_SERVER_TOKEN_FILE"`
+	Issuer     string   `env:"ROLLGATE_CODEC_SERVER_OIDC_ISSUER"`
+	Audiences  []string `env:"ROLLGATE_CODEC_SERVER_OIDC_AUDIENCE"`
+	Algorithms []string `env:"ROLLGATE_CODEC_SERVER_OIDC_ALGORITHMS, default=RS256,ES256,EdDSA"`
+}
+
+// maxTokenFile bounds what is read from ROLLGATE_CODEC_SERVER_TOKEN_FILE.
+const maxTokenFile = 4 << 10
+
+// Authenticator builds the configured authenticator; the OIDC one follows the issuer's JWKS
+// until ctx ends.
+func (c ServerConfig) Authenticator(ctx context.Context) (Authenticator, error) {
+	static := c.Token != "" || c.TokenFile != ""
+	switch {
+	case static && c.Issuer != "", c.Token != "" && c.TokenFile != "":
+		return nil, fmt.Errorf("codec server: set one of ROLLGATE_CODEC_SERVER_TOKEN, ROLLGATE_CODEC_SERVER_TOKEN_FILE or ROLLGATE_CODEC_SERVER_OIDC_ISSUER")
+	case c.Token != "":
+		a, err := NewStaticToken(c.Token)
+		if err != nil {
+			return nil, fmt.Errorf("codec server: ROLLGATE_CODEC_SERVER_TOKEN: %w", err)
+		}
+		return a, nil
+	case c.TokenFile != "":
+		return staticTokenFile(c.TokenFile)
+	case c.Issuer != "":
+		if len(c.Audiences) == 0 {
+			return nil, fmt.Errorf("codec server: ROLLGATE_CODEC_SERVER_OIDC_AUDIENCE is required with ROLLGATE_CODEC_SERVER_OIDC_ISSUER (the audience of the Web UI's access tokens)")
+		}
+		a, err := NewOIDC(ctx, OIDCOptions{Issuer: c.Issuer, Audiences: c.Audiences, Algorithms: c.Algorithms})
+		if err != nil {
+			return nil, fmt.Errorf("codec server: ROLLGATE_CODEC_SERVER_OIDC_ISSUER: %w", err)
+		}
+		return a, nil
+	}
+	return nil, fmt.Errorf("codec server: no caller authentication configured: set ROLLGATE_CODEC_SERVER_OIDC_ISSUER and ROLLGATE_CODEC_SERVER_OIDC_AUDIENCE (Web UI with OIDC login), or ROLLGATE_CODEC_SERVER_TOKEN or ROLLGATE_CODEC_SERVER_TOKEN_FILE (a static token, for local use)")
+}
+
+func staticTokenFile(name string) (Authenticator, error) {
+	f, err := os.Open(name)
+	if err != nil {
+		return nil, fmt.Errorf("codec server: ROLLGATE_CODEC_SERVER_TOKEN_FILE: %w", err)
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxTokenFile+1))
+	if err != nil {
+		return nil, fmt.Errorf("codec server: ROLLGATE_CODEC_SERVER_TOKEN_FILE: %w", err)
+	}
+	if len(b) > maxTokenFile {
+		return nil, fmt.Errorf("codec server: ROLLGATE_CODEC_SERVER_TOKEN_FILE %s is over %d bytes", name, maxTokenFile)
+	}
+	a, err := NewStaticToken(string(b))
+	if err != nil {
+		return nil, fmt.Errorf("codec server: ROLLGATE_CODEC_SERVER_TOKEN_FILE %s: %w", name, err)
+	}
+	return a, nil
 }

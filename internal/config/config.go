@@ -6,6 +6,7 @@ package config
 import (
 	"context"
 	"fmt"
+	"net/url"
 	"strings"
 	"time"
 
@@ -45,6 +46,9 @@ type Worker struct {
 // Load reads the worker configuration and checks it.
 func Load(ctx context.Context, lookup envconfig.Lookuper) (Worker, error) {
 	var c Worker
+	if err := checkWebhooks(lookup); err != nil {
+		return Worker{}, fmt.Errorf("configuration: %w", err)
+	}
 	if err := envconfig.ProcessWith(ctx, &envconfig.Config{Target: &c, Lookuper: lookup}); err != nil {
 		return Worker{}, fmt.Errorf("configuration: %w", err)
 	}
@@ -68,4 +72,28 @@ func (c Worker) InvokeURLFunc() func(apiID, stage string) string {
 	return func(apiID, stage string) string {
 		return "https://" + apiID + ".execute-api." + c.Region + ".amazonaws.com/" + stage
 	}
+}
+
+// checkWebhooks checks ROLLGATE_WEBHOOKS before envconfig parses it, naming items by position
+// or name only: envconfig's own error quotes the item, and a webhook URL holds its secret.
+func checkWebhooks(lookup envconfig.Lookuper) error {
+	raw, ok := lookup.Lookup("ROLLGATE_WEBHOOKS")
+	if !ok || raw == "" {
+		return nil
+	}
+	seen := map[string]bool{}
+	for i, item := range strings.Split(raw, ";") {
+		name, rawURL, ok := strings.Cut(item, "=")
+		if !ok || name == "" {
+			return fmt.Errorf("ROLLGATE_WEBHOOKS item %d: want name=url", i+1)
+		}
+		if seen[name] {
+			return fmt.Errorf("ROLLGATE_WEBHOOKS: %q is named twice", name)
+		}
+		seen[name] = true
+		if u, err := url.Parse(rawURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			return fmt.Errorf("ROLLGATE_WEBHOOKS %q: not an absolute http(s) URL", name)
+		}
+	}
+	return nil
 }

@@ -2,6 +2,8 @@ package config_test
 
 import (
 	"context"
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -46,5 +48,26 @@ func TestLoad_Webhooks(t *testing.T) {
 	}))
 	if err != nil || c.Webhooks["oncall"] != "https://hooks.example.com/services/T0/B0/x?a=b" || c.Webhooks["ops"] != "http://127.0.0.1:9/h" {
 		t.Fatalf("webhooks %v, %v", c.Webhooks, err)
+	}
+}
+
+// A malformed ROLLGATE_WEBHOOKS is refused at start with the item named, never quoted: a webhook
+// URL carries its secret in the path and query, and the error goes to the worker's log.
+func TestLoad_BadWebhooksAreRefusedWithoutQuotingTheURL(t *testing.T) {
+	for value, want := range map[string]string{
+		"https://hooks.example.com/services/T0/B0/s3cr3t":                    "item 1: want name=url",
+		"oncall=https://hooks.example.com/s3cr3t;https://h.example/s3cr3t":   "item 2: want name=url",
+		"=https://hooks.example.com/services/T0/B0/s3cr3t":                   "item 1: want name=url",
+		"oncall=hooks.example.com/services/T0/B0/s3cr3t":                     `"oncall": not an absolute http(s) URL`,
+		"oncall=ftp://hooks.example.com/s3cr3t":                              `"oncall": not an absolute http(s) URL`,
+		"oncall=https://hooks.example.com/a;oncall=https://h.example/s3cr3t": `"oncall" is named twice`,
+	} {
+		_, err := config.Load(context.Background(), envconfig.MapLookuper(map[string]string{"ROLLGATE_WEBHOOKS": value}))
+		if err == nil || !strings.Contains(err.Error(), "ROLLGATE_WEBHOOKS") || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: got %s, want an error saying %q", strings.ReplaceAll(value, "s3cr3t", "<SECRET>"), strings.ReplaceAll(fmt.Sprint(err), "s3cr3t", "<SECRET>"), want)
+		}
+		if err != nil && (strings.Contains(err.Error(), "s3cr3t") || strings.Contains(err.Error(), "hooks.example.com")) {
+			t.Errorf("the error quotes the webhook URL: %s", strings.ReplaceAll(err.Error(), "s3cr3t", "<SECRET>"))
+		}
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -28,6 +29,15 @@ var Forever = time.Unix(0, math.MaxInt64)
 
 // seq orders revocation entries by write time; zero-padded so that string order is time order.
 func seq(t time.Time, id string) string { return fmt.Sprintf("%020d#%s", t.UnixNano(), id) }
+
+// seqTime is the write time (epoch nanoseconds) a seq starts with.
+func seqTime(s string) (int64, error) {
+	n, _, _ := strings.Cut(s, "#")
+	return strconv.ParseInt(n, 10, 64)
+}
+
+// seqFloor is a seq that sorts before every entry written at or after t (epoch nanoseconds).
+func seqFloor(t int64) string { return fmt.Sprintf("%020d", max(t, 0)) }
 
 // RevokeJTIs puts each jti on the deny list and marks its registry row revoked. It works in
 // chunks from index start and reports progress after each, so a heartbeating activity can resume

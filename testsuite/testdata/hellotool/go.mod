@@ -1,0 +1,3 @@
+module example.com/hellotool
+
+go 1.26
