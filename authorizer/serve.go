@@ -80,6 +80,7 @@ func (a *Authorizer) serve(ctx context.Context, listen string, reg *prometheus.R
 }
 
 func (a *Authorizer) serveOn(ctx context.Context, ln net.Listener, reg *prometheus.Registry) error {
+	defer ln.Close() // also when ctx ends before Serve has taken the listener
 	go a.fresh.run(ctx)
 	srv := &http.Server{Handler: a.forwardAuth(reg), ReadHeaderTimeout: 5 * time.Second, MaxHeaderBytes: 64 << 10}
 	errc := make(chan error, 1)
