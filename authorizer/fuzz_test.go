@@ -129,7 +129,7 @@ func FuzzHandleEvent_NeverPanicsNorAllowsGarbage(f *testing.F) {
 func allowed(resp any) bool {
 	b, _ := json.Marshal(resp)
 	var r struct {
-		IsAuthorized   bool `json:"isAuthorized"`
+		IsAuthorized   bool                                          `json:"isAuthorized"`
 		PolicyDocument struct{ Statement []struct{ Effect string } } `json:"policyDocument"`
 	}
 	_ = json.Unmarshal(b, &r)
