@@ -107,8 +107,8 @@ func allow(stageARN string, id *identity) events.APIGatewayCustomAuthorizerRespo
 	}
 }
 
-// context is what the backend receives about the caller ($context.authorizer.* on REST,
-// $context.authorizer.lambda.* on HTTP APIs).
+// context is what the backend receives about the caller: $context.authorizer.<key> in mappings,
+// requestContext.authorizer (REST) or requestContext.authorizer.lambda (HTTP API) in proxy events.
 func (id *identity) context() map[string]any {
 	return map[string]any{"sub": id.Subject, "client_id": id.ClientID, "kid": id.KID, "jti": id.JTI, "scope": id.Scope}
 }
