@@ -74,7 +74,7 @@ func (a *Authorizer) check(ctx context.Context, r request) *identity {
 		a.fresh.refreshIfDue(ctx)
 	}
 	if !a.keys.ready(ctx) {
-		a.reject(r, release, reasonJWKSUnavailable, "")
+		a.reject(ctx, r, release, reasonJWKSUnavailable, "")
 		return nil
 	}
 	token := r.Token
@@ -83,13 +83,13 @@ func (a *Authorizer) check(ctx context.Context, r request) *identity {
 	}
 	claims, err := a.verifier.Verify(ctx, token)
 	if err != nil {
-		a.reject(r, release, string(tokens.ReasonOf(err)), rejectedKID(err))
+		a.reject(ctx, r, release, string(tokens.ReasonOf(err)), rejectedKID(err))
 		return nil
 	}
 	if a.fresh.stale(a.cfg.FailOpen) {
 		a.rec.stale(a.cfg.FailOpen)
 		if !a.cfg.FailOpen {
-			a.reject(r, release, reasonDenyListStale, "")
+			a.reject(ctx, r, release, reasonDenyListStale, "")
 			return nil
 		}
 	}
@@ -108,13 +108,13 @@ func rejectedKID(err error) string {
 
 // reject counts a refusal and logs it once, with what the token claims to be (unverified,
 // clipped) and never the token.
-func (a *Authorizer) reject(r request, release, reason, kid string) {
+func (a *Authorizer) reject(ctx context.Context, r request, release, reason, kid string) {
 	p := peek(r.Token)
 	if kid == "" {
 		kid = p.KID
 	}
 	label := labelUnknown
-	if reason != string(tokens.UnknownKID) && a.keys.has(context.Background(), kid) {
+	if reason != string(tokens.UnknownKID) && a.keys.has(ctx, kid) {
 		label = kid
 	}
 	a.rec.verified(verification{Release: release, KID: label, Reason: reason})
