@@ -53,7 +53,7 @@ type testIssuer struct {
 }
 
 // newTestIssuer makes the issuer; publish says whether its JWKS is on S3 yet.
-func newTestIssuer(t *testing.T, publish bool) *testIssuer {
+func newTestIssuer(t testing.TB, publish bool) *testIssuer {
 	t.Helper()
 	bed := shared.Bed(t)
 	ctx := context.Background()
@@ -88,7 +88,7 @@ func newTestIssuer(t *testing.T, publish bool) *testIssuer {
 }
 
 // publish puts the JWKS of key version 1 and the discovery document on S3.
-func (i *testIssuer) publish(t *testing.T) {
+func (i *testIssuer) publish(t testing.TB) {
 	t.Helper()
 	ctx := context.Background()
 	doc, err := tokens.JWKS(ctx, i.key, "RS256", []int{1})
@@ -101,7 +101,7 @@ func (i *testIssuer) publish(t *testing.T) {
 }
 
 // mint issues one token per subject and records it in the registry.
-func (i *testIssuer) mint(t *testing.T, subjects ...string) []tokens.Minted {
+func (i *testIssuer) mint(t testing.TB, subjects ...string) []tokens.Minted {
 	t.Helper()
 	reqs := make([]tokens.MintRequest, len(subjects))
 	for n, s := range subjects {
@@ -142,7 +142,7 @@ type underTest struct {
 	emf  *syncBuffer
 }
 
-func (i *testIssuer) start(t *testing.T, inline bool, rec func(cfg Config, out *syncBuffer) recorder, overrides map[string]string) *underTest {
+func (i *testIssuer) start(t testing.TB, inline bool, rec func(cfg Config, out *syncBuffer) recorder, overrides map[string]string) *underTest {
 	t.Helper()
 	cfg, err := loadConfig(context.Background(), envconfig.MapLookuper(i.env(overrides)))
 	if err != nil {
@@ -163,7 +163,7 @@ func (i *testIssuer) start(t *testing.T, inline bool, rec func(cfg Config, out *
 }
 
 // startLambda is the Lambda mode: EMF lines, deny list refreshed on invocation.
-func (i *testIssuer) startLambda(t *testing.T, overrides map[string]string) *underTest {
+func (i *testIssuer) startLambda(t testing.TB, overrides map[string]string) *underTest {
 	return i.start(t, true, func(cfg Config, out *syncBuffer) recorder { return newEMFRecorder(out, cfg.Issuer) }, overrides)
 }
 
@@ -231,7 +231,7 @@ type secrets struct {
 	outputs []*syncBuffer
 }
 
-func newSecrets(t *testing.T) *secrets {
+func newSecrets(t testing.TB) *secrets {
 	s := &secrets{}
 	t.Cleanup(func() {
 		s.mu.Lock()

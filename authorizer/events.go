@@ -2,11 +2,11 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"strings"
 
 	"github.com/aws/aws-lambda-go/events"
+	json "github.com/goccy/go-json" // the event decoding is half the cost of an invocation with encoding/json
 )
 
 // errUnauthorized is the one Lambda error API Gateway turns into a 401 for REST TOKEN and

@@ -2,8 +2,9 @@ package main
 
 import (
 	"encoding/base64"
-	"encoding/json"
 	"strings"
+
+	json "github.com/goccy/go-json"
 )
 
 // maxTokenBytes bounds what the authorizer parses at all; rollgate's tokens are well under 2 KB
