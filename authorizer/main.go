@@ -100,8 +100,10 @@ func build(ctx context.Context, logger *slog.Logger, inline bool, rec func(Confi
 	if err != nil {
 		return nil, fmt.Errorf("aws configuration: %w", err)
 	}
+	// Lambda gives a function's init 10 s: the discovery document and the JWKS (3 s each) and the
+	// first deny-list read (refreshTimeout) fit in it even when the issuer hangs.
 	return newAuthorizer(ctx, cfg, deps{
-		DB: dynamodb.NewFromConfig(awsCfg), HTTP: &http.Client{Timeout: 5 * time.Second},
+		DB: dynamodb.NewFromConfig(awsCfg), HTTP: &http.Client{Timeout: 3 * time.Second},
 		Logger: logger, Rec: rec(cfg), Inline: inline,
 	})
 }
