@@ -170,15 +170,19 @@ func forged(kid string) string {
 func TestLambda_UnknownKID_IsUnauthorizedAndCountedAsUnknown(t *testing.T) {
 	iss := newTestIssuer(t, true)
 	u := iss.startLambda(t, nil)
-	for n := range 50 {
+	for n := range 1000 {
 		if _, err := u.invoke(t, event(t, "rest-request", forged(fmt.Sprintf("forged-%d", n)), "a1b2c3d4e5")); err == nil || err.Error() != "Unauthorized" {
 			t.Fatalf("forged kid: %v", err)
 		}
 	}
-	for _, d := range lines(t, u, "Verifications") {
+	got := lines(t, u, "Verifications")
+	for _, d := range got {
 		if d["Kid"] != "unknown" || d["Reason"] != "unknown_kid" {
 			t.Fatalf("EMF line %v: a kid outside the key set must be unknown", d)
 		}
+	}
+	if len(got) != 1000 {
+		t.Fatalf("%d EMF lines for 1,000 verifications", len(got))
 	}
 }
 
