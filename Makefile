@@ -1,5 +1,5 @@
 # Shortcuts; the README's two commands need only Go and Node.js.
-.PHONY: demo smoke test tools bed fuzz bench vet
+.PHONY: demo smoke test tools bed fuzz bench vet authorizer
 
 demo:
 	go run ./testsuite/cmd/demo
@@ -16,11 +16,18 @@ tools:
 bed:
 	go run ./testsuite/cmd/bed
 
+# The authorizer's Lambda bootstrap (provided.al2023), one per architecture.
+authorizer:
+	for arch in amd64 arm64; do \
+		CGO_ENABLED=0 GOOS=linux GOARCH=$$arch go build -tags lambda.norpc -trimpath -o bin/authorizer/$$arch/bootstrap ./authorizer || exit 1; \
+	done
+
 fuzz:
 	go test -run '^$$' -fuzz FuzzVerify_AcceptsOnlyTheTokenThatWasSigned -fuzztime 120000x ./internal/tokens
 	go test -run '^$$' -fuzz FuzzJWKS_NeverPanicsOrTrustsAForeignKey -fuzztime 240000x ./internal/tokens
 	go test -run '^$$' -fuzz FuzzControlPlane_NeverFailsWith5xx -fuzztime 400000x ./testsuite/gatewayemu
 	go test -run '^$$' -fuzz FuzzParse_NeverPanicsOrAcceptsAnInvalidSpec -fuzztime 50000x ./internal/spec
+	go test -run '^$$' -fuzz FuzzHandleEvent_NeverPanicsNorAllowsGarbage -fuzztime 200000x ./authorizer
 
 bench:
 	go test -run '^$$' -bench WarmStart -benchtime 5x ./testsuite/

@@ -1,0 +1,123 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+
+	"github.com/rollgate/rollgate/internal/registry"
+	"github.com/rollgate/rollgate/internal/tokens"
+)
+
+// Authorizer is the verification core both ways of running share: the verifier of
+// internal/tokens over the issuer's JWKS and the deny list of internal/registry, with bounded
+// metrics and one log line per rejection.
+type Authorizer struct {
+	cfg      Config
+	keys     *keySet
+	verifier *tokens.Verifier
+	fresh    *freshness
+	releases *releaseLabels
+	rec      recorder
+	logger   *slog.Logger
+	// inline refreshes the deny list on the request path (Lambda); serve mode runs fresh.run.
+	inline bool
+}
+
+// deps are what the authorizer talks to; main builds them from the standard AWS chain, tests
+// from the test bed.
+type deps struct {
+	DB     registry.DB
+	HTTP   *http.Client
+	Logger *slog.Logger
+	Rec    recorder
+	Inline bool
+}
+
+// newAuthorizer builds the core and makes a first attempt at the JWKS and the deny list. A
+// failure of either is logged, not returned: the authorizer then refuses every token until it
+// recovers, instead of crash-looping. life bounds the JWKS's background refresh.
+func newAuthorizer(life context.Context, cfg Config, d deps) (*Authorizer, error) {
+	ks := newKeySet(life, cfg, d.HTTP, d.Logger)
+	deny := registry.NewDenyList(&registry.Registry{DB: d.DB, RevocationsTable: cfg.RevocationsTable})
+	v, err := tokens.NewVerifier(tokens.VerifierOptions{
+		Keys: ks, Issuer: cfg.Issuer, Audiences: cfg.Audiences, Algorithms: cfg.Algorithms, Leeway: cfg.Leeway, Revoked: deny,
+	})
+	if err != nil { // issuer, audiences and leeway are checked by loadConfig; what is left is the list of algorithms
+		return nil, fmt.Errorf("configuration: ROLLGATE_ALGORITHMS: %w", err)
+	}
+	a := &Authorizer{cfg: cfg, keys: ks, verifier: v, fresh: newFreshness(deny, cfg, d.Logger), releases: newReleaseLabels(),
+		rec: d.Rec, logger: d.Logger, inline: d.Inline}
+	ks.ready(life)
+	a.fresh.refreshIfDue(life)
+	return a, nil
+}
+
+// request is what every kind of event boils down to.
+type request struct {
+	Token    string
+	Release  string // raw: a stage variable or a header
+	SourceIP string
+}
+
+// identity is an accepted token as the backend sees it; never the token itself.
+type identity struct {
+	Subject, ClientID, KID, JTI, Scope string
+}
+
+// check verifies a request's token and counts the outcome. It returns nil for any refusal.
+func (a *Authorizer) check(ctx context.Context, r request) *identity {
+	release := a.releases.label(r.Release)
+	if a.inline {
+		a.fresh.refreshIfDue(ctx)
+	}
+	if !a.keys.ready(ctx) {
+		a.reject(ctx, r, release, reasonJWKSUnavailable, "")
+		return nil
+	}
+	token := r.Token
+	if len(token) > maxTokenBytes {
+		token = "" // refused as malformed without parsing it
+	}
+	claims, err := a.verifier.Verify(ctx, token)
+	if err != nil {
+		a.reject(ctx, r, release, string(tokens.ReasonOf(err)), rejectedKID(err))
+		return nil
+	}
+	if a.fresh.stale(a.cfg.FailOpen) {
+		a.rec.stale(a.cfg.FailOpen)
+		if !a.cfg.FailOpen {
+			a.reject(ctx, r, release, reasonDenyListStale, "")
+			return nil
+		}
+	}
+	p := peek(r.Token) // verified: the header and claims are the issuer's
+	a.rec.verified(verification{Release: release, KID: p.KID, Reason: reasonNone})
+	return &identity{Subject: claims.Subject, ClientID: claims.ClientID, KID: p.KID, JTI: claims.ID, Scope: p.Scope}
+}
+
+func rejectedKID(err error) string {
+	var r *tokens.Rejection
+	if errors.As(err, &r) {
+		return r.KID
+	}
+	return ""
+}
+
+// reject counts a refusal and logs it once, with what the token claims to be (unverified,
+// clipped) and never the token.
+func (a *Authorizer) reject(ctx context.Context, r request, release, reason, kid string) {
+	p := peek(r.Token)
+	if kid == "" {
+		kid = p.KID
+	}
+	label := labelUnknown
+	if reason != string(tokens.UnknownKID) && a.keys.has(ctx, kid) {
+		label = kid
+	}
+	a.rec.verified(verification{Release: release, KID: label, Reason: reason})
+	a.logger.Info("token rejected", "reason", reason, "kid", clip(kid), "jti", clip(p.JTI), "sub", clip(p.Sub),
+		"release", release, "source_ip", clip(r.SourceIP))
+}

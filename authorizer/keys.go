@@ -1,0 +1,142 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/MicahParks/jwkset"
+	"github.com/MicahParks/keyfunc/v3"
+
+	"github.com/rollgate/rollgate/internal/tokens"
+)
+
+// keySet is the issuer's JWKS (a tokens.KeySet), loaded on first need. A JWKS that is missing or
+// unreadable at start must not crash-loop a Lambda or a pod: until it loads, every request is
+// refused, and loading is retried at most once per retry interval.
+type keySet struct {
+	cfg    Config
+	client *http.Client
+	logger *slog.Logger
+	// life bounds keyfunc's background refresh: the process, not one request.
+	life context.Context
+
+	kf      atomic.Pointer[keyfunc.Keyfunc]
+	mu      sync.Mutex // held while loading
+	lastTry time.Time
+	failing bool
+}
+
+// noKeys answers every lookup before the JWKS has loaded.
+var noKeys = jwkset.NewMemoryStorage()
+
+func newKeySet(life context.Context, cfg Config, client *http.Client, logger *slog.Logger) *keySet {
+	return &keySet{cfg: cfg, client: client, logger: logger, life: life}
+}
+
+// Storage implements tokens.KeySet.
+func (k *keySet) Storage() jwkset.Storage {
+	if kf := k.kf.Load(); kf != nil {
+		return (*kf).Storage()
+	}
+	return noKeys
+}
+
+// ready reports whether the keys are loaded, trying to load them when the last attempt is old
+// enough. A request that finds another one loading does not wait for it.
+func (k *keySet) ready(ctx context.Context) bool {
+	if k.kf.Load() != nil {
+		return true
+	}
+	if !k.mu.TryLock() {
+		return false
+	}
+	defer k.mu.Unlock()
+	if k.kf.Load() != nil {
+		return true
+	}
+	if !k.lastTry.IsZero() && time.Since(k.lastTry) < k.cfg.JWKSUnknownKIDRefresh {
+		return false
+	}
+	k.lastTry = time.Now()
+	kf, err := k.load(ctx)
+	if err != nil {
+		if !k.failing { // one line when it starts failing, not one per request
+			k.logger.Error("JWKS unavailable: every request is refused until it loads", "error", err,
+				"retry_every", k.cfg.JWKSUnknownKIDRefresh.String())
+			k.failing = true
+		}
+		return false
+	}
+	k.kf.Store(&kf)
+	if k.failing {
+		k.logger.Info("JWKS loaded; verifying tokens again")
+	}
+	return true
+}
+
+func (k *keySet) load(ctx context.Context) (keyfunc.Keyfunc, error) {
+	jwksURL := k.cfg.JWKSURL
+	if jwksURL == "" {
+		var err error
+		if jwksURL, err = k.discover(ctx); err != nil {
+			return nil, err
+		}
+	}
+	return tokens.RemoteKeySet(k.life, jwksURL, tokens.RemoteKeySetOptions{
+		CacheTTL: k.cfg.JWKSCacheTTL, UnknownKIDRefresh: k.cfg.JWKSUnknownKIDRefresh, HTTPClient: k.client,
+	})
+}
+
+// discover reads jwks_uri from the issuer's OpenID discovery document.
+func (k *keySet) discover(ctx context.Context) (string, error) {
+	where := k.cfg.discoveryURL()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, where, nil)
+	if err != nil {
+		return "", fmt.Errorf("discovery %s: %w", where, err)
+	}
+	resp, err := k.client.Do(req)
+	if err != nil {
+		return "", fmt.Errorf("discovery %s: %w", where, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return "", fmt.Errorf("discovery %s: HTTP %d", where, resp.StatusCode)
+	}
+	var doc struct {
+		JWKSURI string `json:"jwks_uri"`
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&doc); err != nil {
+		return "", fmt.Errorf("discovery %s: %w", where, err)
+	}
+	if u, err := url.Parse(doc.JWKSURI); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		return "", fmt.Errorf("discovery %s: %w", where, errors.New("jwks_uri is not an http(s) URL"))
+	}
+	return doc.JWKSURI, nil
+}
+
+// has reports whether kid is in the loaded key set, without fetching anything: it bounds the
+// kid label of the metrics to the keys the issuer published.
+func (k *keySet) has(ctx context.Context, kid string) bool {
+	if kid == "" {
+		return false
+	}
+	all, err := k.Storage().KeyReadAll(ctx)
+	if err != nil {
+		return false
+	}
+	for _, j := range all {
+		if j.Marshal().KID == kid {
+			return true
+		}
+	}
+	return false
+}
