@@ -52,7 +52,7 @@ func (m TransitMethod) Sign(signingString string, key any) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	return sigs[0], nil
+	return lowS(m.Algorithm, sigs[0]), nil // Vault's ECDSA signatures have a high s half the time
 }
 
 func (m TransitMethod) Verify(string, []byte, any) error {
@@ -151,7 +151,7 @@ func (m *Minter) Mint(ctx context.Context, version int, reqs ...MintRequest) ([]
 		}
 	}
 	for i := range out {
-		out[i].Token += "." + base64.RawURLEncoding.EncodeToString(sigs[i])
+		out[i].Token += "." + base64.RawURLEncoding.EncodeToString(lowS(method.Algorithm, sigs[i]))
 	}
 	return out, nil
 }
