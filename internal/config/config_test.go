@@ -2,12 +2,14 @@ package config_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/sethvargo/go-envconfig"
 
 	"github.com/rollgate/rollgate/internal/config"
+	"github.com/rollgate/rollgate/internal/tokens"
 )
 
 func TestLoad_DefaultsAndOverrides(t *testing.T) {
@@ -46,5 +48,31 @@ func TestLoad_Webhooks(t *testing.T) {
 	}))
 	if err != nil || c.Webhooks["oncall"] != "https://hooks.example.com/services/T0/B0/x?a=b" || c.Webhooks["ops"] != "http://127.0.0.1:9/h" {
 		t.Fatalf("webhooks %v, %v", c.Webhooks, err)
+	}
+}
+
+func TestLoad_VerificationDefaultsOverridesAndRanges(t *testing.T) {
+	c, err := config.Load(context.Background(), envconfig.MapLookuper(map[string]string{}))
+	if err != nil || c.Verification.MaxLifetime != 24*time.Hour || c.Verification.Leeway != 5*time.Second {
+		t.Fatalf("defaults %+v, %v", c.Verification, err)
+	}
+	v, err := config.LoadVerification(context.Background(), envconfig.MapLookuper(map[string]string{
+		"ROLLGATE_TOKEN_MAX_LIFETIME": "2h", "ROLLGATE_VERIFY_LEEWAY": "0s",
+	}))
+	if err != nil || v.MaxLifetime != 2*time.Hour || v.Leeway != 0 {
+		t.Fatalf("overrides %+v, %v", v, err)
+	}
+	var o tokens.VerifierOptions
+	v.Apply(&o)
+	if o.MaxLifetime != 2*time.Hour || o.Leeway != 0 {
+		t.Fatalf("applied %+v", o)
+	}
+	for name, value := range map[string]string{
+		"ROLLGATE_TOKEN_MAX_LIFETIME": "30s", "ROLLGATE_VERIFY_LEEWAY": "1h",
+	} {
+		_, err := config.Load(context.Background(), envconfig.MapLookuper(map[string]string{name: value}))
+		if err == nil || !strings.Contains(err.Error(), name) || !strings.Contains(err.Error(), "allowed") {
+			t.Fatalf("%s=%s: %v, want an error naming the variable and its range", name, value, err)
+		}
 	}
 }

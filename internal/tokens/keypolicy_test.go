@@ -7,6 +7,7 @@ import (
 	"crypto/rsa"
 	"crypto/sha256"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"math/big"
 	"strings"
@@ -16,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/rollgate/rollgate/internal/keys"
 	"github.com/rollgate/rollgate/internal/tokens"
 )
 
@@ -215,5 +217,16 @@ func TestMetrics_ForgedKidsAreCountedAsUnknownSoSeriesStayBounded(t *testing.T) 
 	}
 	if got := testutil.ToFloat64(m.Verified.WithLabelValues("fuzz-v1")); got != 1 {
 		t.Fatalf("verified{kid=fuzz-v1} = %v, want 1", got)
+	}
+}
+
+// The worker refuses to mint a token its verifiers would refuse, before asking Vault to sign.
+func TestMint_RefusesATTLOverTheVerifiersMaximumLifetime(t *testing.T) {
+	m := &tokens.Minter{Key: "any", Alg: "RS256", Issuer: "https://issuer.test", MaxLifetime: time.Hour} // no Vault: nothing may be signed
+	_, err := m.Mint(context.Background(), 1,
+		tokens.MintRequest{Subject: "a", Audience: []string{"orders"}, TTL: time.Hour},
+		tokens.MintRequest{Subject: "b", Audience: []string{"orders"}, TTL: time.Hour + time.Second})
+	if !errors.Is(err, keys.ErrInvalid) || !strings.Contains(err.Error(), "mint request 1: TTL 1h0m1s") || !strings.Contains(err.Error(), "1h0m0s") {
+		t.Fatalf("%v, want an invalid-request error naming the request, its TTL and the maximum", err)
 	}
 }

@@ -67,6 +67,9 @@ type Minter struct {
 	Alg     string    // JWS algorithm; default: the type's first
 	Issuer  string    // iss
 	Now     func() time.Time
+	// MaxLifetime, when set, refuses a TTL over the verifiers' maximum lifetime: every verifier
+	// would reject such a token.
+	MaxLifetime time.Duration
 }
 
 // MintRequest describes one token to issue.
@@ -114,6 +117,9 @@ func (m *Minter) Mint(ctx context.Context, version int, reqs ...MintRequest) ([]
 	for i, r := range reqs {
 		if r.Subject == "" || len(r.Audience) == 0 || r.TTL <= 0 {
 			return nil, fmt.Errorf("mint request %d: subject, audience and a positive TTL are required: %w", i, keys.ErrInvalid)
+		}
+		if m.MaxLifetime > 0 && r.TTL > m.MaxLifetime {
+			return nil, fmt.Errorf("mint request %d: TTL %s: allowed up to the verifiers' maximum lifetime %s: %w", i, r.TTL, m.MaxLifetime, keys.ErrInvalid)
 		}
 		jti, err := newJTI()
 		if err != nil {
