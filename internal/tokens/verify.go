@@ -185,53 +185,29 @@ type header struct {
 // typ, kid), key (known kid of the right family, acceptable), signature, claims (lifetime, iss,
 // aud, exp, nbf, iat), revocation. golang-jwt verifies the signature and validates the claims.
 func (v *Verifier) verify(ctx context.Context, raw string) (*Claims, tokenKID, Reason, error) {
-	var kid tokenKID
-	h64, rest, ok := strings.Cut(raw, ".")
-	p64, s64, ok2 := strings.Cut(rest, ".")
-	if !ok || !ok2 || strings.Contains(s64, ".") {
-		return nil, kid, Malformed, errors.New("not three dot-separated segments")
+	tok, err := parseJWS(raw)
+	kid := tokenKID{name: tok.hdr.Kid}
+	if err != nil {
+		return nil, kid, Malformed, err
 	}
-	hb, ok := decodeSegment(h64)
-	if !ok {
-		return nil, kid, Malformed, errors.New("header is not base64url")
+	if !v.allowed[tok.hdr.Alg] {
+		return nil, kid, AlgNotAllowed, fmt.Errorf("algorithm %s is not allowed", quoteShort(tok.hdr.Alg))
 	}
-	if err := checkHeader(hb); err != nil {
-		return nil, kid, Malformed, fmt.Errorf("header: %w", err)
+	if typ := tok.hdr.Typ; !strings.EqualFold(typ, TokenType) && !strings.EqualFold(typ, "application/"+TokenType) {
+		return nil, kid, Malformed, fmt.Errorf("typ %s is not %s", quoteShort(typ), TokenType)
 	}
-	var hdr header
-	if err := json.Unmarshal(hb, &hdr); err != nil {
-		return nil, kid, Malformed, errors.New("header is not a JWS header")
-	}
-	kid.name = hdr.Kid
-	pb, ok := decodeSegment(p64)
-	if !ok {
-		return nil, kid, Malformed, errors.New("claims are not base64url")
-	}
-	if err := checkClaims(pb); err != nil {
-		return nil, kid, Malformed, fmt.Errorf("claims: %w", err)
-	}
-	if !v.allowed[hdr.Alg] {
-		return nil, kid, AlgNotAllowed, fmt.Errorf("algorithm %s is not allowed", quoteShort(hdr.Alg))
-	}
-	if !strings.EqualFold(hdr.Typ, TokenType) && !strings.EqualFold(hdr.Typ, "application/"+TokenType) {
-		return nil, kid, Malformed, fmt.Errorf("typ %s is not %s", quoteShort(hdr.Typ), TokenType)
-	}
-	key, reason, err := v.key(ctx, &kid, hdr.Alg)
+	key, reason, err := v.key(ctx, &kid, tok.hdr.Alg)
 	if err != nil {
 		return nil, kid, reason, err
 	}
-	sig, ok := decodeSegment(s64)
-	if !ok {
-		return nil, kid, Malformed, errors.New("signature is not base64url")
-	}
-	if err := canonicalSignature(key, sig); err != nil {
+	if err := canonicalSignature(key, tok.sig); err != nil {
 		return nil, kid, Malformed, err
 	}
-	if err := jwt.GetSigningMethod(hdr.Alg).Verify(raw[:len(h64)+1+len(p64)], sig, key); err != nil {
+	if err := jwt.GetSigningMethod(tok.hdr.Alg).Verify(tok.input, tok.sig, key); err != nil {
 		return nil, kid, BadSignature, err
 	}
 	claims := &Claims{}
-	if err := json.Unmarshal(pb, claims); err != nil {
+	if err := json.Unmarshal(tok.claims, claims); err != nil {
 		return nil, kid, Malformed, errors.New("claims are not a JWT claims set")
 	}
 	if err := v.checkLifetime(claims); err != nil {
@@ -244,6 +220,44 @@ func (v *Verifier) verify(ctx context.Context, raw string) (*Claims, tokenKID, R
 		return nil, kid, Revoked, errors.New("revoked")
 	}
 	return claims, kid, "", nil
+}
+
+// jws is a compact JWS after the strict pre-parse: every error is malformed.
+type jws struct {
+	hdr    header // as far as it was read
+	claims []byte // checked JSON, decoded once the signature holds
+	input  string // the signing input, header.claims as received
+	sig    []byte
+}
+
+func parseJWS(raw string) (jws, error) {
+	var t jws
+	h64, rest, ok := strings.Cut(raw, ".")
+	p64, s64, ok2 := strings.Cut(rest, ".")
+	if !ok || !ok2 || strings.Contains(s64, ".") {
+		return t, errors.New("not three dot-separated segments")
+	}
+	hb, ok := decodeSegment(h64)
+	if !ok {
+		return t, errors.New("header is not base64url")
+	}
+	if err := checkHeader(hb); err != nil {
+		return t, fmt.Errorf("header: %w", err)
+	}
+	if err := json.Unmarshal(hb, &t.hdr); err != nil {
+		return jws{}, errors.New("header is not a JWS header")
+	}
+	if t.claims, ok = decodeSegment(p64); !ok {
+		return t, errors.New("claims are not base64url")
+	}
+	if err := checkClaims(t.claims); err != nil {
+		return t, fmt.Errorf("claims: %w", err)
+	}
+	if t.sig, ok = decodeSegment(s64); !ok {
+		return t, errors.New("signature is not base64url")
+	}
+	t.input = raw[:len(h64)+1+len(p64)]
+	return t, nil
 }
 
 // key finds the token's kid in the key set and checks that the key may verify alg.
