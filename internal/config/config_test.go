@@ -9,6 +9,7 @@ import (
 	"github.com/sethvargo/go-envconfig"
 
 	"github.com/rollgate/rollgate/internal/config"
+	"github.com/rollgate/rollgate/internal/spec"
 	"github.com/rollgate/rollgate/internal/tokens"
 )
 
@@ -53,8 +54,11 @@ func TestLoad_Webhooks(t *testing.T) {
 
 func TestLoad_VerificationDefaultsOverridesAndRanges(t *testing.T) {
 	c, err := config.Load(context.Background(), envconfig.MapLookuper(map[string]string{}))
-	if err != nil || c.Verification.MaxLifetime != 24*time.Hour || c.Verification.Leeway != 5*time.Second {
+	if err != nil || c.Verification.MaxLifetime != tokens.DefaultMaxLifetime || c.Verification.Leeway != 5*time.Second {
 		t.Fatalf("defaults %+v, %v", c.Verification, err)
+	}
+	if c.Verification.MaxLifetime < spec.MaxTokenTTL {
+		t.Fatalf("default maximum lifetime %s refuses tokens of the longest auth.tokenTtl %s", c.Verification.MaxLifetime, spec.MaxTokenTTL)
 	}
 	v, err := config.LoadVerification(context.Background(), envconfig.MapLookuper(map[string]string{
 		"ROLLGATE_TOKEN_MAX_LIFETIME": "2h", "ROLLGATE_VERIFY_LEEWAY": "0s",
