@@ -2,6 +2,7 @@ package activities
 
 import (
 	"net/http"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/apigateway"
 	"github.com/aws/aws-sdk-go-v2/service/apigatewayv2"
@@ -33,6 +34,8 @@ type Clients struct {
 	Webhooks   map[string]string // notification webhooks by name
 	// ReleasesTable holds each stage's release history; default "rollgate-releases".
 	ReleasesTable string
+	// MaxTokenLifetime is the verifiers' maximum token lifetime (0: no limit on reissue).
+	MaxTokenLifetime time.Duration
 }
 
 // Set is one of each activity struct, wired to the same clients.
@@ -54,7 +57,7 @@ func NewSet(c Clients) *Set {
 	return &Set{
 		Gateway:  &Gateway{REST: &gateway.REST{API: c.APIGateway}, HTTP: &gateway.HTTP{API: c.HTTPAPIs}},
 		Keys:     &Keys{Transit: transit, Labels: &keys.LabelStore{Client: c.Vault, Mount: c.KVMount}},
-		Tokens:   &Tokens{Transit: transit, S3: c.S3, Registry: &reg, Delivery: delivery, HTTP: c.HTTP},
+		Tokens:   &Tokens{Transit: transit, S3: c.S3, Registry: &reg, Delivery: delivery, HTTP: c.HTTP, MaxLifetime: c.MaxTokenLifetime},
 		Health:   &Health{Transit: transit, Registry: &reg, Delivery: delivery, HTTP: c.HTTP, InvokeURL: c.InvokeURL},
 		Notify:   &Notify{HTTP: c.HTTP, Webhooks: c.Webhooks},
 		Releases: &Releases{History: &releases.History{DB: c.DynamoDB, Table: c.ReleasesTable}},

@@ -21,6 +21,8 @@ type Tokens struct {
 	Registry *registry.Registry
 	Delivery *registry.Delivery
 	HTTP     *http.Client
+	// MaxLifetime is the verifiers' maximum token lifetime; no token outliving it is reissued.
+	MaxLifetime time.Duration
 }
 
 // Issuer describes the token issuer of a release.
@@ -132,7 +134,8 @@ func (a *Tokens) ReissueTokens(ctx context.Context, in ReissueInput) ([]Issued, 
 	if len(todo) == 0 {
 		return out, nil
 	}
-	m := &tokens.Minter{Transit: a.Transit, Key: in.Issuer.Key.Name, Type: in.Issuer.Key.Type, Alg: in.Issuer.Algorithm, Issuer: in.Issuer.URL}
+	m := &tokens.Minter{Transit: a.Transit, Key: in.Issuer.Key.Name, Type: in.Issuer.Key.Type, Alg: in.Issuer.Algorithm,
+		Issuer: in.Issuer.URL, MaxLifetime: a.MaxLifetime}
 	minted, err := m.Mint(ctx, in.Version, todo...)
 	if err != nil {
 		return nil, classify(err)

@@ -2,16 +2,20 @@ package activities_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/converter"
+	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
 
 	"github.com/rollgate/rollgate/activities"
+	"github.com/rollgate/rollgate/internal/keys"
 	"github.com/rollgate/rollgate/internal/registry"
 	"github.com/rollgate/rollgate/internal/tokens"
 	rgtestsuite "github.com/rollgate/rollgate/testsuite"
@@ -77,5 +81,45 @@ func TestRevokeTokens_ResumesFromItsHeartbeatAfterACrash(t *testing.T) {
 	}
 	if len(beats) == 0 || beats[len(beats)-1] != n || beats[0] <= crashedAt {
 		t.Fatalf("heartbeats %v: want progress past %d up to %d", beats, crashedAt, n)
+	}
+}
+
+// A reissue whose TTL the verifiers would refuse fails before any token is minted, recorded or
+// delivered, and is not retried.
+func TestReissueTokens_RefusesATTLOverTheVerifiersMaximumLifetime(t *testing.T) {
+	b := shared.Bed(t)
+	ctx := context.Background()
+	vc, err := b.Vault.Client()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := b.AWSConfig(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := fmt.Sprintf("maxlife-%d", time.Now().UnixNano())
+	transit := &keys.Transit{Client: vc}
+	if _, err := transit.EnsureKey(ctx, name, keys.RSA2048); err != nil {
+		t.Fatal(err)
+	}
+	reg := &registry.Registry{DB: b.DynamoDBClient(cfg), TokensTable: name + "-tokens", RevocationsTable: name + "-revocations"}
+	if err := reg.CreateTables(ctx); err != nil {
+		t.Fatal(err)
+	}
+	delivery := &registry.Delivery{Client: vc}
+	var suite testsuite.WorkflowTestSuite
+	env := suite.NewTestActivityEnvironment()
+	env.RegisterActivity(&activities.Tokens{Transit: transit, Registry: reg, Delivery: delivery, MaxLifetime: time.Hour})
+	client := name + "-client"
+	_, err = env.ExecuteActivity((&activities.Tokens{}).ReissueTokens, activities.ReissueInput{
+		Issuer:  activities.Issuer{URL: "https://issuer.test", Audiences: []string{"orders"}, Key: activities.KeyRef{Name: name, Type: keys.RSA2048}, Algorithm: "RS256"},
+		Version: 1, Clients: []string{client}, TTL: 2 * time.Hour, Reason: "test",
+	})
+	var appErr *temporal.ApplicationError
+	if !errors.As(err, &appErr) || !appErr.NonRetryable() || appErr.Type() != activities.ErrTypeInvalid || !strings.Contains(err.Error(), "TTL 2h0m0s") {
+		t.Fatalf("%v, want a non-retryable invalid-request error naming the TTL", err)
+	}
+	if cur, err := delivery.Current(ctx, client); err != nil || cur.KVVersion != 0 {
+		t.Fatalf("delivered %+v, %v: nothing should have been", cur, err)
 	}
 }

@@ -77,7 +77,7 @@ rollgate_tokens_rejected_total counters are added per kid and reason.`,
 				rows = append(rows, tokenSummary{KIDSummary: s, Rejected: rejected[s.KID]})
 				delete(rejected, s.KID)
 			}
-			for _, kid := range slices.Sorted(maps.Keys(rejected)) { // kids the registry never issued (forged, foreign, malformed)
+			for _, kid := range slices.Sorted(maps.Keys(rejected)) { // kids the registry never issued; verifiers count every kid outside their key set as "unknown"
 				rows = append(rows, tokenSummary{KIDSummary: registry.KIDSummary{KID: kid}, Rejected: rejected[kid]})
 			}
 			if output == "json" {

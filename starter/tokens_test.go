@@ -44,7 +44,7 @@ func TestStarter_TokensAddsVerifierRejectionsByReason(t *testing.T) {
 		m.Observe("clitokens-v1", tokens.Expired)
 		m.Observe("clitokens-v1", "")
 		if i == 1 {
-			m.Observe("forged-v9", tokens.UnknownKID)
+			m.Observe(tokens.UnknownKIDLabel, tokens.UnknownKID) // what a verifier counts for any forged kid
 		}
 		srv := httptest.NewServer(promhttp.HandlerFor(pr, promhttp.HandlerOpts{}))
 		defer srv.Close()
@@ -63,7 +63,7 @@ func TestStarter_TokensAddsVerifierRejectionsByReason(t *testing.T) {
 	if r := rows[0]; r.KID != "clitokens-v1" || r.Issued != 2 || r.Active != 2 || r.Rejected["revoked"] != 2 || r.Rejected["expired"] != 2 || len(r.Rejected) != 2 {
 		t.Fatalf("row %+v", r)
 	}
-	if r := rows[1]; r.KID != "forged-v9" || r.Issued != 0 || r.Rejected["unknown_kid"] != 1 {
+	if r := rows[1]; r.KID != tokens.UnknownKIDLabel || r.Issued != 0 || r.Rejected["unknown_kid"] != 1 {
 		t.Fatalf("row %+v", r)
 	}
 	if code, out, _ := c.run(t, "tokens", "--tokens-table", "clitokens-tokens", "--metrics", urls[1]); code != 0 || !strings.Contains(out, "expired=1 revoked=1") {

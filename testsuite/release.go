@@ -15,10 +15,12 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/apigatewayv2"
 	v2types "github.com/aws/aws-sdk-go-v2/service/apigatewayv2/types"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/sethvargo/go-envconfig"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/worker"
 
 	"github.com/rollgate/rollgate/activities"
+	"github.com/rollgate/rollgate/internal/config"
 	"github.com/rollgate/rollgate/internal/keys"
 	"github.com/rollgate/rollgate/internal/registry"
 	"github.com/rollgate/rollgate/internal/releases"
@@ -205,7 +207,15 @@ func (r *ReleaseBed) registerVerifier(ctx context.Context, lambda string, reg *r
 		return err
 	}
 	go deny.Run(ctx, 200*time.Millisecond, slog.New(slog.DiscardHandler))
-	v, err := tokens.NewVerifier(tokens.VerifierOptions{Keys: ks, Issuer: r.Issuer, Audiences: []string{"orders"}, Algorithms: []string{"RS256"}, Leeway: 5 * time.Second, Revoked: deny})
+	// The bed's authorizer verifies with the defaults of a deployed verifier (leeway, maximum
+	// lifetime), not with whatever the machine's environment says.
+	vc, err := config.LoadVerification(ctx, envconfig.MapLookuper(nil))
+	if err != nil {
+		return err
+	}
+	o := tokens.VerifierOptions{Keys: ks, Issuer: r.Issuer, Audiences: []string{"orders"}, Algorithms: []string{"RS256"}, Revoked: deny}
+	vc.Apply(&o)
+	v, err := tokens.NewVerifier(o)
 	if err != nil {
 		return err
 	}

@@ -112,6 +112,7 @@ func run(ctx context.Context, logger *slog.Logger) error {
 		HTTP:       &http.Client{Timeout: cfg.ProbeTimeout},
 		InvokeURL:  cfg.InvokeURLFunc(),
 		Webhooks:   cfg.Webhooks, ReleasesTable: cfg.ReleasesTable,
+		MaxTokenLifetime: cfg.Verification.MaxLifetime,
 	})
 	if cfg.CreateTables {
 		if err := set.Tokens.Registry.CreateTables(ctx); err != nil {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/rollgate/rollgate/internal/codec"
 	"github.com/rollgate/rollgate/internal/keys"
+	"github.com/rollgate/rollgate/internal/tokens"
 )
 
 // Worker is the worker's configuration.
@@ -41,6 +42,47 @@ type Worker struct {
 	Webhooks map[string]string `env:"ROLLGATE_WEBHOOKS, delimiter=;, separator=="`
 	// ProbeTimeout bounds one health probe request.
 	ProbeTimeout time.Duration `env:"ROLLGATE_PROBE_TIMEOUT, default=10s"`
+	// Verification is what every verifier of the issuer's tokens enforces; the worker reissues no
+	// token its verifiers would refuse.
+	Verification Verification
+}
+
+// Verification configures token verifiers (tokens.VerifierOptions).
+type Verification struct {
+	// Leeway is the clock skew allowed on exp, nbf and iat.
+	Leeway time.Duration `env:"ROLLGATE_VERIFY_LEEWAY, default=5s"`
+	// MaxLifetime is the longest exp - iat a verifier accepts; the default is the longest
+	// auth.tokenTtl a deploy spec may ask for.
+	MaxLifetime time.Duration `env:"ROLLGATE_TOKEN_MAX_LIFETIME, default=24h"`
+}
+
+// Check refuses values NewVerifier would refuse, naming the variable and its range.
+func (v Verification) Check() error {
+	if v.Leeway < 0 || v.Leeway > 5*time.Minute {
+		return fmt.Errorf("ROLLGATE_VERIFY_LEEWAY %s: allowed 0 to 5m", v.Leeway)
+	}
+	if v.MaxLifetime < time.Minute || v.MaxLifetime > 8760*time.Hour {
+		return fmt.Errorf("ROLLGATE_TOKEN_MAX_LIFETIME %s: allowed 1m to 8760h", v.MaxLifetime)
+	}
+	return nil
+}
+
+// Apply sets the leeway and maximum lifetime of verifier options.
+func (v Verification) Apply(o *tokens.VerifierOptions) {
+	o.Leeway, o.MaxLifetime = v.Leeway, v.MaxLifetime
+}
+
+// LoadVerification reads only the verification settings, for programs that verify tokens but
+// run no worker.
+func LoadVerification(ctx context.Context, lookup envconfig.Lookuper) (Verification, error) {
+	var v Verification
+	if err := envconfig.ProcessWith(ctx, &envconfig.Config{Target: &v, Lookuper: lookup}); err != nil {
+		return Verification{}, fmt.Errorf("configuration: %w", err)
+	}
+	if err := v.Check(); err != nil {
+		return Verification{}, fmt.Errorf("configuration: %w", err)
+	}
+	return v, nil
 }
 
 // Load reads the worker configuration and checks it.
@@ -54,6 +96,9 @@ func Load(ctx context.Context, lookup envconfig.Lookuper) (Worker, error) {
 	}
 	if c.ShutdownTimeout <= 0 || c.ProbeTimeout <= 0 {
 		return Worker{}, fmt.Errorf("configuration: ROLLGATE_SHUTDOWN_TIMEOUT and ROLLGATE_PROBE_TIMEOUT must be positive")
+	}
+	if err := c.Verification.Check(); err != nil {
+		return Worker{}, fmt.Errorf("configuration: %w", err)
 	}
 	return c, nil
 }

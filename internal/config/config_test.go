@@ -10,6 +10,8 @@ import (
 	"github.com/sethvargo/go-envconfig"
 
 	"github.com/rollgate/rollgate/internal/config"
+	"github.com/rollgate/rollgate/internal/spec"
+	"github.com/rollgate/rollgate/internal/tokens"
 )
 
 func TestLoad_DefaultsAndOverrides(t *testing.T) {
@@ -68,6 +70,35 @@ func TestLoad_BadWebhooksAreRefusedWithoutQuotingTheURL(t *testing.T) {
 		}
 		if err != nil && (strings.Contains(err.Error(), "s3cr3t") || strings.Contains(err.Error(), "hooks.example.com")) {
 			t.Errorf("the error quotes the webhook URL: %s", strings.ReplaceAll(err.Error(), "s3cr3t", "<SECRET>"))
+		}
+	}
+}
+
+func TestLoad_VerificationDefaultsOverridesAndRanges(t *testing.T) {
+	c, err := config.Load(context.Background(), envconfig.MapLookuper(map[string]string{}))
+	if err != nil || c.Verification.MaxLifetime != tokens.DefaultMaxLifetime || c.Verification.Leeway != 5*time.Second {
+		t.Fatalf("defaults %+v, %v", c.Verification, err)
+	}
+	if c.Verification.MaxLifetime < spec.MaxTokenTTL {
+		t.Fatalf("default maximum lifetime %s refuses tokens of the longest auth.tokenTtl %s", c.Verification.MaxLifetime, spec.MaxTokenTTL)
+	}
+	v, err := config.LoadVerification(context.Background(), envconfig.MapLookuper(map[string]string{
+		"ROLLGATE_TOKEN_MAX_LIFETIME": "2h", "ROLLGATE_VERIFY_LEEWAY": "0s",
+	}))
+	if err != nil || v.MaxLifetime != 2*time.Hour || v.Leeway != 0 {
+		t.Fatalf("overrides %+v, %v", v, err)
+	}
+	var o tokens.VerifierOptions
+	v.Apply(&o)
+	if o.MaxLifetime != 2*time.Hour || o.Leeway != 0 {
+		t.Fatalf("applied %+v", o)
+	}
+	for name, value := range map[string]string{
+		"ROLLGATE_TOKEN_MAX_LIFETIME": "30s", "ROLLGATE_VERIFY_LEEWAY": "1h",
+	} {
+		_, err := config.Load(context.Background(), envconfig.MapLookuper(map[string]string{name: value}))
+		if err == nil || !strings.Contains(err.Error(), name) || !strings.Contains(err.Error(), "allowed") {
+			t.Fatalf("%s=%s: %v, want an error naming the variable and its range", name, value, err)
 		}
 	}
 }

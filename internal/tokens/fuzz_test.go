@@ -2,9 +2,12 @@ package tokens_test
 
 import (
 	"context"
+	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
 	"encoding/base64"
+	"fmt"
+	"math/big"
 	"strings"
 	"testing"
 	"time"
@@ -74,6 +77,30 @@ func FuzzVerify_AcceptsOnlyTheTokenThatWasSigned(f *testing.F) {
 	f.Add(parts[0] + "." + base64.RawURLEncoding.EncodeToString([]byte(`{"sub":"admin"}`)) + "." + parts[2])
 	f.Add(genuine + "A")
 	f.Add("..")
+	// Strict parsing: each of these is signed with the genuine key, so only parsing refuses it.
+	hdr, now := `{"alg":"RS256","typ":"at+jwt","kid":"fuzz-v1"}`, time.Now().Unix()
+	claims := func(members string) string {
+		return `{"iss":"https://issuer.test","aud":["orders"],"jti":"j",` + members + `}`
+	}
+	times := fmt.Sprintf(`"iat":%d,"nbf":%d,"exp":%d`, now, now, now+3600)
+	f.Add(parts[0] + "." + parts[1][:8] + "\n" + parts[1][8:] + "." + parts[2])
+	f.Add(parts[0] + "." + parts[1] + "." + parts[2][:8] + "\r\n" + parts[2][8:])
+	f.Add(signRS256(f, l.key, `{"alg":"RS256","typ":"at+jwt","kid":"fuzz-v1","crit":[]}`, claims(`"sub":"s",`+times)))
+	f.Add(signRS256(f, l.key, `{"ALG":"RS256","typ":"at+jwt","kid":"fuzz-v1"}`, claims(`"sub":"s",`+times)))
+	f.Add(signRS256(f, l.key, hdr, claims(`"SUB":"s",`+times)))
+	f.Add(signRS256(f, l.key, hdr, claims(fmt.Sprintf(`"sub":"s","iat":%d,"nbf":%d,"EXP":%d`, now, now, now+3600))))
+	f.Add(signRS256(f, l.key, hdr, claims(fmt.Sprintf(`"sub":"s","iat":%d,"nbf":%d,"exp":"%d"`, now, now, now+3600))))
+	f.Add(signRS256(f, l.key, hdr, claims(fmt.Sprintf(`"sub":"s","iat":%d,"nbf":"%d","exp":%d`, now, now, now+3600))))
+	f.Add(signRS256(f, l.key, hdr, claims(fmt.Sprintf(`"sub":"s","iat":"%d","nbf":%d,"exp":%d`, now, now, now+3600))))
+	f.Add(signRS256(f, l.key, hdr, claims(fmt.Sprintf(`"sub":"s","iat":%d,"nbf":%d,"\u0065xp":%d,"exp":%d`, now, now, now+3600, now+3600))))
+	f.Add(signRS256(f, l.key, `{"alg":"RS256","typ":"at+jwt","kid":"fuzz-v1","crit":null}`, claims(`"sub":"s",`+times)))
+	f.Add(signRS256(f, l.key, hdr, claims(`"sub":"s",`+times+`,"sub":"admin"`)))
+	f.Add(signRS256(f, l.key, `{"alg":"RS256","typ":"at+jwt","kid":"fuzz-v1","kid":"x"}`, claims(`"sub":"s",`+times)))
+	f.Add(signRS256(f, l.key, hdr, claims(fmt.Sprintf(`"sub":"s","iat":%d,"nbf":%d,"exp":%d`, now, now, now+400*24*3600))))
+	// An ES256 signature with s = n - 1, the highest s there is.
+	highS := append(make([]byte, 31), 1)
+	highS = append(highS, new(big.Int).Sub(elliptic.P256().Params().N, big.NewInt(1)).Bytes()...)
+	f.Add(b64(`{"alg":"ES256","typ":"at+jwt","kid":"fuzz-v1"}`) + "." + parts[1] + "." + base64.RawURLEncoding.EncodeToString(highS))
 	f.Fuzz(func(t *testing.T, raw string) {
 		claims, err := v.Verify(context.Background(), raw)
 		if err == nil && raw != genuine {
@@ -98,6 +125,14 @@ func FuzzJWKS_NeverPanicsOrTrustsAForeignKey(f *testing.F) {
 	f.Add([]byte(`{"keys":[{"kty":"oct","kid":"fuzz-v1","k":"c2VjcmV0"}]}`))
 	f.Add([]byte(`{"keys":[{"kty":"EC","crv":"P-256","kid":"fuzz-v1","x":"","y":""}]}`))
 	f.Add([]byte(`{"keys":null}`))
+	weak, err := rsa.GenerateKey(rand.Reader, 1024)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(rsaJWKS("fuzz-v1", &weak.PublicKey, `,"use":"sig"`))
+	f.Add(rsaJWKS("fuzz-v1", &rsa.PublicKey{N: l.key.N, E: 3}, ``))
+	f.Add(rsaJWKS("fuzz-v1", &l.key.PublicKey, `,"use":"enc"`))
+	f.Add(rsaJWKS("fuzz-v1", &l.key.PublicKey, `,"key_ops":["sign"]`))
 	f.Fuzz(func(t *testing.T, doc []byte) {
 		v, err := l.verifier(t, doc)
 		if err != nil {

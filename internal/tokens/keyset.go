@@ -2,11 +2,15 @@ package tokens
 
 import (
 	"context"
+	"crypto/rsa"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"time"
 
+	"github.com/MicahParks/jwkset"
 	"github.com/MicahParks/keyfunc/v3"
 	"golang.org/x/time/rate"
 )
@@ -55,4 +59,29 @@ func StaticKeySet(jwks []byte) (keyfunc.Keyfunc, error) {
 		return nil, fmt.Errorf("JWKS is not JSON")
 	}
 	return keyfunc.NewJWKSetJSON(jwks)
+}
+
+// minRSABits is the smallest RSA modulus a verifier trusts (NIST SP 800-131A; Vault's smallest
+// transit RSA key is 2048 bits too).
+const minRSABits = 2048
+
+// acceptableKey refuses a published key the verifier must not use whatever the JWKS says: an RSA
+// key under 2048 bits or with an exponent other than 65537, a key whose use is not "sig", or
+// whose key_ops leave out "verify". A refused kid is treated as absent from the key set.
+func acceptableKey(meta jwkset.JWKMarshal, key any) error {
+	if meta.USE != "" && meta.USE != jwkset.UseSig {
+		return fmt.Errorf("use %s is not sig", quoteShort(meta.USE.String()))
+	}
+	if len(meta.KEYOPS) > 0 && !slices.Contains(meta.KEYOPS, jwkset.KeyOpsVerify) {
+		return errors.New("key_ops do not include verify")
+	}
+	if k, ok := key.(*rsa.PublicKey); ok {
+		if bits := k.N.BitLen(); bits < minRSABits {
+			return fmt.Errorf("RSA key of %d bits, under %d", bits, minRSABits)
+		}
+		if k.E != 65537 {
+			return fmt.Errorf("RSA exponent %d is not 65537", k.E)
+		}
+	}
+	return nil
 }

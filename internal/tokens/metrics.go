@@ -29,7 +29,9 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	}
 }
 
-// Observe counts a verification outcome; pass it as VerifierOptions.Observe.
+// Observe counts a verification outcome; pass it as VerifierOptions.Observe, which hands it only
+// kids of the key set or UnknownKIDLabel. Any other caller must bound kid the same way: every
+// distinct value is a series kept for the life of the process.
 func (m *Metrics) Observe(kid string, reason Reason) {
 	if reason == "" {
 		m.Verified.WithLabelValues(kid).Inc()

@@ -52,7 +52,7 @@ func (m TransitMethod) Sign(signingString string, key any) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	return sigs[0], nil
+	return lowS(m.Algorithm, sigs[0]), nil // Vault's ECDSA signatures have a high s half the time
 }
 
 func (m TransitMethod) Verify(string, []byte, any) error {
@@ -67,6 +67,9 @@ type Minter struct {
 	Alg     string    // JWS algorithm; default: the type's first
 	Issuer  string    // iss
 	Now     func() time.Time
+	// MaxLifetime, when set, refuses a TTL over the verifiers' maximum lifetime: every verifier
+	// would reject such a token.
+	MaxLifetime time.Duration
 }
 
 // MintRequest describes one token to issue.
@@ -115,6 +118,9 @@ func (m *Minter) Mint(ctx context.Context, version int, reqs ...MintRequest) ([]
 		if r.Subject == "" || len(r.Audience) == 0 || r.TTL <= 0 {
 			return nil, fmt.Errorf("mint request %d: subject, audience and a positive TTL are required: %w", i, keys.ErrInvalid)
 		}
+		if m.MaxLifetime > 0 && r.TTL > m.MaxLifetime {
+			return nil, fmt.Errorf("mint request %d: TTL %s: allowed up to the verifiers' maximum lifetime %s: %w", i, r.TTL, m.MaxLifetime, keys.ErrInvalid)
+		}
 		jti, err := newJTI()
 		if err != nil {
 			return nil, err
@@ -151,7 +157,7 @@ func (m *Minter) Mint(ctx context.Context, version int, reqs ...MintRequest) ([]
 		}
 	}
 	for i := range out {
-		out[i].Token += "." + base64.RawURLEncoding.EncodeToString(sigs[i])
+		out[i].Token += "." + base64.RawURLEncoding.EncodeToString(lowS(method.Algorithm, sigs[i]))
 	}
 	return out, nil
 }

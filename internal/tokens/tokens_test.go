@@ -5,6 +5,7 @@ import (
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
+	"crypto/elliptic"
 	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/x509"
@@ -217,6 +218,30 @@ func TestMint_BatchSignsManyTokensInOneRequest(t *testing.T) {
 	}
 }
 
+// Vault signs ES256 with a high s about half the time, and the verifier refuses the high s (a
+// second encoding of the same token): the minter must hand out the low one, single or batched.
+func TestMint_ES256TokensCarryTheLowSSoEveryOneVerifies(t *testing.T) {
+	e := newIssuerEnv(t, keys.ECDSAP256, "ES256")
+	e.publish(t, 1)
+	v := e.verifier(t, nil)
+	reqs := make([]tokens.MintRequest, 24)
+	for i := range reqs {
+		reqs[i] = tokens.MintRequest{Subject: fmt.Sprintf("client-%d", i), Audience: []string{"orders"}, TTL: time.Hour}
+	}
+	minted, err := e.minter.Mint(context.Background(), 1, reqs...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 8 {
+		minted = append(minted, e.mint(t, 1, tokens.MintRequest{}))
+	}
+	for i, m := range minted {
+		if _, err := v.Verify(context.Background(), m.Token); err != nil {
+			t.Fatalf("token %d of %d: %v", i, len(minted), err)
+		}
+	}
+}
+
 func TestRotation_OldKidStillVerifiesWhilePublishedAndIsUnknownOnceDropped(t *testing.T) {
 	ctx := context.Background()
 	e := newIssuerEnv(t, keys.RSA2048, "RS256")
@@ -242,6 +267,43 @@ func TestRotation_OldKidStillVerifiesWhilePublishedAndIsUnknownOnceDropped(t *te
 	if _, err := v.Verify(ctx, fresh.Token); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// signed signs header and claims JSON, byte for byte as given, with version 1 of the issuer's
+// key in Vault: a token that only the verifier's parsing can refuse.
+func (e *issuerEnv) signed(t testing.TB, header, claims string) string {
+	t.Helper()
+	input := base64.RawURLEncoding.EncodeToString([]byte(header)) + "." + base64.RawURLEncoding.EncodeToString([]byte(claims))
+	sigs, err := e.transit.Sign(context.Background(), e.key.Name, e.minter.Type, 1, e.minter.Alg, []byte(input))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return input + "." + base64.RawURLEncoding.EncodeToString(sigs[0])
+}
+
+// bothSEncodings returns an ES256 token with the low s and with the high s (n - s): two
+// signatures of the same signing input that both pass ecdsa.Verify.
+func (e *issuerEnv) bothSEncodings(t testing.TB, token string) (low, high string) {
+	t.Helper()
+	i := strings.LastIndexByte(token, '.')
+	sig, err := base64.RawURLEncoding.DecodeString(token[i+1:])
+	if err != nil || len(sig) != 64 {
+		t.Fatalf("ES256 signature of %d bytes, %v", len(sig), err)
+	}
+	n := elliptic.P256().Params().N
+	s := new(big.Int).SetBytes(sig[32:])
+	other := append(append([]byte(nil), sig[:32]...), new(big.Int).Sub(n, s).FillBytes(make([]byte, 32))...)
+	a, b := token[:i+1]+base64.RawURLEncoding.EncodeToString(sig), token[:i+1]+base64.RawURLEncoding.EncodeToString(other)
+	if s.Cmp(new(big.Int).Rsh(n, 1)) > 0 {
+		a, b = b, a
+	}
+	digest := sha256.Sum256([]byte(token[:i]))
+	pub := e.key.PublicKeys[1].(*ecdsa.PublicKey)
+	r := new(big.Int).SetBytes(sig[:32])
+	if !ecdsa.Verify(pub, digest[:], r, s) || !ecdsa.Verify(pub, digest[:], r, new(big.Int).Sub(n, s)) {
+		t.Fatal("the two s encodings do not both verify")
+	}
+	return a, b
 }
 
 func verifyErr(v *tokens.Verifier, tok string) error {
@@ -291,34 +353,81 @@ func TestVerify_EveryRejectionHasItsReason(t *testing.T) {
 	noneToken, _ := none.SignedString(jwt.UnsafeAllowNoneSignatureType)
 	esHeader := base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"ES256","typ":"at+jwt","kid":"` + good.KID + `"}`))
 
+	now := time.Now().Unix()
+	hdr := `{"alg":"RS256","typ":"at+jwt","kid":"` + good.KID + `"}`
+	claims := func(members string) string {
+		return fmt.Sprintf(`{"iss":%q,"aud":["orders"],"jti":"hand-signed",%s}`, e.issuer, members)
+	}
+	times := fmt.Sprintf(`"iat":%d,"nbf":%d,"exp":%d`, now, now, now+3600)
+	std := claims(`"sub":"client-1",` + times)
+	es := newIssuerEnv(t, keys.ECDSAP256, "ES256")
+	es.publish(t, 1)
+	esLow, esHigh := es.bothSEncodings(t, es.mint(t, 1, tokens.MintRequest{}).Token)
+	insert := func(seg int, at int, what string) string {
+		p := strings.Split(good.Token, ".")
+		p[seg] = p[seg][:at] + what + p[seg][at:]
+		return strings.Join(p, ".")
+	}
+
 	cases := []struct {
 		name  string
 		token string
 		want  tokens.Reason
+		v     *tokens.Verifier // default v
 	}{
-		{"expired", withMinter(func(m *tokens.Minter) { m.Now = func() time.Time { return time.Now().Add(-2 * time.Hour) } }), tokens.Expired},
-		{"not yet valid", withMinter(func(m *tokens.Minter) { m.Now = func() time.Time { return time.Now().Add(time.Hour) } }), tokens.NotYetValid},
-		{"altered claims", parts[0] + "." + otherClaims + "." + parts[2], tokens.BadSignature},
-		{"truncated signature", parts[0] + "." + parts[1] + "." + parts[2][:168], tokens.BadSignature}, // 168 base64url characters decode to whole bytes
-		{"kid not in the JWKS", other.mint(t, 1, tokens.MintRequest{}).Token, tokens.UnknownKID},
-		{"bad issuer", withMinter(func(m *tokens.Minter) { m.Issuer = "https://issuer.example" }), tokens.BadIssuer},
+		{"expired", withMinter(func(m *tokens.Minter) { m.Now = func() time.Time { return time.Now().Add(-2 * time.Hour) } }), tokens.Expired, nil},
+		{"not yet valid", withMinter(func(m *tokens.Minter) { m.Now = func() time.Time { return time.Now().Add(time.Hour) } }), tokens.NotYetValid, nil},
+		{"altered claims", parts[0] + "." + otherClaims + "." + parts[2], tokens.BadSignature, nil},
+		{"truncated signature", parts[0] + "." + parts[1] + "." + parts[2][:168], tokens.BadSignature, nil}, // 168 base64url characters decode to whole bytes
+		{"kid not in the JWKS", other.mint(t, 1, tokens.MintRequest{}).Token, tokens.UnknownKID, nil},
+		{"bad issuer", withMinter(func(m *tokens.Minter) { m.Issuer = "https://issuer.example" }), tokens.BadIssuer, nil},
 		{"bad audience", func() string {
 			out, err := e.minter.Mint(ctx, 1, tokens.MintRequest{Subject: "s", Audience: []string{"billing"}, TTL: time.Hour})
 			if err != nil {
 				t.Fatal(err)
 			}
 			return out[0].Token
-		}(), tokens.BadAudience},
-		{"revoked by jti", revokedJTI.Token, tokens.Revoked},
-		{"revoked by subject", e.mint(t, 1, tokens.MintRequest{Subject: "revoked-subject"}).Token, tokens.Revoked},
-		{"garbage", "not-a-token", tokens.Malformed},
-		{"two segments", parts[0] + "." + parts[1], tokens.Malformed},
-		{"alg none", noneToken, tokens.AlgNotAllowed},
-		{"HS256 keyed with the RSA public key", hsToken, tokens.AlgNotAllowed},
-		{"ES256 header on an RSA kid", esHeader + "." + parts[1] + "." + parts[2], tokens.AlgNotAllowed},
+		}(), tokens.BadAudience, nil},
+		{"revoked by jti", revokedJTI.Token, tokens.Revoked, nil},
+		{"revoked by subject", e.mint(t, 1, tokens.MintRequest{Subject: "revoked-subject"}).Token, tokens.Revoked, nil},
+		{"garbage", "not-a-token", tokens.Malformed, nil},
+		{"two segments", parts[0] + "." + parts[1], tokens.Malformed, nil},
+		{"alg none", noneToken, tokens.AlgNotAllowed, nil},
+		{"HS256 keyed with the RSA public key", hsToken, tokens.AlgNotAllowed, nil},
+		{"ES256 header on an RSA kid", esHeader + "." + parts[1] + "." + parts[2], tokens.AlgNotAllowed, nil},
+		// Strict parsing: one token, one reading. Each of these is signed in Vault, so only the
+		// parsing can refuse it.
+		{"hand-signed control", e.signed(t, hdr, std), "", nil},
+		{"newline inside the claims segment", insert(1, 10, "\n"), tokens.Malformed, nil},
+		{"CR LF inside the signature", insert(2, 20, "\r\n"), tokens.Malformed, nil},
+		{"CR inside the header", insert(0, 4, "\r"), tokens.Malformed, nil},
+		{"crit present but empty", e.signed(t, `{"alg":"RS256","typ":"at+jwt","kid":"`+good.KID+`","crit":[]}`, std), tokens.Malformed, nil},
+		{"crit null", e.signed(t, `{"alg":"RS256","typ":"at+jwt","kid":"`+good.KID+`","crit":null}`, std), tokens.Malformed, nil},
+		{"header name ALG", e.signed(t, `{"ALG":"RS256","typ":"at+jwt","kid":"`+good.KID+`"}`, std), tokens.Malformed, nil},
+		{"header name Kid", e.signed(t, `{"alg":"RS256","typ":"at+jwt","Kid":"`+good.KID+`"}`, std), tokens.Malformed, nil},
+		{"claim name SUB", e.signed(t, hdr, claims(`"SUB":"client-1",`+times)), tokens.Malformed, nil},
+		{"claim name ſub (long s, which folds to s)", e.signed(t, hdr, claims(`"ſub":"client-1",`+times)), tokens.Malformed, nil},
+		{"header name \u212aid (Kelvin sign, which folds to k)", e.signed(t, `{"alg":"RS256","typ":"at+jwt","\u212aid":"`+good.KID+`"}`, std), tokens.Malformed, nil},
+		{"claim name EXP", e.signed(t, hdr, claims(fmt.Sprintf(`"sub":"client-1","iat":%d,"nbf":%d,"EXP":%d`, now, now, now+3600))), tokens.Malformed, nil},
+		{"claim name escaped to EXP", e.signed(t, hdr, claims(fmt.Sprintf(`"sub":"client-1","iat":%d,"nbf":%d,"\u0045XP":%d`, now, now, now+3600))), tokens.Malformed, nil},
+		{"exp as a string", e.signed(t, hdr, claims(fmt.Sprintf(`"sub":"client-1","iat":%d,"nbf":%d,"exp":"%d"`, now, now, now+3600))), tokens.Malformed, nil},
+		{"nbf as a string", e.signed(t, hdr, claims(fmt.Sprintf(`"sub":"client-1","iat":%d,"nbf":"%d","exp":%d`, now, now, now+3600))), tokens.Malformed, nil},
+		{"iat as a string", e.signed(t, hdr, claims(fmt.Sprintf(`"sub":"client-1","iat":"%d","nbf":%d,"exp":%d`, now, now, now+3600))), tokens.Malformed, nil},
+		{"duplicate sub", e.signed(t, hdr, claims(`"sub":"client-1",`+times+`,"sub":"admin"`)), tokens.Malformed, nil},
+		{"duplicate sub, escaped", e.signed(t, hdr, claims(`"sub":"client-1",`+times+`,"s\u0075b":"admin"`)), tokens.Malformed, nil},
+		{"duplicate kid header", e.signed(t, `{"alg":"RS256","typ":"at+jwt","kid":"`+good.KID+`","kid":"other-v1"}`, std), tokens.Malformed, nil},
+		{"duplicate member in a nested claim", e.signed(t, hdr, claims(`"sub":"client-1",`+times+`,"cnf":{"jkt":"a","jkt":"b"}`)), tokens.Malformed, nil},
+		{"lifetime over the 24h default", e.mint(t, 1, tokens.MintRequest{TTL: 24*time.Hour + time.Minute}).Token, tokens.Malformed, nil},
+		{"lifetime of 24h", e.mint(t, 1, tokens.MintRequest{TTL: 24 * time.Hour}).Token, "", nil},
+		{"ES256 with the low s", esLow, "", es.verifier(t, nil)},
+		{"ES256 with the high s", esHigh, tokens.Malformed, es.verifier(t, nil)},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
+			v := v
+			if tc.v != nil {
+				v = tc.v
+			}
 			_, err := v.Verify(ctx, tc.token)
 			if got := tokens.ReasonOf(err); got != tc.want {
 				t.Fatalf("reason %q (%v), want %q", got, err, tc.want)

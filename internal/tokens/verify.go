@@ -36,7 +36,7 @@ const (
 // Rejection is the error Verify returns for a token it refuses.
 type Rejection struct {
 	Reason Reason
-	KID    string // the token's kid header, when it could be read
+	KID    string // the token's kid header, when it could be read; attacker-chosen, never a label
 	Err    error
 }
 
@@ -79,6 +79,7 @@ type Verifier struct {
 	revocations RevocationChecker
 	allowed     map[string]bool
 	claims      *jwt.Validator
+	maxLifetime time.Duration
 	observe     func(kid string, reason Reason)
 }
 
@@ -89,11 +90,24 @@ type VerifierOptions struct {
 	Audiences  []string // a token must name at least one
 	Algorithms []string // allowed JWS algorithms; never "none" or HMAC
 	Leeway     time.Duration
-	Revoked    RevocationChecker // optional
-	Now        func() time.Time  // optional
+	// MaxLifetime is the longest exp - iat a token may have; default DefaultMaxLifetime, allowed
+	// 1m to 8760h. A token without iat is refused, since its lifetime cannot be known.
+	MaxLifetime time.Duration
+	Revoked     RevocationChecker // optional
+	Now         func() time.Time  // optional
 	// Observe is told the outcome of every verification ("" reason for accepted), for metrics.
+	// Its kid is safe as a label value: a kid of the key set, UnknownKIDLabel for any other kid,
+	// or "" when the token names none.
 	Observe func(kid string, reason Reason)
 }
+
+// DefaultMaxLifetime is the verifier's default longest token lifetime: the longest token TTL a
+// deploy spec may ask for (auth.tokenTtl), so every token rollgate mints is accepted.
+const DefaultMaxLifetime = 24 * time.Hour
+
+// UnknownKIDLabel stands for every kid that is not in the key set, so forged kids cannot make
+// metric series without bound.
+const UnknownKIDLabel = "unknown"
 
 // NewVerifier validates the options and builds a verifier.
 func NewVerifier(o VerifierOptions) (*Verifier, error) {
@@ -102,6 +116,12 @@ func NewVerifier(o VerifierOptions) (*Verifier, error) {
 	}
 	if o.Leeway < 0 || o.Leeway > 5*time.Minute {
 		return nil, fmt.Errorf("verifier leeway %s: allowed 0 to 5m", o.Leeway)
+	}
+	if o.MaxLifetime == 0 {
+		o.MaxLifetime = DefaultMaxLifetime
+	}
+	if o.MaxLifetime < time.Minute || o.MaxLifetime > 8760*time.Hour {
+		return nil, fmt.Errorf("verifier max lifetime %s: allowed 1m to 8760h", o.MaxLifetime)
 	}
 	allowed := map[string]bool{}
 	for _, a := range o.Algorithms {
@@ -119,19 +139,35 @@ func NewVerifier(o VerifierOptions) (*Verifier, error) {
 	if o.Now != nil {
 		opts = append(opts, jwt.WithTimeFunc(o.Now))
 	}
-	return &Verifier{keys: o.Keys, revocations: o.Revoked, allowed: allowed, claims: jwt.NewValidator(opts...), observe: o.Observe}, nil
+	return &Verifier{keys: o.Keys, revocations: o.Revoked, allowed: allowed, claims: jwt.NewValidator(opts...),
+		maxLifetime: o.MaxLifetime, observe: o.Observe}, nil
 }
 
 // Verify returns the claims of a valid token, or a *Rejection with one reason.
 func (v *Verifier) Verify(ctx context.Context, raw string) (*Claims, error) {
 	claims, kid, reason, err := v.verify(ctx, raw)
 	if v.observe != nil {
-		v.observe(kid, reason)
+		v.observe(kid.label(), reason)
 	}
 	if err != nil {
-		return nil, &Rejection{Reason: reason, KID: kid, Err: err}
+		return nil, &Rejection{Reason: reason, KID: kid.name, Err: err}
 	}
 	return claims, nil
+}
+
+// tokenKID is a token's kid header and whether the verifier found it in the key set.
+type tokenKID struct {
+	name     string
+	inKeySet bool
+}
+
+// label bounds the metric label of a kid: the token chooses it, so it becomes a label only once
+// found in the key set; a rejection before the lookup counts it as unknown too.
+func (k tokenKID) label() string {
+	if k.name == "" || k.inKeySet {
+		return k.name
+	}
+	return UnknownKIDLabel
 }
 
 // strict refuses base64 with non-zero trailing bits, so a token has exactly one encoding.
@@ -140,70 +176,129 @@ var strict = base64.RawURLEncoding.Strict()
 // header is the part of a JWS header the verifier reads; decoding into a struct, not a map, keeps
 // the verify path close to the raw signature check in cost.
 type header struct {
-	Alg  string   `json:"alg"`
-	Kid  string   `json:"kid"`
-	Typ  string   `json:"typ"`
-	Crit []string `json:"crit"`
+	Alg string `json:"alg"`
+	Kid string `json:"kid"`
+	Typ string `json:"typ"`
 }
 
-// verify checks, in order: shape, header (alg allowed, typ, kid), key (known kid of the right
-// family), signature, claims (iss, aud, exp, nbf, iat), revocation. golang-jwt verifies the
-// signature and validates the claims.
-func (v *Verifier) verify(ctx context.Context, raw string) (*Claims, string, Reason, error) {
+// verify checks, in order: shape and strict encoding of header and claims, header (alg allowed,
+// typ, kid), key (known kid of the right family, acceptable), signature, claims (lifetime, iss,
+// aud, exp, nbf, iat), revocation. golang-jwt verifies the signature and validates the claims.
+func (v *Verifier) verify(ctx context.Context, raw string) (*Claims, tokenKID, Reason, error) {
+	tok, err := parseJWS(raw)
+	kid := tokenKID{name: tok.hdr.Kid}
+	if err != nil {
+		return nil, kid, Malformed, err
+	}
+	if !v.allowed[tok.hdr.Alg] {
+		return nil, kid, AlgNotAllowed, fmt.Errorf("algorithm %s is not allowed", quoteShort(tok.hdr.Alg))
+	}
+	if typ := tok.hdr.Typ; !strings.EqualFold(typ, TokenType) && !strings.EqualFold(typ, "application/"+TokenType) {
+		return nil, kid, Malformed, fmt.Errorf("typ %s is not %s", quoteShort(typ), TokenType)
+	}
+	key, reason, err := v.key(ctx, &kid, tok.hdr.Alg)
+	if err != nil {
+		return nil, kid, reason, err
+	}
+	if err := canonicalSignature(key, tok.sig); err != nil {
+		return nil, kid, Malformed, err
+	}
+	if err := jwt.GetSigningMethod(tok.hdr.Alg).Verify(tok.input, tok.sig, key); err != nil {
+		return nil, kid, BadSignature, err
+	}
+	claims := &Claims{}
+	if err := json.Unmarshal(tok.claims, claims); err != nil {
+		return nil, kid, Malformed, errors.New("claims are not a JWT claims set")
+	}
+	if err := v.checkLifetime(claims); err != nil {
+		return nil, kid, Malformed, err
+	}
+	if err := v.claims.Validate(claims); err != nil {
+		return nil, kid, reasonFor(err), err
+	}
+	if v.revocations != nil && v.revocations.Revoked(claims, kid.name) {
+		return nil, kid, Revoked, errors.New("revoked")
+	}
+	return claims, kid, "", nil
+}
+
+// jws is a compact JWS after the strict pre-parse: every error is malformed.
+type jws struct {
+	hdr    header // as far as it was read
+	claims []byte // checked JSON, decoded once the signature holds
+	input  string // the signing input, header.claims as received
+	sig    []byte
+}
+
+func parseJWS(raw string) (jws, error) {
+	var t jws
 	h64, rest, ok := strings.Cut(raw, ".")
 	p64, s64, ok2 := strings.Cut(rest, ".")
 	if !ok || !ok2 || strings.Contains(s64, ".") {
-		return nil, "", Malformed, errors.New("not three dot-separated segments")
+		return t, errors.New("not three dot-separated segments")
 	}
-	var hdr header
-	if b, err := strict.DecodeString(h64); err != nil || json.Unmarshal(b, &hdr) != nil {
-		return nil, "", Malformed, errors.New("header is not base64url JSON")
+	hb, ok := decodeSegment(h64)
+	if !ok {
+		return t, errors.New("header is not base64url")
 	}
-	kid := hdr.Kid
-	if !v.allowed[hdr.Alg] {
-		return nil, kid, AlgNotAllowed, fmt.Errorf("algorithm %q is not allowed", hdr.Alg)
+	if err := checkHeader(hb); err != nil {
+		return t, fmt.Errorf("header: %w", err)
 	}
-	if len(hdr.Crit) > 0 {
-		return nil, kid, Malformed, fmt.Errorf("critical header parameters %v are not understood", hdr.Crit)
+	if err := json.Unmarshal(hb, &t.hdr); err != nil {
+		return jws{}, errors.New("header is not a JWS header")
 	}
-	if !strings.EqualFold(hdr.Typ, TokenType) && !strings.EqualFold(hdr.Typ, "application/"+TokenType) {
-		return nil, kid, Malformed, fmt.Errorf("typ %q is not %s", hdr.Typ, TokenType)
+	if t.claims, ok = decodeSegment(p64); !ok {
+		return t, errors.New("claims are not base64url")
 	}
+	if err := checkClaims(t.claims); err != nil {
+		return t, fmt.Errorf("claims: %w", err)
+	}
+	if t.sig, ok = decodeSegment(s64); !ok {
+		return t, errors.New("signature is not base64url")
+	}
+	t.input = raw[:len(h64)+1+len(p64)]
+	return t, nil
+}
+
+// key finds the token's kid in the key set and checks that the key may verify alg.
+// It marks the kid as found in the key set once it is.
+func (v *Verifier) key(ctx context.Context, t *tokenKID, alg string) (crypto.PublicKey, Reason, error) {
+	kid := t.name
 	if kid == "" {
-		return nil, kid, UnknownKID, errors.New("no kid header")
+		return nil, UnknownKID, errors.New("no kid header")
 	}
 	jwk, err := v.keys.Storage().KeyRead(ctx, kid)
 	if err != nil {
-		return nil, kid, UnknownKID, err
+		return nil, UnknownKID, errors.New("kid is not in the key set") // the store's error repeats the kid
 	}
-	if a := jwk.Marshal().ALG.String(); a != "" && a != hdr.Alg {
-		return nil, kid, AlgNotAllowed, fmt.Errorf("kid %s is published for %s, not %s", kid, a, hdr.Alg)
+	t.inKeySet = true
+	meta := jwk.Marshal()
+	if a := meta.ALG.String(); a != "" && a != alg {
+		return nil, AlgNotAllowed, fmt.Errorf("kid %s is published for %s, not %s", kid, a, alg)
 	}
 	key := jwk.Key()
 	if pk, ok := key.(interface{ Public() crypto.PublicKey }); ok {
 		key = pk.Public()
 	}
-	if !keyFitsAlg(key, hdr.Alg) {
-		return nil, kid, AlgNotAllowed, fmt.Errorf("kid %s holds a %T, which cannot verify %s", kid, key, hdr.Alg)
+	if err := acceptableKey(meta, key); err != nil {
+		return nil, UnknownKID, fmt.Errorf("kid %s is refused: %w", kid, err)
 	}
-	sig, err := strict.DecodeString(s64)
-	if err != nil {
-		return nil, kid, Malformed, errors.New("signature is not base64url")
+	if !keyFitsAlg(key, alg) {
+		return nil, AlgNotAllowed, fmt.Errorf("kid %s holds a %T, which cannot verify %s", kid, key, alg)
 	}
-	if err := jwt.GetSigningMethod(hdr.Alg).Verify(raw[:len(h64)+1+len(p64)], sig, key); err != nil {
-		return nil, kid, BadSignature, err
+	return key, "", nil
+}
+
+// checkLifetime refuses a token that lives longer than the verifier allows, or whose lifetime
+// cannot be known.
+func (v *Verifier) checkLifetime(c *Claims) error {
+	if c.IssuedAt == nil || c.ExpiresAt == nil {
+		return errors.New("iat and exp are required")
 	}
-	claims := &Claims{}
-	if b, err := strict.DecodeString(p64); err != nil || json.Unmarshal(b, claims) != nil {
-		return nil, kid, Malformed, errors.New("claims are not base64url JSON")
+	if life := c.ExpiresAt.Sub(c.IssuedAt.Time); life > v.maxLifetime {
+		return fmt.Errorf("lifetime %s (exp - iat) exceeds the maximum %s", life, v.maxLifetime)
 	}
-	if err := v.claims.Validate(claims); err != nil {
-		return nil, kid, reasonFor(err), err
-	}
-	if v.revocations != nil && v.revocations.Revoked(claims, kid) {
-		return nil, kid, Revoked, errors.New("revoked")
-	}
-	return claims, kid, "", nil
+	return nil
 }
 
 // reasonFor maps golang-jwt's errors to a reason; the keyfunc sets the reasons it decides.
