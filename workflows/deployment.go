@@ -46,6 +46,10 @@ type deployment struct {
 	promoteNow bool
 	skipStep   bool
 	report     *RollbackReport
+	// watchable says the rollback runs as regular activities (changeWatchableRollback); running
+	// is the status line of the compensation under way.
+	watchable bool
+	running   *CompensationStatus
 	// pendingNotes counts notifications not yet delivered or given up on.
 	pendingNotes int
 }

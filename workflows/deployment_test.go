@@ -569,3 +569,26 @@ func TestDeployment_AFailingWebhookNeverHoldsUpARollback(t *testing.T) {
 		t.Fatalf("notifications %q", w.notes)
 	}
 }
+
+// The status query lists the compensations of a rollback: which ran, in which order, how long.
+func TestDeployment_StatusListsTheCompensations(t *testing.T) {
+	w := &world{breach: true}
+	env := newEnv(t, w)
+	env.ExecuteWorkflow(workflows.Deployment, testSpec())
+	result(t, env)
+	var st workflows.Status
+	v, err := env.QueryWorkflow(workflows.QueryStatus)
+	if err != nil || v.Get(&st) != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, c := range st.Compensations {
+		if c.State != workflows.CompensationDone || c.Started.IsZero() || c.Attempts != 1 {
+			t.Fatalf("compensation %+v", c)
+		}
+		names = append(names, c.Name)
+	}
+	if !slices.Equal(names, []string{"restore the stage", "restore the authorizer", "republish the snapshot JWKS", "restore key labels"}) {
+		t.Fatalf("compensations %v", names)
+	}
+}
