@@ -102,6 +102,7 @@ func Deployment(ctx workflow.Context, s spec.DeploySpec) (DeployResult, error) {
 	// Let notifications go out (a failing webhook never holds anything up for long) and the
 	// rollback update handlers return their report before the workflow closes.
 	d.flushNotes(ctx)
+	d.letLateRollbacksJoin(ctx)
 	dctx, _ := workflow.NewDisconnectedContext(ctx)
 	_ = workflow.Await(dctx, func() bool { return workflow.AllHandlersFinished(dctx) })
 	if errors.Is(ctx.Err(), workflow.ErrCanceled) {
@@ -156,6 +157,22 @@ func (d *deployment) notify(ctx workflow.Context, text string) {
 		}
 		d.pendingNotes--
 	})
+}
+
+// joinWindow is how long a rolled-back deployment stays open after its report. The Temporal
+// server does not deliver an update that arrives while the workflow task that closes the run is in
+// flight: it aborts it ("workflow update was aborted by closing workflow"). Closing in a task of
+// its own, after a quiet moment, lets every rollback request sent during the rollback join it.
+const joinWindow = 2 * time.Second
+
+// letLateRollbacksJoin keeps a rolled-back deployment open for joinWindow; rollback requests that
+// arrive meanwhile get the report at once.
+func (d *deployment) letLateRollbacksJoin(ctx workflow.Context) {
+	if d.report == nil || !d.watchable {
+		return
+	}
+	dctx, _ := workflow.NewDisconnectedContext(ctx)
+	_ = workflow.Sleep(dctx, joinWindow)
 }
 
 // flushNotes gives notifications still being sent up to a minute before the workflow closes.

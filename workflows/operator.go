@@ -60,15 +60,18 @@ func (d *deployment) validateRollback(req OperatorRequest) error {
 	if req.Reason == "" {
 		return errors.New("reason is required for a rollback")
 	}
-	if d.status.Phase.Terminal() {
+	// A request that arrives after the report, while the deployment is still open, joins the
+	// rollback that just finished and gets its report.
+	if d.status.Phase.Terminal() && d.report == nil {
 		return fmt.Errorf("nothing to roll back: the deployment is already %s", d.status.Phase)
 	}
 	return nil
 }
 
-// onRollback starts the rollback (or joins the one under way) and returns its report.
+// onRollback starts the rollback (or joins the one under way, or just finished) and returns its
+// report.
 func (d *deployment) onRollback(ctx workflow.Context, req OperatorRequest) (RollbackReport, error) {
-	if d.rollback == nil && d.status.Phase != PhaseRollingBack {
+	if d.rollback == nil && d.report == nil && d.status.Phase != PhaseRollingBack {
 		d.rollback = &req
 		d.requested = workflow.Now(ctx)
 		d.event(ctx, fmt.Sprintf("rollback requested by %s: %s", req.Actor, req.Reason))
