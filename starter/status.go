@@ -199,7 +199,7 @@ func printCompensations(w io.Writer, cs []workflows.CompensationStatus) {
 		if c.Attempts > 1 {
 			took += fmt.Sprintf(" (attempt %d)", c.Attempts)
 		}
-		fmt.Fprintf(w, "  %-8s %-40s %s\n", c.State, c.Name, took)
+		fmt.Fprintln(w, strings.TrimRight(fmt.Sprintf("  %-8s %-40s %s", c.State, c.Name, took), " "))
 	}
 }
 
