@@ -159,22 +159,6 @@ func (d *deployment) notify(ctx workflow.Context, text string) {
 	})
 }
 
-// joinWindow is how long a rolled-back deployment stays open after its report. The Temporal
-// server does not deliver an update that arrives while the workflow task that closes the run is in
-// flight: it aborts it ("workflow update was aborted by closing workflow"). Closing in a task of
-// its own, after a quiet moment, lets every rollback request sent during the rollback join it.
-const joinWindow = 2 * time.Second
-
-// letLateRollbacksJoin keeps a rolled-back deployment open for joinWindow; rollback requests that
-// arrive meanwhile get the report at once.
-func (d *deployment) letLateRollbacksJoin(ctx workflow.Context) {
-	if d.report == nil || !d.watchable {
-		return
-	}
-	dctx, _ := workflow.NewDisconnectedContext(ctx)
-	_ = workflow.Sleep(dctx, joinWindow)
-}
-
 // flushNotes gives notifications still being sent up to a minute before the workflow closes.
 func (d *deployment) flushNotes(ctx workflow.Context) {
 	if d.pendingNotes == 0 { // no timer when there is nothing to wait for

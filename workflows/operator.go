@@ -3,6 +3,7 @@ package workflows
 import (
 	"errors"
 	"fmt"
+	"time"
 
 	"go.temporal.io/sdk/workflow"
 )
@@ -81,6 +82,22 @@ func (d *deployment) onRollback(ctx workflow.Context, req OperatorRequest) (Roll
 		return RollbackReport{}, err
 	}
 	return *d.report, nil
+}
+
+// joinWindow is how long a rolled-back deployment stays open after its report. The Temporal
+// server does not deliver an update that arrives while the workflow task that closes the run is in
+// flight: it aborts it ("workflow update was aborted by closing workflow"). Closing in a task of
+// its own, after a quiet moment, lets every rollback request sent during the rollback join it.
+const joinWindow = 2 * time.Second
+
+// letLateRollbacksJoin keeps a rolled-back deployment open for joinWindow; rollback requests that
+// arrive meanwhile get the report at once.
+func (d *deployment) letLateRollbacksJoin(ctx workflow.Context) {
+	if d.report == nil || !d.watchable {
+		return
+	}
+	dctx, _ := workflow.NewDisconnectedContext(ctx)
+	_ = workflow.Sleep(dctx, joinWindow)
 }
 
 func (d *deployment) validatePromote(req OperatorRequest) error {
