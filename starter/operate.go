@@ -158,12 +158,37 @@ func update(ctx context.Context, id, name string, req workflows.OperatorRequest,
 	h, err := c.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
 		WorkflowID: id, UpdateName: name, WaitForStage: client.WorkflowUpdateStageCompleted, Args: []any{req},
 	})
+	if err == nil {
+		err = h.Get(ctx, out)
+	}
+	if rep, ok := out.(*workflows.RollbackReport); ok && err != nil && abortedByClosing(err) {
+		return reportOfClosedRun(ctx, c, id, rep)
+	}
 	if err != nil {
 		return explain(id, name, err)
 	}
-	if err := h.Get(ctx, out); err != nil {
-		return explain(id, name, err)
+	return nil
+}
+
+// abortedByClosing says the server dropped the update because the run closed while the update
+// waited for the workflow task in flight to finish.
+func abortedByClosing(err error) bool {
+	var nf *serviceerror.NotFound
+	return errors.As(err, &nf) && strings.Contains(nf.Error(), "aborted by closing workflow")
+}
+
+// reportOfClosedRun answers a rollback request that arrived as the deployment closed: when the
+// run closed rolled back, that rollback is the one the request joins.
+func reportOfClosedRun(ctx context.Context, c client.Client, id string, rep *workflows.RollbackReport) error {
+	desc, err := c.DescribeWorkflowExecution(ctx, id, "")
+	if err != nil {
+		return explain(id, workflows.UpdateRollback, err)
 	}
+	var res workflows.DeployResult
+	if err := c.GetWorkflow(ctx, id, desc.GetWorkflowExecutionInfo().GetExecution().GetRunId()).Get(ctx, &res); err != nil || res.Rollback == nil {
+		return fmt.Errorf("cannot roll back %s: the deployment finished as the request arrived (see: starter status %s)", id, strings.TrimPrefix(id, "deploy/"))
+	}
+	*rep = *res.Rollback
 	return nil
 }
 

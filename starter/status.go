@@ -35,9 +35,16 @@ func printReport(w io.Writer, r workflows.RollbackReport) {
 		if s.Error != "" {
 			status = "FAILED: " + s.Error
 		}
+		if s.WaitedForWorker > 0 {
+			status += fmt.Sprintf(" (%d attempts, %s waiting for a worker)", s.Attempts, s.WaitedForWorker.Round(time.Millisecond))
+		}
 		fmt.Fprintf(w, "  %-40s %8s  %s\n", s.Name, s.Duration.Round(time.Millisecond), status)
 	}
-	fmt.Fprintf(w, "latency: %s, verified: %v\n", r.Latency.Round(time.Millisecond), r.Verified)
+	waited := ""
+	if r.WaitedForWorker > 0 {
+		waited = fmt.Sprintf(" (%s of it waiting for a worker)", r.WaitedForWorker.Round(time.Millisecond))
+	}
+	fmt.Fprintf(w, "latency: %s%s, verified: %v\n", r.Latency.Round(time.Millisecond), waited, r.Verified)
 	for _, p := range r.Problems {
 		fmt.Fprintf(w, "  problem: %s\n", p)
 	}
@@ -173,6 +180,26 @@ func printStatus(w io.Writer, id string, st workflows.Status) {
 	}
 	if st.Rollback != nil {
 		printReport(w, *st.Rollback)
+	} else {
+		printCompensations(w, st.Compensations)
+	}
+}
+
+// printCompensations shows a rollback under way: each compensation's state, and how long it took
+// or has been running.
+func printCompensations(w io.Writer, cs []workflows.CompensationStatus) {
+	for _, c := range cs {
+		took := ""
+		switch {
+		case c.State == workflows.CompensationRunning:
+			took = "for " + time.Since(c.Started).Round(time.Millisecond).String()
+		case c.State != workflows.CompensationPending:
+			took = c.Duration.Round(time.Millisecond).String()
+		}
+		if c.Attempts > 1 {
+			took += fmt.Sprintf(" (attempt %d)", c.Attempts)
+		}
+		fmt.Fprintln(w, strings.TrimRight(fmt.Sprintf("  %-8s %-40s %s", c.State, c.Name, took), " "))
 	}
 }
 

@@ -7,7 +7,7 @@ import (
 )
 
 // The compensations, one per kind of change; each reads the snapshot from the deployment and runs
-// as a local activity (see compensating).
+// its activities through undo.
 
 // compensate records how to undo a step that succeeded.
 func (d *deployment) compensate(name string, run func(ctx workflow.Context) error) {
@@ -17,25 +17,25 @@ func (d *deployment) compensate(name string, run func(ctx workflow.Context) erro
 func (d *deployment) compensateLabels() {
 	key, labels := d.issuer.Key.Name, d.key.Labels
 	d.compensate("restore key labels", func(ctx workflow.Context) error {
-		return workflow.ExecuteLocalActivity(ctx, keysA.RestoreLabels, activities.RestoreLabelsInput{Key: key, Labels: labels}).Get(ctx, nil)
+		return d.undo(ctx, true, keysA.RestoreLabels, activities.RestoreLabelsInput{Key: key, Labels: labels})
 	})
 }
 
 func (d *deployment) compensateJWKS(versions []int) {
 	d.compensate("republish the snapshot JWKS", func(ctx workflow.Context) error {
-		return workflow.ExecuteLocalActivity(ctx, tokA.PublishJWKS, activities.PublishInput{Issuer: d.issuer, Versions: versions}).Get(ctx, nil)
+		return d.undo(ctx, true, tokA.PublishJWKS, activities.PublishInput{Issuer: d.issuer, Versions: versions})
 	})
 }
 
 func (d *deployment) compensateAuthorizer() {
 	d.compensate("restore the authorizer", func(ctx workflow.Context) error {
-		return workflow.ExecuteLocalActivity(ctx, gw.RestoreAuthorizer, activities.RestoreInput{Target: d.target, Snapshot: d.snapshot}).Get(ctx, nil)
+		return d.undo(ctx, true, gw.RestoreAuthorizer, activities.RestoreInput{Target: d.target, Snapshot: d.snapshot})
 	})
 }
 
 func (d *deployment) compensateStage() {
 	d.compensate("restore the stage", func(ctx workflow.Context) error {
-		return workflow.ExecuteLocalActivity(ctx, gw.RestoreStage, activities.RestoreInput{Target: d.target, Snapshot: d.snapshot}).Get(ctx, nil)
+		return d.undo(ctx, true, gw.RestoreStage, activities.RestoreInput{Target: d.target, Snapshot: d.snapshot})
 	})
 }
 
@@ -46,17 +46,20 @@ func (d *deployment) compensateReissue() {
 	issued := d.reissued
 	previous := d.key.Labels.Current
 	d.compensate("reissue tokens with the previous key", func(ctx workflow.Context) error {
+		if d.watchable {
+			ctx = bulkCompensation(ctx)
+		}
 		if s.Auth.OnRollback == "revoke" {
 			jtis := make([]string, len(issued))
 			for i, t := range issued {
 				jtis[i] = t.JTI
 			}
-			if err := workflow.ExecuteActivity(ctx, tokA.RevokeTokens, activities.RevokeInput{JTIs: jtis, Reason: "release rolled back"}).Get(ctx, nil); err != nil {
+			if err := d.undo(ctx, false, tokA.RevokeTokens, activities.RevokeInput{JTIs: jtis, Reason: "release rolled back"}); err != nil {
 				return err
 			}
 		}
-		return workflow.ExecuteActivity(ctx, tokA.ReissueTokens, activities.ReissueInput{
+		return d.undo(ctx, false, tokA.ReissueTokens, activities.ReissueInput{
 			Issuer: d.issuer, Version: previous, Clients: s.Auth.Clients, TTL: s.Auth.TokenTTL.D(), Reason: "release rolled back",
-		}).Get(ctx, nil)
+		})
 	})
 }

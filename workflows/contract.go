@@ -68,6 +68,32 @@ type Status struct {
 	Timeline  []Event
 	Rollback  *RollbackReport
 	KeyLatest int // the key version the release signs with
+	// Compensations are the steps of a rollback under way (or done), newest step first, so that an
+	// operator can watch a slow rollback; empty before a rollback starts.
+	Compensations []CompensationStatus `json:",omitempty"`
+}
+
+// States of a compensation while a rollback runs.
+const (
+	CompensationPending = "pending"
+	CompensationRunning = "running"
+	CompensationDone    = "done"
+	CompensationFailed  = "failed"
+)
+
+// CompensationStatus is one compensation as the status query shows it during a rollback.
+type CompensationStatus struct {
+	Name  string
+	State string // pending | running | done | failed
+	// Started is the workflow time the compensation started; a client shows how long a running
+	// one has been running from it.
+	Started  time.Time     `json:",omitzero"`
+	Duration time.Duration `json:",omitempty"` // once done or failed
+	Attempts int           `json:",omitempty"`
+	// WaitedForWorker is the time spent in attempts that no worker finished in time (a crashed
+	// or hung worker): the attempt timed out and was retried.
+	WaitedForWorker time.Duration `json:",omitempty"`
+	Error           string        `json:",omitempty"`
 }
 
 // StepReport is one compensation of a rollback.
@@ -75,19 +101,27 @@ type StepReport struct {
 	Name     string
 	Duration time.Duration
 	Error    string `json:",omitempty"`
+	Attempts int    `json:",omitempty"`
+	// WaitedForWorker is the part of Duration spent in attempts that no worker finished in time.
+	WaitedForWorker time.Duration `json:",omitempty"`
 }
 
 // RollbackReport is the proof a rollback worked.
 type RollbackReport struct {
-	Trigger    string // operator | health | activity-failure | step-timeout | cancelled
-	Actor      string
-	Reason     string
-	Steps      []StepReport
+	Trigger string // operator | health | activity-failure | step-timeout | cancelled
+	Actor   string
+	Reason  string
+	Steps   []StepReport
+	// StartedAt is when the rollback was asked for (the request's acceptance) or when the failure
+	// that triggered it was seen, in workflow time.
 	StartedAt  time.Time
-	FinishedAt time.Time
-	Latency    time.Duration
-	Verified   bool
-	Problems   []string `json:",omitempty"`
+	FinishedAt time.Time // when the verification ended, in workflow time
+	// Latency is FinishedAt-StartedAt: worker crashes, timeouts and retries included.
+	Latency time.Duration
+	// WaitedForWorker is the part of Latency spent in attempts that no worker finished in time.
+	WaitedForWorker time.Duration `json:",omitempty"`
+	Verified        bool
+	Problems        []string `json:",omitempty"`
 }
 
 // Outcomes of a deployment.

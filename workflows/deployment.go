@@ -46,6 +46,10 @@ type deployment struct {
 	promoteNow bool
 	skipStep   bool
 	report     *RollbackReport
+	// watchable says the rollback runs as regular activities (changeWatchableRollback); running
+	// is the status line of the compensation under way.
+	watchable bool
+	running   *CompensationStatus
 	// pendingNotes counts notifications not yet delivered or given up on.
 	pendingNotes int
 }
@@ -98,6 +102,7 @@ func Deployment(ctx workflow.Context, s spec.DeploySpec) (DeployResult, error) {
 	// Let notifications go out (a failing webhook never holds anything up for long) and the
 	// rollback update handlers return their report before the workflow closes.
 	d.flushNotes(ctx)
+	d.letLateRollbacksJoin(ctx)
 	dctx, _ := workflow.NewDisconnectedContext(ctx)
 	_ = workflow.Await(dctx, func() bool { return workflow.AllHandlersFinished(dctx) })
 	if errors.Is(ctx.Err(), workflow.ErrCanceled) {

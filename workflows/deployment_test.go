@@ -610,3 +610,59 @@ func TestDeployment_AFailingWebhookNeverHoldsUpARollback(t *testing.T) {
 		t.Fatalf("notifications %q", w.notes)
 	}
 }
+
+// A rollback request that arrives after the report, while the deployment is still open, joins the
+// rollback that just finished: it is accepted and gets the same report (the server would abort it
+// if the run closed in the task that produced the report).
+func TestDeployment_RollbackRequestAfterTheReportJoinsIt(t *testing.T) {
+	w := &world{block: true}
+	env := newEnv(t, w)
+	reports := map[string]workflows.RollbackReport{}
+	send := func(id string) {
+		env.UpdateWorkflow(workflows.UpdateRollback, id, &testsuite.TestUpdateCallback{
+			OnReject:   func(err error) { t.Errorf("rollback %s rejected: %v", id, err) },
+			OnAccept:   func() {},
+			OnComplete: func(v any, err error) { reports[id] = v.(workflows.RollbackReport) },
+		}, workflows.OperatorRequest{Actor: "bob", Reason: "pressed too"})
+	}
+	env.SetOnActivityStartedListener(func(info *activity.Info, _ context.Context, _ converter.EncodedValues) {
+		switch info.ActivityType.Name {
+		case "Bake":
+			env.RegisterDelayedCallback(func() { send("first") }, 0)
+		case "ProbeRevoked": // the last check of the verification: the report follows
+			env.RegisterDelayedCallback(func() { send("late") }, time.Second)
+		}
+	})
+	env.ExecuteWorkflow(workflows.Deployment, testSpec())
+	r := result(t, env)
+	first, late := reports["first"], reports["late"]
+	if len(reports) != 2 || late.StartedAt != first.StartedAt || late.Actor != r.Rollback.Actor || len(late.Steps) != len(first.Steps) {
+		t.Fatalf("reports %+v, want the first one twice", reports)
+	}
+	if w.count("RestoreStage") != 1 {
+		t.Fatalf("the stage was restored %d times", w.count("RestoreStage"))
+	}
+}
+
+// The status query lists the compensations of a rollback: which ran, in which order, how long.
+func TestDeployment_StatusListsTheCompensations(t *testing.T) {
+	w := &world{breach: true}
+	env := newEnv(t, w)
+	env.ExecuteWorkflow(workflows.Deployment, testSpec())
+	result(t, env)
+	var st workflows.Status
+	v, err := env.QueryWorkflow(workflows.QueryStatus)
+	if err != nil || v.Get(&st) != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, c := range st.Compensations {
+		if c.State != workflows.CompensationDone || c.Started.IsZero() || c.Attempts != 1 {
+			t.Fatalf("compensation %+v", c)
+		}
+		names = append(names, c.Name)
+	}
+	if !slices.Equal(names, []string{"restore the stage", "restore the authorizer", "republish the snapshot JWKS", "restore key labels"}) {
+		t.Fatalf("compensations %v", names)
+	}
+}

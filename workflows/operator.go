@@ -3,6 +3,7 @@ package workflows
 import (
 	"errors"
 	"fmt"
+	"time"
 
 	"go.temporal.io/sdk/workflow"
 
@@ -67,15 +68,18 @@ func (d *deployment) validateRollback(req OperatorRequest) error {
 	if req.Reason == "" {
 		return errors.New("reason is required for a rollback")
 	}
-	if d.status.Phase.Terminal() {
+	// A request that arrives after the report, while the deployment is still open, joins the
+	// rollback that just finished and gets its report.
+	if d.status.Phase.Terminal() && d.report == nil {
 		return fmt.Errorf("nothing to roll back: the deployment is already %s", d.status.Phase)
 	}
 	return nil
 }
 
-// onRollback starts the rollback (or joins the one under way) and returns its report.
+// onRollback starts the rollback (or joins the one under way, or just finished) and returns its
+// report.
 func (d *deployment) onRollback(ctx workflow.Context, req OperatorRequest) (RollbackReport, error) {
-	if d.rollback == nil && d.status.Phase != PhaseRollingBack {
+	if d.rollback == nil && d.report == nil && d.status.Phase != PhaseRollingBack {
 		d.rollback = &req
 		d.requested = workflow.Now(ctx)
 		d.event(ctx, fmt.Sprintf("rollback requested by %s: %s", req.Actor, req.Reason))
@@ -85,6 +89,22 @@ func (d *deployment) onRollback(ctx workflow.Context, req OperatorRequest) (Roll
 		return RollbackReport{}, err
 	}
 	return *d.report, nil
+}
+
+// joinWindow is how long a rolled-back deployment stays open after its report. The Temporal
+// server does not deliver an update that arrives while the workflow task that closes the run is in
+// flight: it aborts it ("workflow update was aborted by closing workflow"). Closing in a task of
+// its own, after a quiet moment, lets every rollback request sent during the rollback join it.
+const joinWindow = 2 * time.Second
+
+// letLateRollbacksJoin keeps a rolled-back deployment open for joinWindow; rollback requests that
+// arrive meanwhile get the report at once.
+func (d *deployment) letLateRollbacksJoin(ctx workflow.Context) {
+	if d.report == nil || !d.watchable {
+		return
+	}
+	dctx, _ := workflow.NewDisconnectedContext(ctx)
+	_ = workflow.Sleep(dctx, joinWindow)
 }
 
 func (d *deployment) validatePromote(req OperatorRequest) error {

@@ -1,6 +1,7 @@
 package workflows
 
 import (
+	"errors"
 	"fmt"
 	"reflect"
 	"time"
@@ -12,29 +13,35 @@ import (
 	"github.com/rollgate/rollgate/internal/keys"
 )
 
+// changeWatchableRollback: compensations and verification run as regular activities, each in a
+// workflow task of its own, so that the status query is answered while a rollback runs (a query
+// waits for the workflow task in flight); the workflow retries an attempt that no worker finished
+// in time and counts that time as waiting for a worker; a rolled-back deployment stays open for
+// joinWindow so that rollback requests sent during the rollback join it. Recorded histories ran
+// every compensation as a local activity, all in the task that accepted the request.
+const changeWatchableRollback = "watchable-rollback"
+
 // rollBack runs the compensations of the completed steps in reverse order on a disconnected
 // context (so cancelling the workflow cannot skip them), each retried until it succeeds, then
 // verifies the snapshot state is back and records the RollbackReport.
 func (d *deployment) rollBack(ctx workflow.Context, trigger string, req OperatorRequest) {
 	dctx, _ := workflow.NewDisconnectedContext(ctx)
+	d.watchable = workflow.GetVersion(dctx, changeWatchableRollback, workflow.DefaultVersion, 1) == 1
 	started := d.requested
 	if started.IsZero() {
 		started = workflow.Now(dctx)
 	}
 	d.enter(dctx, PhaseRollingBack, fmt.Sprintf("rolling back (%s, by %s): %s", trigger, req.Actor, req.Reason))
 	report := &RollbackReport{Trigger: trigger, Actor: req.Actor, Reason: req.Reason, StartedAt: started}
-	cctx := compensating(dctx)
-	for i := len(d.comps) - 1; i >= 0; i-- {
-		c := d.comps[i]
-		t0 := workflow.Now(dctx)
-		err := c.run(cctx)
-		step := StepReport{Name: c.name, Duration: workflow.Now(dctx).Sub(t0)}
-		if err != nil { // only a non-retryable error ends the retries; verification will say what is left
-			step.Error = err.Error()
-			d.logger.Error("compensation failed", "step", c.name, "error", err)
-		}
+	d.status.Compensations = make([]CompensationStatus, len(d.comps))
+	for i := range d.comps {
+		d.status.Compensations[i] = CompensationStatus{Name: d.comps[len(d.comps)-1-i].name, State: CompensationPending}
+	}
+	cctx := d.compensating(dctx)
+	for i := range d.status.Compensations {
+		step := d.runCompensation(cctx, d.comps[len(d.comps)-1-i], &d.status.Compensations[i])
 		report.Steps = append(report.Steps, step)
-		d.event(dctx, "compensated: "+c.name)
+		report.WaitedForWorker += step.WaitedForWorker
 	}
 	report.Problems = d.verifyRollback(dctx)
 	report.Verified = len(report.Problems) == 0
@@ -45,15 +52,46 @@ func (d *deployment) rollBack(ctx workflow.Context, trigger string, req Operator
 	d.enter(dctx, PhaseRolledBack, fmt.Sprintf("rolled back in %s; verified: %v", report.Latency, report.Verified))
 }
 
-// compensating runs compensations as local activities, retried until they succeed: each is a
-// few milliseconds of work, and a local activity saves the round trips through the Temporal
-// service that would otherwise dominate the rollback latency. A compensation with bulk work sets
-// its own (regular, heartbeating) activity options.
-func compensating(ctx workflow.Context) workflow.Context {
+// runCompensation runs one compensation, keeping its line of the status up to date.
+func (d *deployment) runCompensation(ctx workflow.Context, c compensation, st *CompensationStatus) StepReport {
+	t0 := workflow.Now(ctx)
+	st.State, st.Started = CompensationRunning, t0
+	d.running = st
+	err := c.run(ctx)
+	d.running = nil
+	st.Duration = workflow.Now(ctx).Sub(t0)
+	step := StepReport{Name: c.name, Duration: st.Duration, Attempts: st.Attempts, WaitedForWorker: st.WaitedForWorker}
+	st.State = CompensationDone
+	if err != nil { // only a non-retryable error ends the retries; verification will say what is left
+		step.Error, st.Error, st.State = err.Error(), err.Error(), CompensationFailed
+		d.logger.Error("compensation failed", "step", c.name, "error", err)
+	}
+	d.event(ctx, "compensated: "+c.name)
+	return step
+}
+
+// compensationAttempt bounds one attempt of a compensation's activity in a watchable rollback.
+// Each is one or a few API calls; an attempt that takes longer ran on a worker that crashed or
+// hung, and is retried.
+const compensationAttempt = 20 * time.Second
+
+// compensating sets the options compensations run with. Recorded histories ran them as local
+// activities retried until they succeed (a compensation with bulk work as a regular, heartbeating
+// activity); a watchable rollback runs regular activities, one attempt at a time (see undo).
+func (d *deployment) compensating(ctx workflow.Context) workflow.Context {
+	if d.watchable {
+		return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{StartToCloseTimeout: compensationAttempt})
+	}
 	ctx = workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
 		StartToCloseTimeout: time.Minute,
 		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: 200 * time.Millisecond, BackoffCoefficient: 2, MaximumInterval: 30 * time.Second}, // unlimited attempts
 	})
+	return bulkCompensation(ctx)
+}
+
+// bulkCompensation is for a compensation with bulk work (reissuing tokens): a regular,
+// heartbeating activity.
+func bulkCompensation(ctx workflow.Context) workflow.Context {
 	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		StartToCloseTimeout: 10 * time.Minute,
 		HeartbeatTimeout:    30 * time.Second,
@@ -61,31 +99,72 @@ func compensating(ctx workflow.Context) workflow.Context {
 	})
 }
 
+// undo runs one activity of a compensation until it succeeds or fails for good. In a watchable
+// rollback the workflow makes each attempt itself, so that it learns which attempts timed out
+// (no worker finished them) and can say how long the rollback waited for a worker; a
+// non-retryable error ends the retries. Recorded histories ran it as a local activity (or, for
+// bulk work, a regular activity retried by the server).
+func (d *deployment) undo(ctx workflow.Context, local bool, activity any, arg any) error {
+	switch {
+	case !d.watchable && local:
+		return workflow.ExecuteLocalActivity(ctx, activity, arg).Get(ctx, nil)
+	case !d.watchable:
+		return workflow.ExecuteActivity(ctx, activity, arg).Get(ctx, nil)
+	}
+	opts := workflow.GetActivityOptions(ctx)
+	opts.RetryPolicy = &temporal.RetryPolicy{MaximumAttempts: 1}
+	actx := workflow.WithActivityOptions(ctx, opts)
+	for backoff := 200 * time.Millisecond; ; backoff = min(2*backoff, 30*time.Second) {
+		t0 := workflow.Now(ctx)
+		if d.running != nil {
+			d.running.Attempts++
+		}
+		err := workflow.ExecuteActivity(actx, activity, arg).Get(ctx, nil)
+		var timeout *temporal.TimeoutError
+		var app *temporal.ApplicationError
+		switch {
+		case err == nil:
+			return nil
+		case errors.As(err, &timeout) && d.running != nil:
+			d.running.WaitedForWorker += workflow.Now(ctx).Sub(t0)
+		case errors.As(err, &app) && app.NonRetryable():
+			return err
+		}
+		d.logger.Warn("compensation attempt failed; retrying", "error", err, "backoff", backoff)
+		if err := workflow.Sleep(ctx, backoff); err != nil {
+			return err
+		}
+	}
+}
+
 // verifyRollback proves the snapshot state is back: stage deployment and variables, no canary,
 // authorizer settings, key labels, current-key tokens accepted and revoked tokens rejected. The
 // checks are independent and run at once. It returns every problem found.
 func (d *deployment) verifyRollback(ctx workflow.Context) []string {
-	vctx := workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
-		StartToCloseTimeout: time.Minute,
-		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: 200 * time.Millisecond, MaximumAttempts: 3},
-	})
+	retry := &temporal.RetryPolicy{InitialInterval: 200 * time.Millisecond, MaximumAttempts: 3}
+	vctx := workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{StartToCloseTimeout: time.Minute, RetryPolicy: retry})
+	vctx = workflow.WithActivityOptions(vctx, workflow.ActivityOptions{StartToCloseTimeout: compensationAttempt, RetryPolicy: retry})
+	exec := workflow.ExecuteLocalActivity
+	if d.watchable { // a query is answered while the checks run
+		exec = workflow.ExecuteActivity
+	}
 	// A key rotation outside a release has no stage of its own to restore, and proves token
 	// health only where it was given a stage to probe.
 	staged := d.target.APIID != ""
 	var stage, labelsF, probeF, revokedF workflow.Future
 	if staged && d.snapshot.Stage.DeploymentID+d.snapshot.Authorizer.ID != "" {
-		stage = workflow.ExecuteLocalActivity(vctx, gw.VerifyRestored, activities.RestoreInput{Target: d.target, Snapshot: d.snapshot})
+		stage = exec(vctx, gw.VerifyRestored, activities.RestoreInput{Target: d.target, Snapshot: d.snapshot})
 	}
 	keyed := d.key.Labels.Current != 0
 	if keyed {
-		labelsF = workflow.ExecuteLocalActivity(vctx, keysA.ReadLabels, d.issuer.Key.Name)
+		labelsF = exec(vctx, keysA.ReadLabels, d.issuer.Key.Name)
 	}
 	if keyed && staged {
-		probeF = workflow.ExecuteLocalActivity(vctx, health.Probe, activities.ProbeInput{Target: d.target, Issuer: d.issuer, Versions: []int{d.key.Labels.Current}, Rounds: 3})
+		probeF = exec(vctx, health.Probe, activities.ProbeInput{Target: d.target, Issuer: d.issuer, Versions: []int{d.key.Labels.Current}, Rounds: 3})
 		// An HTTP API's JWT authorizer cannot consult revocations: there, a revoked token stops
 		// working only once its key leaves the JWKS that the authorizer caches.
 		if d.target.Kind != "http" {
-			revokedF = workflow.ExecuteLocalActivity(vctx, health.ProbeRevoked, activities.ProbeInput{Target: d.target, Issuer: d.issuer, Versions: []int{d.version}})
+			revokedF = exec(vctx, health.ProbeRevoked, activities.ProbeInput{Target: d.target, Issuer: d.issuer, Versions: []int{d.version}})
 		}
 	}
 
