@@ -54,7 +54,7 @@ func runStarter(t *testing.T, args ...string) (code int, stdout, stderr string) 
 	}
 	cmd := exec.Command(starterBin, args...)
 	cmd.Env = os.Environ()
-	for _, kv := range bed.Env() {
+	for _, kv := range shared.Bed(t).Env() {
 		cmd.Env = append(cmd.Env, kv[0]+"="+kv[1])
 	}
 	var o, e bytes.Buffer
@@ -147,8 +147,8 @@ func compensation(st workflows.Status, name string) (workflows.CompensationStatu
 
 // slowUpdateStage makes every UpdateStage call (a rollback's "restore the stage") take d.
 func slowUpdateStage(t *testing.T, d time.Duration) {
-	bed.Gateway.InjectFault("UpdateStage", gatewayemu.Fault{Latency: d})
-	t.Cleanup(bed.Gateway.ClearFaults)
+	shared.Bed(t).Gateway.InjectFault("UpdateStage", gatewayemu.Fault{Latency: d})
+	t.Cleanup(shared.Bed(t).Gateway.ClearFaults)
 }
 
 // While slow compensations run (the gateway takes 4 s to restore the stage, and 4 s to flush the
@@ -160,7 +160,7 @@ func TestRollback_StatusAnswersWithinASecondDuringASlowCompensation(t *testing.T
 	run := startDeployment(t, r, "v2", 10*time.Minute)
 	waitForPhase(t, r, run, workflows.PhaseBaking)
 	slowUpdateStage(t, slow)
-	bed.Gateway.InjectFault("FlushStageAuthorizersCache", gatewayemu.Fault{Latency: slow})
+	shared.Bed(t).Gateway.InjectFault("FlushStageAuthorizersCache", gatewayemu.Fault{Latency: slow})
 	done := sendRollback(r, run, "alice")
 
 	var slowest time.Duration
@@ -221,11 +221,11 @@ func TestRollback_WorkerCrashDuringACompensation_LatencyCountsTheWait(t *testing
 	waitForPhase(t, r, run, workflows.PhaseBaking)
 	slowUpdateStage(t, 2*time.Second)
 
-	calls := bed.Gateway.Calls("UpdateStage")
+	calls := shared.Bed(t).Gateway.Calls("UpdateStage")
 	sent := time.Now()
 	done := sendRollback(r, run, "alice")
 	// Kill the worker while "restore the stage" waits for the gateway's answer.
-	for deadline := time.Now().Add(time.Minute); bed.Gateway.Calls("UpdateStage") == calls; time.Sleep(20 * time.Millisecond) {
+	for deadline := time.Now().Add(time.Minute); shared.Bed(t).Gateway.Calls("UpdateStage") == calls; time.Sleep(20 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatal("the rollback never called UpdateStage")
 		}
