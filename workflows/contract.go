@@ -16,9 +16,19 @@ const (
 	QueryStatus    = "status"
 )
 
-// Error types a Deployment fails with before changing anything.
+// Error types the workflows fail steps with.
 const (
-	ErrInvalidSpec = "InvalidSpec"
+	ErrInvalidSpec  = "InvalidSpec"  // an input is refused before anything changes
+	ErrHealthBreach = "HealthBreach" // tokens or traffic failed a check: roll back, do not retry
+)
+
+// Rollback triggers: a RollbackReport's Trigger and the trigger label of rollgate_rollbacks_total.
+const (
+	TriggerOperator        = "operator"
+	TriggerHealth          = "health"
+	TriggerActivityFailure = "activity-failure"
+	TriggerStepTimeout     = "step-timeout"
+	TriggerCancelled       = "cancelled"
 )
 
 // Phase is where a deployment is; it is also the RollgatePhase search attribute.
@@ -108,7 +118,7 @@ type StepReport struct {
 
 // RollbackReport is the proof a rollback worked.
 type RollbackReport struct {
-	Trigger string // operator | health | activity-failure | step-timeout | cancelled
+	Trigger string // one of the Trigger constants
 	Actor   string
 	Reason  string
 	Steps   []StepReport

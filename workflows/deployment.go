@@ -126,15 +126,15 @@ func (d *deployment) trigger(ctx workflow.Context, err error) (string, OperatorR
 	var app *temporal.ApplicationError
 	switch {
 	case d.rollback != nil:
-		return "operator", *d.rollback
+		return TriggerOperator, *d.rollback
 	case errors.Is(ctx.Err(), workflow.ErrCanceled):
-		return "cancelled", OperatorRequest{Actor: "temporal", Reason: "workflow cancelled"}
+		return TriggerCancelled, OperatorRequest{Actor: "temporal", Reason: "workflow cancelled"}
 	case errors.As(err, &timeout):
-		return "step-timeout", OperatorRequest{Actor: "rollgate", Reason: err.Error()}
-	case errors.As(err, &app) && app.Type() == "HealthBreach":
-		return "health", OperatorRequest{Actor: "rollgate", Reason: app.Message()}
+		return TriggerStepTimeout, OperatorRequest{Actor: "rollgate", Reason: err.Error()}
+	case errors.As(err, &app) && app.Type() == ErrHealthBreach:
+		return TriggerHealth, OperatorRequest{Actor: "rollgate", Reason: app.Message()}
 	default:
-		return "activity-failure", OperatorRequest{Actor: "rollgate", Reason: fmt.Sprint(err)}
+		return TriggerActivityFailure, OperatorRequest{Actor: "rollgate", Reason: fmt.Sprint(err)}
 	}
 }
 
@@ -279,7 +279,7 @@ func (d *deployment) checkTokens(ctx workflow.Context, what string, versions []i
 	d.status.Probes = res
 	if !res.Healthy() {
 		msg := fmt.Sprintf("token health check failed (%s): %d of %d accepted, %d rejected, %d 5xx", what, res.Accepted, res.Probes, res.Rejected, res.ServerErrors)
-		return temporal.NewNonRetryableApplicationError(msg, "HealthBreach", nil)
+		return temporal.NewNonRetryableApplicationError(msg, ErrHealthBreach, nil)
 	}
 	d.event(ctx, fmt.Sprintf("%s: %d of %d probes", what, res.Accepted, res.Probes))
 	return nil
@@ -376,7 +376,7 @@ func (d *deployment) bake(ctx workflow.Context, step spec.Step) error {
 	if res.Breach != "" {
 		d.status.Breach = res.Breach
 		if c.AutoRollback {
-			return temporal.NewNonRetryableApplicationError("health breach during bake: "+res.Breach, "HealthBreach", nil)
+			return temporal.NewNonRetryableApplicationError("health breach during bake: "+res.Breach, ErrHealthBreach, nil)
 		}
 		d.status.Paused = true
 		d.event(ctx, "health breach during bake ("+res.Breach+"); automatic rollback is off: paused for an operator")

@@ -137,7 +137,7 @@ func (d *deployment) rotate(ctx workflow.Context, in KeyRotationSpec) error {
 				return err
 			}
 			if !res.Healthy() {
-				return temporal.NewNonRetryableApplicationError(fmt.Sprintf("reissued tokens: %d of %d accepted at the gateway", res.Accepted, res.Probes), "HealthBreach", nil)
+				return temporal.NewNonRetryableApplicationError(fmt.Sprintf("reissued tokens: %d of %d accepted at the gateway", res.Accepted, res.Probes), ErrHealthBreach, nil)
 			}
 			d.event(ctx, fmt.Sprintf("every reissued token accepted at the gateway (%d)", res.Accepted))
 		}

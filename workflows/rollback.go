@@ -76,7 +76,7 @@ func Rollback(ctx workflow.Context, in RollbackSpec) (RollbackReport, error) {
 		d.compensateReissue()
 	}
 	d.notify(ctx, fmt.Sprintf("%s: rolling back release %s of %s/%s (by %s): %s", rec.Service, rec.ID, in.APIID, in.Stage, in.Actor, in.Reason))
-	d.rollBack(ctx, "operator", OperatorRequest{Actor: in.Actor, Reason: in.Reason})
+	d.rollBack(ctx, TriggerOperator, OperatorRequest{Actor: in.Actor, Reason: in.Reason})
 	d.notify(ctx, fmt.Sprintf("%s: release %s of %s/%s rolled back in %s; verified: %v", rec.Service, rec.ID, in.APIID, in.Stage, d.report.Latency, d.report.Verified))
 	d.flushNotes(ctx)
 	if !d.report.Verified {
