@@ -180,32 +180,57 @@ func (r *Registry) Get(ctx context.Context, jti string) (Record, error) {
 // ErrNotFound marks a jti the registry does not know.
 var ErrNotFound = errors.New("not found")
 
-// Supersede marks an active token replaced by another (a reissue). Superseding a token that is
-// already superseded by the same replacement is a no-op.
+// Supersede records that a reissue replaced a token. An active token becomes superseded. A token
+// already out of service keeps its status, which says more, and only records its replacement: a
+// rollback revokes a release's tokens before it reissues the previous key's, so the token being
+// replaced is often revoked by then. Recording the same replacement twice is a no-op; a token
+// already replaced by another is an error.
 func (r *Registry) Supersede(ctx context.Context, jti, replacedBy, reason string) error {
+	const attempts = 3 // the row changed between the read and the conditional write: read again
+	for range attempts - 1 {
+		if err := r.supersede(ctx, jti, replacedBy, reason); !isConditionFailed(err) {
+			return err
+		}
+	}
+	return r.supersede(ctx, jti, replacedBy, reason)
+}
+
+func (r *Registry) supersede(ctx context.Context, jti, replacedBy, reason string) error {
 	rec, err := r.Get(ctx, jti)
 	if err != nil {
 		return err
 	}
-	if rec.Status == Superseded && rec.ReplacedBy == replacedBy {
+	switch {
+	case rec.ReplacedBy == replacedBy:
 		return nil
+	case rec.ReplacedBy != "":
+		return fmt.Errorf("supersede %s by %s: already replaced by %s", jti, replacedBy, rec.ReplacedBy)
 	}
-	_, err = r.DB.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+	in := &dynamodb.UpdateItemInput{
 		TableName: aws.String(r.tokensTable()), Key: jtiKey(jti),
-		UpdateExpression:         aws.String("SET #s = :sup, replaced_by = :by, reason = :why"),
-		ConditionExpression:      aws.String("#s = :active"),
+		UpdateExpression:         aws.String("SET replaced_by = :by"),
+		ConditionExpression:      aws.String("#s = :seen AND attribute_not_exists(replaced_by)"),
 		ExpressionAttributeNames: map[string]string{"#s": "status"},
 		ExpressionAttributeValues: map[string]types.AttributeValue{
-			":sup": str(string(Superseded)), ":by": str(replacedBy), ":why": str(reason), ":active": str(string(Active)),
+			":by": str(replacedBy), ":seen": str(string(rec.Status)),
 		},
-	})
-	if err != nil {
-		return fmt.Errorf("supersede %s: %w", jti, err)
 	}
-	if r.Metrics != nil {
+	if rec.Status == Active {
+		in.UpdateExpression = aws.String("SET #s = :sup, replaced_by = :by, reason = :why")
+		in.ExpressionAttributeValues[":sup"], in.ExpressionAttributeValues[":why"] = str(string(Superseded)), str(reason)
+	}
+	if _, err := r.DB.UpdateItem(ctx, in); err != nil {
+		return fmt.Errorf("supersede %s (%s): %w", jti, rec.Status, err)
+	}
+	if r.Metrics != nil && rec.Status == Active {
 		r.Metrics.Superseded.WithLabelValues(rec.KID).Inc()
 	}
 	return nil
+}
+
+func isConditionFailed(err error) bool {
+	var cond *types.ConditionalCheckFailedException
+	return errors.As(err, &cond)
 }
 
 // BySubject lists a subject's tokens, oldest first.

@@ -340,3 +340,33 @@ func TestSweep_MarksExpiredTokensAndCountsThemPerKID(t *testing.T) {
 		t.Fatalf("summary %+v, %v", sum, err)
 	}
 }
+
+// A rollback revokes the release's tokens, then reissues the previous key's: the token being
+// replaced is revoked by then, and must stay revoked while its replacement is recorded.
+func TestRegistry_SupersedingARevokedToken_RecordsTheReplacementAndKeepsItRevoked(t *testing.T) {
+	ctx := context.Background()
+	reg := newRegistry(t)
+	iss := newIssuer(t, reg)
+	m := iss.mint(t, reg, "carol", "carol")
+	if _, err := reg.RevokeJTIs(ctx, []string{m[0].JTI}, "release rolled back", 0, nil); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 { // recording the replacement twice is the same as once
+		if err := reg.Supersede(ctx, m[0].JTI, m[1].JTI, "release rolled back"); err != nil {
+			t.Fatalf("supersede a revoked token: %v", err)
+		}
+	}
+	rec, err := reg.Get(ctx, m[0].JTI)
+	if err != nil || rec.Status != registry.Revoked || rec.ReplacedBy != m[1].JTI || rec.Reason != "release rolled back" {
+		t.Fatalf("after supersede: %+v, %v", rec, err)
+	}
+	if got := iss.reason(t, m[0]); got != tokens.Revoked {
+		t.Fatalf("the replaced revoked token verifies with reason %q", got)
+	}
+	if got := iss.reason(t, m[1]); got != "" {
+		t.Fatalf("the replacement verifies with reason %q", got)
+	}
+	if got := testutil.ToFloat64(reg.Metrics.Superseded.WithLabelValues(iss.kid)); got != 0 {
+		t.Fatalf("superseded counter %v: a revoked token was counted as superseded", got)
+	}
+}
