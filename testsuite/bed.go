@@ -203,6 +203,7 @@ func (b *Bed) Env() [][2]string {
 		{"VAULT_ADDR", b.Vault.Addr},
 		{"VAULT_TOKEN", b.Vault.Token},
 		{"AWS_REGION", Region},
+		{"AWS_DEFAULT_REGION", Region}, // what the AWS CLI v1 (botocore) reads; the SDKs read AWS_REGION
 		{"AWS_ACCESS_KEY_ID", "test"},
 		{"AWS_SECRET_ACCESS_KEY", "test"},
 		{"AWS_ENDPOINT_URL_API_GATEWAY", b.Gateway.ControlURL},

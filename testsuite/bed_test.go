@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -296,4 +297,22 @@ func BenchmarkBed_WarmStart(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(b.N), "start-ms")
 	b.ReportMetric(10000, "target-ms")
+}
+
+// The bed's exports serve every AWS client: the SDKs read AWS_REGION, the AWS CLI v1 (botocore)
+// only AWS_DEFAULT_REGION; an SDK left with the latter must find the bed's region.
+func TestBed_EnvNamesTheRegionForClientsThatReadOnlyAWSDefaultRegion(t *testing.T) {
+	for _, kv := range shared.Bed(t).Env() {
+		t.Setenv(kv[0], kv[1])
+	}
+	t.Setenv("AWS_REGION", "")
+	t.Setenv("AWS_PROFILE", "")
+	t.Setenv("AWS_CONFIG_FILE", t.TempDir()+"/none") // no region from this machine's AWS config
+	cfg, err := config.LoadDefaultConfig(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Region != testsuite.Region {
+		t.Fatalf("region %q from the bed's exports without AWS_REGION, want %q", cfg.Region, testsuite.Region)
+	}
 }
