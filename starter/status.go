@@ -65,7 +65,7 @@ func statusCmd() *cobra.Command {
 				return err
 			}
 			defer c.Close()
-			st, err := statusOf(cmd.Context(), c, id)
+			st, _, err := statusOf(cmd.Context(), c, id)
 			if err != nil {
 				return err
 			}
@@ -80,28 +80,32 @@ func statusCmd() *cobra.Command {
 	return cmd
 }
 
-// statusOf asks a running deployment for its status; a finished one is described from its
-// result in history (its worker may be gone, and a query needs one).
-func statusOf(ctx context.Context, c client.Client, id string) (workflows.Status, error) {
+// statusOf describes the deployment once and answers for the run it saw: a running one from its
+// status query, a finished one from its result in history (its worker may be gone, and a query
+// needs one). It returns that run's id, and every later call names it, because without a run id
+// Temporal picks the newest run: a release started meanwhile would be waited for to its end.
+func statusOf(ctx context.Context, c client.Client, id string) (workflows.Status, string, error) {
 	desc, err := c.DescribeWorkflowExecution(ctx, id, "")
 	var nf *serviceerror.NotFound
 	switch {
 	case errors.As(err, &nf):
-		return workflows.Status{}, fmt.Errorf("no deployment %s: none was ever started, or its history has passed the namespace's retention (see: starter list)", id)
+		return workflows.Status{}, "", fmt.Errorf("no deployment %s: none was ever started, or its history has passed the namespace's retention (see: starter list)", id)
 	case err != nil:
-		return workflows.Status{}, explain(id, "status of", err)
-	case desc.GetWorkflowExecutionInfo().GetStatus() == enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING:
-		st, err := query(ctx, c, id, "")
+		return workflows.Status{}, "", explain(id, "status of", err)
+	}
+	runID := desc.GetWorkflowExecutionInfo().GetExecution().GetRunId()
+	if desc.GetWorkflowExecutionInfo().GetStatus() == enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
+		st, err := query(ctx, c, id, runID)
 		if err != nil {
-			return st, explain(id, "status of", err)
+			return st, runID, explain(id, "status of", err)
 		}
-		return st, nil
+		return st, runID, nil
 	}
 	var res workflows.DeployResult
-	if err := c.GetWorkflow(ctx, id, "").Get(ctx, &res); err != nil {
-		return workflows.Status{}, fmt.Errorf("deployment %s ended without a result: %v", id, rootCause(err))
+	if err := c.GetWorkflow(ctx, id, runID).Get(ctx, &res); err != nil {
+		return workflows.Status{}, runID, fmt.Errorf("deployment %s ended without a result: %v", id, rootCause(err))
 	}
-	return workflows.Status{Phase: workflows.Phase(res.Outcome), Timeline: res.Timeline, Rollback: res.Rollback}, nil
+	return workflows.Status{Phase: workflows.Phase(res.Outcome), Timeline: res.Timeline, Rollback: res.Rollback}, runID, nil
 }
 
 // jsonOrNone prints v as JSON for --output json, or the line for an empty result; done says
@@ -214,10 +218,11 @@ func watchCmd() *cobra.Command {
 				return err
 			}
 			defer c.Close()
-			if _, err := statusOf(cmd.Context(), c, id); err != nil {
+			_, runID, err := statusOf(cmd.Context(), c, id)
+			if err != nil {
 				return err
 			}
-			res, err := follow(cmd.Context(), c, c.GetWorkflow(cmd.Context(), id, ""))
+			res, err := follow(cmd.Context(), c, c.GetWorkflow(cmd.Context(), id, runID))
 			if err != nil {
 				return err
 			}

@@ -1,0 +1,154 @@
+package main_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/workflowservice/v1"
+	"go.temporal.io/sdk/client"
+
+	"github.com/rollgate/rollgate/internal/spec"
+	startercmd "github.com/rollgate/rollgate/starter"
+	"github.com/rollgate/rollgate/testsuite"
+	"github.com/rollgate/rollgate/workflows"
+)
+
+// statusBound is how long one status call may take. The issue asks for a second; the bound is
+// looser so that a loaded machine passes, yet far below a release of the tests' specs (a bake of
+// 10 s and the steps around it), which is how long the call hung when it attached to a newer run.
+const statusBound = 3 * time.Second
+
+var releaseNames atomic.Int32
+
+// provisionUnique provisions a release bed whose name no other test of this process uses.
+func provisionUnique(t *testing.T, b *testsuite.Bed, prefix string, opts ...testsuite.ReleaseOption) *testsuite.ReleaseBed {
+	t.Helper()
+	r, err := testsuite.ProvisionRelease(context.Background(), b, fmt.Sprintf("%s%d%d", prefix, os.Getpid()%1000, releaseNames.Add(1)), opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(r.Close)
+	return r
+}
+
+// oneStep is a release of version with a single canary step of the shortest bake a spec allows.
+func oneStep(r *testsuite.ReleaseBed, version string) spec.DeploySpec {
+	s := r.Spec(version, 10*time.Second)
+	s.Canary.Steps = s.Canary.Steps[:1]
+	return s
+}
+
+// startRelease starts a deployment as a pipeline outside the starter would.
+func startRelease(t *testing.T, r *testsuite.ReleaseBed, s spec.DeploySpec) client.WorkflowRun {
+	t.Helper()
+	run, err := r.Temporal.ExecuteWorkflow(context.Background(), client.StartWorkflowOptions{
+		ID: s.WorkflowID(), TaskQueue: workflows.TaskQueue,
+		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
+		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
+	}, workflows.Deployment, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return run
+}
+
+// nextReleaseOnDescribe is the bed's Temporal client; right after its first description of a
+// deployment it starts the stage's next release: the moment in which status used to attach to
+// the new run and wait for it to finish.
+type nextReleaseOnDescribe struct {
+	client.Client
+	once  sync.Once
+	start func()
+}
+
+func (c *nextReleaseOnDescribe) DescribeWorkflowExecution(ctx context.Context, id, runID string) (*workflowservice.DescribeWorkflowExecutionResponse, error) {
+	d, err := c.Client.DescribeWorkflowExecution(ctx, id, runID)
+	c.once.Do(c.start)
+	return d, err
+}
+
+func TestStatus_ReleaseStartedRightAfterTheDescription_AnswersForTheDescribedRun(t *testing.T) {
+	b := shared.Bed(t)
+	r := provisionUnique(t, b, "clirace")
+	ctx := context.Background()
+	first := startRelease(t, r, oneStep(r, "v2"))
+	if err := first.Get(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	var next client.WorkflowRun
+	racing := &nextReleaseOnDescribe{Client: r.Temporal, start: func() { next = startRelease(t, r, oneStep(r, "v1")) }}
+
+	sctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	began := time.Now()
+	st, runID, err := startercmd.StatusOf(sctx, racing, first.GetID())
+	took := time.Since(began)
+	if next == nil {
+		t.Fatal("status never described the deployment")
+	}
+	defer func() { _ = next.Get(ctx, nil) }() // leave no release running behind the test
+	if err != nil || took > statusBound || runID != first.GetRunID() || st.Phase != workflows.Phase(workflows.OutcomePromoted) {
+		t.Fatalf("status took %s: run %s (described %s), phase %q, err %v", took, runID, first.GetRunID(), st.Phase, err)
+	}
+}
+
+func TestStatus_InALoopAcrossConsecutiveReleases_NeverWaitsForOne(t *testing.T) {
+	b := shared.Bed(t)
+	c := bedCLI(t, b)
+	r := provisionUnique(t, b, "cliloop")
+	target := r.APIID + "/" + r.Stage
+	if code, _, stderr := c.run(t, "deploy", "-f", writeSpec(t, oneStep(r, "v2")), "--wait"); code != 0 {
+		t.Fatalf("first release: exit %d\n%s", code, stderr)
+	}
+
+	// A pipeline releases three times in a row while an operator asks for the status.
+	specs := []string{writeSpec(t, oneStep(r, "v1")), writeSpec(t, oneStep(r, "v2")), writeSpec(t, oneStep(r, "v1"))}
+	pipeline := make(chan error, 1)
+	go func() {
+		for i, s := range specs {
+			cmd := exec.Command(c.bin, "deploy", "-f", s, "--wait")
+			cmd.Env = append(os.Environ(), c.env...)
+			if out, err := cmd.CombinedOutput(); err != nil {
+				pipeline <- fmt.Errorf("release %d: %v\n%s", i+2, err, out)
+				return
+			}
+		}
+		pipeline <- nil
+	}()
+
+	var calls, running int
+	var slowest time.Duration
+	for done := false; !done; {
+		select {
+		case err := <-pipeline:
+			if err != nil {
+				t.Fatal(err)
+			}
+			done = true
+		default:
+		}
+		began := time.Now()
+		code, stdout, stderr := c.run(t, "status", target)
+		took := time.Since(began)
+		if code != 0 || took > statusBound {
+			t.Fatalf("status call %d took %s: exit %d\n%s%s", calls+1, took, code, stdout, stderr)
+		}
+		calls++
+		slowest = max(slowest, took)
+		if !strings.HasPrefix(stdout, "deploy/"+target+": promoted") {
+			running++
+		}
+	}
+	t.Logf("%d status calls across 3 releases, %d while one ran, slowest %s", calls, running, slowest)
+	if running == 0 {
+		t.Fatal("no status call saw a release running: the loop did not span the releases")
+	}
+}
