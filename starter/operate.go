@@ -196,10 +196,11 @@ func reportOfClosedRun(ctx context.Context, c client.Client, id string, rep *wor
 func explain(id, what string, err error) error {
 	var nf *serviceerror.NotFound
 	switch {
-	case errors.As(err, &nf):
-		return fmt.Errorf("no running deployment %s: it does not exist or has finished (see: starter status %s)", id, strings.TrimPrefix(id, "deploy/"))
+	// Temporal answers a finished workflow's update with NotFound too: tell the two apart first.
 	case strings.Contains(err.Error(), "workflow execution already completed"):
 		return fmt.Errorf("cannot %s %s: the deployment has finished (to undo a finished release: starter rollback %s --release latest)", what, id, strings.TrimPrefix(id, "deploy/"))
+	case errors.As(err, &nf):
+		return fmt.Errorf("no running deployment %s: it does not exist or has finished (see: starter status %s)", id, strings.TrimPrefix(id, "deploy/"))
 	}
 	return fmt.Errorf("%s %s refused: %v", what, id, rootCause(err))
 }

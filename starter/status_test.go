@@ -152,3 +152,19 @@ func TestStatus_InALoopAcrossConsecutiveReleases_NeverWaitsForOne(t *testing.T) 
 		t.Fatal("no status call saw a release running: the loop did not span the releases")
 	}
 }
+
+func TestOperatorRequests_OnAFinishedDeployment_HintAtRollingBackTheRelease(t *testing.T) {
+	b := shared.Bed(t)
+	c := bedCLI(t, b)
+	r := provisionUnique(t, b, "clihint")
+	target := r.APIID + "/" + r.Stage
+	if err := startRelease(t, r, oneStep(r, "v2")).Get(context.Background(), nil); err != nil {
+		t.Fatal(err)
+	}
+	for _, req := range [][]string{{"rollback", target, "--reason", "too late"}, {"resume", target}} {
+		code, _, stderr := c.run(t, req...)
+		if code != 1 || !strings.Contains(stderr, "has finished") || !strings.Contains(stderr, "starter rollback "+target+" --release latest") {
+			t.Errorf("%s of a finished deployment: exit %d\n%s", req[0], code, stderr)
+		}
+	}
+}
