@@ -174,17 +174,23 @@ type BakeResult struct {
 	Breach string
 }
 
-type bakeProgress struct {
+// BakeProgress is what a running bake has seen so far, in its heartbeat details: the workflow
+// learns a bake's counters only when it ends, so an operator's view reads them from the
+// deployment's description (pending activity BakeActivity).
+type BakeProgress struct {
 	Result  ProbeResult
 	Elapsed time.Duration
 }
+
+// BakeActivity is the activity type name the worker registers Health.Bake under.
+const BakeActivity = "Bake"
 
 // Bake probes for the bake's duration inside one heartbeating activity, so hours of probes cost
 // the workflow a handful of history events. It returns early on a breach, and resumes from its
 // last heartbeat after a worker crash. Cancelling it (an operator's promote, skip or rollback)
 // returns what it saw so far.
 func (a *Health) Bake(ctx context.Context, in BakeInput) (BakeResult, error) {
-	var p bakeProgress
+	var p BakeProgress
 	if activity.HasHeartbeatDetails(ctx) {
 		_ = activity.GetHeartbeatDetails(ctx, &p)
 	}
@@ -210,7 +216,7 @@ func (a *Health) Bake(ctx context.Context, in BakeInput) (BakeResult, error) {
 			}
 			res.add(status, canary)
 		}
-		activity.RecordHeartbeat(ctx, bakeProgress{Result: res.ProbeResult, Elapsed: time.Since(start)})
+		activity.RecordHeartbeat(ctx, BakeProgress{Result: res.ProbeResult, Elapsed: time.Since(start)})
 		if res.Breach = breach(res.ProbeResult, in); res.Breach != "" {
 			return res, nil
 		}

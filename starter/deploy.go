@@ -108,7 +108,7 @@ func follow(ctx context.Context, c client.Client, run client.WorkflowRun) (workf
 			}
 			return res, nil
 		case <-tick.C:
-			if st, err := query(ctx, c, run.GetID(), run.GetRunID()); err == nil {
+			if st, err := liveStatus(ctx, c, run.GetID(), run.GetRunID()); err == nil {
 				for _, e := range st.Timeline[min(seen, len(st.Timeline)):] {
 					fmt.Fprintf(os.Stderr, "%s  %-13s %s\n", e.At.Format(time.TimeOnly), e.Phase, e.Message)
 				}

@@ -16,6 +16,7 @@ import (
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 
+	"github.com/rollgate/rollgate/activities"
 	"github.com/rollgate/rollgate/workflows"
 )
 
@@ -99,6 +100,7 @@ func statusOf(ctx context.Context, c client.Client, id string) (workflows.Status
 		if err != nil {
 			return st, runID, explain(id, "status of", err)
 		}
+		withLiveBake(&st, desc)
 		return st, runID, nil
 	}
 	var res workflows.DeployResult
@@ -106,6 +108,40 @@ func statusOf(ctx context.Context, c client.Client, id string) (workflows.Status
 		return workflows.Status{}, runID, fmt.Errorf("deployment %s ended without a result: %v", id, rootCause(err))
 	}
 	return workflows.Status{Phase: workflows.Phase(res.Outcome), Timeline: res.Timeline, Rollback: res.Rollback}, runID, nil
+}
+
+// liveStatus is a running deployment's status with the running bake's own counters.
+func liveStatus(ctx context.Context, c client.Client, id, runID string) (workflows.Status, error) {
+	desc, err := c.DescribeWorkflowExecution(ctx, id, runID)
+	if err != nil {
+		return workflows.Status{}, err
+	}
+	st, err := query(ctx, c, id, runID)
+	if err != nil {
+		return st, err
+	}
+	withLiveBake(&st, desc)
+	return st, nil
+}
+
+// withLiveBake shows a baking deployment's probe counters as its bake's last heartbeat has them:
+// the workflow's own counters are the previous check's until the bake ends. A bake whose
+// heartbeat has not arrived (or cannot be read) shows none rather than the previous check's.
+func withLiveBake(st *workflows.Status, desc *workflowservice.DescribeWorkflowExecutionResponse) {
+	if st.Phase != workflows.PhaseBaking {
+		return
+	}
+	for _, pa := range desc.GetPendingActivities() {
+		if pa.GetActivityType().GetName() != activities.BakeActivity {
+			continue
+		}
+		var p activities.BakeProgress
+		if pa.GetHeartbeatDetails() == nil || payloads.FromPayloads(pa.GetHeartbeatDetails(), &p) != nil {
+			p = activities.BakeProgress{}
+		}
+		st.Probes = p.Result
+		return
+	}
 }
 
 // jsonOrNone prints v as JSON for --output json, or the line for an empty result; done says
@@ -140,7 +176,7 @@ func statusOfRunning(ctx context.Context, output string) error {
 	}
 	var rows []row
 	for _, e := range resp.GetExecutions() {
-		st, err := query(ctx, c, e.GetExecution().GetWorkflowId(), e.GetExecution().GetRunId())
+		st, err := liveStatus(ctx, c, e.GetExecution().GetWorkflowId(), e.GetExecution().GetRunId())
 		if err != nil {
 			continue // it finished between the list and the query
 		}
