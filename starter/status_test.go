@@ -2,6 +2,7 @@ package main_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -166,5 +167,46 @@ func TestOperatorRequests_OnAFinishedDeployment_HintAtRollingBackTheRelease(t *t
 		if code != 1 || !strings.Contains(stderr, "has finished") || !strings.Contains(stderr, "starter rollback "+target+" --release latest") {
 			t.Errorf("%s of a finished deployment: exit %d\n%s", req[0], code, stderr)
 		}
+	}
+}
+
+// The runbook's warning, checked: `temporal workflow start` of a running deployment's id starts no
+// second run (the id conflict policy still fails the start) but answers with the running run;
+// with --fail-existing it says so.
+func TestTemporalCLIStart_OfARunningDeploymentsID_StartsNoSecondRun(t *testing.T) {
+	b := shared.Bed(t)
+	c := bedCLI(t, b)
+	r := provisionUnique(t, b, "clidup")
+	target := r.APIID + "/" + r.Stage
+	s := r.Spec("v2", time.Minute)
+	run := startRelease(t, r, s)
+	defer func() { _ = run.Get(context.Background(), nil) }()
+	input, err := json.Marshal(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := func(extra ...string) (string, error) {
+		args := append([]string{"workflow", "start", "--workflow-id", run.GetID(), "--type", "Deployment",
+			"--task-queue", workflows.TaskQueue, "--input", string(input), "--output", "json"}, extra...)
+		cmd := exec.Command(b.Temporal.CLI, args...)
+		cmd.Env = append(os.Environ(), c.env...)
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+
+	out, err := start()
+	var started struct{ RunID string }
+	if err != nil || json.Unmarshal([]byte(out), &started) != nil || started.RunID != run.GetRunID() {
+		t.Fatalf("temporal workflow start of a running deployment's id: %v\n%s\n(running run %s)", err, out, run.GetRunID())
+	}
+	if out, err := start("--fail-existing"); err == nil || !strings.Contains(out, "already") {
+		t.Fatalf("temporal workflow start --fail-existing: %v\n%s", err, out)
+	}
+	desc, err := r.Temporal.DescribeWorkflowExecution(context.Background(), run.GetID(), "")
+	if err != nil || desc.GetWorkflowExecutionInfo().GetExecution().GetRunId() != run.GetRunID() {
+		t.Fatalf("the deployment's current run is not the one started first: %v", err)
+	}
+	if code, _, stderr := c.run(t, "promote", target, "--reason", "end the test's release"); code != 0 {
+		t.Fatalf("promote: exit %d\n%s", code, stderr)
 	}
 }

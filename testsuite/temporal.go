@@ -19,6 +19,7 @@ type TemporalServer struct {
 	HostPort  string
 	Namespace string
 	UIURL     string // empty when the Web UI is off
+	CLI       string // the temporal CLI binary that runs the dev server, for tests that drive it as an operator would
 	dev       *sdktestsuite.DevServer
 	log       *logBuffer
 }
@@ -49,7 +50,7 @@ func startTemporal(ctx context.Context, logDir string, progress io.Writer, ui bo
 		Stdout:           logs,
 		Stderr:           logs,
 	}
-	s := &TemporalServer{HostPort: opts.ClientOptions.HostPort, Namespace: "default", log: logs}
+	s := &TemporalServer{HostPort: opts.ClientOptions.HostPort, Namespace: "default", CLI: bin, log: logs}
 	if ui {
 		uiPort, err := freePort()
 		if err != nil {
