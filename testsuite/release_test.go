@@ -15,6 +15,7 @@ import (
 	"github.com/rollgate/rollgate/activities"
 	"github.com/rollgate/rollgate/internal/gateway"
 	"github.com/rollgate/rollgate/internal/keys"
+	"github.com/rollgate/rollgate/internal/registry"
 	"github.com/rollgate/rollgate/testsuite"
 	"github.com/rollgate/rollgate/workflows"
 )
@@ -303,6 +304,28 @@ func TestRelease_FinishedReleaseIsRolledBackFromTheHistory(t *testing.T) {
 	}
 	if after.clientKID == newKID || after.clientKID != keys.KID(r.Key, before.labels.Current) || after.clientCalls != 1 {
 		t.Fatalf("client holds %s (accepted %d times), want a fresh token of the previous key", after.clientKID, after.clientCalls)
+	}
+	// The release's token was revoked, then replaced by the fresh one: the registry says both.
+	fresh, err := r.Activity.Tokens.Delivery.Current(ctx, r.Clients[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs, err := r.Activity.Tokens.Registry.BySubject(ctx, r.Clients[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	released := 0
+	for _, rec := range recs {
+		if rec.KID != newKID {
+			continue
+		}
+		released++
+		if rec.Status != registry.Revoked || rec.ReplacedBy != fresh.JTI {
+			t.Fatalf("the release's token after the rollback: %s, replaced by %q (want revoked, replaced by %s)", rec.Status, rec.ReplacedBy, fresh.JTI)
+		}
+	}
+	if released != 1 {
+		t.Fatalf("%d tokens of the release's key in the registry, want 1", released)
 	}
 	replay(t, r, run, "rollback-finished-release.json")
 }
