@@ -13,6 +13,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -159,6 +160,37 @@ func TestVault_KVCheckAndSetRefusesAStaleVersion(t *testing.T) {
 	}
 }
 
+// dynalite exits when a client aborts a request; the bed's shield in front of it must keep it up
+// through clients that give up mid-request (a cancelled refresh, a timed-out authorizer).
+func TestDynamoDB_ClientsThatGiveUpMidRequestDoNotStopIt(t *testing.T) {
+	bed := testsuite.StartForTest(t, testsuite.Options{}) // its own: a failure here kills dynalite
+	ctx := context.Background()
+	cfg, err := bed.AWSConfig(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := bed.DynamoDBClient(cfg)
+	aborted := 0
+	for i := range 200 {
+		rctx, cancel := context.WithTimeout(ctx, time.Duration(200+i*20)*time.Microsecond)
+		if _, err := db.ListTables(rctx, &dynamodb.ListTablesInput{}); err != nil {
+			aborted++
+		}
+		cancel()
+	}
+	if aborted == 0 {
+		t.Fatal("no request was given up: the test proves nothing")
+	}
+	// dynalite would be gone by now; wait for an answer with a deadline far above a busy machine's.
+	var last error
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		if _, last = db.ListTables(ctx, &dynamodb.ListTablesInput{}); last == nil {
+			return
+		}
+	}
+	t.Fatalf("after %d requests given up, DynamoDB no longer answers: %v", aborted, last)
+}
+
 func TestDynamoDB_TableRoundTripsThroughTheSDK(t *testing.T) {
 	ctx := context.Background()
 	cfg, err := shared.Bed(t).AWSConfig(ctx)
@@ -166,7 +198,7 @@ func TestDynamoDB_TableRoundTripsThroughTheSDK(t *testing.T) {
 		t.Fatal(err)
 	}
 	db := shared.Bed(t).DynamoDBClient(cfg)
-	table := aws.String("tokens")
+	table := aws.String("tokens-" + strconv.FormatInt(time.Now().UnixNano(), 36))
 	_, err = db.CreateTable(ctx, &dynamodb.CreateTableInput{
 		TableName:   table,
 		BillingMode: ddbtypes.BillingModePayPerRequest,
