@@ -51,6 +51,24 @@ type Bed struct {
 
 	buildLog *logBuffer
 	logs     map[string]*logBuffer
+
+	namesMu sync.Mutex
+	names   map[string]int // release names handed out, so a test that runs again gets new ones
+}
+
+// uniqueName returns name the first time it is asked for on this bed and name-2, name-3, … after,
+// so a test repeated in one process (-count=3) never meets the bucket, key or API of its last run.
+func (b *Bed) uniqueName(name string) string {
+	b.namesMu.Lock()
+	defer b.namesMu.Unlock()
+	if b.names == nil {
+		b.names = map[string]int{}
+	}
+	b.names[name]++
+	if n := b.names[name]; n > 1 {
+		return fmt.Sprintf("%s-%d", name, n)
+	}
+	return name
 }
 
 // Start starts every server in parallel and returns when all are healthy. On error, whatever did

@@ -81,6 +81,7 @@ func ProvisionHTTPRelease(ctx context.Context, b *Bed, name string, options ...R
 }
 
 func provision(ctx context.Context, b *Bed, name, kind string, options []ReleaseOption) (*ReleaseBed, error) {
+	name = b.uniqueName(name)
 	var ro releaseOptions
 	for _, o := range options {
 		o(&ro)

@@ -1,6 +1,7 @@
 package testsuite_test
 
 import (
+	"slices"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -88,9 +89,11 @@ func TestTracing_OneTraceFromStarterToWorker(t *testing.T) {
 		start, run, act := recv.spans["StartWorkflow:Deployment"], recv.spans["RunWorkflow:Deployment"], recv.spans["RunActivity:PrepareKey"]
 		svcStart, svcRun := recv.svc["StartWorkflow:Deployment"], recv.svc["RunWorkflow:Deployment"]
 		recv.mu.Unlock()
+		// One trace must hold the starter's start, the workflow and an activity. (A retried
+		// workflow task or a second attempt may add spans; the trace of the release is what counts.)
 		if len(start) > 0 && len(run) > 0 && len(act) > 0 {
-			if start[0] != run[0] || run[0] != act[0] {
-				t.Fatalf("starter and worker spans are in different traces")
+			if !slices.ContainsFunc(start, func(tr string) bool { return slices.Contains(run, tr) && slices.Contains(act, tr) }) {
+				t.Fatalf("no trace holds the starter's and the worker's spans: StartWorkflow in %v, RunWorkflow in %v, RunActivity:PrepareKey in %v", start, run, act)
 			}
 			if svcStart != "rollgate-starter" || svcRun != "rollgate-worker" {
 				t.Fatalf("service names %q, %q", svcStart, svcRun)
