@@ -26,9 +26,9 @@ var (
 
 // deployment is one release's state; every field is derived deterministically from history.
 type deployment struct {
-	progress
-	saga  saga
-	notes notifier
+	progress          // status, timeline, logger
+	saga     saga     // what to undo, and the rollback's report
+	notes    notifier // the spec's webhook
 
 	spec     spec.DeploySpec
 	target   activities.Target

@@ -39,9 +39,9 @@ type KeyRotationResult struct {
 
 // keyRotation is one rotation's state; every field is derived deterministically from history.
 type keyRotation struct {
-	progress
-	saga  saga
-	notes notifier
+	progress          // status, timeline, logger
+	saga     saga     // what to undo, and the rollback's report
+	notes    notifier // the spec's webhook
 
 	in       KeyRotationSpec
 	key      activities.KeyState

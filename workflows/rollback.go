@@ -30,9 +30,9 @@ func RollbackWorkflowID(apiID, stage string) string { return "rollback/" + apiID
 // rollback is the undoing of one finished release; every field is derived deterministically
 // from history.
 type rollback struct {
-	progress
-	saga  saga
-	notes notifier
+	progress          // status, timeline, logger
+	saga     saga     // what to undo, and the rollback's report
+	notes    notifier // the spec's webhook
 
 	in  RollbackSpec
 	rec activities.ReleaseRecord
