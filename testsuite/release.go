@@ -170,11 +170,7 @@ func provision(ctx context.Context, b *Bed, name, kind string, options []Release
 		return nil, err
 	}
 	r.worker = worker.New(r.Temporal, workflows.TaskQueue, worker.Options{})
-	r.worker.RegisterWorkflow(workflows.Deployment)
-	r.worker.RegisterWorkflow(workflows.KeyRetirement)
-	r.worker.RegisterWorkflow(workflows.Rollback)
-	r.worker.RegisterWorkflow(workflows.TokenRevocation)
-	r.worker.RegisterWorkflow(workflows.KeyRotation)
+	workflows.Register(r.worker)
 	r.Activity.Register(r.worker)
 	if err := r.worker.Start(); err != nil {
 		return nil, err

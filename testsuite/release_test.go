@@ -208,11 +208,7 @@ func replay(t *testing.T, r *testsuite.ReleaseBed, run client.WorkflowRun, fixtu
 		t.Fatal(err)
 	}
 	rp := worker.NewWorkflowReplayer()
-	rp.RegisterWorkflow(workflows.Deployment)
-	rp.RegisterWorkflow(workflows.KeyRetirement)
-	rp.RegisterWorkflow(workflows.Rollback)
-	rp.RegisterWorkflow(workflows.TokenRevocation)
-	rp.RegisterWorkflow(workflows.KeyRotation)
+	workflows.Register(rp)
 	if err := rp.ReplayWorkflowHistory(nil, h); err != nil {
 		t.Fatalf("the run does not replay: %v", err)
 	}

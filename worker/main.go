@@ -124,11 +124,7 @@ func run(ctx context.Context, logger *slog.Logger) error {
 	}
 
 	w := worker.New(tc, cfg.TaskQueue, worker.Options{WorkerStopTimeout: cfg.ShutdownTimeout})
-	w.RegisterWorkflow(workflows.Deployment)
-	w.RegisterWorkflow(workflows.KeyRetirement)
-	w.RegisterWorkflow(workflows.Rollback)
-	w.RegisterWorkflow(workflows.TokenRevocation)
-	w.RegisterWorkflow(workflows.KeyRotation)
+	workflows.Register(w)
 	set.Register(w)
 
 	metricsSrv := &http.Server{Addr: cfg.MetricsAddr, Handler: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), ReadHeaderTimeout: 5 * time.Second}

@@ -1,65 +1,69 @@
 package workflows
 
 import (
+	"time"
+
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/rollgate/rollgate/activities"
+	"github.com/rollgate/rollgate/internal/keys"
 )
 
-// The compensations, one per kind of change; each reads the snapshot from the deployment and runs
-// its activities through undo.
+// The compensations, one per kind of change; each takes the state to bring back and runs its
+// activities through undo.
 
-// compensate records how to undo a step that succeeded.
-func (d *deployment) compensate(name string, run func(ctx workflow.Context) error) {
-	d.comps = append(d.comps, compensation{name: name, run: run})
-}
-
-func (d *deployment) compensateLabels() {
-	key, labels := d.issuer.Key.Name, d.key.Labels
-	d.compensate("restore key labels", func(ctx workflow.Context) error {
-		return d.undo(ctx, true, keysA.RestoreLabels, activities.RestoreLabelsInput{Key: key, Labels: labels})
+func (s *saga) restoreLabels(key string, labels keys.Labels) {
+	s.add("restore key labels", func(ctx workflow.Context) error {
+		return s.undo(ctx, true, keysA.RestoreLabels, activities.RestoreLabelsInput{Key: key, Labels: labels})
 	})
 }
 
-func (d *deployment) compensateJWKS(versions []int) {
-	d.compensate("republish the snapshot JWKS", func(ctx workflow.Context) error {
-		return d.undo(ctx, true, tokA.PublishJWKS, activities.PublishInput{Issuer: d.issuer, Versions: versions})
+func (s *saga) republishJWKS(issuer activities.Issuer, versions []int) {
+	s.add("republish the snapshot JWKS", func(ctx workflow.Context) error {
+		return s.undo(ctx, true, tokA.PublishJWKS, activities.PublishInput{Issuer: issuer, Versions: versions})
 	})
 }
 
-func (d *deployment) compensateAuthorizer() {
-	d.compensate("restore the authorizer", func(ctx workflow.Context) error {
-		return d.undo(ctx, true, gw.RestoreAuthorizer, activities.RestoreInput{Target: d.target, Snapshot: d.snapshot})
+func (s *saga) restoreAuthorizer(target activities.Target, snapshot activities.GatewaySnapshot) {
+	s.add("restore the authorizer", func(ctx workflow.Context) error {
+		return s.undo(ctx, true, gw.RestoreAuthorizer, activities.RestoreInput{Target: target, Snapshot: snapshot})
 	})
 }
 
-func (d *deployment) compensateStage() {
-	d.compensate("restore the stage", func(ctx workflow.Context) error {
-		return d.undo(ctx, true, gw.RestoreStage, activities.RestoreInput{Target: d.target, Snapshot: d.snapshot})
+func (s *saga) restoreStage(target activities.Target, snapshot activities.GatewaySnapshot) {
+	s.add("restore the stage", func(ctx workflow.Context) error {
+		return s.undo(ctx, true, gw.RestoreStage, activities.RestoreInput{Target: target, Snapshot: snapshot})
 	})
 }
 
-// compensateReissue undoes a reissue: new-key tokens are revoked (if the spec says so) and the
-// clients get tokens of the snapshot's current key again.
-func (d *deployment) compensateReissue() {
-	s := d.spec
-	issued := d.reissued
-	previous := d.key.Labels.Current
-	d.compensate("reissue tokens with the previous key", func(ctx workflow.Context) error {
-		if d.watchable {
+// reissueUndo is what undoing a reissue needs.
+type reissueUndo struct {
+	issuer   activities.Issuer
+	issued   []activities.Issued // the reissued tokens, revoked if revoke is set
+	previous int                 // the key version the clients get tokens of again
+	clients  []string
+	ttl      time.Duration
+	revoke   bool
+}
+
+// reissuePrevious undoes a reissue: new-key tokens are revoked (if the spec says so) and the
+// clients get tokens of the previous key again.
+func (s *saga) reissuePrevious(u reissueUndo) {
+	s.add("reissue tokens with the previous key", func(ctx workflow.Context) error {
+		if s.watchable {
 			ctx = bulkCompensation(ctx)
 		}
-		if s.Auth.OnRollback == "revoke" {
-			jtis := make([]string, len(issued))
-			for i, t := range issued {
+		if u.revoke {
+			jtis := make([]string, len(u.issued))
+			for i, t := range u.issued {
 				jtis[i] = t.JTI
 			}
-			if err := d.undo(ctx, false, tokA.RevokeTokens, activities.RevokeInput{JTIs: jtis, Reason: "release rolled back"}); err != nil {
+			if err := s.undo(ctx, false, tokA.RevokeTokens, activities.RevokeInput{JTIs: jtis, Reason: "release rolled back"}); err != nil {
 				return err
 			}
 		}
-		return d.undo(ctx, false, tokA.ReissueTokens, activities.ReissueInput{
-			Issuer: d.issuer, Version: previous, Clients: s.Auth.Clients, TTL: s.Auth.TokenTTL.D(), Reason: "release rolled back",
+		return s.undo(ctx, false, tokA.ReissueTokens, activities.ReissueInput{
+			Issuer: u.issuer, Version: u.previous, Clients: u.clients, TTL: u.ttl, Reason: "release rolled back",
 		})
 	})
 }

@@ -26,18 +26,18 @@ var (
 
 // deployment is one release's state; every field is derived deterministically from history.
 type deployment struct {
-	spec   spec.DeploySpec
-	target activities.Target
-	issuer activities.Issuer
-	logger log.Logger
+	progress          // status, timeline, logger
+	saga     saga     // what to undo, and the rollback's report
+	notes    notifier // the spec's webhook
 
-	status   Status
+	spec     spec.DeploySpec
+	target   activities.Target
+	issuer   activities.Issuer
 	snapshot activities.GatewaySnapshot
 	key      activities.KeyState
 	version  int // the key version the release signs with
 	canaryID string
 	reissued []activities.Issued
-	comps    []compensation
 
 	cancelRun  workflow.CancelFunc
 	cancelBake workflow.CancelFunc
@@ -45,19 +45,6 @@ type deployment struct {
 	requested  time.Time
 	promoteNow bool
 	skipStep   bool
-	report     *RollbackReport
-	// watchable says the rollback runs as regular activities (changeWatchableRollback); running
-	// is the status line of the compensation under way.
-	watchable bool
-	running   *CompensationStatus
-	// pendingNotes counts notifications not yet delivered or given up on.
-	pendingNotes int
-}
-
-// compensation undoes one completed step.
-type compensation struct {
-	name string
-	run  func(ctx workflow.Context) error
 }
 
 // Deployment releases spec.Release to the stage in canary steps, each proven by token health
@@ -68,16 +55,7 @@ func Deployment(ctx workflow.Context, s spec.DeploySpec) (DeployResult, error) {
 	if err := checkInput(ctx, s.Validate, func() error { return s.ValidateWith(spec.RulesOriginal) }); err != nil {
 		return DeployResult{}, err
 	}
-	d := &deployment{
-		spec:   s,
-		target: targetOf(s),
-		issuer: activities.Issuer{
-			URL: s.Auth.Issuer, Audiences: s.Auth.Audiences, Key: activities.KeyRef{Name: s.Auth.TransitKey, Type: s.Auth.KeyType},
-			Algorithm: s.Auth.Algorithm, Bucket: s.Auth.JWKSBucket, Prefix: s.Auth.JWKSPrefix, CacheTTL: s.Auth.VerifierCacheTTL.D(),
-		},
-		logger: log.With(workflow.GetLogger(ctx), "service", s.Service, "api", s.Gateway.APIID, "stage", s.Gateway.Stage),
-		status: Status{Steps: len(s.Canary.Steps)},
-	}
+	d := newDeployment(ctx, s)
 	if err := d.setup(ctx); err != nil {
 		return DeployResult{}, err
 	}
@@ -89,19 +67,19 @@ func Deployment(ctx workflow.Context, s spec.DeploySpec) (DeployResult, error) {
 	if err == nil && d.rollback == nil {
 		d.enter(ctx, PhasePromoted, "release promoted")
 		result.Outcome = OutcomePromoted
-		d.notify(ctx, fmt.Sprintf("%s: release %s promoted on %s/%s (key version %d)", s.Service, d.canaryID, s.Gateway.APIID, s.Gateway.Stage, d.version))
+		d.notes.send(ctx, fmt.Sprintf("%s: release %s promoted on %s/%s (key version %d)", s.Service, d.canaryID, s.Gateway.APIID, s.Gateway.Stage, d.version))
 	} else {
 		trigger, req := d.trigger(ctx, err)
-		d.notify(ctx, fmt.Sprintf("%s: rolling back %s/%s (%s, by %s): %s", s.Service, s.Gateway.APIID, s.Gateway.Stage, trigger, req.Actor, req.Reason))
-		d.rollBack(ctx, trigger, req)
-		result.Outcome, result.Rollback = OutcomeRolledBack, d.report
-		d.notify(ctx, fmt.Sprintf("%s: rolled back %s/%s in %s; verified: %v", s.Service, s.Gateway.APIID, s.Gateway.Stage, d.report.Latency, d.report.Verified))
+		d.notes.send(ctx, fmt.Sprintf("%s: rolling back %s/%s (%s, by %s): %s", s.Service, s.Gateway.APIID, s.Gateway.Stage, trigger, req.Actor, req.Reason))
+		report := d.saga.rollBack(ctx, d.requested, trigger, req, d.rollbackCheck())
+		result.Outcome, result.Rollback = OutcomeRolledBack, report
+		d.notes.send(ctx, fmt.Sprintf("%s: rolled back %s/%s in %s; verified: %v", s.Service, s.Gateway.APIID, s.Gateway.Stage, report.Latency, report.Verified))
 	}
 	result.Timeline = d.status.Timeline
 	countOutcome(ctx, MetricDeployments, s.Service, result.Outcome)
 	// Let notifications go out (a failing webhook never holds anything up for long) and the
 	// rollback update handlers return their report before the workflow closes.
-	d.flushNotes(ctx)
+	d.notes.flush(ctx)
 	d.letLateRollbacksJoin(ctx)
 	dctx, _ := workflow.NewDisconnectedContext(ctx)
 	_ = workflow.Await(dctx, func() bool { return workflow.AllHandlersFinished(dctx) })
@@ -109,6 +87,27 @@ func Deployment(ctx workflow.Context, s spec.DeploySpec) (DeployResult, error) {
 		return result, temporal.NewCanceledError(result)
 	}
 	return result, nil
+}
+
+func newDeployment(ctx workflow.Context, s spec.DeploySpec) *deployment {
+	logger := log.With(workflow.GetLogger(ctx), "service", s.Service, "api", s.Gateway.APIID, "stage", s.Gateway.Stage)
+	d := &deployment{
+		progress: progress{status: Status{Steps: len(s.Canary.Steps)}, logger: logger},
+		notes:    notifier{webhook: s.Notify.Webhook, logger: logger},
+		spec:     s,
+		target:   targetOf(s),
+		issuer: activities.Issuer{
+			URL: s.Auth.Issuer, Audiences: s.Auth.Audiences, Key: activities.KeyRef{Name: s.Auth.TransitKey, Type: s.Auth.KeyType},
+			Algorithm: s.Auth.Algorithm, Bucket: s.Auth.JWKSBucket, Prefix: s.Auth.JWKSPrefix, CacheTTL: s.Auth.VerifierCacheTTL.D(),
+		},
+	}
+	d.saga.p = &d.progress
+	return d
+}
+
+// rollbackCheck is the state before the release, for the rollback's verification.
+func (d *deployment) rollbackCheck() rollbackCheck {
+	return rollbackCheck{target: d.target, snapshot: d.snapshot, issuer: d.issuer, labels: d.key.Labels, version: d.version}
 }
 
 // targetOf names the stage; REST stays the zero kind so recorded histories keep their payloads.
@@ -122,80 +121,10 @@ func targetOf(s spec.DeploySpec) activities.Target {
 
 // trigger decides what started a rollback.
 func (d *deployment) trigger(ctx workflow.Context, err error) (string, OperatorRequest) {
-	var timeout *temporal.TimeoutError
-	var app *temporal.ApplicationError
-	switch {
-	case d.rollback != nil:
+	if d.rollback != nil {
 		return TriggerOperator, *d.rollback
-	case errors.Is(ctx.Err(), workflow.ErrCanceled):
-		return TriggerCancelled, OperatorRequest{Actor: "temporal", Reason: "workflow cancelled"}
-	case errors.As(err, &timeout):
-		return TriggerStepTimeout, OperatorRequest{Actor: "rollgate", Reason: err.Error()}
-	case errors.As(err, &app) && app.Type() == ErrHealthBreach:
-		return TriggerHealth, OperatorRequest{Actor: "rollgate", Reason: app.Message()}
-	default:
-		return TriggerActivityFailure, OperatorRequest{Actor: "rollgate", Reason: fmt.Sprint(err)}
 	}
-}
-
-// notify sends a notification if the spec names a webhook, without waiting for it: a failing
-// webhook must never slow a rollback down.
-func (d *deployment) notify(ctx workflow.Context, text string) {
-	if d.spec.Notify.Webhook == "" {
-		return
-	}
-	nctx, _ := workflow.NewDisconnectedContext(ctx)
-	nctx = workflow.WithActivityOptions(nctx, workflow.ActivityOptions{
-		StartToCloseTimeout: 10 * time.Second,
-		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: time.Second, BackoffCoefficient: 2, MaximumAttempts: 5},
-	})
-	d.pendingNotes++
-	f := workflow.ExecuteActivity(nctx, notify.Send, activities.NotifyInput{Webhook: d.spec.Notify.Webhook, Text: text})
-	workflow.Go(nctx, func(gctx workflow.Context) {
-		if err := f.Get(gctx, nil); err != nil {
-			d.logger.Warn("notification not delivered", "error", err)
-		}
-		d.pendingNotes--
-	})
-}
-
-// flushNotes gives notifications still being sent up to a minute before the workflow closes.
-func (d *deployment) flushNotes(ctx workflow.Context) {
-	if d.pendingNotes == 0 { // no timer when there is nothing to wait for
-		return
-	}
-	dctx, _ := workflow.NewDisconnectedContext(ctx)
-	_, _ = workflow.AwaitWithTimeout(dctx, time.Minute, func() bool { return d.pendingNotes == 0 })
-}
-
-// enter moves to a phase: timeline, status and the RollgatePhase search attribute.
-func (d *deployment) enter(ctx workflow.Context, p Phase, msg string) {
-	d.status.Phase = p
-	d.event(ctx, msg)
-	if err := workflow.UpsertTypedSearchAttributes(ctx, PhaseAttr.ValueSet(string(p))); err != nil {
-		d.logger.Warn("search attribute not updated", "error", err)
-	}
-}
-
-func (d *deployment) event(ctx workflow.Context, msg string) {
-	d.status.Timeline = append(d.status.Timeline, Event{At: workflow.Now(ctx), Phase: d.status.Phase, Message: msg})
-	d.logger.Info(msg, "phase", d.status.Phase)
-}
-
-// Activity options per kind.
-func short(ctx workflow.Context) workflow.Context {
-	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		StartToCloseTimeout: 30 * time.Second,
-		RetryPolicy: &temporal.RetryPolicy{InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: 20 * time.Second,
-			MaximumAttempts: 8, NonRetryableErrorTypes: []string{activities.ErrTypeInvalid, activities.ErrTypeNotFound}},
-	})
-}
-
-func probing(ctx workflow.Context) workflow.Context {
-	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		StartToCloseTimeout: 2 * time.Minute,
-		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: time.Second, MaximumAttempts: 3},
-	})
+	return failureTrigger(ctx, err)
 }
 
 func (d *deployment) run(ctx workflow.Context) error {
@@ -224,23 +153,16 @@ func (d *deployment) run(ctx workflow.Context) error {
 			return err
 		}
 		snapshotLabels := d.key.Labels
-		d.compensateLabels()
+		d.saga.restoreLabels(d.issuer.Key.Name, snapshotLabels)
 		d.status.KeyLatest = d.version
 		d.event(ctx, fmt.Sprintf("key version %d labelled pending", d.version))
 
-		d.enter(ctx, PhasePublishing, "publishing the JWKS with the pending key")
-		published := append(snapshotLabels.Published(), d.version)
-		if err := workflow.ExecuteActivity(short(ctx), tokA.PublishJWKS, activities.PublishInput{Issuer: d.issuer, Versions: published}).Get(ctx, nil); err != nil {
+		if err := publishAndWaitForCaches(ctx, &d.progress, &d.saga, publishStep{
+			issuer: d.issuer, versions: append(snapshotLabels.Published(), d.version), before: snapshotLabels.Published(),
+			revoke: s.Auth.OnRollback == "revoke", announce: "publishing the JWKS with the pending key",
+			waiting: "waiting %s for verifier caches to fetch the new JWKS",
+		}); err != nil {
 			return err
-		}
-		if s.Auth.OnRollback == "revoke" {
-			d.compensateJWKS(snapshotLabels.Published())
-		}
-		if ttl := s.Auth.VerifierCacheTTL.D(); ttl > 0 {
-			d.event(ctx, fmt.Sprintf("waiting %s for verifier caches to fetch the new JWKS", ttl))
-			if err := workflow.Sleep(ctx, ttl); err != nil {
-				return err
-			}
 		}
 	}
 
@@ -249,7 +171,7 @@ func (d *deployment) run(ctx workflow.Context) error {
 		if err := workflow.ExecuteActivity(short(ctx), gw.ApplyAuthorizer, activities.AuthorizerInput{Target: d.target, AuthorizerID: s.Auth.AuthorizerID, Settings: s.Auth.AuthorizerPatch}).Get(ctx, nil); err != nil {
 			return err
 		}
-		d.compensateAuthorizer()
+		d.saga.restoreAuthorizer(d.target, d.snapshot)
 	}
 	if err := d.checkTokens(ctx, "pending-key and current-key tokens accepted", d.probeVersions()); err != nil {
 		return err
@@ -262,27 +184,12 @@ func (d *deployment) run(ctx workflow.Context) error {
 }
 
 // probeVersions are the key versions whose tokens must keep working: current, and the release's.
-func (d *deployment) probeVersions() []int {
-	if d.version != d.key.Labels.Current {
-		return []int{d.key.Labels.Current, d.version}
-	}
-	return []int{d.version}
-}
+func (d *deployment) probeVersions() []int { return probeVersions(d.key.Labels.Current, d.version) }
 
 // checkTokens probes the stage with tokens of the versions and fails the step unless every probe
 // is accepted.
 func (d *deployment) checkTokens(ctx workflow.Context, what string, versions []int) error {
-	var res activities.ProbeResult
-	if err := workflow.ExecuteActivity(probing(ctx), health.Probe, activities.ProbeInput{Target: d.target, Issuer: d.issuer, Versions: versions, Rounds: 3}).Get(ctx, &res); err != nil {
-		return err
-	}
-	d.status.Probes = res
-	if !res.Healthy() {
-		msg := fmt.Sprintf("token health check failed (%s): %d of %d accepted, %d rejected, %d 5xx", what, res.Accepted, res.Probes, res.Rejected, res.ServerErrors)
-		return temporal.NewNonRetryableApplicationError(msg, ErrHealthBreach, nil)
-	}
-	d.event(ctx, fmt.Sprintf("%s: %d of %d probes", what, res.Accepted, res.Probes))
-	return nil
+	return checkTokens(ctx, &d.progress, what, d.target, d.issuer, versions)
 }
 
 func (d *deployment) canarySteps(ctx workflow.Context) error {
@@ -306,7 +213,7 @@ func (d *deployment) canarySteps(ctx workflow.Context) error {
 			if err := workflow.ExecuteActivity(short(stepCtx), gw.StartCanary, in).Get(ctx, &d.canaryID); err != nil {
 				return err
 			}
-			d.compensateStage()
+			d.saga.restoreStage(d.target, d.snapshot)
 			d.event(ctx, "canary deployment "+d.canaryID+" started")
 		} else if err := workflow.ExecuteActivity(short(stepCtx), gw.SetCanaryWeight, activities.WeightInput{Target: d.target, Weight: step.Weight}).Get(ctx, nil); err != nil {
 			return err

@@ -6,11 +6,9 @@ import (
 	"time"
 
 	"go.temporal.io/sdk/log"
-	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/rollgate/rollgate/activities"
-	"github.com/rollgate/rollgate/internal/spec"
 )
 
 // KeyRotationSpec rotates an issuer's signing key outside a release.
@@ -39,6 +37,18 @@ type KeyRotationResult struct {
 	Timeline []Event
 }
 
+// keyRotation is one rotation's state; every field is derived deterministically from history.
+type keyRotation struct {
+	progress          // status, timeline, logger
+	saga     saga     // what to undo, and the rollback's report
+	notes    notifier // the spec's webhook
+
+	in       KeyRotationSpec
+	key      activities.KeyState
+	version  int // the key version that signs once the rotation is done
+	reissued []activities.Issued
+}
+
 // KeyRotation rotates in the Secrets Manager order: create the pending version, publish it, wait
 // for verifier caches, prove tokens of both versions are accepted, switch signing, reissue client
 // tokens and prove them, then retire the old version after token TTL + cache TTL. A failure at
@@ -53,95 +63,93 @@ func KeyRotation(ctx workflow.Context, in KeyRotationSpec) (KeyRotationResult, e
 	if algs := in.Issuer.Key.Type.Algorithms(); in.Issuer.Algorithm == "" && len(algs) > 0 {
 		in.Issuer.Algorithm = algs[0] // the checks above refused a key type without algorithms
 	}
-	d := &deployment{
-		spec: spec.DeploySpec{Auth: spec.Auth{TransitKey: in.Issuer.Key.Name, OnRollback: in.OnRollback, Clients: in.Clients,
-			TokenTTL: spec.Duration(in.TokenTTL), VerifierCacheTTL: spec.Duration(in.Issuer.CacheTTL), RotateKey: true},
-			Notify: spec.Notify{Webhook: in.Notify}},
-		issuer: in.Issuer,
-		logger: log.With(workflow.GetLogger(ctx), "key", in.Issuer.Key.Name),
-	}
-	if in.Probe != nil {
-		d.target = *in.Probe
-	}
-	if err := workflow.SetQueryHandler(ctx, QueryStatus, func() (Status, error) { return d.status, nil }); err != nil {
+	r := newKeyRotation(ctx, in)
+	if err := r.setStatusQuery(ctx); err != nil {
 		return KeyRotationResult{}, err
 	}
-	err := d.rotate(ctx, in)
-	res := KeyRotationResult{Previous: d.key.Labels.Current, Current: d.version, Reissued: d.reissued}
+	err := r.run(ctx)
+	res := KeyRotationResult{Previous: r.key.Labels.Current, Current: r.version, Reissued: r.reissued}
 	key := in.Issuer.Key.Name
 	if err != nil {
-		trigger, req := d.trigger(ctx, err)
-		d.notify(ctx, fmt.Sprintf("rotation of %s failed, rolling back (%s): %s", key, trigger, req.Reason))
-		d.rollBack(ctx, trigger, req)
-		res.Outcome, res.Rollback, res.Current = OutcomeRolledBack, d.report, d.key.Labels.Current
-		d.notify(ctx, fmt.Sprintf("rotation of %s rolled back in %s; %s signs with version %d; verified: %v", key, d.report.Latency, key, res.Current, d.report.Verified))
+		trigger, req := failureTrigger(ctx, err)
+		r.notes.send(ctx, fmt.Sprintf("rotation of %s failed, rolling back (%s): %s", key, trigger, req.Reason))
+		report := r.saga.rollBack(ctx, time.Time{}, trigger, req, r.rollbackCheck())
+		res.Outcome, res.Rollback, res.Current = OutcomeRolledBack, report, r.key.Labels.Current
+		r.notes.send(ctx, fmt.Sprintf("rotation of %s rolled back in %s; %s signs with version %d; verified: %v", key, report.Latency, key, res.Current, report.Verified))
 	} else {
-		d.enter(ctx, PhasePromoted, fmt.Sprintf("key version %d signs; %d retires later", d.version, d.key.Labels.Current))
+		r.enter(ctx, PhasePromoted, fmt.Sprintf("key version %d signs; %d retires later", r.version, r.key.Labels.Current))
 		res.Outcome = OutcomePromoted
-		d.notify(ctx, fmt.Sprintf("key %s rotated: version %d signs, version %d retires later (by %s: %s)", key, d.version, d.key.Labels.Current, in.Actor, in.Reason))
+		r.notes.send(ctx, fmt.Sprintf("key %s rotated: version %d signs, version %d retires later (by %s: %s)", key, r.version, r.key.Labels.Current, in.Actor, in.Reason))
 	}
-	res.Timeline = d.status.Timeline
+	res.Timeline = r.status.Timeline
 	countOutcome(ctx, MetricKeyRotations, "", res.Outcome)
-	d.flushNotes(ctx)
+	r.notes.flush(ctx)
 	return res, nil
 }
 
-func (d *deployment) rotate(ctx workflow.Context, in KeyRotationSpec) error {
-	d.enter(ctx, PhasePreflight, fmt.Sprintf("rotation of %s requested by %s: %s", in.Issuer.Key.Name, in.Actor, in.Reason))
-	if err := workflow.ExecuteActivity(short(ctx), keysA.SnapshotKey, d.issuer.Key).Get(ctx, &d.key); err != nil {
+func newKeyRotation(ctx workflow.Context, in KeyRotationSpec) *keyRotation {
+	logger := log.With(workflow.GetLogger(ctx), "key", in.Issuer.Key.Name)
+	r := &keyRotation{progress: progress{logger: logger}, notes: notifier{webhook: in.Notify, logger: logger}, in: in}
+	r.saga.p = &r.progress
+	return r
+}
+
+// rollbackCheck is the state before the rotation; a rotation without a stage to probe has no
+// target.
+func (r *keyRotation) rollbackCheck() rollbackCheck {
+	c := rollbackCheck{issuer: r.in.Issuer, labels: r.key.Labels, version: r.version}
+	if r.in.Probe != nil {
+		c.target = *r.in.Probe
+	}
+	return c
+}
+
+func (r *keyRotation) run(ctx workflow.Context) error {
+	in := r.in
+	r.enter(ctx, PhasePreflight, fmt.Sprintf("rotation of %s requested by %s: %s", in.Issuer.Key.Name, in.Actor, in.Reason))
+	if err := workflow.ExecuteActivity(short(ctx), keysA.SnapshotKey, in.Issuer.Key).Get(ctx, &r.key); err != nil {
 		return err
 	}
-	d.version = d.key.Labels.Current
-	d.enter(ctx, PhasePreparingKey, "creating the pending key version")
-	if err := workflow.ExecuteActivity(short(ctx), keysA.PrepareKey, activities.PrepareInput{Key: d.issuer.Key, ExpectedLatest: d.key.Latest}).Get(ctx, &d.version); err != nil {
+	r.version = r.key.Labels.Current
+	r.enter(ctx, PhasePreparingKey, "creating the pending key version")
+	if err := workflow.ExecuteActivity(short(ctx), keysA.PrepareKey, activities.PrepareInput{Key: in.Issuer.Key, ExpectedLatest: r.key.Latest}).Get(ctx, &r.version); err != nil {
 		return err
 	}
-	d.compensateLabels()
-	d.enter(ctx, PhasePublishing, fmt.Sprintf("publishing key version %d before it signs", d.version))
-	published := d.key.Labels.Published()
-	if !slices.Contains(published, d.version) {
-		published = append(published, d.version)
-	}
-	if err := workflow.ExecuteActivity(short(ctx), tokA.PublishJWKS, activities.PublishInput{Issuer: d.issuer, Versions: published}).Get(ctx, nil); err != nil {
+	r.saga.restoreLabels(in.Issuer.Key.Name, r.key.Labels)
+	if err := r.publish(ctx); err != nil {
 		return err
-	}
-	if in.OnRollback == "revoke" {
-		d.compensateJWKS(d.key.Labels.Published())
-	}
-	if ttl := d.issuer.CacheTTL; ttl > 0 {
-		d.event(ctx, fmt.Sprintf("waiting %s for verifier caches", ttl))
-		if err := workflow.Sleep(ctx, ttl); err != nil {
-			return err
-		}
 	}
 	if in.Probe != nil {
-		if err := d.checkTokens(ctx, "current-key and pending-key tokens accepted", d.probeVersions()); err != nil {
+		if err := checkTokens(ctx, &r.progress, "current-key and pending-key tokens accepted", *in.Probe, in.Issuer, probeVersions(r.key.Labels.Current, r.version)); err != nil {
 			return err
 		}
 	}
-	d.enter(ctx, PhasePromoting, fmt.Sprintf("switching signing to version %d", d.version))
-	if err := workflow.ExecuteActivity(short(ctx), keysA.PromoteLabels, activities.LabelInput{Key: in.Issuer.Key.Name, Version: d.version}).Get(ctx, nil); err != nil {
+	r.enter(ctx, PhasePromoting, fmt.Sprintf("switching signing to version %d", r.version))
+	if err := workflow.ExecuteActivity(short(ctx), keysA.PromoteLabels, activities.LabelInput{Key: in.Issuer.Key.Name, Version: r.version}).Get(ctx, nil); err != nil {
 		return err
 	}
 	if len(in.Clients) > 0 {
-		d.enter(ctx, PhaseReissuing, fmt.Sprintf("reissuing tokens for %d clients", len(in.Clients)))
-		if err := workflow.ExecuteActivity(short(ctx), tokA.ReissueTokens, activities.ReissueInput{
-			Issuer: d.issuer, Version: d.version, Clients: in.Clients, TTL: in.TokenTTL, Reason: "key rotation",
-		}).Get(ctx, &d.reissued); err != nil {
+		var err error
+		r.reissued, err = reissueAndProve(ctx, &r.progress, &r.saga, reissueStep{
+			issuer: in.Issuer, version: r.version, previous: r.key.Labels.Current, clients: in.Clients, ttl: in.TokenTTL,
+			reason: "key rotation", revoke: in.OnRollback == "revoke", proof: in.Probe,
+		})
+		if err != nil {
 			return err
 		}
-		d.compensateReissue()
-		if in.Probe != nil {
-			var res activities.ProbeResult
-			if err := workflow.ExecuteActivity(probing(ctx), health.ProbeClients, activities.ClientsInput{Target: *in.Probe, Clients: in.Clients}).Get(ctx, &res); err != nil {
-				return err
-			}
-			if !res.Healthy() {
-				return temporal.NewNonRetryableApplicationError(fmt.Sprintf("reissued tokens: %d of %d accepted at the gateway", res.Accepted, res.Probes), ErrHealthBreach, nil)
-			}
-			d.event(ctx, fmt.Sprintf("every reissued token accepted at the gateway (%d)", res.Accepted))
-		}
 	}
-	d.enter(ctx, PhaseFinalizing, "scheduling retirement of the previous key version")
-	return d.scheduleRetirement(ctx)
+	r.enter(ctx, PhaseFinalizing, "scheduling retirement of the previous key version")
+	return scheduleRetirement(ctx, &r.progress, in.Issuer, r.key.Labels.Current, in.TokenTTL)
+}
+
+// publish publishes the pending version (once, should it already be published) before it signs.
+func (r *keyRotation) publish(ctx workflow.Context) error {
+	published := r.key.Labels.Published()
+	if !slices.Contains(published, r.version) {
+		published = append(published, r.version)
+	}
+	return publishAndWaitForCaches(ctx, &r.progress, &r.saga, publishStep{
+		issuer: r.in.Issuer, versions: published, before: r.key.Labels.Published(), revoke: r.in.OnRollback == "revoke",
+		announce: fmt.Sprintf("publishing key version %d before it signs", r.version), waiting: "waiting %s for verifier caches",
+	})
 }

@@ -17,7 +17,7 @@ func (d *deployment) setup(ctx workflow.Context) error {
 		ServiceAttr.ValueSet(d.spec.Service), StageAttr.ValueSet(d.spec.Gateway.APIID+"/"+d.spec.Gateway.Stage)); err != nil {
 		return err
 	}
-	if err := workflow.SetQueryHandler(ctx, QueryStatus, func() (Status, error) { return d.status, nil }); err != nil {
+	if err := d.setStatusQuery(ctx); err != nil {
 		return err
 	}
 	handlers := []struct {
@@ -70,7 +70,7 @@ func (d *deployment) validateRollback(req OperatorRequest) error {
 	}
 	// A request that arrives after the report, while the deployment is still open, joins the
 	// rollback that just finished and gets its report.
-	if d.status.Phase.Terminal() && d.report == nil {
+	if d.status.Phase.Terminal() && d.saga.report == nil {
 		return fmt.Errorf("nothing to roll back: the deployment is already %s", d.status.Phase)
 	}
 	return nil
@@ -79,16 +79,16 @@ func (d *deployment) validateRollback(req OperatorRequest) error {
 // onRollback starts the rollback (or joins the one under way, or just finished) and returns its
 // report.
 func (d *deployment) onRollback(ctx workflow.Context, req OperatorRequest) (RollbackReport, error) {
-	if d.rollback == nil && d.report == nil && d.status.Phase != PhaseRollingBack {
+	if d.rollback == nil && d.saga.report == nil && d.status.Phase != PhaseRollingBack {
 		d.rollback = &req
 		d.requested = workflow.Now(ctx)
 		d.event(ctx, fmt.Sprintf("rollback requested by %s: %s", req.Actor, req.Reason))
 		d.cancelRun()
 	}
-	if err := workflow.Await(ctx, func() bool { return d.report != nil }); err != nil {
+	if err := workflow.Await(ctx, func() bool { return d.saga.report != nil }); err != nil {
 		return RollbackReport{}, err
 	}
-	return *d.report, nil
+	return *d.saga.report, nil
 }
 
 // joinWindow is how long a rolled-back deployment stays open after its report. The Temporal
@@ -100,7 +100,7 @@ const joinWindow = 2 * time.Second
 // letLateRollbacksJoin keeps a rolled-back deployment open for joinWindow; rollback requests that
 // arrive meanwhile get the report at once.
 func (d *deployment) letLateRollbacksJoin(ctx workflow.Context) {
-	if d.report == nil || !d.watchable {
+	if d.saga.report == nil || !d.saga.watchable {
 		return
 	}
 	dctx, _ := workflow.NewDisconnectedContext(ctx)

@@ -4,8 +4,6 @@ import (
 	"fmt"
 	"time"
 
-	enumspb "go.temporal.io/api/enums/v1"
-	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/rollgate/rollgate/activities"
@@ -33,21 +31,14 @@ func (d *deployment) promote(ctx workflow.Context) error {
 	}
 
 	if len(s.Auth.Clients) > 0 {
-		d.enter(ctx, PhaseReissuing, fmt.Sprintf("reissuing tokens for %d clients", len(s.Auth.Clients)))
-		if err := workflow.ExecuteActivity(short(ctx), tokA.ReissueTokens, activities.ReissueInput{
-			Issuer: d.issuer, Version: d.version, Clients: s.Auth.Clients, TTL: s.Auth.TokenTTL.D(), Reason: "release " + d.canaryID,
-		}).Get(ctx, &d.reissued); err != nil {
+		var err error
+		d.reissued, err = reissueAndProve(ctx, &d.progress, &d.saga, reissueStep{
+			issuer: d.issuer, version: d.version, previous: d.key.Labels.Current, clients: s.Auth.Clients, ttl: s.Auth.TokenTTL.D(),
+			reason: "release " + d.canaryID, revoke: s.Auth.OnRollback == "revoke", proof: &d.target,
+		})
+		if err != nil {
 			return err
 		}
-		d.compensateReissue()
-		var res activities.ProbeResult
-		if err := workflow.ExecuteActivity(probing(ctx), health.ProbeClients, activities.ClientsInput{Target: d.target, Clients: s.Auth.Clients}).Get(ctx, &res); err != nil {
-			return err
-		}
-		if !res.Healthy() {
-			return temporal.NewNonRetryableApplicationError(fmt.Sprintf("reissued tokens: %d of %d accepted at the gateway", res.Accepted, res.Probes), ErrHealthBreach, nil)
-		}
-		d.event(ctx, fmt.Sprintf("every reissued token accepted at the gateway (%d)", res.Accepted))
 	}
 
 	if err := workflow.ExecuteActivity(short(ctx), rel.RecordRelease, d.record(ctx)).Get(ctx, nil); err != nil {
@@ -55,7 +46,7 @@ func (d *deployment) promote(ctx workflow.Context) error {
 	}
 	if s.Auth.RotateKey {
 		d.enter(ctx, PhaseFinalizing, "scheduling retirement of the previous key version")
-		return d.scheduleRetirement(ctx)
+		return scheduleRetirement(ctx, &d.progress, d.issuer, d.key.Labels.Current, s.Auth.TokenTTL.D())
 	}
 	return nil
 }
@@ -69,25 +60,6 @@ func (d *deployment) record(ctx workflow.Context) activities.ReleaseRecord {
 		Rotated: d.spec.Auth.RotateKey, AuthorizerPatched: len(d.spec.Auth.AuthorizerPatch) > 0, Issuer: d.issuer,
 		Clients: d.spec.Auth.Clients, Reissued: d.reissued, TokenTTL: d.spec.Auth.TokenTTL.D(), OnRollback: d.spec.Auth.OnRollback,
 	}
-}
-
-// scheduleRetirement starts a KeyRetirement workflow that outlives this one.
-func (d *deployment) scheduleRetirement(ctx workflow.Context) error {
-	s := d.spec
-	prev := d.key.Labels.Current
-	after := s.Auth.TokenTTL.D() + s.Auth.VerifierCacheTTL.D()
-	cctx := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{
-		// One retirement per schedule: a version can be scheduled again (rotated away, rolled back
-		// to, rotated away again), and each retirement checks the tokens before it acts.
-		WorkflowID:        fmt.Sprintf("retire/%s/v%d/%s", s.Auth.TransitKey, prev, workflow.GetInfo(ctx).WorkflowExecution.RunID),
-		ParentClosePolicy: enumspb.PARENT_CLOSE_POLICY_ABANDON,
-	})
-	child := workflow.ExecuteChildWorkflow(cctx, KeyRetirement, KeyRetirementInput{Issuer: d.issuer, Version: prev, After: after})
-	if err := child.GetChildWorkflowExecution().Get(ctx, nil); err != nil {
-		return err
-	}
-	d.event(ctx, fmt.Sprintf("key version %d retires in %s (token TTL + verifier cache TTL)", prev, after))
-	return nil
 }
 
 // KeyRetirement waits until no token of the version can still be valid, then drops its label

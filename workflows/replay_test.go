@@ -30,11 +30,7 @@ func TestReplay_RecordedHistories(t *testing.T) {
 	for _, f := range files {
 		t.Run(filepath.Base(f), func(t *testing.T) {
 			r := worker.NewWorkflowReplayer()
-			r.RegisterWorkflow(workflows.Deployment)
-			r.RegisterWorkflow(workflows.KeyRetirement)
-			r.RegisterWorkflow(workflows.Rollback)
-			r.RegisterWorkflow(workflows.TokenRevocation)
-			r.RegisterWorkflow(workflows.KeyRotation)
+			workflows.Register(r)
 			if err := r.ReplayWorkflowHistoryFromJSONFile(nil, f); err != nil {
 				t.Fatal(err)
 			}

@@ -3,14 +3,10 @@ package workflows
 import (
 	"errors"
 	"fmt"
-	"reflect"
 	"time"
 
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
-
-	"github.com/rollgate/rollgate/activities"
-	"github.com/rollgate/rollgate/internal/keys"
 )
 
 // changeWatchableRollback: compensations and verification run as regular activities, each in a
@@ -21,52 +17,78 @@ import (
 // every compensation as a local activity, all in the task that accepted the request.
 const changeWatchableRollback = "watchable-rollback"
 
+// saga undoes what a workflow did: each step that succeeded pushes its compensation, and a
+// rollback runs them newest first, verifies the state before the first step is back and writes
+// the RollbackReport. Deployment, KeyRotation and Rollback all roll back through it.
+type saga struct {
+	p     *progress // the workflow's status, timeline and logger
+	comps []compensation
+	// watchable says the rollback runs as regular activities (changeWatchableRollback); running
+	// is the status line of the compensation under way.
+	watchable bool
+	running   *CompensationStatus
+	report    *RollbackReport
+}
+
+// compensation undoes one completed step.
+type compensation struct {
+	name string
+	run  func(ctx workflow.Context) error
+}
+
+// add records how to undo a step that succeeded.
+func (s *saga) add(name string, run func(ctx workflow.Context) error) {
+	s.comps = append(s.comps, compensation{name: name, run: run})
+}
+
 // rollBack runs the compensations of the completed steps in reverse order on a disconnected
 // context (so cancelling the workflow cannot skip them), each retried until it succeeds, then
-// verifies the snapshot state is back and records the RollbackReport.
-func (d *deployment) rollBack(ctx workflow.Context, trigger string, req OperatorRequest) {
+// verifies the state of check is back and records the RollbackReport. requested is when an
+// operator asked for it (zero: now).
+func (s *saga) rollBack(ctx workflow.Context, requested time.Time, trigger string, req OperatorRequest, check rollbackCheck) *RollbackReport {
 	dctx, _ := workflow.NewDisconnectedContext(ctx)
-	d.watchable = workflow.GetVersion(dctx, changeWatchableRollback, workflow.DefaultVersion, 1) == 1
-	started := d.requested
+	s.watchable = workflow.GetVersion(dctx, changeWatchableRollback, workflow.DefaultVersion, 1) == 1
+	started := requested
 	if started.IsZero() {
 		started = workflow.Now(dctx)
 	}
-	d.enter(dctx, PhaseRollingBack, fmt.Sprintf("rolling back (%s, by %s): %s", trigger, req.Actor, req.Reason))
+	s.p.enter(dctx, PhaseRollingBack, fmt.Sprintf("rolling back (%s, by %s): %s", trigger, req.Actor, req.Reason))
 	report := &RollbackReport{Trigger: trigger, Actor: req.Actor, Reason: req.Reason, StartedAt: started}
-	d.status.Compensations = make([]CompensationStatus, len(d.comps))
-	for i := range d.comps {
-		d.status.Compensations[i] = CompensationStatus{Name: d.comps[len(d.comps)-1-i].name, State: CompensationPending}
+	s.p.status.Compensations = make([]CompensationStatus, len(s.comps))
+	for i := range s.comps {
+		s.p.status.Compensations[i] = CompensationStatus{Name: s.comps[len(s.comps)-1-i].name, State: CompensationPending}
 	}
-	cctx := d.compensating(dctx)
-	for i := range d.status.Compensations {
-		step := d.runCompensation(cctx, d.comps[len(d.comps)-1-i], &d.status.Compensations[i])
+	cctx := s.compensating(dctx)
+	for i := range s.p.status.Compensations {
+		step := s.runCompensation(cctx, s.comps[len(s.comps)-1-i], &s.p.status.Compensations[i])
 		report.Steps = append(report.Steps, step)
 		report.WaitedForWorker += step.WaitedForWorker
 	}
-	report.Problems = d.verifyRollback(dctx)
+	report.Problems = check.verify(dctx, s.watchable)
 	report.Verified = len(report.Problems) == 0
 	report.FinishedAt = workflow.Now(dctx)
 	report.Latency = report.FinishedAt.Sub(report.StartedAt)
-	d.report, d.status.Rollback = report, report
+	s.report, s.p.status.Rollback = report, report
 	recordRollback(dctx, report)
-	d.enter(dctx, PhaseRolledBack, fmt.Sprintf("rolled back in %s; verified: %v", report.Latency, report.Verified))
+	s.p.enter(dctx, PhaseRolledBack, fmt.Sprintf("rolled back in %s; verified: %v", report.Latency, report.Verified))
+	return report
 }
 
 // runCompensation runs one compensation, keeping its line of the status up to date.
-func (d *deployment) runCompensation(ctx workflow.Context, c compensation, st *CompensationStatus) StepReport {
+func (s *saga) runCompensation(ctx workflow.Context, c compensation, st *CompensationStatus) StepReport {
 	t0 := workflow.Now(ctx)
 	st.State, st.Started = CompensationRunning, t0
-	d.running = st
+	s.running = st
 	err := c.run(ctx)
-	d.running = nil
+	s.running = nil
 	st.Duration = workflow.Now(ctx).Sub(t0)
 	step := StepReport{Name: c.name, Duration: st.Duration, Attempts: st.Attempts, WaitedForWorker: st.WaitedForWorker}
 	st.State = CompensationDone
 	if err != nil { // only a non-retryable error ends the retries; verification will say what is left
 		step.Error, st.Error, st.State = err.Error(), err.Error(), CompensationFailed
-		d.logger.Error("compensation failed", "step", c.name, "error", err)
+		s.p.logger.Error("compensation failed", "step", c.name, "error", err)
 	}
-	d.event(ctx, "compensated: "+c.name)
+	s.p.event(ctx, "compensated: "+c.name)
 	return step
 }
 
@@ -78,8 +100,8 @@ const compensationAttempt = 20 * time.Second
 // compensating sets the options compensations run with. Recorded histories ran them as local
 // activities retried until they succeed (a compensation with bulk work as a regular, heartbeating
 // activity); a watchable rollback runs regular activities, one attempt at a time (see undo).
-func (d *deployment) compensating(ctx workflow.Context) workflow.Context {
-	if d.watchable {
+func (s *saga) compensating(ctx workflow.Context) workflow.Context {
+	if s.watchable {
 		return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{StartToCloseTimeout: compensationAttempt})
 	}
 	ctx = workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
@@ -104,11 +126,11 @@ func bulkCompensation(ctx workflow.Context) workflow.Context {
 // (no worker finished them) and can say how long the rollback waited for a worker; a
 // non-retryable error ends the retries. Recorded histories ran it as a local activity (or, for
 // bulk work, a regular activity retried by the server).
-func (d *deployment) undo(ctx workflow.Context, local bool, activity any, arg any) error {
+func (s *saga) undo(ctx workflow.Context, local bool, activity any, arg any) error {
 	switch {
-	case !d.watchable && local:
+	case !s.watchable && local:
 		return workflow.ExecuteLocalActivity(ctx, activity, arg).Get(ctx, nil)
-	case !d.watchable:
+	case !s.watchable:
 		return workflow.ExecuteActivity(ctx, activity, arg).Get(ctx, nil)
 	}
 	opts := workflow.GetActivityOptions(ctx)
@@ -116,8 +138,8 @@ func (d *deployment) undo(ctx workflow.Context, local bool, activity any, arg an
 	actx := workflow.WithActivityOptions(ctx, opts)
 	for backoff := 200 * time.Millisecond; ; backoff = min(2*backoff, 30*time.Second) {
 		t0 := workflow.Now(ctx)
-		if d.running != nil {
-			d.running.Attempts++
+		if s.running != nil {
+			s.running.Attempts++
 		}
 		err := workflow.ExecuteActivity(actx, activity, arg).Get(ctx, nil)
 		var timeout *temporal.TimeoutError
@@ -125,84 +147,14 @@ func (d *deployment) undo(ctx workflow.Context, local bool, activity any, arg an
 		switch {
 		case err == nil:
 			return nil
-		case errors.As(err, &timeout) && d.running != nil:
-			d.running.WaitedForWorker += workflow.Now(ctx).Sub(t0)
+		case errors.As(err, &timeout) && s.running != nil:
+			s.running.WaitedForWorker += workflow.Now(ctx).Sub(t0)
 		case errors.As(err, &app) && app.NonRetryable():
 			return err
 		}
-		d.logger.Warn("compensation attempt failed; retrying", "error", err, "backoff", backoff)
+		s.p.logger.Warn("compensation attempt failed; retrying", "error", err, "backoff", backoff)
 		if err := workflow.Sleep(ctx, backoff); err != nil {
 			return err
 		}
 	}
-}
-
-// verifyRollback proves the snapshot state is back: stage deployment and variables, no canary,
-// authorizer settings, key labels, current-key tokens accepted and revoked tokens rejected. The
-// checks are independent and run at once. It returns every problem found.
-func (d *deployment) verifyRollback(ctx workflow.Context) []string {
-	retry := &temporal.RetryPolicy{InitialInterval: 200 * time.Millisecond, MaximumAttempts: 3}
-	vctx := workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{StartToCloseTimeout: time.Minute, RetryPolicy: retry})
-	vctx = workflow.WithActivityOptions(vctx, workflow.ActivityOptions{StartToCloseTimeout: compensationAttempt, RetryPolicy: retry})
-	exec := workflow.ExecuteLocalActivity
-	if d.watchable { // a query is answered while the checks run
-		exec = workflow.ExecuteActivity
-	}
-	// A key rotation outside a release has no stage of its own to restore, and proves token
-	// health only where it was given a stage to probe.
-	staged := d.target.APIID != ""
-	var stage, labelsF, probeF, revokedF workflow.Future
-	if staged && d.snapshot.Stage.DeploymentID+d.snapshot.Authorizer.ID != "" {
-		stage = exec(vctx, gw.VerifyRestored, activities.RestoreInput{Target: d.target, Snapshot: d.snapshot})
-	}
-	keyed := d.key.Labels.Current != 0
-	if keyed {
-		labelsF = exec(vctx, keysA.ReadLabels, d.issuer.Key.Name)
-	}
-	if keyed && staged {
-		probeF = exec(vctx, health.Probe, activities.ProbeInput{Target: d.target, Issuer: d.issuer, Versions: []int{d.key.Labels.Current}, Rounds: 3})
-		// An HTTP API's JWT authorizer cannot consult revocations: there, a revoked token stops
-		// working only once its key leaves the JWKS that the authorizer caches.
-		if d.target.Kind != "http" {
-			revokedF = exec(vctx, health.ProbeRevoked, activities.ProbeInput{Target: d.target, Issuer: d.issuer, Versions: []int{d.version}})
-		}
-	}
-
-	var problems []string
-	note := func(what string, err error) { problems = append(problems, fmt.Sprintf("%s: %v", what, err)) }
-	if stage != nil {
-		var diffs []string
-		if err := stage.Get(ctx, &diffs); err != nil {
-			note("read the stage", err)
-		}
-		problems = append(problems, diffs...)
-	}
-	if !keyed {
-		return problems
-	}
-	var labels keys.Labels
-	if err := labelsF.Get(ctx, &labels); err != nil {
-		note("read the key labels", err)
-	} else if !reflect.DeepEqual(labels, d.key.Labels) {
-		problems = append(problems, fmt.Sprintf("key labels are %+v, want %+v", labels, d.key.Labels))
-	}
-	if probeF == nil {
-		return problems
-	}
-	var res activities.ProbeResult
-	if err := probeF.Get(ctx, &res); err != nil {
-		note("probe with current-key tokens", err)
-	} else if !res.Healthy() {
-		problems = append(problems, fmt.Sprintf("current-key tokens: %d of %d accepted", res.Accepted, res.Probes))
-	}
-	if revokedF == nil {
-		return problems
-	}
-	var rejected bool
-	if err := revokedF.Get(ctx, &rejected); err != nil {
-		note("probe with a revoked token", err)
-	} else if !rejected {
-		problems = append(problems, "a revoked token is still accepted")
-	}
-	return problems
 }

@@ -197,11 +197,7 @@ func TestReplay_ARunAcceptedUnderTheOriginalChecksStillReplays(t *testing.T) {
 				t.Fatal(err)
 			}
 			r := worker.NewWorkflowReplayer()
-			r.RegisterWorkflow(workflows.Deployment)
-			r.RegisterWorkflow(workflows.KeyRetirement)
-			r.RegisterWorkflow(workflows.Rollback)
-			r.RegisterWorkflow(workflows.TokenRevocation)
-			r.RegisterWorkflow(workflows.KeyRotation)
+			workflows.Register(r)
 			if err := r.ReplayWorkflowHistory(nil, hist); err != nil {
 				t.Fatal(err)
 			}
