@@ -55,7 +55,7 @@ func NewSet(c Clients) *Set {
 	reg.DB, reg.Metrics = c.DynamoDB, c.Metrics
 	delivery := &registry.Delivery{Client: c.Vault, Mount: c.KVMount}
 	return &Set{
-		Gateway:  &Gateway{REST: &gateway.REST{API: c.APIGateway}, HTTP: &gateway.HTTP{API: c.HTTPAPIs}},
+		Gateway:  &Gateway{Gateways: gateway.NewSet(c.APIGateway, c.HTTPAPIs), APIKeys: &gateway.REST{API: c.APIGateway}},
 		Keys:     &Keys{Transit: transit, Labels: &keys.LabelStore{Client: c.Vault, Mount: c.KVMount}},
 		Tokens:   &Tokens{Transit: transit, S3: c.S3, Registry: &reg, Delivery: delivery, HTTP: c.HTTP, MaxLifetime: c.MaxTokenLifetime},
 		Health:   &Health{Transit: transit, Registry: &reg, Delivery: delivery, HTTP: c.HTTP, InvokeURL: c.InvokeURL},

@@ -10,6 +10,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/rollgate/rollgate/activities"
+	"github.com/rollgate/rollgate/internal/gateway"
 	"github.com/rollgate/rollgate/internal/spec"
 )
 
@@ -43,7 +44,7 @@ func Rollback(ctx workflow.Context, in RollbackSpec) (RollbackReport, error) {
 	target = rec.Target // the release knows the kind of API
 	d := &deployment{
 		spec: spec.DeploySpec{
-			Service: rec.Service, Gateway: spec.Gateway{Kind: "rest", APIID: in.APIID, Stage: in.Stage},
+			Service: rec.Service, Gateway: spec.Gateway{Kind: gateway.KindREST, APIID: in.APIID, Stage: in.Stage},
 			Auth:   spec.Auth{TransitKey: rec.Issuer.Key.Name, OnRollback: rec.OnRollback, Clients: rec.Clients, TokenTTL: spec.Duration(rec.TokenTTL)},
 			Notify: spec.Notify{Webhook: in.Notify},
 		},

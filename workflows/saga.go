@@ -163,7 +163,7 @@ func (d *deployment) verifyRollback(ctx workflow.Context) []string {
 		probeF = exec(vctx, health.Probe, activities.ProbeInput{Target: d.target, Issuer: d.issuer, Versions: []int{d.key.Labels.Current}, Rounds: 3})
 		// An HTTP API's JWT authorizer cannot consult revocations: there, a revoked token stops
 		// working only once its key leaves the JWKS that the authorizer caches.
-		if d.target.Kind != "http" {
+		if d.target.Describe().ConsultsDenyList {
 			revokedF = exec(vctx, health.ProbeRevoked, activities.ProbeInput{Target: d.target, Issuer: d.issuer, Versions: []int{d.version}})
 		}
 	}
