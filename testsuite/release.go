@@ -143,7 +143,7 @@ func provision(ctx context.Context, b *Bed, name string, kind gateway.Kind, opti
 	}
 	r.Activity = activities.NewSet(activities.Clients{
 		Vault: vc, APIGateway: b.APIGateway(cfg), HTTPAPIs: b.APIGatewayV2(cfg), S3: s3c, DynamoDB: b.DynamoDBClient(cfg),
-		HTTP: &http.Client{Timeout: 10 * time.Second}, InvokeURL: b.Gateway.InvokeURL,
+		HTTP: &http.Client{Timeout: 10 * time.Second}, InvokeURL: b.Gateway.InvokeURL, CanaryHeader: gatewayemu.CanaryHeader,
 	})
 
 	if kind == gateway.KindHTTP {
