@@ -9,42 +9,24 @@ import (
 )
 
 // Target is the stage a release changes.
-type Target struct {
-	Kind  string // rest (also when empty) or http
-	APIID string
-	Stage string
-}
+type Target = gateway.Target
 
-// Gateway changes API Gateway stages and authorizers: REST APIs (canary deployments, TOKEN and
-// REQUEST authorizers) and HTTP APIs (stage variables, JWT authorizers).
+// Gateway changes API Gateway stages and authorizers through the implementation of each
+// target's kind: REST APIs (canary deployments, TOKEN and REQUEST authorizers) and HTTP APIs
+// (stage variables, JWT authorizers).
 type Gateway struct {
-	REST *gateway.REST
-	HTTP *gateway.HTTP
+	Gateways gateway.Set
+	// APIKeys enables and disables REST API keys, which belong to the account, not to a stage.
+	APIKeys *gateway.REST
 }
 
-// stageAPI is what a release does to a stage, whatever the kind of API.
-type stageAPI interface {
-	GetStage(ctx context.Context, apiID, stage string) (gateway.Stage, error)
-	StartCanary(ctx context.Context, apiID, stage, releaseDeployment, marker string, weight float64, vars map[string]string) (string, error)
-	SetCanaryWeight(ctx context.Context, apiID, stage string, weight float64) error
-	Promote(ctx context.Context, apiID, stage, release string) error
-	Restore(ctx context.Context, apiID, stage string, want gateway.Stage) error
-	GetAuthorizer(ctx context.Context, apiID, id string) (gateway.Authorizer, error)
-	ApplyAuthorizer(ctx context.Context, apiID, stage, id string, settings map[string]string) (bool, error)
-}
-
-func (a *Gateway) api(t Target) stageAPI {
-	if t.Kind == "http" {
-		return a.HTTP
-	}
-	return a.REST
+func (a *Gateway) api(t Target) (gateway.Gateway, error) {
+	g, err := a.Gateways.For(t)
+	return g, classify(err)
 }
 
 // GatewaySnapshot is the live gateway state before a release: its rollback point.
-type GatewaySnapshot struct {
-	Stage      gateway.Stage
-	Authorizer gateway.Authorizer
-}
+type GatewaySnapshot = gateway.Snapshot
 
 // SnapshotInput names what to read.
 type SnapshotInput struct {
@@ -54,15 +36,12 @@ type SnapshotInput struct {
 
 // SnapshotGateway reads the stage and the authorizer.
 func (a *Gateway) SnapshotGateway(ctx context.Context, in SnapshotInput) (GatewaySnapshot, error) {
-	st, err := a.api(in.Target).GetStage(ctx, in.Target.APIID, in.Target.Stage)
+	g, err := a.api(in.Target)
 	if err != nil {
-		return GatewaySnapshot{}, classify(err)
+		return GatewaySnapshot{}, err
 	}
-	auth, err := a.api(in.Target).GetAuthorizer(ctx, in.Target.APIID, in.AuthorizerID)
-	if err != nil {
-		return GatewaySnapshot{}, classify(err)
-	}
-	return GatewaySnapshot{Stage: st, Authorizer: auth}, nil
+	snap, err := g.Snapshot(ctx, in.Target.APIID, in.Target.Stage, in.AuthorizerID)
+	return snap, classify(err)
 }
 
 // AuthorizerInput is an authorizer configuration to apply.
@@ -74,8 +53,21 @@ type AuthorizerInput struct {
 
 // ApplyAuthorizer sets the settings that differ and flushes the stage's authorizer cache.
 func (a *Gateway) ApplyAuthorizer(ctx context.Context, in AuthorizerInput) (bool, error) {
-	changed, err := a.api(in.Target).ApplyAuthorizer(ctx, in.Target.APIID, in.Target.Stage, in.AuthorizerID, in.Settings)
-	return changed, classify(err)
+	return a.applyAuthorizer(ctx, in.Target, in.AuthorizerID, in.Settings)
+}
+
+// applyAuthorizer flushes even when nothing changed: a retry after a flush that failed must
+// still flush what the first attempt changed.
+func (a *Gateway) applyAuthorizer(ctx context.Context, t Target, id string, settings map[string]string) (bool, error) {
+	g, err := a.api(t)
+	if err != nil {
+		return false, err
+	}
+	changed, err := g.ApplyAuthorizerSettings(ctx, t.APIID, id, settings)
+	if err != nil {
+		return false, classify(err)
+	}
+	return changed, classify(g.FlushAuthorizerCache(ctx, t.APIID, t.Stage))
 }
 
 // CanaryInput starts the release as the stage's canary.
@@ -89,7 +81,11 @@ type CanaryInput struct {
 
 // StartCanary creates (or finds) the canary deployment and returns its id.
 func (a *Gateway) StartCanary(ctx context.Context, in CanaryInput) (string, error) {
-	id, err := a.api(in.Target).StartCanary(ctx, in.Target.APIID, in.Target.Stage, in.DeploymentID, in.Marker, in.Weight, in.Variables)
+	g, err := a.api(in.Target)
+	if err != nil {
+		return "", err
+	}
+	id, err := g.StartCanary(ctx, in.Target.APIID, in.Target.Stage, gateway.Canary{DeploymentID: in.DeploymentID, Marker: in.Marker, Weight: in.Weight, Variables: in.Variables})
 	return id, classify(err)
 }
 
@@ -101,7 +97,11 @@ type WeightInput struct {
 
 // SetCanaryWeight sets the canary's traffic share.
 func (a *Gateway) SetCanaryWeight(ctx context.Context, in WeightInput) error {
-	return classify(a.api(in.Target).SetCanaryWeight(ctx, in.Target.APIID, in.Target.Stage, in.Weight))
+	g, err := a.api(in.Target)
+	if err != nil {
+		return err
+	}
+	return classify(g.SetWeight(ctx, in.Target.APIID, in.Target.Stage, in.Weight))
 }
 
 // PromoteInput names the canary to promote.
@@ -112,7 +112,11 @@ type PromoteInput struct {
 
 // PromoteCanary makes the canary the stage's deployment.
 func (a *Gateway) PromoteCanary(ctx context.Context, in PromoteInput) error {
-	return classify(a.api(in.Target).Promote(ctx, in.Target.APIID, in.Target.Stage, in.DeploymentID))
+	g, err := a.api(in.Target)
+	if err != nil {
+		return err
+	}
+	return classify(g.Promote(ctx, in.Target.APIID, in.Target.Stage, in.DeploymentID))
 }
 
 // RestoreInput is the gateway state to put back.
@@ -123,13 +127,17 @@ type RestoreInput struct {
 
 // RestoreStage puts the stage back as it was.
 func (a *Gateway) RestoreStage(ctx context.Context, in RestoreInput) error {
-	return classify(a.api(in.Target).Restore(ctx, in.Target.APIID, in.Target.Stage, in.Snapshot.Stage))
+	g, err := a.api(in.Target)
+	if err != nil {
+		return err
+	}
+	return classify(g.Restore(ctx, in.Target.APIID, in.Target.Stage, in.Snapshot.Stage))
 }
 
 // RestoreAuthorizer puts the authorizer's settings back and flushes the cache.
 func (a *Gateway) RestoreAuthorizer(ctx context.Context, in RestoreInput) error {
-	_, err := a.api(in.Target).ApplyAuthorizer(ctx, in.Target.APIID, in.Target.Stage, in.Snapshot.Authorizer.ID, in.Snapshot.Authorizer.Settings)
-	return classify(err)
+	_, err := a.applyAuthorizer(ctx, in.Target, in.Snapshot.Authorizer.ID, in.Snapshot.Authorizer.Settings)
+	return err
 }
 
 // VerifyRestored compares the live stage and authorizer with the snapshot and lists every
@@ -174,6 +182,6 @@ type APIKeyInput struct {
 
 // SetAPIKeyEnabled enables or disables an API key if it is not so already.
 func (a *Gateway) SetAPIKeyEnabled(ctx context.Context, in APIKeyInput) (bool, error) {
-	changed, err := a.REST.SetAPIKeyEnabled(ctx, in.KeyID, in.Enabled)
+	changed, err := a.APIKeys.SetAPIKeyEnabled(ctx, in.KeyID, in.Enabled)
 	return changed, classify(err)
 }

@@ -14,10 +14,6 @@ import (
 	"github.com/rollgate/rollgate/internal/tokens"
 )
 
-// CanaryHeader is the response header that names the canary in the local test bed's gateway;
-// on AWS a backend can set one with its version.
-const CanaryHeader = "X-Gateway-Canary"
-
 // Health proves token health at the gateway: it presents probe tokens, minted for the purpose
 // and revoked afterwards, and counts what the stage answers.
 type Health struct {
@@ -28,6 +24,9 @@ type Health struct {
 	// InvokeURL is a stage's base URL: https://{api}.execute-api.{region}.amazonaws.com/{stage}
 	// on AWS, the emulator's data plane on the test bed.
 	InvokeURL func(apiID, stage string) string
+	// CanaryHeader is a response header that the release's backend sets to "true", so probes
+	// can count the answers the canary served; empty counts none.
+	CanaryHeader string
 }
 
 // ProbeInput says how to probe a stage.
@@ -134,7 +133,7 @@ func (a *Health) present(ctx context.Context, in ProbeInput, token string) (int,
 	}
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<16))
 	resp.Body.Close()
-	return resp.StatusCode, resp.Header.Get(CanaryHeader) == "true", nil
+	return resp.StatusCode, a.CanaryHeader != "" && resp.Header.Get(a.CanaryHeader) == "true", nil
 }
 
 // Probe presents a token of each version Rounds times and counts the answers.

@@ -31,7 +31,9 @@ type Clients struct {
 	Metrics    *tokens.Metrics
 	HTTP       *http.Client
 	InvokeURL  func(apiID, stage string) string
-	Webhooks   map[string]string // notification webhooks by name
+	// CanaryHeader is the response header the release's backend sets to "true"; empty: none.
+	CanaryHeader string
+	Webhooks     map[string]string // notification webhooks by name
 	// ReleasesTable holds each stage's release history; default "rollgate-releases".
 	ReleasesTable string
 	// MaxTokenLifetime is the verifiers' maximum token lifetime (0: no limit on reissue).
@@ -55,10 +57,10 @@ func NewSet(c Clients) *Set {
 	reg.DB, reg.Metrics = c.DynamoDB, c.Metrics
 	delivery := &registry.Delivery{Client: c.Vault, Mount: c.KVMount}
 	return &Set{
-		Gateway:  &Gateway{REST: &gateway.REST{API: c.APIGateway}, HTTP: &gateway.HTTP{API: c.HTTPAPIs}},
+		Gateway:  &Gateway{Gateways: gateway.NewSet(c.APIGateway, c.HTTPAPIs), APIKeys: &gateway.REST{API: c.APIGateway}},
 		Keys:     &Keys{Transit: transit, Labels: &keys.LabelStore{Client: c.Vault, Mount: c.KVMount}},
 		Tokens:   &Tokens{Transit: transit, S3: c.S3, Registry: &reg, Delivery: delivery, HTTP: c.HTTP, MaxLifetime: c.MaxTokenLifetime},
-		Health:   &Health{Transit: transit, Registry: &reg, Delivery: delivery, HTTP: c.HTTP, InvokeURL: c.InvokeURL},
+		Health:   &Health{Transit: transit, Registry: &reg, Delivery: delivery, HTTP: c.HTTP, InvokeURL: c.InvokeURL, CanaryHeader: c.CanaryHeader},
 		Notify:   &Notify{HTTP: c.HTTP, Webhooks: c.Webhooks},
 		Releases: &Releases{History: &releases.History{DB: c.DynamoDB, Table: c.ReleasesTable}},
 	}

@@ -230,6 +230,7 @@ func (b *Bed) Env() [][2]string {
 		{"AWS_ENDPOINT_URL_S3", b.S3.URL},
 		{"AWS_S3_USE_PATH_STYLE", "true"},
 		{"ROLLGATE_GATEWAY_INVOKE_URL", b.Gateway.DataURL},
+		{"ROLLGATE_CANARY_HEADER", gatewayemu.CanaryHeader},
 	}
 	if b.Temporal.UIURL != "" {
 		env = append(env, [2]string{"TEMPORAL_UI_URL", b.Temporal.UIURL})

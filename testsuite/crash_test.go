@@ -115,7 +115,7 @@ func TestCrash_WorkerKilledMidDeployment_ReleaseCompletesExactlyOnce(t *testing.
 			if err != nil || after.LatestVersion != before.LatestVersion+1 {
 				t.Fatalf("latest_version %d → %d, want exactly one rotation (%v)", before.LatestVersion, after.LatestVersion, err)
 			}
-			deps, err := r.Activity.Gateway.REST.API.(*apigateway.Client).GetDeployments(ctx, &apigateway.GetDeploymentsInput{RestApiId: &r.APIID})
+			deps, err := r.Activity.Gateway.APIKeys.API.(*apigateway.Client).GetDeployments(ctx, &apigateway.GetDeploymentsInput{RestApiId: &r.APIID})
 			if err != nil || len(deps.Items) != 2 {
 				t.Fatalf("%d deployments on the API, want 2: the stable one and one canary (%v)", len(deps.Items), err)
 			}

@@ -21,6 +21,7 @@ import (
 
 	"github.com/rollgate/rollgate/activities"
 	"github.com/rollgate/rollgate/internal/config"
+	"github.com/rollgate/rollgate/internal/gateway"
 	"github.com/rollgate/rollgate/internal/keys"
 	"github.com/rollgate/rollgate/internal/registry"
 	"github.com/rollgate/rollgate/internal/releases"
@@ -37,7 +38,7 @@ import (
 type ReleaseBed struct {
 	Bed          *Bed
 	Name         string
-	Kind         string // rest or http
+	Kind         gateway.Kind
 	APIID        string
 	Stage        string
 	AuthorizerID string
@@ -58,7 +59,7 @@ type ReleaseBed struct {
 // ProvisionRelease builds a ReleaseBed named name (lower-case letters and digits) on b, around a
 // REST API.
 func ProvisionRelease(ctx context.Context, b *Bed, name string, options ...ReleaseOption) (*ReleaseBed, error) {
-	return provision(ctx, b, name, "rest", options)
+	return provision(ctx, b, name, gateway.KindREST, options)
 }
 
 // ReleaseOption changes how a ReleaseBed is provisioned.
@@ -77,10 +78,10 @@ func WithClientOptions(f func(*client.Options)) ReleaseOption {
 // ProvisionHTTPRelease builds a ReleaseBed around an HTTP API whose $default route needs a JWT
 // from the bed's issuer, checked by the gateway's own JWT authorizer.
 func ProvisionHTTPRelease(ctx context.Context, b *Bed, name string, options ...ReleaseOption) (*ReleaseBed, error) {
-	return provision(ctx, b, name, "http", options)
+	return provision(ctx, b, name, gateway.KindHTTP, options)
 }
 
-func provision(ctx context.Context, b *Bed, name, kind string, options []ReleaseOption) (*ReleaseBed, error) {
+func provision(ctx context.Context, b *Bed, name string, kind gateway.Kind, options []ReleaseOption) (*ReleaseBed, error) {
 	name = b.uniqueName(name)
 	var ro releaseOptions
 	for _, o := range options {
@@ -143,10 +144,10 @@ func provision(ctx context.Context, b *Bed, name, kind string, options []Release
 	}
 	r.Activity = activities.NewSet(activities.Clients{
 		Vault: vc, APIGateway: b.APIGateway(cfg), HTTPAPIs: b.APIGatewayV2(cfg), S3: s3c, DynamoDB: b.DynamoDBClient(cfg),
-		HTTP: &http.Client{Timeout: 10 * time.Second}, InvokeURL: b.Gateway.InvokeURL,
+		HTTP: &http.Client{Timeout: 10 * time.Second}, InvokeURL: b.Gateway.InvokeURL, CanaryHeader: gatewayemu.CanaryHeader,
 	})
 
-	if kind == "http" {
+	if kind == gateway.KindHTTP {
 		if err := r.createHTTPAPI(ctx, b.APIGatewayV2(cfg)); err != nil {
 			return nil, err
 		}
@@ -182,8 +183,8 @@ func provision(ctx context.Context, b *Bed, name, kind string, options []Release
 // Target is the stage as the activities see it.
 func (r *ReleaseBed) Target() activities.Target {
 	t := activities.Target{APIID: r.APIID, Stage: r.Stage}
-	if r.Kind == "http" {
-		t.Kind = "http"
+	if r.Kind != gateway.KindREST {
+		t.Kind = r.Kind
 	}
 	return t
 }
@@ -282,7 +283,7 @@ func (r *ReleaseBed) createHTTPAPI(ctx context.Context, c *apigatewayv2.Client) 
 func (r *ReleaseBed) Spec(version string, bake time.Duration) spec.DeploySpec {
 	s := spec.DeploySpec{
 		Service: r.Name,
-		Gateway: spec.Gateway{Kind: "rest", APIID: r.APIID, Stage: r.Stage},
+		Gateway: spec.Gateway{Kind: r.Kind, APIID: r.APIID, Stage: r.Stage},
 		Release: spec.Release{Description: version, Variables: map[string]string{gatewayemu.BackendVariable: r.Backends[version]}},
 		Auth: spec.Auth{
 			AuthorizerID: r.AuthorizerID, Issuer: r.Issuer, Audiences: []string{"orders"}, JWKSBucket: r.Bucket,
@@ -294,8 +295,7 @@ func (r *ReleaseBed) Spec(version string, bake time.Duration) spec.DeploySpec {
 			ProbeInterval: spec.Duration(time.Second), MaxRejectionRatio: 0, Max5xxRatio: 0, MinProbes: 2, AutoRollback: true,
 		},
 	}
-	if r.Kind == "http" {
-		s.Gateway.Kind = "http"
+	if r.Kind == gateway.KindHTTP {
 		s.Canary.Steps = []spec.Step{{Weight: 100, Bake: spec.Duration(bake)}}
 		s.Auth.AuthorizerPatch = map[string]string{"/jwtConfiguration/audience": "orders,orders-v2"}
 	}

@@ -110,8 +110,8 @@ func run(ctx context.Context, logger *slog.Logger) error {
 		Registry:   registry.Registry{TokensTable: cfg.TokensTable, RevocationsTable: cfg.RevocationsTable},
 		Metrics:    metrics,
 		HTTP:       &http.Client{Timeout: cfg.ProbeTimeout},
-		InvokeURL:  cfg.InvokeURLFunc(),
-		Webhooks:   cfg.Webhooks, ReleasesTable: cfg.ReleasesTable,
+		InvokeURL:  cfg.InvokeURLFunc(), CanaryHeader: cfg.CanaryHeader,
+		Webhooks: cfg.Webhooks, ReleasesTable: cfg.ReleasesTable,
 		MaxTokenLifetime: cfg.Verification.MaxLifetime,
 	})
 	if cfg.CreateTables {

@@ -10,6 +10,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/rollgate/rollgate/activities"
+	"github.com/rollgate/rollgate/internal/gateway"
 	"github.com/rollgate/rollgate/internal/spec"
 )
 
@@ -113,8 +114,8 @@ func (d *deployment) rollbackCheck() rollbackCheck {
 // targetOf names the stage; REST stays the zero kind so recorded histories keep their payloads.
 func targetOf(s spec.DeploySpec) activities.Target {
 	t := activities.Target{APIID: s.Gateway.APIID, Stage: s.Gateway.Stage}
-	if s.Gateway.Kind == "http" {
-		t.Kind = "http"
+	if s.Gateway.Kind != gateway.KindREST {
+		t.Kind = s.Gateway.Kind
 	}
 	return t
 }

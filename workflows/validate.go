@@ -11,6 +11,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/rollgate/rollgate/activities"
+	"github.com/rollgate/rollgate/internal/gateway"
 	"github.com/rollgate/rollgate/internal/keys"
 	"github.com/rollgate/rollgate/internal/spec"
 )
@@ -155,10 +156,8 @@ func checkProbe(p *spec.Problems, field string, t *activities.Target) {
 	if t == nil {
 		return
 	}
-	switch t.Kind {
-	case "", "rest", "http":
-	default:
-		p.Add(field+".Kind", "%q: allowed rest, http", t.Kind)
+	if t.Describe().Kind == "" {
+		p.Add(field+".Kind", "%q: allowed %s", t.Kind, gateway.Kinds())
 	}
 	p.CheckStage(field+".APIID", t.APIID, field+".Stage", t.Stage)
 }

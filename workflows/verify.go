@@ -58,7 +58,7 @@ func (c rollbackCheck) start(ctx workflow.Context, exec func(workflow.Context, a
 		f.probe = exec(ctx, health.Probe, activities.ProbeInput{Target: c.target, Issuer: c.issuer, Versions: []int{c.labels.Current}, Rounds: 3})
 		// An HTTP API's JWT authorizer cannot consult revocations: there, a revoked token stops
 		// working only once its key leaves the JWKS that the authorizer caches.
-		if c.target.Kind != "http" {
+		if c.target.Describe().ConsultsDenyList {
 			f.revoked = exec(ctx, health.ProbeRevoked, activities.ProbeInput{Target: c.target, Issuer: c.issuer, Versions: []int{c.version}})
 		}
 	}

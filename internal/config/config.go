@@ -7,6 +7,7 @@ import (
 	"context"
 	"fmt"
 	"net/url"
+	"regexp"
 	"strings"
 	"time"
 
@@ -38,6 +39,9 @@ type Worker struct {
 	// https://{apiId}.execute-api.{region}.amazonaws.com/{stage}.
 	InvokeURL string `env:"ROLLGATE_GATEWAY_INVOKE_URL"`
 	Region    string `env:"AWS_REGION, default=us-east-1"`
+	// CanaryHeader is a response header the release's backend sets to "true", so that health
+	// probes count the answers the canary served; empty (the default) counts none.
+	CanaryHeader string `env:"ROLLGATE_CANARY_HEADER"`
 	// Webhooks are the notification endpoints specs may name: name=url pairs separated by ";".
 	Webhooks map[string]string `env:"ROLLGATE_WEBHOOKS, delimiter=;, separator=="`
 	// ProbeTimeout bounds one health probe request.
@@ -97,11 +101,16 @@ func Load(ctx context.Context, lookup envconfig.Lookuper) (Worker, error) {
 	if c.ShutdownTimeout <= 0 || c.ProbeTimeout <= 0 {
 		return Worker{}, fmt.Errorf("configuration: ROLLGATE_SHUTDOWN_TIMEOUT and ROLLGATE_PROBE_TIMEOUT must be positive")
 	}
+	if c.CanaryHeader != "" && !headerName.MatchString(c.CanaryHeader) {
+		return Worker{}, fmt.Errorf("configuration: ROLLGATE_CANARY_HEADER %q: allowed a header name of 1-64 letters, digits and '-', or empty", c.CanaryHeader)
+	}
 	if err := c.Verification.Check(); err != nil {
 		return Worker{}, fmt.Errorf("configuration: %w", err)
 	}
 	return c, nil
 }
+
+var headerName = regexp.MustCompile(`^[A-Za-z0-9-]{1,64}$`)
 
 // InvokeURLFunc returns a stage's invoke URL.
 func (c Worker) InvokeURLFunc() func(apiID, stage string) string {

@@ -102,3 +102,20 @@ func TestLoad_VerificationDefaultsOverridesAndRanges(t *testing.T) {
 		}
 	}
 }
+
+// Production code knows no test bed: probes count canary answers by a header only when one is
+// configured.
+func TestLoad_CanaryHeaderIsOffUnlessConfigured(t *testing.T) {
+	c, err := config.Load(context.Background(), envconfig.MapLookuper(map[string]string{}))
+	if err != nil || c.CanaryHeader != "" {
+		t.Fatalf("default canary header %q, %v; want none", c.CanaryHeader, err)
+	}
+	c, err = config.Load(context.Background(), envconfig.MapLookuper(map[string]string{"ROLLGATE_CANARY_HEADER": "X-Release-Canary"}))
+	if err != nil || c.CanaryHeader != "X-Release-Canary" {
+		t.Fatalf("canary header %q, %v", c.CanaryHeader, err)
+	}
+	_, err = config.Load(context.Background(), envconfig.MapLookuper(map[string]string{"ROLLGATE_CANARY_HEADER": "X Release: true"}))
+	if err == nil || !strings.Contains(err.Error(), "ROLLGATE_CANARY_HEADER") || !strings.Contains(err.Error(), "allowed a header name") {
+		t.Fatalf("a malformed header name: %v", err)
+	}
+}

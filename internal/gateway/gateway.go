@@ -84,6 +84,23 @@ type Authorizer struct {
 // REST is a REST API (apigateway) stage and its authorizers.
 type REST struct{ API RESTAPI }
 
+var _ Gateway = (*REST)(nil)
+
+// restDescription: REST APIs split traffic to a canary deployment and run Lambda authorizers,
+// which can be rollgate's verifier with the deny list.
+var restDescription = Description{
+	Kind: KindREST, Name: "REST API", NativeCanary: true, ConsultsDenyList: true,
+	AuthorizerSettings: []string{"/authorizerUri", "/identityValidationExpression", "/authorizerResultTtlInSeconds", "/identitySource"},
+}
+
+// Describe tells what a REST API can do.
+func (g *REST) Describe() Description { return restDescription }
+
+// Snapshot reads the stage and the authorizer.
+func (g *REST) Snapshot(ctx context.Context, apiID, stage, authorizerID string) (Snapshot, error) {
+	return snapshot(ctx, g, apiID, stage, authorizerID)
+}
+
 // GetStage reads a stage.
 func (g *REST) GetStage(ctx context.Context, apiID, stage string) (Stage, error) {
 	out, err := g.API.GetStage(ctx, &apigateway.GetStageInput{RestApiId: &apiID, StageName: &stage})
@@ -107,25 +124,26 @@ func (g *REST) patch(ctx context.Context, apiID, stage string, ops []types.Patch
 	return nil
 }
 
-// StartCanary makes release the stage's canary at weight, with the release's stage variables as
-// canary overrides. With releaseDeployment empty a new deployment is created from the API's
-// current definition, described with marker; a retry finds the canary it already made by that
-// marker and creates no second one.
-func (g *REST) StartCanary(ctx context.Context, apiID, stage, releaseDeployment, marker string, weight float64, vars map[string]string) (string, error) {
+// StartCanary makes the release the stage's canary at its weight, with the release's stage
+// variables as canary overrides. With no deployment id a new deployment is created from the
+// API's current definition, described with the marker; a retry finds the canary it already made
+// by that marker and creates no second one.
+func (g *REST) StartCanary(ctx context.Context, apiID, stage string, c Canary) (string, error) {
+	releaseDeployment, marker, weight, vars := c.DeploymentID, c.Marker, c.Weight, c.Variables
 	cur, err := g.GetStage(ctx, apiID, stage)
 	if err != nil {
 		return "", err
 	}
 	if cur.HasCanary() {
 		if cur.CanaryDeploymentID == releaseDeployment {
-			return cur.CanaryDeploymentID, g.SetCanaryWeight(ctx, apiID, stage, weight)
+			return cur.CanaryDeploymentID, g.SetWeight(ctx, apiID, stage, weight)
 		}
 		d, err := g.API.GetDeployment(ctx, &apigateway.GetDeploymentInput{RestApiId: &apiID, DeploymentId: &cur.CanaryDeploymentID})
 		if err != nil {
 			return "", fmt.Errorf("read canary deployment: %w", MapError(err))
 		}
 		if aws.ToString(d.Description) == marker {
-			return cur.CanaryDeploymentID, g.SetCanaryWeight(ctx, apiID, stage, weight)
+			return cur.CanaryDeploymentID, g.SetWeight(ctx, apiID, stage, weight)
 		}
 		return "", fmt.Errorf("stage %s/%s already runs canary %s that this release did not start: %w", apiID, stage, cur.CanaryDeploymentID, ErrConflict)
 	}
@@ -149,8 +167,8 @@ func (g *REST) StartCanary(ctx context.Context, apiID, stage, releaseDeployment,
 	return aws.ToString(out.Id), nil
 }
 
-// SetCanaryWeight sets the canary's share of traffic if it differs.
-func (g *REST) SetCanaryWeight(ctx context.Context, apiID, stage string, weight float64) error {
+// SetWeight sets the canary's share of traffic if it differs.
+func (g *REST) SetWeight(ctx context.Context, apiID, stage string, weight float64) error {
 	cur, err := g.GetStage(ctx, apiID, stage)
 	if err != nil {
 		return err
@@ -233,9 +251,9 @@ func (g *REST) GetAuthorizer(ctx context.Context, apiID, id string) (Authorizer,
 	return Authorizer{ID: id, Settings: s}, nil
 }
 
-// ApplyAuthorizer sets the given settings where they differ and flushes the stage's authorizer
-// cache, so the next request runs the new configuration. It returns whether anything changed.
-func (g *REST) ApplyAuthorizer(ctx context.Context, apiID, stage, id string, settings map[string]string) (bool, error) {
+// ApplyAuthorizerSettings sets the given settings where they differ and returns whether
+// anything changed.
+func (g *REST) ApplyAuthorizerSettings(ctx context.Context, apiID, id string, settings map[string]string) (bool, error) {
 	cur, err := g.GetAuthorizer(ctx, apiID, id)
 	if err != nil {
 		return false, err
@@ -246,15 +264,22 @@ func (g *REST) ApplyAuthorizer(ctx context.Context, apiID, stage, id string, set
 			ops = append(ops, types.PatchOperation{Op: types.OpReplace, Path: aws.String(path), Value: aws.String(settings[path])})
 		}
 	}
-	if len(ops) > 0 {
-		if _, err := g.API.UpdateAuthorizer(ctx, &apigateway.UpdateAuthorizerInput{RestApiId: &apiID, AuthorizerId: &id, PatchOperations: ops}); err != nil {
-			return false, fmt.Errorf("update authorizer %s/%s: %w", apiID, id, MapError(err))
-		}
+	if len(ops) == 0 {
+		return false, nil
 	}
+	if _, err := g.API.UpdateAuthorizer(ctx, &apigateway.UpdateAuthorizerInput{RestApiId: &apiID, AuthorizerId: &id, PatchOperations: ops}); err != nil {
+		return false, fmt.Errorf("update authorizer %s/%s: %w", apiID, id, MapError(err))
+	}
+	return true, nil
+}
+
+// FlushAuthorizerCache drops the stage's cached authorizer answers, so that the next request
+// runs the authorizer's current configuration.
+func (g *REST) FlushAuthorizerCache(ctx context.Context, apiID, stage string) error {
 	if _, err := g.API.FlushStageAuthorizersCache(ctx, &apigateway.FlushStageAuthorizersCacheInput{RestApiId: &apiID, StageName: &stage}); err != nil {
-		return false, fmt.Errorf("flush authorizer cache of %s/%s: %w", apiID, stage, MapError(err))
+		return fmt.Errorf("flush authorizer cache of %s/%s: %w", apiID, stage, MapError(err))
 	}
-	return len(ops) > 0, nil
+	return nil
 }
 
 // SetAPIKeyEnabled enables or disables an API key (a client cut off, or let back in, together
@@ -273,6 +298,24 @@ func (g *REST) SetAPIKeyEnabled(ctx context.Context, keyID string, enabled bool)
 		return false, fmt.Errorf("update api key %s: %w", keyID, MapError(err))
 	}
 	return true, nil
+}
+
+// stageReader is what a snapshot reads, whatever the kind.
+type stageReader interface {
+	GetStage(ctx context.Context, apiID, stage string) (Stage, error)
+	GetAuthorizer(ctx context.Context, apiID, id string) (Authorizer, error)
+}
+
+func snapshot(ctx context.Context, r stageReader, apiID, stage, authorizerID string) (Snapshot, error) {
+	st, err := r.GetStage(ctx, apiID, stage)
+	if err != nil {
+		return Snapshot{}, err
+	}
+	auth, err := r.GetAuthorizer(ctx, apiID, authorizerID)
+	if err != nil {
+		return Snapshot{}, err
+	}
+	return Snapshot{Stage: st, Authorizer: auth}, nil
 }
 
 func formatWeight(w float64) string { return strconv.FormatFloat(w, 'f', -1, 64) }

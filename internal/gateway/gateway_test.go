@@ -66,11 +66,11 @@ func TestStartCanary_RetriedCreatesNoSecondDeployment(t *testing.T) {
 	ctx := context.Background()
 	f := newFixture(t)
 	vars := map[string]string{"backendUrl": "http://127.0.0.1:1/v2"}
-	first, err := f.g.StartCanary(ctx, f.apiID, f.stage, "", "rollgate deploy/x run-1", 10, vars)
+	first, err := f.g.StartCanary(ctx, f.apiID, f.stage, gateway.Canary{Marker: "rollgate deploy/x run-1", Weight: 10, Variables: vars})
 	if err != nil {
 		t.Fatal(err)
 	}
-	again, err := f.g.StartCanary(ctx, f.apiID, f.stage, "", "rollgate deploy/x run-1", 10, vars)
+	again, err := f.g.StartCanary(ctx, f.apiID, f.stage, gateway.Canary{Marker: "rollgate deploy/x run-1", Weight: 10, Variables: vars})
 	if err != nil || again != first {
 		t.Fatalf("retried StartCanary: %s, %v; want %s", again, err, first)
 	}
@@ -78,14 +78,14 @@ func TestStartCanary_RetriedCreatesNoSecondDeployment(t *testing.T) {
 	if len(deps.Items) != 2 {
 		t.Fatalf("%d deployments after a retried canary start, want 2", len(deps.Items))
 	}
-	if _, err := f.g.StartCanary(ctx, f.apiID, f.stage, "", "another release", 10, vars); !errors.Is(err, gateway.ErrConflict) {
+	if _, err := f.g.StartCanary(ctx, f.apiID, f.stage, gateway.Canary{Marker: "another release", Weight: 10, Variables: vars}); !errors.Is(err, gateway.ErrConflict) {
 		t.Fatalf("a second release over a running canary: %v, want ErrConflict", err)
 	}
-	if err := f.g.SetCanaryWeight(ctx, f.apiID, f.stage, 50); err != nil {
+	if err := f.g.SetWeight(ctx, f.apiID, f.stage, 50); err != nil {
 		t.Fatal(err)
 	}
 	before := f.emu.Calls("UpdateStage")
-	if err := f.g.SetCanaryWeight(ctx, f.apiID, f.stage, 50); err != nil || f.emu.Calls("UpdateStage") != before {
+	if err := f.g.SetWeight(ctx, f.apiID, f.stage, 50); err != nil || f.emu.Calls("UpdateStage") != before {
 		t.Fatalf("setting the same weight again wrote to the stage (%v)", err)
 	}
 	st, _ := f.g.GetStage(ctx, f.apiID, f.stage)
@@ -101,7 +101,7 @@ func TestPromoteAndRestore_RoundTripTheStage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	canary, err := f.g.StartCanary(ctx, f.apiID, f.stage, "", "m", 25, map[string]string{"backendUrl": "http://127.0.0.1:1/v2"})
+	canary, err := f.g.StartCanary(ctx, f.apiID, f.stage, gateway.Canary{Marker: "m", Weight: 25, Variables: map[string]string{"backendUrl": "http://127.0.0.1:1/v2"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -125,25 +125,28 @@ func TestPromoteAndRestore_RoundTripTheStage(t *testing.T) {
 	}
 }
 
-func TestApplyAuthorizer_WritesOnlyDifferencesAndFlushes(t *testing.T) {
+func TestApplyAuthorizerSettings_WritesOnlyDifferences(t *testing.T) {
 	ctx := context.Background()
 	f := newFixture(t)
 	before, err := f.g.GetAuthorizer(ctx, f.apiID, f.authz)
 	if err != nil {
 		t.Fatal(err)
 	}
-	changed, err := f.g.ApplyAuthorizer(ctx, f.apiID, f.stage, f.authz, map[string]string{"/authorizerUri": "arn:lambda:v2", "/authorizerResultTtlInSeconds": "60"})
+	changed, err := f.g.ApplyAuthorizerSettings(ctx, f.apiID, f.authz, map[string]string{"/authorizerUri": "arn:lambda:v2", "/authorizerResultTtlInSeconds": "60"})
 	if err != nil || !changed {
 		t.Fatalf("apply: %v, %v", changed, err)
 	}
-	changed, err = f.g.ApplyAuthorizer(ctx, f.apiID, f.stage, f.authz, map[string]string{"/authorizerUri": "arn:lambda:v2", "/authorizerResultTtlInSeconds": "60"})
+	changed, err = f.g.ApplyAuthorizerSettings(ctx, f.apiID, f.authz, map[string]string{"/authorizerUri": "arn:lambda:v2", "/authorizerResultTtlInSeconds": "60"})
 	if err != nil || changed {
 		t.Fatalf("re-apply changed something: %v, %v", changed, err)
 	}
-	if f.emu.Calls("FlushStageAuthorizersCache") != 2 {
-		t.Fatalf("cache flushed %d times, want 2", f.emu.Calls("FlushStageAuthorizersCache"))
+	if f.emu.Calls("UpdateAuthorizer") != 1 {
+		t.Fatalf("authorizer updated %d times, want 1", f.emu.Calls("UpdateAuthorizer"))
 	}
-	if _, err := f.g.ApplyAuthorizer(ctx, f.apiID, f.stage, f.authz, before.Settings); err != nil {
+	if err := f.g.FlushAuthorizerCache(ctx, f.apiID, f.stage); err != nil || f.emu.Calls("FlushStageAuthorizersCache") != 1 {
+		t.Fatalf("flush: %v, %d calls", err, f.emu.Calls("FlushStageAuthorizersCache"))
+	}
+	if _, err := f.g.ApplyAuthorizerSettings(ctx, f.apiID, f.authz, before.Settings); err != nil {
 		t.Fatal(err)
 	}
 	after, _ := f.g.GetAuthorizer(ctx, f.apiID, f.authz)
@@ -158,10 +161,10 @@ func TestMapError_SortsRetryableFromFinal(t *testing.T) {
 	if _, err := f.g.GetStage(ctx, f.apiID, "nope"); !errors.Is(err, gateway.ErrNotFound) {
 		t.Fatalf("missing stage: %v", err)
 	}
-	if err := f.g.SetCanaryWeight(ctx, f.apiID, f.stage, 10); !errors.Is(err, gateway.ErrConflict) {
+	if err := f.g.SetWeight(ctx, f.apiID, f.stage, 10); !errors.Is(err, gateway.ErrConflict) {
 		t.Fatalf("weight without a canary: %v", err)
 	}
-	if _, err := f.g.ApplyAuthorizer(ctx, f.apiID, f.stage, f.authz, map[string]string{"/authorizerResultTtlInSeconds": "99999"}); !errors.Is(err, gateway.ErrInvalid) {
+	if _, err := f.g.ApplyAuthorizerSettings(ctx, f.apiID, f.authz, map[string]string{"/authorizerResultTtlInSeconds": "99999"}); !errors.Is(err, gateway.ErrInvalid) {
 		t.Fatalf("bad TTL: %v", err)
 	}
 	f.emu.InjectFault("GetStage", gatewayemu.Fault{Status: http.StatusTooManyRequests})
@@ -193,13 +196,13 @@ func TestHTTP_ReleaseAppliesVariablesToTheWholeStageAndRestoreRemovesThem(t *tes
 	}
 	g := &gateway.HTTP{API: c}
 	snap, _ := g.GetStage(ctx, *api.ApiId, "prod")
-	if _, err := g.StartCanary(ctx, *api.ApiId, "prod", "", "", 20, nil); !errors.Is(err, gateway.ErrInvalid) {
+	if _, err := g.StartCanary(ctx, *api.ApiId, "prod", gateway.Canary{Weight: 20}); !errors.Is(err, gateway.ErrInvalid) {
 		t.Fatalf("a 20%% canary on an HTTP API: %v", err)
 	}
-	if _, err := g.StartCanary(ctx, *api.ApiId, "prod", "", "", 100, map[string]string{"backendUrl": "http://v2", "release": "v2"}); err != nil {
+	if _, err := g.StartCanary(ctx, *api.ApiId, "prod", gateway.Canary{Weight: 100, Variables: map[string]string{"backendUrl": "http://v2", "release": "v2"}}); err != nil {
 		t.Fatal(err)
 	}
-	changed, err := g.ApplyAuthorizer(ctx, *api.ApiId, "prod", *auth.AuthorizerId, map[string]string{gateway.JWTAudiencePath: "orders,orders-v2"})
+	changed, err := g.ApplyAuthorizerSettings(ctx, *api.ApiId, *auth.AuthorizerId, map[string]string{gateway.JWTAudiencePath: "orders,orders-v2"})
 	if err != nil || !changed {
 		t.Fatalf("apply authorizer: %v %v", changed, err)
 	}

@@ -32,6 +32,23 @@ const (
 // puts the snapshot's variables back.
 type HTTP struct{ API HTTPAPI }
 
+var _ Gateway = (*HTTP)(nil)
+
+// httpDescription: HTTP APIs have no canary, and their JWT authorizers verify RSA signatures
+// against the issuer's JWKS only, without the deny list.
+var httpDescription = Description{
+	Kind: KindHTTP, Name: "HTTP API", RSAKeysOnly: true,
+	AuthorizerSettings: []string{JWTIssuerPath, JWTAudiencePath},
+}
+
+// Describe tells what an HTTP API can do.
+func (g *HTTP) Describe() Description { return httpDescription }
+
+// Snapshot reads the stage and the JWT authorizer.
+func (g *HTTP) Snapshot(ctx context.Context, apiID, stage, authorizerID string) (Snapshot, error) {
+	return snapshot(ctx, g, apiID, stage, authorizerID)
+}
+
 // MapV2Error classifies an apigatewayv2 error like MapError does for REST APIs.
 func MapV2Error(err error) error {
 	if err == nil {
@@ -92,19 +109,19 @@ func (g *HTTP) setVariables(ctx context.Context, apiID, stage string, cur, want 
 
 // StartCanary applies the release's variables to the whole stage: an HTTP API has no canary, so
 // only weight 100 is possible. It returns the stage's deployment id.
-func (g *HTTP) StartCanary(ctx context.Context, apiID, stage, _, _ string, weight float64, vars map[string]string) (string, error) {
-	if weight != 100 {
-		return "", fmt.Errorf("HTTP API %s has no canary: weight %v is not possible, only 100: %w", apiID, weight, ErrInvalid)
+func (g *HTTP) StartCanary(ctx context.Context, apiID, stage string, c Canary) (string, error) {
+	if c.Weight != 100 {
+		return "", fmt.Errorf("HTTP API %s has no canary: weight %v is not possible, only 100: %w", apiID, c.Weight, ErrInvalid)
 	}
 	cur, err := g.GetStage(ctx, apiID, stage)
 	if err != nil {
 		return "", err
 	}
-	return cur.DeploymentID, g.setVariables(ctx, apiID, stage, cur.Variables, vars, false)
+	return cur.DeploymentID, g.setVariables(ctx, apiID, stage, cur.Variables, c.Variables, false)
 }
 
-// SetCanaryWeight is not possible on an HTTP API.
-func (g *HTTP) SetCanaryWeight(_ context.Context, apiID, _ string, weight float64) error {
+// SetWeight is not possible on an HTTP API.
+func (g *HTTP) SetWeight(_ context.Context, apiID, _ string, weight float64) error {
 	return fmt.Errorf("HTTP API %s has no canary to set to %v%%: %w", apiID, weight, ErrInvalid)
 }
 
@@ -134,9 +151,8 @@ func (g *HTTP) GetAuthorizer(ctx context.Context, apiID, id string) (Authorizer,
 	return Authorizer{ID: id, Settings: s}, nil
 }
 
-// ApplyAuthorizer sets the JWT authorizer's issuer and audiences where they differ. HTTP API
-// authorizers keep no result cache to flush.
-func (g *HTTP) ApplyAuthorizer(ctx context.Context, apiID, _, id string, settings map[string]string) (bool, error) {
+// ApplyAuthorizerSettings sets the JWT authorizer's issuer and audiences where they differ.
+func (g *HTTP) ApplyAuthorizerSettings(ctx context.Context, apiID, id string, settings map[string]string) (bool, error) {
 	cur, err := g.GetAuthorizer(ctx, apiID, id)
 	if err != nil {
 		return false, err
@@ -166,3 +182,6 @@ func (g *HTTP) ApplyAuthorizer(ctx context.Context, apiID, _, id string, setting
 	}
 	return true, nil
 }
+
+// FlushAuthorizerCache has nothing to do: HTTP API JWT authorizers keep no result cache.
+func (g *HTTP) FlushAuthorizerCache(context.Context, string, string) error { return nil }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/rollgate/rollgate/internal/gateway"
 	"github.com/rollgate/rollgate/internal/keys"
 )
 
@@ -48,10 +49,10 @@ type DeploySpec struct {
 
 // Gateway names the stage being released.
 type Gateway struct {
-	Kind   string `json:"kind"` // rest | http
-	APIID  string `json:"apiId"`
-	Stage  string `json:"stage"`
-	Region string `json:"region,omitempty"`
+	Kind   gateway.Kind `json:"kind"` // rest | http
+	APIID  string       `json:"apiId"`
+	Stage  string       `json:"stage"`
+	Region string       `json:"region,omitempty"`
 }
 
 // Release is the code being shipped: an existing deployment, or a new one created from the API's
@@ -150,13 +151,6 @@ func (s *DeploySpec) Normalize() {
 		s.Gateway.Region = "us-east-1"
 	}
 }
-
-// AuthorizerPaths are the REST authorizer settings a release may change.
-var AuthorizerPaths = []string{"/authorizerUri", "/identityValidationExpression", "/authorizerResultTtlInSeconds", "/identitySource"}
-
-// HTTPAuthorizerPaths are the HTTP API JWT authorizer settings a release may change (audiences
-// comma-separated).
-var HTTPAuthorizerPaths = []string{"/jwtConfiguration/issuer", "/jwtConfiguration/audience"}
 
 // WorkflowID is the one deployment workflow a stage may run at a time.
 func (s *DeploySpec) WorkflowID() string { return "deploy/" + s.Gateway.APIID + "/" + s.Gateway.Stage }

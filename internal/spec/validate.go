@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/rollgate/rollgate/internal/gateway"
 )
 
 // Rules is a version of the spec's validation rules. A Deployment validates its spec with the
@@ -31,10 +33,10 @@ func (s *DeploySpec) Validate() error { return s.ValidateWith(LatestRules) }
 func (s *DeploySpec) ValidateWith(r Rules) error {
 	v := validation{rules: r}
 	v.header(s)
-	v.gateway(s.Gateway, s.Canary)
+	kind := v.gateway(s.Gateway, s.Canary)
 	v.release(s.Release)
-	v.issuer(s.Auth, s.Gateway.Kind)
-	v.tokens(s.Auth, s.Gateway.Kind)
+	v.issuer(s.Auth, kind)
+	v.tokens(s.Auth, kind)
 	v.canary(s.Canary)
 	v.steps(s.Canary)
 	v.CheckWebhook("notify.webhook", s.Notify.Webhook)
@@ -64,19 +66,23 @@ func (v *validation) header(s *DeploySpec) {
 	}
 }
 
-func (v *validation) gateway(g Gateway, c Canary) {
-	switch g.Kind {
-	case "rest", "http":
-	default:
-		v.Add("gateway.kind", "%q: allowed rest, http", g.Kind)
+// gateway checks the target and returns what its kind can do. An unsupported kind is checked
+// further as a REST API, so that every other problem is still reported, as it always was.
+func (v *validation) gateway(g Gateway, c Canary) gateway.Description {
+	kind, ok := gateway.Describe(g.Kind)
+	if !ok {
+		v.Add("gateway.kind", "%q: allowed %s", g.Kind, gateway.Kinds())
+		kind, _ = gateway.Describe(gateway.KindREST)
+		kind.Kind = g.Kind
 	}
 	v.CheckStage("gateway.apiId", g.APIID, "gateway.stage", g.Stage)
 	if g.Region != "" && !regionPattern.MatchString(g.Region) {
 		v.Add("gateway.region", "%q is not an AWS region name", g.Region)
 	}
-	if g.Kind == "http" && len(c.Steps) > 0 && !(len(c.Steps) == 1 && c.Steps[0].Weight == 100) {
-		v.Add("canary.steps", "HTTP APIs have no canary: use a single step of weight 100 (weighted Lambda aliases are not supported yet)")
+	if !kind.NativeCanary && len(c.Steps) > 0 && !(len(c.Steps) == 1 && c.Steps[0].Weight == 100) {
+		v.Add("canary.steps", "%ss have no canary: use a single step of weight 100 (weighted Lambda aliases are not supported yet)", kind.Name)
 	}
+	return kind
 }
 
 func (v *validation) release(r Release) {
@@ -98,7 +104,7 @@ func (v *validation) release(r Release) {
 }
 
 // issuer checks where tokens come from: the authorizer, the issuer and its key.
-func (v *validation) issuer(a Auth, kind string) {
+func (v *validation) issuer(a Auth, kind gateway.Description) {
 	switch {
 	case v.bounded():
 		if !authorizerID.MatchString(a.AuthorizerID) {
@@ -115,8 +121,8 @@ func (v *validation) issuer(a Auth, kind string) {
 	if v.CheckKeyType("auth.keyType", a.KeyType) && !slices.Contains(a.KeyType.Algorithms(), a.Algorithm) {
 		v.Add("auth.algorithm", "%q cannot be signed with a %s key: allowed %v", a.Algorithm, a.KeyType, a.KeyType.Algorithms())
 	}
-	if kind == "http" && a.KeyType != "" && !strings.HasPrefix(string(a.KeyType), "rsa-") {
-		v.Add("auth.keyType", "HTTP API JWT authorizers accept RSA keys only")
+	if kind.RSAKeysOnly && a.KeyType != "" && !strings.HasPrefix(string(a.KeyType), "rsa-") {
+		v.Add("auth.keyType", "%s JWT authorizers accept RSA keys only", kind.Name)
 	}
 }
 
@@ -146,7 +152,7 @@ func originalLoopback(host string) bool {
 }
 
 // tokens checks the tokens a release issues and what it changes at the authorizer.
-func (v *validation) tokens(a Auth, kind string) {
+func (v *validation) tokens(a Auth, kind gateway.Description) {
 	if a.TokenTTL.D() < time.Minute || a.TokenTTL.D() > MaxTokenTTL {
 		v.Add("auth.tokenTtl", "%s: allowed 1m to %s", a.TokenTTL.D(), MaxTokenTTL)
 	}
@@ -159,13 +165,10 @@ func (v *validation) tokens(a Auth, kind string) {
 	default:
 		v.Add("auth.onRollback", "%q: allowed keep, revoke", a.OnRollback)
 	}
-	allowed := AuthorizerPaths
-	if kind == "http" {
-		allowed = HTTPAuthorizerPaths
-	}
+	allowed := kind.AuthorizerSettings
 	for _, path := range slices.Sorted(maps.Keys(a.AuthorizerPatch)) {
 		if !slices.Contains(allowed, path) {
-			v.Add("auth.authorizerPatch."+path, "not a %s API authorizer setting rollgate changes: allowed %v", kind, allowed)
+			v.Add("auth.authorizerPatch."+path, "not a %s API authorizer setting rollgate changes: allowed %v", kind.Kind, allowed)
 		} else if v.bounded() {
 			v.CheckText("auth.authorizerPatch."+path, a.AuthorizerPatch[path], MaxText, false)
 		}
