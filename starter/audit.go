@@ -48,13 +48,16 @@ func auditCmd() *cobra.Command {
 				return &codeError{exitInvalid, fmt.Errorf("--runs %d: allowed 1 to 1000", runs)}
 			}
 			ctx := cmd.Context()
-			c, id, err := dialDeployment(ctx, args[0])
+			stage, err := parseStage(args[0])
+			if err != nil {
+				return err
+			}
+			c, err := dial(ctx)
 			if err != nil {
 				return err
 			}
 			defer c.Close()
-			parts := strings.Split(strings.TrimPrefix(id, "deploy/"), "/")
-			entries, err := audit(ctx, c, []string{id, workflows.RollbackWorkflowID(parts[0], parts[1])}, runs)
+			entries, err := audit(ctx, c, []string{stage.deploymentID(), stage.rollbackID()}, runs)
 			if err != nil {
 				return err
 			}
@@ -62,7 +65,7 @@ func auditCmd() *cobra.Command {
 				return json.NewEncoder(os.Stdout).Encode(entries)
 			}
 			if len(entries) == 0 {
-				fmt.Fprintf(os.Stdout, "no deployments or rollbacks of %s on record\n", strings.TrimPrefix(id, "deploy/"))
+				fmt.Fprintf(os.Stdout, "no deployments or rollbacks of %s on record\n", stage)
 				return nil
 			}
 			printAudit(os.Stdout, entries)

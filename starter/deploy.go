@@ -103,15 +103,11 @@ func follow(ctx context.Context, c client.Client, run client.WorkflowRun) (workf
 			if err != nil {
 				return res, fmt.Errorf("deployment %s failed: %v", run.GetID(), rootCause(err))
 			}
-			for _, e := range res.Timeline[min(seen, len(res.Timeline)):] {
-				fmt.Fprintf(os.Stderr, "%s  %-13s %s\n", e.At.Format(time.TimeOnly), e.Phase, e.Message)
-			}
+			printTimeline(os.Stderr, "", res.Timeline[min(seen, len(res.Timeline)):])
 			return res, nil
 		case <-tick.C:
 			if st, err := liveStatus(ctx, c, run.GetID(), run.GetRunID()); err == nil {
-				for _, e := range st.Timeline[min(seen, len(st.Timeline)):] {
-					fmt.Fprintf(os.Stderr, "%s  %-13s %s\n", e.At.Format(time.TimeOnly), e.Phase, e.Message)
-				}
+				printTimeline(os.Stderr, "", st.Timeline[min(seen, len(st.Timeline)):])
 				seen = max(seen, len(st.Timeline))
 				if st.Phase == workflows.PhaseBaking && !st.BakeEnds.IsZero() {
 					fmt.Fprintf(os.Stderr, "          baking at %v%%: %d probes, %d rejected, %d 5xx, %s left\r",

@@ -20,7 +20,6 @@ import (
 	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/temporal"
 
-	"github.com/rollgate/rollgate/activities"
 	"github.com/rollgate/rollgate/internal/codec"
 	"github.com/rollgate/rollgate/internal/keys"
 	"github.com/rollgate/rollgate/internal/telemetry"
@@ -90,15 +89,6 @@ func loadCodec(ctx context.Context) (*codec.Codec, error) {
 	})
 }
 
-// deploymentID accepts "deploy/<api>/<stage>" or "<api>/<stage>".
-func deploymentID(arg string) (string, error) {
-	id := strings.TrimPrefix(arg, "deploy/")
-	if parts := strings.Split(id, "/"); len(parts) != 2 || parts[0] == "" || parts[1] == "" {
-		return "", &codeError{exitInvalid, fmt.Errorf("deployment %q: name it <apiId>/<stage> or deploy/<apiId>/<stage>", arg)}
-	}
-	return "deploy/" + id, nil
-}
-
 // dialDeployment names the deployment given as <apiId>/<stage> (or its workflow id) and dials
 // Temporal; the caller closes the client.
 func dialDeployment(ctx context.Context, arg string) (client.Client, string, error) {
@@ -127,16 +117,6 @@ func startExclusive(ctx context.Context, c client.Client, id, what string, busy 
 		return nil, fmt.Errorf("start %s: %w", what, err)
 	}
 	return run, nil
-}
-
-// stageTarget names a stage given as <apiId>/<stage> (REST; HTTP APIs are probed the same way).
-func stageTarget(arg string) (*activities.Target, error) {
-	id, err := deploymentID(arg)
-	if err != nil {
-		return nil, err
-	}
-	parts := strings.Split(strings.TrimPrefix(id, "deploy/"), "/")
-	return &activities.Target{APIID: parts[0], Stage: parts[1]}, nil
 }
 
 func defaultActor() string {
@@ -186,7 +166,7 @@ func reportOfClosedRun(ctx context.Context, c client.Client, id string, rep *wor
 	}
 	var res workflows.DeployResult
 	if err := c.GetWorkflow(ctx, id, desc.GetWorkflowExecutionInfo().GetExecution().GetRunId()).Get(ctx, &res); err != nil || res.Rollback == nil {
-		return fmt.Errorf("cannot roll back %s: the deployment finished as the request arrived (see: starter status %s)", id, strings.TrimPrefix(id, "deploy/"))
+		return fmt.Errorf("cannot roll back %s: the deployment finished as the request arrived (see: starter status %s)", id, stageOf(id))
 	}
 	*rep = *res.Rollback
 	return nil
@@ -198,9 +178,9 @@ func explain(id, what string, err error) error {
 	switch {
 	// Temporal answers a finished workflow's update with NotFound too: tell the two apart first.
 	case strings.Contains(err.Error(), "workflow execution already completed"):
-		return fmt.Errorf("cannot %s %s: the deployment has finished (to undo a finished release: starter rollback %s --release latest)", what, id, strings.TrimPrefix(id, "deploy/"))
+		return fmt.Errorf("cannot %s %s: the deployment has finished (to undo a finished release: starter rollback %s --release latest)", what, id, stageOf(id))
 	case errors.As(err, &nf):
-		return fmt.Errorf("no running deployment %s: it does not exist or has finished (see: starter status %s)", id, strings.TrimPrefix(id, "deploy/"))
+		return fmt.Errorf("no running deployment %s: it does not exist or has finished (see: starter status %s)", id, stageOf(id))
 	}
 	return fmt.Errorf("%s %s refused: %v", what, id, rootCause(err))
 }
@@ -212,7 +192,7 @@ func rollbackCmd() *cobra.Command {
 		Short: "Roll a running deployment (or, with --release, a finished one) back and wait for the verified RollbackReport",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			id, err := deploymentID(args[0])
+			stage, err := parseStage(args[0])
 			if err != nil {
 				return err
 			}
@@ -224,10 +204,10 @@ func rollbackCmd() *cobra.Command {
 			}
 			var rep workflows.RollbackReport
 			if release != "" {
-				if err := rollbackRelease(cmd.Context(), id, workflows.RollbackSpec{Release: release, Actor: actor, Reason: reason, Notify: notifyTo}, &rep); err != nil {
+				if err := rollbackRelease(cmd.Context(), stage, workflows.RollbackSpec{Release: release, Actor: actor, Reason: reason, Notify: notifyTo}, &rep); err != nil {
 					return err
 				}
-			} else if err := update(cmd.Context(), id, workflows.UpdateRollback, workflows.OperatorRequest{Actor: actor, Reason: reason}, &rep); err != nil {
+			} else if err := update(cmd.Context(), stage.deploymentID(), workflows.UpdateRollback, workflows.OperatorRequest{Actor: actor, Reason: reason}, &rep); err != nil {
 				return err
 			}
 			printReport(os.Stdout, rep)
@@ -245,9 +225,8 @@ func rollbackCmd() *cobra.Command {
 }
 
 // rollbackRelease runs the Rollback workflow for a finished release and waits for its report.
-func rollbackRelease(ctx context.Context, id string, in workflows.RollbackSpec, rep *workflows.RollbackReport) error {
-	parts := strings.Split(strings.TrimPrefix(id, "deploy/"), "/")
-	in.APIID, in.Stage = parts[0], parts[1]
+func rollbackRelease(ctx context.Context, stage stageRef, in workflows.RollbackSpec, rep *workflows.RollbackReport) error {
+	in.APIID, in.Stage = stage.APIID, stage.Stage
 	if in.Release == "latest" {
 		in.Release = ""
 	}
@@ -260,17 +239,17 @@ func rollbackRelease(ctx context.Context, id string, in workflows.RollbackSpec, 
 		return err
 	}
 	defer c.Close()
-	run, err := startExclusive(ctx, c, workflows.RollbackWorkflowID(parts[0], parts[1]), "rollback",
+	run, err := startExclusive(ctx, c, stage.rollbackID(), "rollback",
 		func(runID string) error {
-			return fmt.Errorf("a rollback of %s/%s is already running (run %s)", parts[0], parts[1], runID)
+			return fmt.Errorf("a rollback of %s is already running (run %s)", stage, runID)
 		},
 		workflows.Rollback, in)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(os.Stderr, "rolling back the release of %s/%s (workflow %s)\n", parts[0], parts[1], run.GetID())
+	fmt.Fprintf(os.Stderr, "rolling back the release of %s (workflow %s)\n", stage, run.GetID())
 	if err := run.Get(ctx, rep); err != nil {
-		return fmt.Errorf("rollback of %s/%s: %v", parts[0], parts[1], rootCause(err))
+		return fmt.Errorf("rollback of %s: %v", stage, rootCause(err))
 	}
 	return nil
 }

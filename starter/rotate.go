@@ -137,9 +137,7 @@ func rotateKeyCmd() *cobra.Command {
 			if output == "json" {
 				_ = json.NewEncoder(os.Stdout).Encode(res)
 			} else {
-				for _, e := range res.Timeline {
-					fmt.Printf("  %s  %-13s %s\n", e.At.Format(time.TimeOnly), e.Phase, e.Message)
-				}
+				printTimeline(os.Stdout, "  ", res.Timeline)
 				if res.Rollback != nil {
 					printReport(os.Stdout, *res.Rollback)
 				}

@@ -181,7 +181,7 @@ func statusOfRunning(ctx context.Context, output string) error {
 			continue // it finished between the list and the query
 		}
 		st.Timeline = nil
-		rows = append(rows, row{strings.TrimPrefix(e.GetExecution().GetWorkflowId(), "deploy/"), st})
+		rows = append(rows, row{stageOf(e.GetExecution().GetWorkflowId()), st})
 	}
 	if done, err := jsonOrNone(output, rows, len(rows), "no deployment is running"); done {
 		return err
@@ -215,13 +215,18 @@ func printStatus(w io.Writer, id string, st workflows.Status) {
 	if !st.BakeEnds.IsZero() {
 		fmt.Fprintf(w, "bake ends: %s\n", st.BakeEnds.Format(time.RFC3339))
 	}
-	for _, e := range st.Timeline {
-		fmt.Fprintf(w, "  %s  %-13s %s\n", e.At.Format(time.TimeOnly), e.Phase, e.Message)
-	}
+	printTimeline(w, "  ", st.Timeline)
 	if st.Rollback != nil {
 		printReport(w, *st.Rollback)
 	} else {
 		printCompensations(w, st.Compensations)
+	}
+}
+
+// printTimeline prints one line per event, each after indent: when, in which phase, what.
+func printTimeline(w io.Writer, indent string, events []workflows.Event) {
+	for _, e := range events {
+		fmt.Fprintf(w, "%s%s  %-13s %s\n", indent, e.At.Format(time.TimeOnly), e.Phase, e.Message)
 	}
 }
 
