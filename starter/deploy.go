@@ -87,7 +87,7 @@ func deployCmd() *cobra.Command {
 }
 
 // follow prints each new timeline event to stderr until the deployment ends.
-func follow(ctx context.Context, c client.Client, run client.WorkflowRun) (workflows.DeployResult, error) {
+func follow(ctx context.Context, c *temporalConn, run client.WorkflowRun) (workflows.DeployResult, error) {
 	done := make(chan error, 1)
 	var res workflows.DeployResult
 	go func() {

@@ -6,12 +6,10 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"os"
 	"strings"
-	"time"
 
 	"github.com/spf13/cobra"
 )
@@ -51,9 +49,6 @@ Exit codes: 0 promoted or done, 2 rolled back, 3 refused as invalid, 1 any other
 		operatorCmd("pause", "Pause before the next step (the current bake finishes)"), operatorCmd("resume", "Resume a paused deployment"),
 		operatorCmd("skip-step", "End the current bake early and go on"), statusCmd(), watchCmd(), listCmd(), historyCmd(), revokeCmd(), rotateKeyCmd(), tokensCmd(), codecServerCmd(), auditCmd(), scheduleRotationCmd())
 	err := execute(root)
-	fctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	_ = flushTraces(fctx)
-	cancel()
 	if err != nil {
 		msg := err.Error()
 		if strings.Contains(msg, "payload encoding is not supported") {

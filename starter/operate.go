@@ -26,7 +26,30 @@ import (
 	"github.com/rollgate/rollgate/workflows"
 )
 
-func dial(ctx context.Context) (client.Client, error) {
+// temporalConn is a Temporal client with the converters it was dialled with: the starter decodes
+// history, heartbeats and schedule arguments itself, as the worker encoded them.
+type temporalConn struct {
+	client.Client
+	payloads    converter.DataConverter
+	failures    converter.FailureConverter
+	flushTraces func(context.Context) error
+}
+
+// Close closes the client, then sends the spans its calls recorded before the starter exits.
+func (c *temporalConn) Close() {
+	c.Client.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = c.flushTraces(ctx)
+}
+
+// plainConn reads what an unencrypted worker wrote, with Temporal's default converters.
+func plainConn(c client.Client) *temporalConn {
+	return &temporalConn{Client: c, payloads: converter.GetDefaultDataConverter(), failures: temporal.GetDefaultFailureConverter(),
+		flushTraces: func(context.Context) error { return nil }}
+}
+
+func dial(ctx context.Context) (*temporalConn, error) {
 	opts, err := temporalenv.LoadDefaultClientOptions()
 	if err != nil {
 		return nil, fmt.Errorf("temporal configuration: %w", err)
@@ -37,9 +60,6 @@ func dial(ctx context.Context) (client.Client, error) {
 		return nil, err
 	}
 	codec.Apply(&opts, cdc)
-	if cdc != nil {
-		payloads, failures = opts.DataConverter, opts.FailureConverter
-	}
 	if opts.Identity == "" {
 		host, _ := os.Hostname()
 		opts.Identity = fmt.Sprintf("rollgate-starter %s@%s", defaultActor(), host)
@@ -50,7 +70,6 @@ func dial(ctx context.Context) (client.Client, error) {
 	}
 	if tracer != nil {
 		opts.Interceptors = append(opts.Interceptors, tracer)
-		flushTraces = flush
 	}
 	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
@@ -62,17 +81,15 @@ func dial(ctx context.Context) (client.Client, error) {
 		}
 		return nil, fmt.Errorf("cannot reach Temporal at %s (set TEMPORAL_ADDRESS): %v", addr, rootCause(err))
 	}
-	return c, nil
+	conn := plainConn(c)
+	if cdc != nil {
+		conn.payloads, conn.failures = opts.DataConverter, opts.FailureConverter
+	}
+	if flush != nil {
+		conn.flushTraces = flush
+	}
+	return conn, nil
 }
-
-// payloads and failures read what the workflows wrote (audit); dial sets them to the codec's.
-var (
-	payloads converter.DataConverter    = converter.GetDefaultDataConverter()
-	failures converter.FailureConverter = temporal.GetDefaultFailureConverter()
-)
-
-// flushTraces sends pending spans before the starter exits.
-var flushTraces = func(context.Context) error { return nil }
 
 // loadCodec reads the payload codec's keys as the worker does (ROLLGATE_CODEC_*); the starter
 // must use the worker's codec to read results and send operator requests.
@@ -91,7 +108,7 @@ func loadCodec(ctx context.Context) (*codec.Codec, error) {
 
 // dialDeployment names the deployment given as <apiId>/<stage> (or its workflow id) and dials
 // Temporal; the caller closes the client.
-func dialDeployment(ctx context.Context, arg string) (client.Client, string, error) {
+func dialDeployment(ctx context.Context, arg string) (*temporalConn, string, error) {
 	id, err := deploymentID(arg)
 	if err != nil {
 		return nil, "", err

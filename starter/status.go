@@ -15,6 +15,7 @@ import (
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
 
 	"github.com/rollgate/rollgate/activities"
 	"github.com/rollgate/rollgate/workflows"
@@ -85,7 +86,7 @@ func statusCmd() *cobra.Command {
 // status query, a finished one from its result in history (its worker may be gone, and a query
 // needs one). It returns that run's id, and every later call names it, because without a run id
 // Temporal picks the newest run: a release started meanwhile would be waited for to its end.
-func statusOf(ctx context.Context, c client.Client, id string) (workflows.Status, string, error) {
+func statusOf(ctx context.Context, c *temporalConn, id string) (workflows.Status, string, error) {
 	desc, err := c.DescribeWorkflowExecution(ctx, id, "")
 	var nf *serviceerror.NotFound
 	switch {
@@ -100,7 +101,7 @@ func statusOf(ctx context.Context, c client.Client, id string) (workflows.Status
 		if err != nil {
 			return st, runID, explain(id, "status of", err)
 		}
-		withLiveBake(&st, desc)
+		withLiveBake(&st, desc, c.payloads)
 		return st, runID, nil
 	}
 	var res workflows.DeployResult
@@ -111,7 +112,7 @@ func statusOf(ctx context.Context, c client.Client, id string) (workflows.Status
 }
 
 // liveStatus is a running deployment's status with the running bake's own counters.
-func liveStatus(ctx context.Context, c client.Client, id, runID string) (workflows.Status, error) {
+func liveStatus(ctx context.Context, c *temporalConn, id, runID string) (workflows.Status, error) {
 	desc, err := c.DescribeWorkflowExecution(ctx, id, runID)
 	if err != nil {
 		return workflows.Status{}, err
@@ -120,14 +121,14 @@ func liveStatus(ctx context.Context, c client.Client, id, runID string) (workflo
 	if err != nil {
 		return st, err
 	}
-	withLiveBake(&st, desc)
+	withLiveBake(&st, desc, c.payloads)
 	return st, nil
 }
 
 // withLiveBake shows a baking deployment's probe counters as its bake's last heartbeat has them:
 // the workflow's own counters are the previous check's until the bake ends. A bake whose
 // heartbeat has not arrived (or cannot be read) shows none rather than the previous check's.
-func withLiveBake(st *workflows.Status, desc *workflowservice.DescribeWorkflowExecutionResponse) {
+func withLiveBake(st *workflows.Status, desc *workflowservice.DescribeWorkflowExecutionResponse, payloads converter.DataConverter) {
 	if st.Phase != workflows.PhaseBaking {
 		return
 	}
