@@ -84,7 +84,7 @@ func audit(ctx context.Context, c *temporalConn, ids []string, runs int) ([]Audi
 	}
 	resp, err := c.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{Query: strings.Join(quoted, " OR "), PageSize: int32(runs)})
 	if err != nil {
-		return nil, fmt.Errorf("list runs: %v", rootCause(err))
+		return nil, fmt.Errorf("list runs: %w", rootCause(err))
 	}
 	var out []AuditEntry
 	for i, ex := range resp.GetExecutions() {
@@ -112,7 +112,7 @@ func auditRun(ctx context.Context, c *temporalConn, id, runID string) ([]AuditEn
 	for it.HasNext() {
 		ev, err := it.Next()
 		if err != nil {
-			return nil, fmt.Errorf("history of %s: %v", id, rootCause(err))
+			return nil, fmt.Errorf("history of %s: %w", id, rootCause(err))
 		}
 		switch {
 		case ev.GetWorkflowExecutionStartedEventAttributes() != nil:

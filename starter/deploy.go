@@ -101,7 +101,7 @@ func follow(ctx context.Context, c *temporalConn, run client.WorkflowRun) (workf
 		select {
 		case err := <-done:
 			if err != nil {
-				return res, fmt.Errorf("deployment %s failed: %v", run.GetID(), rootCause(err))
+				return res, fmt.Errorf("deployment %s failed: %w", run.GetID(), rootCause(err))
 			}
 			printTimeline(os.Stderr, "", res.Timeline[min(seen, len(res.Timeline)):])
 			return res, nil

@@ -9,9 +9,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"strings"
 
 	"github.com/spf13/cobra"
+	"go.temporal.io/sdk/converter"
 )
 
 // Exit codes.
@@ -50,14 +50,19 @@ Exit codes: 0 promoted or done, 2 rolled back, 3 refused as invalid, 1 any other
 		operatorCmd("skip-step", "End the current bake early and go on"), statusCmd(), watchCmd(), listCmd(), historyCmd(), revokeCmd(), rotateKeyCmd(), tokensCmd(), codecServerCmd(), auditCmd(), scheduleRotationCmd())
 	err := execute(root)
 	if err != nil {
-		msg := err.Error()
-		if strings.Contains(msg, "payload encoding is not supported") {
-			// The default converter met a sealed payload: the worker encrypts and this process has no key.
-			msg += " (the deployment's payloads are encrypted: set ROLLGATE_CODEC_KEY or ROLLGATE_CODEC_VAULT_SECRET as the worker has them)"
-		}
-		fmt.Fprintln(os.Stderr, "starter:", msg)
+		fmt.Fprintln(os.Stderr, "starter:", errorMessage(err))
 		os.Exit(exitCode(err))
 	}
+}
+
+// errorMessage is the line an operator reads for err, with what to do when it says what.
+func errorMessage(err error) string {
+	msg := err.Error()
+	if errors.Is(err, converter.ErrEncodingIsNotSupported) {
+		// The default converter met a sealed payload: the worker encrypts and this process has no key.
+		msg += " (the deployment's payloads are encrypted: set ROLLGATE_CODEC_KEY or ROLLGATE_CODEC_VAULT_SECRET as the worker has them)"
+	}
+	return msg
 }
 
 // execute runs the command line. A panic is an internal error: without this the Go runtime

@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"os"
 	"os/user"
-	"strings"
 	"time"
 
 	vault "github.com/hashicorp/vault/api"
@@ -79,7 +78,7 @@ func dial(ctx context.Context) (*temporalConn, error) {
 		if addr == "" {
 			addr = client.DefaultHostPort
 		}
-		return nil, fmt.Errorf("cannot reach Temporal at %s (set TEMPORAL_ADDRESS): %v", addr, rootCause(err))
+		return nil, fmt.Errorf("cannot reach Temporal at %s (set TEMPORAL_ADDRESS): %w", addr, rootCause(err))
 	}
 	conn := plainConn(c)
 	if cdc != nil {
@@ -152,54 +151,73 @@ func update(ctx context.Context, id, name string, req workflows.OperatorRequest,
 		return err
 	}
 	defer c.Close()
+	runID, err := runningRun(ctx, c, id, name)
+	if err != nil {
+		return err
+	}
 	h, err := c.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
-		WorkflowID: id, UpdateName: name, WaitForStage: client.WorkflowUpdateStageCompleted, Args: []any{req},
+		WorkflowID: id, RunID: runID, UpdateName: name, WaitForStage: client.WorkflowUpdateStageCompleted, Args: []any{req},
 	})
 	if err == nil {
 		err = h.Get(ctx, out)
 	}
-	if rep, ok := out.(*workflows.RollbackReport); ok && err != nil && abortedByClosing(err) {
-		return reportOfClosedRun(ctx, c, id, rep)
+	if err == nil {
+		return nil
 	}
-	if err != nil {
-		return explain(id, name, err)
+	var nf *serviceerror.NotFound
+	if errors.As(err, &nf) && runClosed(ctx, c, id, runID) {
+		// The run closed between the describe and the update's answer: the request arrived as
+		// the deployment finished.
+		if rep, ok := out.(*workflows.RollbackReport); ok {
+			return reportOfClosedRun(ctx, c, id, runID, rep)
+		}
+		return finished(id, name)
 	}
-	return nil
+	return explain(id, name, err)
 }
 
-// abortedByClosing says the server dropped the update because the run closed while the update
-// waited for the workflow task in flight to finish.
-func abortedByClosing(err error) bool {
-	var nf *serviceerror.NotFound
-	return errors.As(err, &nf) && strings.Contains(nf.Error(), "aborted by closing workflow")
+// runningRun is the run of the deployment that an operator request goes to, named so that the
+// answer is about the run the starter saw; a finished or unknown deployment is refused here.
+func runningRun(ctx context.Context, c client.Client, id, what string) (string, error) {
+	desc, err := c.DescribeWorkflowExecution(ctx, id, "")
+	if err != nil {
+		return "", explain(id, what, err)
+	}
+	if desc.GetWorkflowExecutionInfo().GetStatus() != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
+		return "", finished(id, what)
+	}
+	return desc.GetWorkflowExecutionInfo().GetExecution().GetRunId(), nil
+}
+
+// runClosed says whether the run has closed; a run that cannot be described is not known to have.
+func runClosed(ctx context.Context, c client.Client, id, runID string) bool {
+	desc, err := c.DescribeWorkflowExecution(ctx, id, runID)
+	return err == nil && desc.GetWorkflowExecutionInfo().GetStatus() != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING
 }
 
 // reportOfClosedRun answers a rollback request that arrived as the deployment closed: when the
 // run closed rolled back, that rollback is the one the request joins.
-func reportOfClosedRun(ctx context.Context, c client.Client, id string, rep *workflows.RollbackReport) error {
-	desc, err := c.DescribeWorkflowExecution(ctx, id, "")
-	if err != nil {
-		return explain(id, workflows.UpdateRollback, err)
-	}
+func reportOfClosedRun(ctx context.Context, c client.Client, id, runID string, rep *workflows.RollbackReport) error {
 	var res workflows.DeployResult
-	if err := c.GetWorkflow(ctx, id, desc.GetWorkflowExecutionInfo().GetExecution().GetRunId()).Get(ctx, &res); err != nil || res.Rollback == nil {
+	if err := c.GetWorkflow(ctx, id, runID).Get(ctx, &res); err != nil || res.Rollback == nil {
 		return fmt.Errorf("cannot roll back %s: the deployment finished as the request arrived (see: starter status %s)", id, stageOf(id))
 	}
 	*rep = *res.Rollback
 	return nil
 }
 
+// finished refuses an operator request to a deployment that has finished.
+func finished(id, what string) error {
+	return fmt.Errorf("cannot %s %s: the deployment has finished (to undo a finished release: starter rollback %s --release latest)", what, id, stageOf(id))
+}
+
 // explain turns Temporal's answers into one line an operator can act on.
 func explain(id, what string, err error) error {
 	var nf *serviceerror.NotFound
-	switch {
-	// Temporal answers a finished workflow's update with NotFound too: tell the two apart first.
-	case strings.Contains(err.Error(), "workflow execution already completed"):
-		return fmt.Errorf("cannot %s %s: the deployment has finished (to undo a finished release: starter rollback %s --release latest)", what, id, stageOf(id))
-	case errors.As(err, &nf):
+	if errors.As(err, &nf) {
 		return fmt.Errorf("no running deployment %s: it does not exist or has finished (see: starter status %s)", id, stageOf(id))
 	}
-	return fmt.Errorf("%s %s refused: %v", what, id, rootCause(err))
+	return fmt.Errorf("%s %s refused: %w", what, id, rootCause(err))
 }
 
 func rollbackCmd() *cobra.Command {
@@ -266,7 +284,7 @@ func rollbackRelease(ctx context.Context, stage stageRef, in workflows.RollbackS
 	}
 	fmt.Fprintf(os.Stderr, "rolling back the release of %s (workflow %s)\n", stage, run.GetID())
 	if err := run.Get(ctx, rep); err != nil {
-		return fmt.Errorf("rollback of %s: %v", stage, rootCause(err))
+		return fmt.Errorf("rollback of %s: %w", stage, rootCause(err))
 	}
 	return nil
 }
@@ -295,12 +313,13 @@ func operatorCmd(name, short string) *cobra.Command {
 	return cmd
 }
 
-// rootCause strips the wrapping layers of a Temporal error down to its message.
-func rootCause(err error) string {
+// rootCause strips the wrapping layers of a Temporal error down to the innermost error, whose
+// message is the one an operator can act on; wrapped with %w, it stays recognisable by type.
+func rootCause(err error) error {
 	for {
 		next := errors.Unwrap(err)
 		if next == nil {
-			return err.Error()
+			return err
 		}
 		err = next
 	}

@@ -75,7 +75,7 @@ rotation already running finishes).`,
 					if errors.As(err, &nf) {
 						return fmt.Errorf("no rotation schedule %s", id)
 					}
-					return fmt.Errorf("delete schedule %s: %v", id, rootCause(err))
+					return fmt.Errorf("delete schedule %s: %w", id, rootCause(err))
 				}
 				return report(output, map[string]string{"schedule": id, "result": "deleted"}, "schedule %s deleted\n", id)
 			}
@@ -118,11 +118,11 @@ rotation already running finishes).`,
 				}})
 			}
 			if err != nil {
-				return fmt.Errorf("schedule %s: %v", id, rootCause(err))
+				return fmt.Errorf("schedule %s: %w", id, rootCause(err))
 			}
 			desc, err := h.Describe(ctx)
 			if err != nil {
-				return fmt.Errorf("describe schedule %s: %v", id, rootCause(err))
+				return fmt.Errorf("describe schedule %s: %w", id, rootCause(err))
 			}
 			var next time.Time
 			if n := desc.Info.NextActionTimes; len(n) > 0 {

@@ -106,7 +106,7 @@ func statusOf(ctx context.Context, c *temporalConn, id string) (workflows.Status
 	}
 	var res workflows.DeployResult
 	if err := c.GetWorkflow(ctx, id, runID).Get(ctx, &res); err != nil {
-		return workflows.Status{}, runID, fmt.Errorf("deployment %s ended without a result: %v", id, rootCause(err))
+		return workflows.Status{}, runID, fmt.Errorf("deployment %s ended without a result: %w", id, rootCause(err))
 	}
 	return workflows.Status{Phase: workflows.Phase(res.Outcome), Timeline: res.Timeline, Rollback: res.Rollback}, runID, nil
 }
@@ -169,7 +169,7 @@ func statusOfRunning(ctx context.Context, output string) error {
 		Query: "WorkflowType = 'Deployment' AND ExecutionStatus = 'Running'", PageSize: 100,
 	})
 	if err != nil {
-		return fmt.Errorf("list running deployments: %v", rootCause(err))
+		return fmt.Errorf("list running deployments: %w", rootCause(err))
 	}
 	type row struct {
 		Deployment string
