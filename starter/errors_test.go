@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/converter"
 )
 
@@ -19,6 +20,9 @@ func TestErrorMessage_HintsAtTheCodecKeysOnlyForASealedPayload(t *testing.T) {
 	if got := errorMessage(sealed); !strings.HasPrefix(got, sealed.Error()) || !strings.Contains(got, hint) {
 		t.Errorf("sealed payload: %q", got)
 	}
+	if got := errorMessage(&codeError{exitError, sealed}); !strings.Contains(got, hint) {
+		t.Errorf("sealed payload behind an exit code: %q", got)
+	}
 	quoted := errors.New("rollback of abcdefghij/prod: webhook said: payload encoding is not supported")
 	if got := errorMessage(quoted); got != quoted.Error() {
 		t.Errorf("a message quoting the text: %q", got)
@@ -31,11 +35,11 @@ func TestErrorMessage_HintsAtTheCodecKeysOnlyForASealedPayload(t *testing.T) {
 // rootCause keeps the innermost error itself, so a caller wrapping it with %w can still
 // recognise it by type, and prints as it always did.
 func TestRootCause_IsTheInnermostErrorAndKeepsItsType(t *testing.T) {
-	inner := &codeError{exitRolledBack, errors.New("rolled back")}
-	err := fmt.Errorf("outer: %w", fmt.Errorf("middle: %w", inner))
+	inner := serviceerror.NewNotFound("workflow not found for ID: deploy/abcdefghij/prod")
+	err := &codeError{exitError, fmt.Errorf("outer: %w", fmt.Errorf("middle: %w", inner))}
 	got := rootCause(err)
-	var ce *codeError
-	if got.Error() != "rolled back" || !errors.As(fmt.Errorf("x: %w", got), &ce) || ce != inner {
+	var nf *serviceerror.NotFound
+	if got.Error() != inner.Error() || !errors.As(fmt.Errorf("x: %w", got), &nf) || nf != inner {
 		t.Fatalf("rootCause = %v", got)
 	}
 }

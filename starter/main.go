@@ -22,13 +22,14 @@ const (
 	exitInvalid    = 3
 )
 
-// exitError carries an exit code through cobra.
+// codeError carries an exit code through cobra; the error it carries stays recognisable by type.
 type codeError struct {
 	code int
 	err  error
 }
 
 func (e *codeError) Error() string { return e.err.Error() }
+func (e *codeError) Unwrap() error { return e.err }
 
 func main() {
 	root := &cobra.Command{
