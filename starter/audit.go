@@ -16,7 +16,6 @@ import (
 	failurepb "go.temporal.io/api/failure/v1"
 	historypb "go.temporal.io/api/history/v1"
 	"go.temporal.io/api/workflowservice/v1"
-	"go.temporal.io/sdk/client"
 
 	"github.com/rollgate/rollgate/internal/spec"
 	"github.com/rollgate/rollgate/workflows"
@@ -48,13 +47,16 @@ func auditCmd() *cobra.Command {
 				return &codeError{exitInvalid, fmt.Errorf("--runs %d: allowed 1 to 1000", runs)}
 			}
 			ctx := cmd.Context()
-			c, id, err := dialDeployment(ctx, args[0])
+			stage, err := parseStage(args[0])
+			if err != nil {
+				return err
+			}
+			c, err := dial(ctx)
 			if err != nil {
 				return err
 			}
 			defer c.Close()
-			parts := strings.Split(strings.TrimPrefix(id, "deploy/"), "/")
-			entries, err := audit(ctx, c, []string{id, workflows.RollbackWorkflowID(parts[0], parts[1])}, runs)
+			entries, err := audit(ctx, c, []string{stage.deploymentID(), stage.rollbackID()}, runs)
 			if err != nil {
 				return err
 			}
@@ -62,7 +64,7 @@ func auditCmd() *cobra.Command {
 				return json.NewEncoder(os.Stdout).Encode(entries)
 			}
 			if len(entries) == 0 {
-				fmt.Fprintf(os.Stdout, "no deployments or rollbacks of %s on record\n", strings.TrimPrefix(id, "deploy/"))
+				fmt.Fprintf(os.Stdout, "no deployments or rollbacks of %s on record\n", stage)
 				return nil
 			}
 			printAudit(os.Stdout, entries)
@@ -75,14 +77,14 @@ func auditCmd() *cobra.Command {
 }
 
 // audit reads the newest runs of the given workflow ids and returns their entries, oldest first.
-func audit(ctx context.Context, c client.Client, ids []string, runs int) ([]AuditEntry, error) {
+func audit(ctx context.Context, c *temporalConn, ids []string, runs int) ([]AuditEntry, error) {
 	quoted := make([]string, len(ids))
 	for i, id := range ids {
 		quoted[i] = fmt.Sprintf("WorkflowId = %q", id)
 	}
 	resp, err := c.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{Query: strings.Join(quoted, " OR "), PageSize: int32(runs)})
 	if err != nil {
-		return nil, fmt.Errorf("list runs: %v", rootCause(err))
+		return nil, fmt.Errorf("list runs: %w", rootCause(err))
 	}
 	var out []AuditEntry
 	for i, ex := range resp.GetExecutions() {
@@ -99,7 +101,7 @@ func audit(ctx context.Context, c client.Client, ids []string, runs int) ([]Audi
 	return out, nil
 }
 
-func auditRun(ctx context.Context, c client.Client, id, runID string) ([]AuditEntry, error) {
+func auditRun(ctx context.Context, c *temporalConn, id, runID string) ([]AuditEntry, error) {
 	var out []AuditEntry
 	updates := map[string]int{} // update id → index in out
 	add := func(ev *historypb.HistoryEvent, action string) *AuditEntry {
@@ -110,7 +112,7 @@ func auditRun(ctx context.Context, c client.Client, id, runID string) ([]AuditEn
 	for it.HasNext() {
 		ev, err := it.Next()
 		if err != nil {
-			return nil, fmt.Errorf("history of %s: %v", id, rootCause(err))
+			return nil, fmt.Errorf("history of %s: %w", id, rootCause(err))
 		}
 		switch {
 		case ev.GetWorkflowExecutionStartedEventAttributes() != nil:
@@ -120,14 +122,14 @@ func auditRun(ctx context.Context, c client.Client, id, runID string) ([]AuditEn
 			switch a.GetWorkflowType().GetName() {
 			case "Deployment":
 				var s spec.DeploySpec
-				if err := decode(a.GetInput(), &s); err != nil {
+				if err := c.decode(a.GetInput(), &s); err != nil {
 					return nil, err
 				}
 				e.Actor, e.Reason = s.Actor, s.Reason
 				e.Result = fmt.Sprintf("release of %s", s.Service)
 			case "Rollback":
 				var s workflows.RollbackSpec
-				if err := decode(a.GetInput(), &s); err != nil {
+				if err := c.decode(a.GetInput(), &s); err != nil {
 					return nil, err
 				}
 				e.Action, e.Actor, e.Reason = "rollback-release", s.Actor, s.Reason
@@ -141,7 +143,7 @@ func auditRun(ctx context.Context, c client.Client, id, runID string) ([]AuditEn
 			e := add(ev, req.GetInput().GetName())
 			e.Identity = req.GetMeta().GetIdentity()
 			var op workflows.OperatorRequest
-			if err := decode(req.GetInput().GetArgs(), &op); err != nil {
+			if err := c.decode(req.GetInput().GetArgs(), &op); err != nil {
 				return nil, err
 			}
 			e.Actor, e.Reason = op.Actor, op.Reason
@@ -151,7 +153,7 @@ func auditRun(ctx context.Context, c client.Client, id, runID string) ([]AuditEn
 			if i, ok := updates[a.GetMeta().GetUpdateId()]; ok {
 				out[i].Result = "done"
 				if f := a.GetOutcome().GetFailure(); f != nil {
-					out[i].Result = "failed: " + failureMessage(f)
+					out[i].Result = "failed: " + c.failureMessage(f)
 				}
 			}
 		case ev.GetWorkflowExecutionCancelRequestedEventAttributes() != nil:
@@ -169,7 +171,7 @@ func auditRun(ctx context.Context, c client.Client, id, runID string) ([]AuditEn
 				Verified *bool
 				Rollback *workflows.RollbackReport
 			}
-			if err := decode(ev.GetWorkflowExecutionCompletedEventAttributes().GetResult(), &res); err != nil {
+			if err := c.decode(ev.GetWorkflowExecutionCompletedEventAttributes().GetResult(), &res); err != nil {
 				return nil, err
 			}
 			switch {
@@ -181,7 +183,7 @@ func auditRun(ctx context.Context, c client.Client, id, runID string) ([]AuditEn
 				e.Result = fmt.Sprintf("rolled back; verified: %v", *res.Verified)
 			}
 		case ev.GetWorkflowExecutionFailedEventAttributes() != nil:
-			add(ev, "finished").Result = "failed: " + failureMessage(ev.GetWorkflowExecutionFailedEventAttributes().GetFailure())
+			add(ev, "finished").Result = "failed: " + c.failureMessage(ev.GetWorkflowExecutionFailedEventAttributes().GetFailure())
 		case ev.GetWorkflowExecutionTimedOutEventAttributes() != nil:
 			add(ev, "finished").Result = "timed out"
 		case ev.GetWorkflowExecutionCanceledEventAttributes() != nil:
@@ -191,17 +193,20 @@ func auditRun(ctx context.Context, c client.Client, id, runID string) ([]AuditEn
 	return out, nil
 }
 
-func decode(p *commonpb.Payloads, out any) error {
+// decode reads a history payload with the converter the workflows wrote it with.
+func (c *temporalConn) decode(p *commonpb.Payloads, out any) error {
 	if len(p.GetPayloads()) == 0 {
 		return nil
 	}
-	if err := payloads.FromPayloads(p, out); err != nil {
+	if err := c.payloads.FromPayloads(p, out); err != nil {
 		return fmt.Errorf("read history: %w", err)
 	}
 	return nil
 }
 
-func failureMessage(f *failurepb.Failure) string { return failures.FailureToError(f).Error() }
+func (c *temporalConn) failureMessage(f *failurepb.Failure) string {
+	return c.failures.FailureToError(f).Error()
+}
 
 func printAudit(w io.Writer, entries []AuditEntry) {
 	for _, e := range entries {

@@ -87,7 +87,7 @@ func deployCmd() *cobra.Command {
 }
 
 // follow prints each new timeline event to stderr until the deployment ends.
-func follow(ctx context.Context, c client.Client, run client.WorkflowRun) (workflows.DeployResult, error) {
+func follow(ctx context.Context, c *temporalConn, run client.WorkflowRun) (workflows.DeployResult, error) {
 	done := make(chan error, 1)
 	var res workflows.DeployResult
 	go func() {
@@ -101,17 +101,13 @@ func follow(ctx context.Context, c client.Client, run client.WorkflowRun) (workf
 		select {
 		case err := <-done:
 			if err != nil {
-				return res, fmt.Errorf("deployment %s failed: %v", run.GetID(), rootCause(err))
+				return res, fmt.Errorf("deployment %s failed: %w", run.GetID(), rootCause(err))
 			}
-			for _, e := range res.Timeline[min(seen, len(res.Timeline)):] {
-				fmt.Fprintf(os.Stderr, "%s  %-13s %s\n", e.At.Format(time.TimeOnly), e.Phase, e.Message)
-			}
+			printTimeline(os.Stderr, "", res.Timeline[min(seen, len(res.Timeline)):])
 			return res, nil
 		case <-tick.C:
 			if st, err := liveStatus(ctx, c, run.GetID(), run.GetRunID()); err == nil {
-				for _, e := range st.Timeline[min(seen, len(st.Timeline)):] {
-					fmt.Fprintf(os.Stderr, "%s  %-13s %s\n", e.At.Format(time.TimeOnly), e.Phase, e.Message)
-				}
+				printTimeline(os.Stderr, "", st.Timeline[min(seen, len(st.Timeline)):])
 				seen = max(seen, len(st.Timeline))
 				if st.Phase == workflows.PhaseBaking && !st.BakeEnds.IsZero() {
 					fmt.Fprintf(os.Stderr, "          baking at %v%%: %d probes, %d rejected, %d 5xx, %s left\r",

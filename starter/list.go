@@ -34,7 +34,7 @@ func listCmd() *cobra.Command {
 			defer c.Close()
 			resp, err := c.ListWorkflow(cmd.Context(), &workflowservice.ListWorkflowExecutionsRequest{Query: query, PageSize: int32(limit)})
 			if err != nil {
-				return fmt.Errorf("list deployments: %v", rootCause(err))
+				return fmt.Errorf("list deployments: %w", rootCause(err))
 			}
 			type row struct {
 				WorkflowID, RunID, Service, Stage, Phase, Status string

@@ -6,14 +6,12 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"os"
-	"strings"
-	"time"
 
 	"github.com/spf13/cobra"
+	"go.temporal.io/sdk/converter"
 )
 
 // Exit codes.
@@ -24,13 +22,14 @@ const (
 	exitInvalid    = 3
 )
 
-// exitError carries an exit code through cobra.
+// codeError carries an exit code through cobra; the error it carries stays recognisable by type.
 type codeError struct {
 	code int
 	err  error
 }
 
 func (e *codeError) Error() string { return e.err.Error() }
+func (e *codeError) Unwrap() error { return e.err }
 
 func main() {
 	root := &cobra.Command{
@@ -51,18 +50,20 @@ Exit codes: 0 promoted or done, 2 rolled back, 3 refused as invalid, 1 any other
 		operatorCmd("pause", "Pause before the next step (the current bake finishes)"), operatorCmd("resume", "Resume a paused deployment"),
 		operatorCmd("skip-step", "End the current bake early and go on"), statusCmd(), watchCmd(), listCmd(), historyCmd(), revokeCmd(), rotateKeyCmd(), tokensCmd(), codecServerCmd(), auditCmd(), scheduleRotationCmd())
 	err := execute(root)
-	fctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	_ = flushTraces(fctx)
-	cancel()
 	if err != nil {
-		msg := err.Error()
-		if strings.Contains(msg, "payload encoding is not supported") {
-			// The default converter met a sealed payload: the worker encrypts and this process has no key.
-			msg += " (the deployment's payloads are encrypted: set ROLLGATE_CODEC_KEY or ROLLGATE_CODEC_VAULT_SECRET as the worker has them)"
-		}
-		fmt.Fprintln(os.Stderr, "starter:", msg)
+		fmt.Fprintln(os.Stderr, "starter:", errorMessage(err))
 		os.Exit(exitCode(err))
 	}
+}
+
+// errorMessage is the line an operator reads for err, with what to do when it says what.
+func errorMessage(err error) string {
+	msg := err.Error()
+	if errors.Is(err, converter.ErrEncodingIsNotSupported) {
+		// The default converter met a sealed payload: the worker encrypts and this process has no key.
+		msg += " (the deployment's payloads are encrypted: set ROLLGATE_CODEC_KEY or ROLLGATE_CODEC_VAULT_SECRET as the worker has them)"
+	}
+	return msg
 }
 
 // execute runs the command line. A panic is an internal error: without this the Go runtime

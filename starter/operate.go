@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"os"
 	"os/user"
-	"strings"
 	"time"
 
 	vault "github.com/hashicorp/vault/api"
@@ -20,14 +19,36 @@ import (
 	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/temporal"
 
-	"github.com/rollgate/rollgate/activities"
 	"github.com/rollgate/rollgate/internal/codec"
 	"github.com/rollgate/rollgate/internal/keys"
 	"github.com/rollgate/rollgate/internal/telemetry"
 	"github.com/rollgate/rollgate/workflows"
 )
 
-func dial(ctx context.Context) (client.Client, error) {
+// temporalConn is a Temporal client with the converters it was dialled with: the starter decodes
+// history, heartbeats and schedule arguments itself, as the worker encoded them.
+type temporalConn struct {
+	client.Client
+	payloads    converter.DataConverter
+	failures    converter.FailureConverter
+	flushTraces func(context.Context) error
+}
+
+// Close closes the client, then sends the spans its calls recorded before the starter exits.
+func (c *temporalConn) Close() {
+	c.Client.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = c.flushTraces(ctx)
+}
+
+// plainConn reads what an unencrypted worker wrote, with Temporal's default converters.
+func plainConn(c client.Client) *temporalConn {
+	return &temporalConn{Client: c, payloads: converter.GetDefaultDataConverter(), failures: temporal.GetDefaultFailureConverter(),
+		flushTraces: func(context.Context) error { return nil }}
+}
+
+func dial(ctx context.Context) (*temporalConn, error) {
 	opts, err := temporalenv.LoadDefaultClientOptions()
 	if err != nil {
 		return nil, fmt.Errorf("temporal configuration: %w", err)
@@ -38,9 +59,6 @@ func dial(ctx context.Context) (client.Client, error) {
 		return nil, err
 	}
 	codec.Apply(&opts, cdc)
-	if cdc != nil {
-		payloads, failures = opts.DataConverter, opts.FailureConverter
-	}
 	if opts.Identity == "" {
 		host, _ := os.Hostname()
 		opts.Identity = fmt.Sprintf("rollgate-starter %s@%s", defaultActor(), host)
@@ -51,7 +69,6 @@ func dial(ctx context.Context) (client.Client, error) {
 	}
 	if tracer != nil {
 		opts.Interceptors = append(opts.Interceptors, tracer)
-		flushTraces = flush
 	}
 	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
@@ -61,19 +78,17 @@ func dial(ctx context.Context) (client.Client, error) {
 		if addr == "" {
 			addr = client.DefaultHostPort
 		}
-		return nil, fmt.Errorf("cannot reach Temporal at %s (set TEMPORAL_ADDRESS): %v", addr, rootCause(err))
+		return nil, fmt.Errorf("cannot reach Temporal at %s (set TEMPORAL_ADDRESS): %w", addr, rootCause(err))
 	}
-	return c, nil
+	conn := plainConn(c)
+	if cdc != nil {
+		conn.payloads, conn.failures = opts.DataConverter, opts.FailureConverter
+	}
+	if flush != nil {
+		conn.flushTraces = flush
+	}
+	return conn, nil
 }
-
-// payloads and failures read what the workflows wrote (audit); dial sets them to the codec's.
-var (
-	payloads converter.DataConverter    = converter.GetDefaultDataConverter()
-	failures converter.FailureConverter = temporal.GetDefaultFailureConverter()
-)
-
-// flushTraces sends pending spans before the starter exits.
-var flushTraces = func(context.Context) error { return nil }
 
 // loadCodec reads the payload codec's keys as the worker does (ROLLGATE_CODEC_*); the starter
 // must use the worker's codec to read results and send operator requests.
@@ -90,18 +105,9 @@ func loadCodec(ctx context.Context) (*codec.Codec, error) {
 	})
 }
 
-// deploymentID accepts "deploy/<api>/<stage>" or "<api>/<stage>".
-func deploymentID(arg string) (string, error) {
-	id := strings.TrimPrefix(arg, "deploy/")
-	if parts := strings.Split(id, "/"); len(parts) != 2 || parts[0] == "" || parts[1] == "" {
-		return "", &codeError{exitInvalid, fmt.Errorf("deployment %q: name it <apiId>/<stage> or deploy/<apiId>/<stage>", arg)}
-	}
-	return "deploy/" + id, nil
-}
-
 // dialDeployment names the deployment given as <apiId>/<stage> (or its workflow id) and dials
 // Temporal; the caller closes the client.
-func dialDeployment(ctx context.Context, arg string) (client.Client, string, error) {
+func dialDeployment(ctx context.Context, arg string) (*temporalConn, string, error) {
 	id, err := deploymentID(arg)
 	if err != nil {
 		return nil, "", err
@@ -129,16 +135,6 @@ func startExclusive(ctx context.Context, c client.Client, id, what string, busy 
 	return run, nil
 }
 
-// stageTarget names a stage given as <apiId>/<stage> (REST; HTTP APIs are probed the same way).
-func stageTarget(arg string) (*activities.Target, error) {
-	id, err := deploymentID(arg)
-	if err != nil {
-		return nil, err
-	}
-	parts := strings.Split(strings.TrimPrefix(id, "deploy/"), "/")
-	return &activities.Target{APIID: parts[0], Stage: parts[1]}, nil
-}
-
 func defaultActor() string {
 	if u, err := user.Current(); err == nil && u.Username != "" {
 		return u.Username
@@ -155,54 +151,73 @@ func update(ctx context.Context, id, name string, req workflows.OperatorRequest,
 		return err
 	}
 	defer c.Close()
+	runID, err := runningRun(ctx, c, id, name)
+	if err != nil {
+		return err
+	}
 	h, err := c.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
-		WorkflowID: id, UpdateName: name, WaitForStage: client.WorkflowUpdateStageCompleted, Args: []any{req},
+		WorkflowID: id, RunID: runID, UpdateName: name, WaitForStage: client.WorkflowUpdateStageCompleted, Args: []any{req},
 	})
 	if err == nil {
 		err = h.Get(ctx, out)
 	}
-	if rep, ok := out.(*workflows.RollbackReport); ok && err != nil && abortedByClosing(err) {
-		return reportOfClosedRun(ctx, c, id, rep)
+	if err == nil {
+		return nil
 	}
-	if err != nil {
-		return explain(id, name, err)
+	var nf *serviceerror.NotFound
+	if errors.As(err, &nf) && runClosed(ctx, c, id, runID) {
+		// The run closed between the describe and the update's answer: the request arrived as
+		// the deployment finished.
+		if rep, ok := out.(*workflows.RollbackReport); ok {
+			return reportOfClosedRun(ctx, c, id, runID, rep)
+		}
+		return finished(id, name)
 	}
-	return nil
+	return explain(id, name, err)
 }
 
-// abortedByClosing says the server dropped the update because the run closed while the update
-// waited for the workflow task in flight to finish.
-func abortedByClosing(err error) bool {
-	var nf *serviceerror.NotFound
-	return errors.As(err, &nf) && strings.Contains(nf.Error(), "aborted by closing workflow")
+// runningRun is the run of the deployment that an operator request goes to, named so that the
+// answer is about the run the starter saw; a finished or unknown deployment is refused here.
+func runningRun(ctx context.Context, c client.Client, id, what string) (string, error) {
+	desc, err := c.DescribeWorkflowExecution(ctx, id, "")
+	if err != nil {
+		return "", explain(id, what, err)
+	}
+	if desc.GetWorkflowExecutionInfo().GetStatus() != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
+		return "", finished(id, what)
+	}
+	return desc.GetWorkflowExecutionInfo().GetExecution().GetRunId(), nil
+}
+
+// runClosed says whether the run has closed; a run that cannot be described is not known to have.
+func runClosed(ctx context.Context, c client.Client, id, runID string) bool {
+	desc, err := c.DescribeWorkflowExecution(ctx, id, runID)
+	return err == nil && desc.GetWorkflowExecutionInfo().GetStatus() != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING
 }
 
 // reportOfClosedRun answers a rollback request that arrived as the deployment closed: when the
 // run closed rolled back, that rollback is the one the request joins.
-func reportOfClosedRun(ctx context.Context, c client.Client, id string, rep *workflows.RollbackReport) error {
-	desc, err := c.DescribeWorkflowExecution(ctx, id, "")
-	if err != nil {
-		return explain(id, workflows.UpdateRollback, err)
-	}
+func reportOfClosedRun(ctx context.Context, c client.Client, id, runID string, rep *workflows.RollbackReport) error {
 	var res workflows.DeployResult
-	if err := c.GetWorkflow(ctx, id, desc.GetWorkflowExecutionInfo().GetExecution().GetRunId()).Get(ctx, &res); err != nil || res.Rollback == nil {
-		return fmt.Errorf("cannot roll back %s: the deployment finished as the request arrived (see: starter status %s)", id, strings.TrimPrefix(id, "deploy/"))
+	if err := c.GetWorkflow(ctx, id, runID).Get(ctx, &res); err != nil || res.Rollback == nil {
+		return fmt.Errorf("cannot roll back %s: the deployment finished as the request arrived (see: starter status %s)", id, stageOf(id))
 	}
 	*rep = *res.Rollback
 	return nil
 }
 
+// finished refuses an operator request to a deployment that has finished.
+func finished(id, what string) error {
+	return fmt.Errorf("cannot %s %s: the deployment has finished (to undo a finished release: starter rollback %s --release latest)", what, id, stageOf(id))
+}
+
 // explain turns Temporal's answers into one line an operator can act on.
 func explain(id, what string, err error) error {
 	var nf *serviceerror.NotFound
-	switch {
-	// Temporal answers a finished workflow's update with NotFound too: tell the two apart first.
-	case strings.Contains(err.Error(), "workflow execution already completed"):
-		return fmt.Errorf("cannot %s %s: the deployment has finished (to undo a finished release: starter rollback %s --release latest)", what, id, strings.TrimPrefix(id, "deploy/"))
-	case errors.As(err, &nf):
-		return fmt.Errorf("no running deployment %s: it does not exist or has finished (see: starter status %s)", id, strings.TrimPrefix(id, "deploy/"))
+	if errors.As(err, &nf) {
+		return fmt.Errorf("no running deployment %s: it does not exist or has finished (see: starter status %s)", id, stageOf(id))
 	}
-	return fmt.Errorf("%s %s refused: %v", what, id, rootCause(err))
+	return fmt.Errorf("%s %s refused: %w", what, id, rootCause(err))
 }
 
 func rollbackCmd() *cobra.Command {
@@ -212,7 +227,7 @@ func rollbackCmd() *cobra.Command {
 		Short: "Roll a running deployment (or, with --release, a finished one) back and wait for the verified RollbackReport",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			id, err := deploymentID(args[0])
+			stage, err := parseStage(args[0])
 			if err != nil {
 				return err
 			}
@@ -224,10 +239,10 @@ func rollbackCmd() *cobra.Command {
 			}
 			var rep workflows.RollbackReport
 			if release != "" {
-				if err := rollbackRelease(cmd.Context(), id, workflows.RollbackSpec{Release: release, Actor: actor, Reason: reason, Notify: notifyTo}, &rep); err != nil {
+				if err := rollbackRelease(cmd.Context(), stage, workflows.RollbackSpec{Release: release, Actor: actor, Reason: reason, Notify: notifyTo}, &rep); err != nil {
 					return err
 				}
-			} else if err := update(cmd.Context(), id, workflows.UpdateRollback, workflows.OperatorRequest{Actor: actor, Reason: reason}, &rep); err != nil {
+			} else if err := update(cmd.Context(), stage.deploymentID(), workflows.UpdateRollback, workflows.OperatorRequest{Actor: actor, Reason: reason}, &rep); err != nil {
 				return err
 			}
 			printReport(os.Stdout, rep)
@@ -245,9 +260,8 @@ func rollbackCmd() *cobra.Command {
 }
 
 // rollbackRelease runs the Rollback workflow for a finished release and waits for its report.
-func rollbackRelease(ctx context.Context, id string, in workflows.RollbackSpec, rep *workflows.RollbackReport) error {
-	parts := strings.Split(strings.TrimPrefix(id, "deploy/"), "/")
-	in.APIID, in.Stage = parts[0], parts[1]
+func rollbackRelease(ctx context.Context, stage stageRef, in workflows.RollbackSpec, rep *workflows.RollbackReport) error {
+	in.APIID, in.Stage = stage.APIID, stage.Stage
 	if in.Release == "latest" {
 		in.Release = ""
 	}
@@ -260,17 +274,17 @@ func rollbackRelease(ctx context.Context, id string, in workflows.RollbackSpec, 
 		return err
 	}
 	defer c.Close()
-	run, err := startExclusive(ctx, c, workflows.RollbackWorkflowID(parts[0], parts[1]), "rollback",
+	run, err := startExclusive(ctx, c, stage.rollbackID(), "rollback",
 		func(runID string) error {
-			return fmt.Errorf("a rollback of %s/%s is already running (run %s)", parts[0], parts[1], runID)
+			return fmt.Errorf("a rollback of %s is already running (run %s)", stage, runID)
 		},
 		workflows.Rollback, in)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(os.Stderr, "rolling back the release of %s/%s (workflow %s)\n", parts[0], parts[1], run.GetID())
+	fmt.Fprintf(os.Stderr, "rolling back the release of %s (workflow %s)\n", stage, run.GetID())
 	if err := run.Get(ctx, rep); err != nil {
-		return fmt.Errorf("rollback of %s/%s: %v", parts[0], parts[1], rootCause(err))
+		return fmt.Errorf("rollback of %s: %w", stage, rootCause(err))
 	}
 	return nil
 }
@@ -299,12 +313,13 @@ func operatorCmd(name, short string) *cobra.Command {
 	return cmd
 }
 
-// rootCause strips the wrapping layers of a Temporal error down to its message.
-func rootCause(err error) string {
+// rootCause strips the wrapping layers of a Temporal error down to the innermost error, whose
+// message is the one an operator can act on; wrapped with %w, it stays recognisable by type.
+func rootCause(err error) error {
 	for {
 		next := errors.Unwrap(err)
 		if next == nil {
-			return err.Error()
+			return err
 		}
 		err = next
 	}

@@ -114,7 +114,7 @@ func scrapeRejections(ctx context.Context, url string, into map[string]map[strin
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return fmt.Errorf("scrape %s: %v", url, rootCause(err))
+		return fmt.Errorf("scrape %s: %w", url, rootCause(err))
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {

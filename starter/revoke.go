@@ -68,7 +68,7 @@ func revokeCmd() *cobra.Command {
 			}
 			var rep workflows.RevocationReport
 			if err := run.Get(cmd.Context(), &rep); err != nil {
-				return fmt.Errorf("revocation %s: %v", run.GetID(), rootCause(err))
+				return fmt.Errorf("revocation %s: %w", run.GetID(), rootCause(err))
 			}
 			if output == "json" {
 				return json.NewEncoder(os.Stdout).Encode(rep)

@@ -89,7 +89,7 @@ func runningRotation(ctx context.Context, c client.Client, key string) (string, 
 		PageSize: 1,
 	})
 	if err != nil {
-		return "", fmt.Errorf("list running rotations: %v", rootCause(err))
+		return "", fmt.Errorf("list running rotations: %w", rootCause(err))
 	}
 	if ex := resp.GetExecutions(); len(ex) > 0 {
 		return ex[0].GetExecution().GetWorkflowId(), nil
@@ -132,14 +132,12 @@ func rotateKeyCmd() *cobra.Command {
 			fmt.Fprintf(os.Stderr, "rotating %s (workflow %s)\n", r.key, run.GetID())
 			var res workflows.KeyRotationResult
 			if err := run.Get(ctx, &res); err != nil {
-				return fmt.Errorf("rotation of %s: %v", r.key, rootCause(err))
+				return fmt.Errorf("rotation of %s: %w", r.key, rootCause(err))
 			}
 			if output == "json" {
 				_ = json.NewEncoder(os.Stdout).Encode(res)
 			} else {
-				for _, e := range res.Timeline {
-					fmt.Printf("  %s  %-13s %s\n", e.At.Format(time.TimeOnly), e.Phase, e.Message)
-				}
+				printTimeline(os.Stdout, "  ", res.Timeline)
 				if res.Rollback != nil {
 					printReport(os.Stdout, *res.Rollback)
 				}

@@ -14,6 +14,7 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/rollgate/rollgate/workflows"
@@ -74,7 +75,7 @@ rotation already running finishes).`,
 					if errors.As(err, &nf) {
 						return fmt.Errorf("no rotation schedule %s", id)
 					}
-					return fmt.Errorf("delete schedule %s: %v", id, rootCause(err))
+					return fmt.Errorf("delete schedule %s: %w", id, rootCause(err))
 				}
 				return report(output, map[string]string{"schedule": id, "result": "deleted"}, "schedule %s deleted\n", id)
 			}
@@ -107,7 +108,7 @@ rotation already running finishes).`,
 				result = "unchanged"
 				err = h.Update(ctx, client.ScheduleUpdateOptions{DoUpdate: func(u client.ScheduleUpdateInput) (*client.ScheduleUpdate, error) {
 					s := u.Description.Schedule
-					if sameRotation(s, spec, in) {
+					if sameRotation(s, spec, in, c.payloads) {
 						return nil, temporal.ErrSkipScheduleUpdate // nothing to change: no update is written
 					}
 					result = "updated"
@@ -117,11 +118,11 @@ rotation already running finishes).`,
 				}})
 			}
 			if err != nil {
-				return fmt.Errorf("schedule %s: %v", id, rootCause(err))
+				return fmt.Errorf("schedule %s: %w", id, rootCause(err))
 			}
 			desc, err := h.Describe(ctx)
 			if err != nil {
-				return fmt.Errorf("describe schedule %s: %v", id, rootCause(err))
+				return fmt.Errorf("describe schedule %s: %w", id, rootCause(err))
 			}
 			var next time.Time
 			if n := desc.Info.NextActionTimes; len(n) > 0 {
@@ -140,7 +141,7 @@ rotation already running finishes).`,
 }
 
 // sameRotation says whether a schedule already rotates with this interval and this spec.
-func sameRotation(s client.Schedule, spec client.ScheduleSpec, in workflows.KeyRotationSpec) bool {
+func sameRotation(s client.Schedule, spec client.ScheduleSpec, in workflows.KeyRotationSpec, payloads converter.DataConverter) bool {
 	if s.Spec == nil || len(s.Spec.Intervals) != 1 || s.Spec.Intervals[0].Every != spec.Intervals[0].Every || s.Spec.Jitter != spec.Jitter {
 		return false
 	}

@@ -15,6 +15,7 @@ import (
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
 
 	"github.com/rollgate/rollgate/activities"
 	"github.com/rollgate/rollgate/workflows"
@@ -85,7 +86,7 @@ func statusCmd() *cobra.Command {
 // status query, a finished one from its result in history (its worker may be gone, and a query
 // needs one). It returns that run's id, and every later call names it, because without a run id
 // Temporal picks the newest run: a release started meanwhile would be waited for to its end.
-func statusOf(ctx context.Context, c client.Client, id string) (workflows.Status, string, error) {
+func statusOf(ctx context.Context, c *temporalConn, id string) (workflows.Status, string, error) {
 	desc, err := c.DescribeWorkflowExecution(ctx, id, "")
 	var nf *serviceerror.NotFound
 	switch {
@@ -100,18 +101,18 @@ func statusOf(ctx context.Context, c client.Client, id string) (workflows.Status
 		if err != nil {
 			return st, runID, explain(id, "status of", err)
 		}
-		withLiveBake(&st, desc)
+		withLiveBake(&st, desc, c.payloads)
 		return st, runID, nil
 	}
 	var res workflows.DeployResult
 	if err := c.GetWorkflow(ctx, id, runID).Get(ctx, &res); err != nil {
-		return workflows.Status{}, runID, fmt.Errorf("deployment %s ended without a result: %v", id, rootCause(err))
+		return workflows.Status{}, runID, fmt.Errorf("deployment %s ended without a result: %w", id, rootCause(err))
 	}
 	return workflows.Status{Phase: workflows.Phase(res.Outcome), Timeline: res.Timeline, Rollback: res.Rollback}, runID, nil
 }
 
 // liveStatus is a running deployment's status with the running bake's own counters.
-func liveStatus(ctx context.Context, c client.Client, id, runID string) (workflows.Status, error) {
+func liveStatus(ctx context.Context, c *temporalConn, id, runID string) (workflows.Status, error) {
 	desc, err := c.DescribeWorkflowExecution(ctx, id, runID)
 	if err != nil {
 		return workflows.Status{}, err
@@ -120,14 +121,14 @@ func liveStatus(ctx context.Context, c client.Client, id, runID string) (workflo
 	if err != nil {
 		return st, err
 	}
-	withLiveBake(&st, desc)
+	withLiveBake(&st, desc, c.payloads)
 	return st, nil
 }
 
 // withLiveBake shows a baking deployment's probe counters as its bake's last heartbeat has them:
 // the workflow's own counters are the previous check's until the bake ends. A bake whose
 // heartbeat has not arrived (or cannot be read) shows none rather than the previous check's.
-func withLiveBake(st *workflows.Status, desc *workflowservice.DescribeWorkflowExecutionResponse) {
+func withLiveBake(st *workflows.Status, desc *workflowservice.DescribeWorkflowExecutionResponse, payloads converter.DataConverter) {
 	if st.Phase != workflows.PhaseBaking {
 		return
 	}
@@ -168,7 +169,7 @@ func statusOfRunning(ctx context.Context, output string) error {
 		Query: "WorkflowType = 'Deployment' AND ExecutionStatus = 'Running'", PageSize: 100,
 	})
 	if err != nil {
-		return fmt.Errorf("list running deployments: %v", rootCause(err))
+		return fmt.Errorf("list running deployments: %w", rootCause(err))
 	}
 	type row struct {
 		Deployment string
@@ -181,7 +182,7 @@ func statusOfRunning(ctx context.Context, output string) error {
 			continue // it finished between the list and the query
 		}
 		st.Timeline = nil
-		rows = append(rows, row{strings.TrimPrefix(e.GetExecution().GetWorkflowId(), "deploy/"), st})
+		rows = append(rows, row{stageOf(e.GetExecution().GetWorkflowId()), st})
 	}
 	if done, err := jsonOrNone(output, rows, len(rows), "no deployment is running"); done {
 		return err
@@ -215,13 +216,18 @@ func printStatus(w io.Writer, id string, st workflows.Status) {
 	if !st.BakeEnds.IsZero() {
 		fmt.Fprintf(w, "bake ends: %s\n", st.BakeEnds.Format(time.RFC3339))
 	}
-	for _, e := range st.Timeline {
-		fmt.Fprintf(w, "  %s  %-13s %s\n", e.At.Format(time.TimeOnly), e.Phase, e.Message)
-	}
+	printTimeline(w, "  ", st.Timeline)
 	if st.Rollback != nil {
 		printReport(w, *st.Rollback)
 	} else {
 		printCompensations(w, st.Compensations)
+	}
+}
+
+// printTimeline prints one line per event, each after indent: when, in which phase, what.
+func printTimeline(w io.Writer, indent string, events []workflows.Event) {
+	for _, e := range events {
+		fmt.Fprintf(w, "%s%s  %-13s %s\n", indent, e.At.Format(time.TimeOnly), e.Phase, e.Message)
 	}
 }
 
