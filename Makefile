@@ -12,6 +12,7 @@ test:
 
 tools:
 	go run ./testsuite/cmd/bed -install
+	.ci/install-nginx
 
 bed:
 	go run ./testsuite/cmd/bed

@@ -31,7 +31,7 @@ type NginxOptions struct {
 // loopback port, with everything it writes (pid, logs, temporary files) in a folder of its own,
 // so it runs unprivileged, or as root in CI, beside any other nginx.
 type Nginx struct {
-	// URL is http://127.0.0.1:<port>; every path but /_rollgate is protected.
+	// URL is http://127.0.0.1:<port>; the backend is served under /orders/, checked by the authorizer.
 	URL  string
 	dir  string
 	proc *process
