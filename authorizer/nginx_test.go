@@ -152,7 +152,8 @@ func TestServe_BehindNginx_GoodTokensReachTheBackendRefusedOnesNever(t *testing.
 
 	refused := func(path, token, challenge string) {
 		t.Helper()
-		resp := through(t, ngx, "GET", path, token, nil)
+		// The release is nginx's to say: a client's own header must not reach the authorizer.
+		resp := through(t, ngx, "GET", path, token, map[string]string{"X-Rollgate-Release": "client-says"})
 		if got := resp.Header.Values("WWW-Authenticate"); resp.StatusCode != 401 || len(got) != 1 || got[0] != challenge {
 			t.Errorf("%s: %d %q, want 401 with the one challenge %q", path, resp.StatusCode, got, challenge)
 		}
@@ -178,8 +179,9 @@ func TestServe_BehindNginx_GoodTokensReachTheBackendRefusedOnesNever(t *testing.
 			t.Errorf("the backend saw the refused request %s", path)
 		}
 	}
-	if !strings.Contains(string(authz.logs.Bytes()), `"release":"v2"`) {
-		t.Error("the authorizer's rejection lines do not name the release nginx set")
+	logs := string(authz.logs.Bytes())
+	if !strings.Contains(logs, `"release":"v2"`) || strings.Contains(logs, "client-says") {
+		t.Error("the authorizer's rejection lines do not name the release nginx set, or name the client's")
 	}
 }
 
