@@ -12,6 +12,7 @@ test:
 
 tools:
 	go run ./testsuite/cmd/bed -install
+	.ci/install-nginx
 
 bed:
 	go run ./testsuite/cmd/bed
@@ -37,6 +38,7 @@ bench:
 	go test -run '^$$' -bench Revocation -benchtime 1x -timeout 15m ./internal/registry
 	go test -run '^$$' -bench RollbackLatency -benchtime 1x -timeout 20m ./testsuite
 	go test -run '^$$' -bench Payload -benchmem -count 3 ./internal/codec
+	go test -run '^$$' -bench ServeThroughput -benchtime 1x ./authorizer
 
 vet:
 	gofmt -l . && go vet ./...
