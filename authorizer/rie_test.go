@@ -1,0 +1,136 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/rollgate/rollgate/testsuite"
+)
+
+// underRIE is the authorizer's real Lambda bootstrap running under the AWS Lambda Runtime
+// Interface Emulator, configured through its environment like a deployed function.
+type underRIE struct {
+	fn  *testsuite.LambdaFunction
+	out *syncBuffer
+}
+
+// buildBootstrap builds the authorizer as `make authorizer` does, for this machine.
+func buildBootstrap(t testing.TB) string {
+	t.Helper()
+	bin, err := testsuite.BuildLambdaBootstrap(context.Background(), "./authorizer", t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return bin
+}
+
+// startUnderRIE starts the bootstrap under the emulator with this issuer's configuration and
+// the bed's DynamoDB, as the function's environment.
+func (i *testIssuer) startUnderRIE(t testing.TB, bootstrap string, overrides map[string]string) *underRIE {
+	t.Helper()
+	env := i.env(overrides)
+	for _, kv := range i.bed.Env() {
+		switch kv[0] {
+		case "AWS_REGION", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_ENDPOINT_URL_DYNAMODB":
+			env[kv[0]] = kv[1]
+		}
+	}
+	u := &underRIE{out: &syncBuffer{}}
+	fn, err := testsuite.StartLambda(context.Background(), testsuite.LambdaOptions{Bootstrap: bootstrap, Env: env, Log: u.out})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		fn.Close()
+		if t.Failed() {
+			t.Logf("emulator and function output:\n%s", u.out.Bytes())
+		}
+	})
+	u.fn = fn
+	i.secrets.watch(u.out)
+	return u
+}
+
+// invoke posts an event through the emulator and returns the function's answer, or the
+// errorMessage of a function error (what API Gateway turns into 401 for "Unauthorized").
+func (u *underRIE) invoke(t testing.TB, event []byte) (resp map[string]any, functionError string) {
+	t.Helper()
+	body, err := u.fn.Invoke(context.Background(), event)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(body, &resp); err != nil {
+		t.Fatalf("answer is not a JSON object: %v: %.200s", err, body)
+	}
+	if msg, ok := resp["errorMessage"].(string); ok {
+		return nil, msg
+	}
+	return resp, ""
+}
+
+// checkAllowed checks the answer to a good token in each event format.
+func checkAllowed(t *testing.T, kind string, resp map[string]any, functionError, sub, jti string) {
+	t.Helper()
+	if functionError != "" {
+		t.Fatalf("%s: good token refused: %s", kind, functionError)
+	}
+	if kind == "http-v2" {
+		if c, _ := resp["context"].(map[string]any); resp["isAuthorized"] != true || c["sub"] != sub || c["jti"] != jti {
+			t.Fatalf("%s: answer %v; want isAuthorized true with the identity in context", kind, resp)
+		}
+		return
+	}
+	principal, effect, action, resource, ctx := policyOf(t, resp)
+	if principal != sub || effect != "Allow" || action != "execute-api:Invoke" || resource != stageARN || ctx["jti"] != jti {
+		t.Fatalf("%s: policy %s %s on %s for %s, context %v; want Allow execute-api:Invoke on %s for %s",
+			kind, effect, action, resource, principal, ctx, stageARN, sub)
+	}
+}
+
+// refused reports whether the answer is API Gateway's 401: the error Unauthorized for a REST
+// authorizer, isAuthorized false (and no context) for an HTTP API simple response.
+func refused(kind string, resp map[string]any, functionError string) bool {
+	if kind == "http-v2" {
+		return functionError == "" && resp["isAuthorized"] == false && resp["context"] == nil
+	}
+	return functionError == "Unauthorized"
+}
+
+var eventKinds = []string{"rest-token", "rest-request", "http-v2"}
+
+func TestRIE_RealBootstrap_AllowsAGoodTokenAndRefusesRevokedAndGarbageInEveryEventFormat(t *testing.T) {
+	ctx := context.Background()
+	iss := newTestIssuer(t, true)
+	ms := iss.mint(t, "alice", "bob")
+	u := iss.startUnderRIE(t, buildBootstrap(t), nil)
+
+	for _, kind := range eventKinds {
+		resp, fe := u.invoke(t, event(t, kind, ms[0].Token, "a1b2c3d4e5"))
+		checkAllowed(t, kind, resp, fe, "alice", ms[0].JTI)
+		if resp, fe := u.invoke(t, event(t, kind, "not-a-jwt", "a1b2c3d4e5")); !refused(kind, resp, fe) {
+			t.Fatalf("%s: garbage answered %v %q; want a refusal", kind, resp, fe)
+		}
+	}
+
+	if _, err := iss.reg.RevokeJTIs(ctx, []string{ms[0].JTI}, "laptop stolen", 0, nil); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "alice's revoked token is still accepted through the emulator", func() bool {
+		resp, fe := u.invoke(t, event(t, "rest-request", ms[0].Token, "a1b2c3d4e5"))
+		return refused("rest-request", resp, fe)
+	})
+	for _, kind := range eventKinds {
+		if resp, fe := u.invoke(t, event(t, kind, ms[0].Token, "a1b2c3d4e5")); !refused(kind, resp, fe) {
+			t.Fatalf("%s: revoked token answered %v %q; want a refusal", kind, resp, fe)
+		}
+		resp, fe := u.invoke(t, event(t, kind, ms[1].Token, "a1b2c3d4e5"))
+		checkAllowed(t, kind, resp, fe, "bob", ms[1].JTI)
+	}
+
+	// The function's stdout is CloudWatch's: one EMF line per verification, reason revoked included.
+	if !strings.Contains(string(u.out.Bytes()), `"Reason":"revoked"`) {
+		t.Fatalf("no EMF line with reason revoked in the function's output:\n%s", u.out.Bytes())
+	}
+}
