@@ -3,10 +3,18 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/apigateway"
+	"github.com/aws/aws-sdk-go-v2/service/apigateway/types"
+
 	"github.com/rollgate/rollgate/testsuite"
+	"github.com/rollgate/rollgate/testsuite/gatewayemu"
 )
 
 // underRIE is the authorizer's real Lambda bootstrap running under the AWS Lambda Runtime
@@ -132,5 +140,87 @@ func TestRIE_RealBootstrap_AllowsAGoodTokenAndRefusesRevokedAndGarbageInEveryEve
 	// The function's stdout is CloudWatch's: one EMF line per verification, reason revoked included.
 	if !strings.Contains(string(u.out.Bytes()), `"Reason":"revoked"`) {
 		t.Fatalf("no EMF line with reason revoked in the function's output:\n%s", u.out.Bytes())
+	}
+}
+
+// restAPIBehind makes a REST API on the bed's API Gateway emulator whose every method is guarded
+// by an authorizer of the given type backed by the function, and returns its stage URL.
+func restAPIBehind(t *testing.T, bed *testsuite.Bed, u *underRIE, authType types.AuthorizerType) string {
+	t.Helper()
+	ctx := context.Background()
+	cfg, err := bed.AWSConfig(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := bed.APIGateway(cfg)
+	fnURI := "arn:aws:apigateway:us-east-1:lambda:path/2015-03-31/functions/arn:aws:lambda:us-east-1:000000000000:function:" + unique("authz") + "/invocations"
+	bed.Gateway.RegisterLambda(fnURI, u.fn.RESTAuthorizer())
+	api, err := c.CreateRestApi(ctx, &apigateway.CreateRestApiInput{Name: aws.String(unique("orders"))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	auth, err := c.CreateAuthorizer(ctx, &apigateway.CreateAuthorizerInput{RestApiId: api.Id, Name: aws.String("rollgate"),
+		Type: authType, AuthorizerUri: aws.String(fnURI), IdentitySource: aws.String("method.request.header.Authorization"),
+		AuthorizerResultTtlInSeconds: aws.Int32(0)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy, err := c.CreateResource(ctx, &apigateway.CreateResourceInput{RestApiId: api.Id, ParentId: api.RootResourceId, PathPart: aws.String("{proxy+}")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.PutMethod(ctx, &apigateway.PutMethodInput{RestApiId: api.Id, ResourceId: proxy.Id, HttpMethod: aws.String("ANY"),
+		AuthorizationType: aws.String("CUSTOM"), AuthorizerId: auth.Id}); err != nil {
+		t.Fatal(err)
+	}
+	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "orders "+r.URL.Path) }))
+	t.Cleanup(backend.Close)
+	if _, err := c.CreateDeployment(ctx, &apigateway.CreateDeploymentInput{RestApiId: api.Id, StageName: aws.String("prod"),
+		Variables: map[string]string{gatewayemu.BackendVariable: backend.URL, "rollgateRelease": "r1"}}); err != nil {
+		t.Fatal(err)
+	}
+	return bed.Gateway.InvokeURL(*api.Id, "prod")
+}
+
+// status is the gateway's answer to GET url with the bearer token (none when empty).
+func status(t *testing.T, url, token string) int {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, url, nil)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, resp.Body)
+	return resp.StatusCode
+}
+
+func TestRIE_GatewayEmulatorRunsTheRealBootstrapAsTokenAndRequestAuthorizer(t *testing.T) {
+	iss := newTestIssuer(t, true)
+	ms := iss.mint(t, "alice", "bob")
+	u := iss.startUnderRIE(t, buildBootstrap(t), nil)
+	urls := map[types.AuthorizerType]string{}
+	for _, typ := range []types.AuthorizerType{types.AuthorizerTypeToken, types.AuthorizerTypeRequest} {
+		urls[typ] = restAPIBehind(t, iss.bed, u, typ) + "/orders/42"
+		for _, tc := range []struct {
+			name, token string
+			want        int
+		}{{"good", ms[0].Token, 200}, {"garbage", "not-a-jwt", 401}, {"none", "", 401}} {
+			if got := status(t, urls[typ], tc.token); got != tc.want {
+				t.Fatalf("%s authorizer, %s token: %d, want %d", typ, tc.name, got, tc.want)
+			}
+		}
+	}
+	if _, err := iss.reg.RevokeJTIs(context.Background(), []string{ms[0].JTI}, "laptop stolen", 0, nil); err != nil {
+		t.Fatal(err)
+	}
+	for typ, url := range urls {
+		eventually(t, string(typ)+": alice's revoked token still reaches the backend", func() bool { return status(t, url, ms[0].Token) == 401 })
+		if got := status(t, url, ms[1].Token); got != 200 {
+			t.Fatalf("%s authorizer: bob's token %d, want 200", typ, got)
+		}
 	}
 }
