@@ -144,8 +144,9 @@ func TestRIE_RealBootstrap_AllowsAGoodTokenAndRefusesRevokedAndGarbageInEveryEve
 }
 
 // restAPIBehind makes a REST API on the bed's API Gateway emulator whose every method is guarded
-// by an authorizer of the given type backed by the function, and returns its stage URL.
-func restAPIBehind(t *testing.T, bed *testsuite.Bed, u *underRIE, authType types.AuthorizerType) string {
+// by an authorizer of the given type and result TTL backed by the function, and returns its id
+// and stage URL.
+func restAPIBehind(t *testing.T, bed *testsuite.Bed, u *underRIE, authType types.AuthorizerType, ttl int32) (apiID, url string) {
 	t.Helper()
 	ctx := context.Background()
 	cfg, err := bed.AWSConfig(ctx)
@@ -161,7 +162,7 @@ func restAPIBehind(t *testing.T, bed *testsuite.Bed, u *underRIE, authType types
 	}
 	auth, err := c.CreateAuthorizer(ctx, &apigateway.CreateAuthorizerInput{RestApiId: api.Id, Name: aws.String("rollgate"),
 		Type: authType, AuthorizerUri: aws.String(fnURI), IdentitySource: aws.String("method.request.header.Authorization"),
-		AuthorizerResultTtlInSeconds: aws.Int32(0)})
+		AuthorizerResultTtlInSeconds: aws.Int32(ttl)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -179,7 +180,7 @@ func restAPIBehind(t *testing.T, bed *testsuite.Bed, u *underRIE, authType types
 		Variables: map[string]string{gatewayemu.BackendVariable: backend.URL, "rollgateRelease": "r1"}}); err != nil {
 		t.Fatal(err)
 	}
-	return bed.Gateway.InvokeURL(*api.Id, "prod")
+	return *api.Id, bed.Gateway.InvokeURL(*api.Id, "prod")
 }
 
 // status is the gateway's answer to GET url with the bearer token (none when empty).
@@ -204,7 +205,8 @@ func TestRIE_GatewayEmulatorRunsTheRealBootstrapAsTokenAndRequestAuthorizer(t *t
 	u := iss.startUnderRIE(t, buildBootstrap(t), nil)
 	urls := map[types.AuthorizerType]string{}
 	for _, typ := range []types.AuthorizerType{types.AuthorizerTypeToken, types.AuthorizerTypeRequest} {
-		urls[typ] = restAPIBehind(t, iss.bed, u, typ) + "/orders/42"
+		_, url := restAPIBehind(t, iss.bed, u, typ, 0)
+		urls[typ] = url + "/orders/42"
 		for _, tc := range []struct {
 			name, token string
 			want        int
@@ -222,5 +224,43 @@ func TestRIE_GatewayEmulatorRunsTheRealBootstrapAsTokenAndRequestAuthorizer(t *t
 		if got := status(t, url, ms[1].Token); got != 200 {
 			t.Fatalf("%s authorizer: bob's token %d, want 200", typ, got)
 		}
+	}
+}
+
+// With a result TTL, API Gateway serves a cached Allow whatever the deny list says; flushing the
+// stage's authorizer cache (what rollgate does after a revocation) sends the next request to the
+// function again, which refuses the revoked token.
+func TestRIE_GatewayEmulator_CachedAllowOutlivesARevocationUntilTheStageCacheIsFlushed(t *testing.T) {
+	ctx := context.Background()
+	iss := newTestIssuer(t, true)
+	m := iss.mint(t, "alice")[0]
+	u := iss.startUnderRIE(t, buildBootstrap(t), nil)
+	apiID, url := restAPIBehind(t, iss.bed, u, types.AuthorizerTypeToken, 300)
+	url += "/orders/42"
+	if got := status(t, url, m.Token); got != 200 {
+		t.Fatalf("good token: %d, want 200", got)
+	}
+	if _, err := iss.reg.RevokeJTIs(ctx, []string{m.JTI}, "laptop stolen", 0, nil); err != nil {
+		t.Fatal(err)
+	}
+	// The function itself refuses the token once its deny list has refreshed...
+	eventually(t, "the function still accepts the revoked token", func() bool {
+		_, fe := u.invoke(t, event(t, "rest-token", m.Token, ""))
+		return fe == "Unauthorized"
+	})
+	// ...but the gateway answers from its cache until the stage's cache is flushed.
+	if got := status(t, url, m.Token); got != 200 {
+		t.Fatalf("revoked token within the TTL: %d, want the cached 200", got)
+	}
+	cfg, err := iss.bed.AWSConfig(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := iss.bed.APIGateway(cfg).FlushStageAuthorizersCache(ctx, &apigateway.FlushStageAuthorizersCacheInput{
+		RestApiId: aws.String(apiID), StageName: aws.String("prod")}); err != nil {
+		t.Fatal(err)
+	}
+	if got := status(t, url, m.Token); got != 401 {
+		t.Fatalf("revoked token after the flush: %d, want 401", got)
 	}
 }
