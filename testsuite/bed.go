@@ -247,8 +247,9 @@ func InstallTools(ctx context.Context, progress io.Writer) error {
 	}
 	dir := root + "/testsuite/dynalite"
 	var wg sync.WaitGroup
-	errs := make([]error, 3)
-	for i, t := range []tool{temporalTool, vaultTool} { // in parallel: a cold build is mostly downloads
+	tools := []tool{temporalTool, vaultTool, rieTool}
+	errs := make([]error, len(tools)+1)
+	for i, t := range tools { // in parallel: a cold build is mostly downloads
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -260,7 +261,7 @@ func InstallTools(ctx context.Context, progress io.Writer) error {
 			errs[i] = err
 		}()
 	}
-	errs[2] = installDynalite(ctx, dir, dir+"/node_modules/dynalite/cli.js", progress)
+	errs[len(tools)] = installDynalite(ctx, dir, dir+"/node_modules/dynalite/cli.js", progress)
 	wg.Wait()
 	return errors.Join(errs...)
 }

@@ -71,8 +71,15 @@ type process struct {
 }
 
 func startProcess(name string, log *logBuffer, bin string, args ...string) (*process, error) {
+	return startProcessEnv(name, log, log, nil, bin, args...)
+}
+
+// startProcessEnv starts a process with exactly the environment env (nil: this process's),
+// its output going to out, which includes log.
+func startProcessEnv(name string, log *logBuffer, out io.Writer, env []string, bin string, args ...string) (*process, error) {
 	cmd := exec.Command(bin, args...)
-	cmd.Stdout, cmd.Stderr = log, log
+	cmd.Env = env
+	cmd.Stdout, cmd.Stderr = out, out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start %s: %w", name, err)

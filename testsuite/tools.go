@@ -30,6 +30,9 @@ var (
 		what: "the Temporal dev server and Web UI", takes: "about 5 minutes"}
 	vaultTool = tool{name: "vault-1.15.3", dir: "testsuite/tools/vault", pkg: ".", env: []string{"CGO_ENABLED=0"},
 		what: "the Vault dev server", takes: "about 12 minutes and 3 GB of module downloads"}
+	rieTool = tool{name: "aws-lambda-rie-bef5c4b", dir: "testsuite/tools/rie",
+		pkg: "github.com/aws/aws-lambda-runtime-interface-emulator/cmd/aws-lambda-rie", env: []string{"CGO_ENABLED=0"},
+		what: "the AWS Lambda Runtime Interface Emulator", takes: "about 2 minutes"}
 )
 
 // progressEvery is how often a long first-run step says it is still going.
