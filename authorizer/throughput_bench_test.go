@@ -115,7 +115,7 @@ func pin(b *testing.B, cpus string, pid int) {
 
 func waitAccepted(b *testing.B, url, token string) {
 	deadline := time.Now().Add(60 * time.Second)
-	for status(http.DefaultClient, url, token) != http.StatusOK {
+	for statusWith(http.DefaultClient, url, token) != http.StatusOK {
 		if time.Now().After(deadline) {
 			b.Fatal("the served authorizer never accepted the token")
 		}
@@ -123,7 +123,7 @@ func waitAccepted(b *testing.B, url, token string) {
 	}
 }
 
-func status(client *http.Client, url, token string) int {
+func statusWith(client *http.Client, url, token string) int {
 	req, _ := http.NewRequest("GET", url, nil)
 	req.Header.Set("Authorization", "Bearer "+token)
 	resp, err := client.Do(req)
@@ -183,7 +183,7 @@ func goLoad(b *testing.B, url, token string, d time.Duration) float64 {
 		go func() {
 			defer wg.Done()
 			for time.Since(start) < d {
-				if status(client, url, token) == http.StatusOK {
+				if statusWith(client, url, token) == http.StatusOK {
 					ok.Add(1)
 				} else {
 					bad.Add(1)
