@@ -75,7 +75,7 @@ func KeyRotation(ctx workflow.Context, in KeyRotationSpec) (KeyRotationResult, e
 		r.notes.send(ctx, fmt.Sprintf("rotation of %s failed, rolling back (%s): %s", key, trigger, req.Reason))
 		report := r.saga.rollBack(ctx, time.Time{}, trigger, req, r.rollbackCheck())
 		res.Outcome, res.Rollback, res.Current = OutcomeRolledBack, report, r.key.Labels.Current
-		r.notes.send(ctx, fmt.Sprintf("rotation of %s rolled back in %s; %s signs with version %d; verified: %v", key, report.Latency, key, res.Current, report.Verified))
+		r.notes.send(ctx, fmt.Sprintf("rotation of %s rolled back in %s; %s signs with version %d; verified: %v", key, report.Latency.Round(time.Millisecond), key, res.Current, report.Verified))
 	} else {
 		r.enter(ctx, PhasePromoted, fmt.Sprintf("key version %d signs; %d retires later", r.version, r.key.Labels.Current))
 		res.Outcome = OutcomePromoted

@@ -84,7 +84,7 @@ func (r *rollback) run(ctx workflow.Context) *RollbackReport {
 	r.notes.send(ctx, fmt.Sprintf("%s: rolling back release %s of %s/%s (by %s): %s", rec.Service, rec.ID, in.APIID, in.Stage, in.Actor, in.Reason))
 	check := rollbackCheck{target: rec.Target, snapshot: rec.Snapshot, issuer: rec.Issuer, labels: rec.Labels, version: rec.Version}
 	report := r.saga.rollBack(ctx, time.Time{}, TriggerOperator, OperatorRequest{Actor: in.Actor, Reason: in.Reason}, check)
-	r.notes.send(ctx, fmt.Sprintf("%s: release %s of %s/%s rolled back in %s; verified: %v", rec.Service, rec.ID, in.APIID, in.Stage, report.Latency, report.Verified))
+	r.notes.send(ctx, fmt.Sprintf("%s: release %s of %s/%s rolled back in %s; verified: %v", rec.Service, rec.ID, in.APIID, in.Stage, report.Latency.Round(time.Millisecond), report.Verified))
 	r.notes.flush(ctx)
 	return report
 }

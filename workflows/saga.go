@@ -70,7 +70,7 @@ func (s *saga) rollBack(ctx workflow.Context, requested time.Time, trigger strin
 	report.Latency = report.FinishedAt.Sub(report.StartedAt)
 	s.report, s.p.status.Rollback = report, report
 	recordRollback(dctx, report)
-	s.p.enter(dctx, PhaseRolledBack, fmt.Sprintf("rolled back in %s; verified: %v", report.Latency, report.Verified))
+	s.p.enter(dctx, PhaseRolledBack, fmt.Sprintf("rolled back in %s; verified: %v", report.Latency.Round(time.Millisecond), report.Verified))
 	return report
 }
 
