@@ -35,25 +35,36 @@ func startDynamoDB(ctx context.Context, logDir string, progress io.Writer) (*Dyn
 	if err := installDynalite(ctx, dir, cli, progress); err != nil {
 		return nil, err
 	}
-	port, err := freePort()
-	if err != nil {
-		return nil, err
-	}
 	log, err := newLogBuffer(logDir, "dynalite")
 	if err != nil {
 		return nil, err
 	}
-	proc, err := startProcess("dynalite", log, "node", cli, "--host", "127.0.0.1", "--port", strconv.Itoa(port))
-	if err != nil {
-		return nil, err
+	// A free port can be taken by another server of the bed (they start at once) before dynalite
+	// binds it: dynalite then exits with EADDRINUSE while the other server answers on the port.
+	// So only dynalite's own health answer counts, and a lost port is tried again with another.
+	var proc *process
+	var direct string
+	for attempt := 1; ; attempt++ {
+		port, err := freePort()
+		if err != nil {
+			return nil, err
+		}
+		if proc, err = startProcess("dynalite", log, "node", cli, "--host", "127.0.0.1", "--port", strconv.Itoa(port)); err != nil {
+			return nil, err
+		}
+		direct = "http://" + loopback(port)
+		err = waitHTTP(ctx, proc, direct, func(r *http.Response) bool {
+			return r.StatusCode == http.StatusOK && r.Header.Get("x-amzn-RequestId") != ""
+		})
+		if err == nil {
+			break
+		}
+		proc.stop()
+		if attempt == 3 || ctx.Err() != nil {
+			return nil, err
+		}
 	}
 	d := &DynamoDBServer{proc: proc}
-	direct := "http://" + loopback(port)
-	// Any HTTP answer means it listens; an unsigned GET gets a DynamoDB-shaped 4xx.
-	if err := waitHTTP(ctx, proc, direct, func(*http.Response) bool { return true }); err != nil {
-		proc.stop()
-		return nil, err
-	}
 	if err := d.startShield(direct); err != nil {
 		proc.stop()
 		return nil, err
@@ -62,8 +73,8 @@ func startDynamoDB(ctx context.Context, logDir string, progress io.Writer) (*Dyn
 }
 
 // startShield puts a reverse proxy in front of dynalite that forwards only whole requests and
-// finishes every request it has begun, even when the client gives up: dynalite 4 throws on an aborted request ("Error: aborted",
-// ECONNRESET) and the whole server exits, so one cancelled context in one test (a deny-list
+// finishes every request it has begun, even when the client gives up: dynalite 4 throws on an
+// aborted request ("Error: aborted", ECONNRESET) and the whole server exits, so one cancelled context in one test (a deny-list
 // refresh stopped mid-query, a timed-out authorizer) would fail every test after it. DynamoDB
 // itself shrugs such a client off.
 func (d *DynamoDBServer) startShield(target string) error {
