@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -114,13 +115,22 @@ func (p *process) stop() {
 }
 
 // freePort asks the kernel for a free loopback port.
+// freePort picks a free loopback port for a server the bed starts, at random below Linux's
+// ephemeral range (32768–60999). A port from the ephemeral range (what listening on :0 returns) can
+// be handed to an outgoing connection or to another server's :0 before the server we start binds
+// it; on a busy machine that happened (the Temporal dev server then panics on "address already in
+// use"). Below that range only other picks of this function compete, at random.
 func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
+	for range 200 {
+		port := 20000 + rand.IntN(10000)
+		l, err := net.Listen("tcp", loopback(port))
+		if err != nil {
+			continue
+		}
+		l.Close()
+		return port, nil
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
+	return 0, errors.New("no free loopback port between 20000 and 29999")
 }
 
 func loopback(port int) string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(port)) }

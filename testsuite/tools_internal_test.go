@@ -78,3 +78,17 @@ func TestToolBuild_SaysWhatItBuildsAndShowsProgress(t *testing.T) {
 		}
 	}
 }
+
+// The bed's servers get ports below the ephemeral range, where outgoing connections and other
+// servers' :0 binds cannot take them between the pick and the bind.
+func TestFreePort_IsBelowTheEphemeralRangeAndBindable(t *testing.T) {
+	for range 50 {
+		port, err := freePort()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if port < 20000 || port >= 30000 {
+			t.Fatalf("port %d: want 20000–29999", port)
+		}
+	}
+}
