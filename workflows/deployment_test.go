@@ -495,14 +495,7 @@ func TestDeployment_PromoteBeforeTheCanaryExistsStillGoesThroughIt(t *testing.T)
 func TestDeployment_ValidatorsRefuseWhatCannotApplyNow(t *testing.T) {
 	w := &world{block: true}
 	env := newEnv(t, w)
-	refusals := map[string]string{}
-	try := func(name, id string, req workflows.OperatorRequest) {
-		env.UpdateWorkflow(name, id, &testsuite.TestUpdateCallback{
-			OnReject:   func(err error) { refusals[id] = err.Error() },
-			OnAccept:   func() {},
-			OnComplete: func(any, error) {},
-		}, req)
-	}
+	refusals, try := refusalsOf(env)
 	env.RegisterDelayedCallback(func() {
 		try(workflows.UpdateResume, "resume-not-paused", workflows.OperatorRequest{Actor: "a", Reason: "x"})
 		try(workflows.UpdateRollback, "rollback-no-reason", workflows.OperatorRequest{Actor: "a"})
@@ -664,5 +657,18 @@ func TestDeployment_StatusListsTheCompensations(t *testing.T) {
 	}
 	if !slices.Equal(names, []string{"restore the stage", "restore the authorizer", "republish the snapshot JWKS", "restore key labels"}) {
 		t.Fatalf("compensations %v", names)
+	}
+}
+
+// refusalsOf returns a way to send operator updates through env and the refusals they met, by
+// update id.
+func refusalsOf(env *testsuite.TestWorkflowEnvironment) (map[string]string, func(name, id string, req workflows.OperatorRequest)) {
+	refusals := map[string]string{}
+	return refusals, func(name, id string, req workflows.OperatorRequest) {
+		env.UpdateWorkflow(name, id, &testsuite.TestUpdateCallback{
+			OnReject:   func(err error) { refusals[id] = err.Error() },
+			OnAccept:   func() {},
+			OnComplete: func(any, error) {},
+		}, req)
 	}
 }

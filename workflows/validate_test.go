@@ -210,14 +210,7 @@ func TestReplay_ARunAcceptedUnderTheOriginalChecksStillReplays(t *testing.T) {
 func TestDeployment_OperatorRequestsWithOverlongOrControlTextAreRefused(t *testing.T) {
 	w := &world{block: true}
 	env := newEnv(t, w)
-	refusals := map[string]string{}
-	try := func(name, id string, req workflows.OperatorRequest) {
-		env.UpdateWorkflow(name, id, &testsuite.TestUpdateCallback{
-			OnReject:   func(err error) { refusals[id] = err.Error() },
-			OnAccept:   func() {},
-			OnComplete: func(any, error) {},
-		}, req)
-	}
+	refusals, try := refusalsOf(env)
 	env.RegisterDelayedCallback(func() {
 		try(workflows.UpdateRollback, "long-reason", workflows.OperatorRequest{Actor: "a", Reason: strings.Repeat("x", 1025)})
 		try(workflows.UpdatePause, "long-actor", workflows.OperatorRequest{Actor: strings.Repeat("a", 257), Reason: "x"})
