@@ -103,11 +103,6 @@ func (c Config) validate() error {
 	return nil
 }
 
-// discoveryURL is where the issuer publishes its OpenID discovery document (and in it, jwks_uri).
-func (c Config) discoveryURL() string {
-	return strings.TrimSuffix(c.Issuer, "/") + "/.well-known/openid-configuration"
-}
-
 // nameVariable rewrites go-envconfig's "Field: problem" into "ROLLGATE_VARIABLE: problem": the
 // operator sets variables, not Go fields.
 func nameVariable(err error) error {

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/sethvargo/go-envconfig"
+
+	"github.com/rollgate/rollgate/internal/tokens"
 )
 
 func TestLoadConfig_DefaultsAndOverrides(t *testing.T) {
@@ -20,7 +22,7 @@ func TestLoadConfig_DefaultsAndOverrides(t *testing.T) {
 		c.ReleaseHeader != "X-Rollgate-Release" || len(c.Audiences) != 2 || c.Algorithms[0] != "RS256" || c.RevocationsTable != "rollgate-revocations" {
 		t.Fatalf("defaults %+v", c)
 	}
-	if got := c.discoveryURL(); got != "https://issuer.example.com/orders/.well-known/openid-configuration" {
+	if got := tokens.DiscoveryURL(c.Issuer); got != "https://issuer.example.com/orders/.well-known/openid-configuration" {
 		t.Fatal(got)
 	}
 	c, err = loadConfig(context.Background(), envconfig.MapLookuper(map[string]string{

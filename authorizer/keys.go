@@ -2,10 +2,8 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -98,27 +96,12 @@ func (k *keySet) load(ctx context.Context) (keyfunc.Keyfunc, error) {
 
 // discover reads jwks_uri from the issuer's OpenID discovery document.
 func (k *keySet) discover(ctx context.Context) (string, error) {
-	where := k.cfg.discoveryURL()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, where, nil)
+	doc, err := tokens.Discover(ctx, k.client, k.cfg.Issuer)
 	if err != nil {
-		return "", fmt.Errorf("discovery %s: %w", where, err)
-	}
-	resp, err := k.client.Do(req)
-	if err != nil {
-		return "", fmt.Errorf("discovery %s: %w", where, err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return "", fmt.Errorf("discovery %s: HTTP %d", where, resp.StatusCode)
-	}
-	var doc struct {
-		JWKSURI string `json:"jwks_uri"`
-	}
-	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&doc); err != nil {
-		return "", fmt.Errorf("discovery %s: %w", where, err)
+		return "", err
 	}
 	if u, err := url.Parse(doc.JWKSURI); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-		return "", fmt.Errorf("discovery %s: %w", where, errors.New("jwks_uri is not an http(s) URL"))
+		return "", fmt.Errorf("discovery %s: %w", tokens.DiscoveryURL(k.cfg.Issuer), errors.New("jwks_uri is not an http(s) URL"))
 	}
 	return doc.JWKSURI, nil
 }

@@ -4,16 +4,14 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"strings"
 	"time"
 
+	"github.com/rollgate/rollgate/internal/spec"
 	"github.com/rollgate/rollgate/internal/tokens"
 )
 
@@ -97,45 +95,21 @@ func checkHTTPS(what, raw string) error {
 	if err != nil || u.Host == "" {
 		return fmt.Errorf("%s %q is not an absolute URL", what, raw)
 	}
-	if u.Scheme == "https" || u.Scheme == "http" && isLoopback(u.Hostname()) {
+	if u.Scheme == "https" || u.Scheme == "http" && spec.IsLoopback(u.Hostname()) {
 		return nil
 	}
 	return fmt.Errorf("%s %q: https is required (http only on a loopback host)", what, raw)
 }
 
-func isLoopback(host string) bool {
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
-}
-
 // discoverJWKS reads jwks_uri from the issuer's OpenID discovery document, which must name the
 // same issuer (OpenID Connect Discovery 1.0, section 4.3).
 func discoverJWKS(ctx context.Context, hc *http.Client, issuer string) (string, error) {
-	where := strings.TrimSuffix(issuer, "/") + "/.well-known/openid-configuration"
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, where, nil)
+	doc, err := tokens.Discover(ctx, hc, issuer)
 	if err != nil {
-		return "", fmt.Errorf("discovery %s: %w", where, err)
-	}
-	resp, err := hc.Do(req)
-	if err != nil {
-		return "", fmt.Errorf("discovery: %w", err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return "", fmt.Errorf("discovery %s answered %d", where, resp.StatusCode)
-	}
-	var doc struct {
-		Issuer  string `json:"issuer"`
-		JWKSURI string `json:"jwks_uri"`
-	}
-	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&doc); err != nil {
-		return "", fmt.Errorf("discovery %s: %w", where, err)
+		return "", err
 	}
 	if doc.Issuer != issuer {
-		return "", fmt.Errorf("discovery %s names issuer %q, not %q", where, doc.Issuer, issuer)
+		return "", fmt.Errorf("discovery %s names issuer %q, not %q", tokens.DiscoveryURL(issuer), doc.Issuer, issuer)
 	}
 	if err := checkHTTPS("discovery jwks_uri", doc.JWKSURI); err != nil {
 		return "", err
