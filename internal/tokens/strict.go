@@ -202,19 +202,26 @@ func (s *scanner) object(depth int, member func(name, value []byte) error) error
 				return err
 			}
 		}
-		if s.space(); s.i >= len(s.b) {
-			return errJSON
-		}
-		switch s.b[s.i] {
-		case ',':
-			s.i++
-		case '}':
-			s.i++
-			return nil
-		default:
-			return errJSON
+		if done, err := s.next('}'); done || err != nil {
+			return err
 		}
 	}
+}
+
+// next reads what follows a member or an element: a comma (another follows) or close (the end).
+func (s *scanner) next(close byte) (done bool, err error) {
+	if s.space(); s.i >= len(s.b) {
+		return false, errJSON
+	}
+	switch s.b[s.i] {
+	case ',':
+		s.i++
+		return false, nil
+	case close:
+		s.i++
+		return true, nil
+	}
+	return false, errJSON
 }
 
 func (s *scanner) array(depth int) error {
@@ -231,17 +238,8 @@ func (s *scanner) array(depth int) error {
 		if err := s.value(depth); err != nil {
 			return err
 		}
-		if s.space(); s.i >= len(s.b) {
-			return errJSON
-		}
-		switch s.b[s.i] {
-		case ',':
-			s.i++
-		case ']':
-			s.i++
-			return nil
-		default:
-			return errJSON
+		if done, err := s.next(']'); done || err != nil {
+			return err
 		}
 	}
 }
