@@ -74,7 +74,7 @@ func (a *Authorizer) check(ctx context.Context, r request) *identity {
 		a.fresh.refreshIfDue(ctx)
 	}
 	if !a.keys.ready(ctx) {
-		a.reject(ctx, r, release, reasonJWKSUnavailable, "")
+		a.reject(r, release, reasonJWKSUnavailable, nil)
 		return nil
 	}
 	token := r.Token
@@ -83,39 +83,42 @@ func (a *Authorizer) check(ctx context.Context, r request) *identity {
 	}
 	claims, err := a.verifier.Verify(ctx, token)
 	if err != nil {
-		a.reject(ctx, r, release, string(tokens.ReasonOf(err)), rejectedKID(err))
+		a.reject(r, release, string(tokens.ReasonOf(err)), rejected(err))
 		return nil
 	}
 	if a.fresh.stale(a.cfg.FailOpen) {
 		a.rec.stale(a.cfg.FailOpen)
 		if !a.cfg.FailOpen {
-			a.reject(ctx, r, release, reasonDenyListStale, "")
+			a.reject(r, release, reasonDenyListStale, nil)
 			return nil
 		}
 	}
-	p := peek(r.Token) // verified: the header and claims are the issuer's
-	a.rec.verified(verification{Release: release, KID: p.KID, Reason: reasonNone})
-	return &identity{Subject: claims.Subject, ClientID: claims.ClientID, KID: p.KID, JTI: claims.ID, Scope: p.Scope}
+	a.rec.verified(verification{Release: release, KID: claims.KID, Reason: reasonNone})
+	return &identity{Subject: claims.Subject, ClientID: claims.ClientID, KID: claims.KID, JTI: claims.ID, Scope: claims.Scope}
 }
 
-func rejectedKID(err error) string {
+func rejected(err error) *tokens.Rejection {
 	var r *tokens.Rejection
 	if errors.As(err, &r) {
-		return r.KID
+		return r
 	}
-	return ""
+	return nil
 }
 
 // reject counts a refusal and logs it once, with what the token claims to be (unverified,
 // clipped) and never the token.
-func (a *Authorizer) reject(ctx context.Context, r request, release, reason, kid string) {
+// The verifier bounds the kid's label (a kid of the key set or unknown); a refusal before
+// verification (no JWKS yet, a stale deny list) counts it as unknown.
+func (a *Authorizer) reject(r request, release, reason string, rej *tokens.Rejection) {
 	p := peek(r.Token)
-	if kid == "" {
-		kid = p.KID
-	}
-	label := labelUnknown
-	if reason != string(tokens.UnknownKID) && a.keys.has(ctx, kid) {
-		label = kid
+	kid, label := p.KID, labelUnknown
+	if rej != nil {
+		if rej.KID != "" {
+			kid = rej.KID
+		}
+		if rej.KIDLabel != "" {
+			label = rej.KIDLabel
+		}
 	}
 	a.rec.verified(verification{Release: release, KID: label, Reason: reason})
 	a.logger.Info("token rejected", "reason", reason, "kid", clip(kid), "jti", clip(p.JTI), "sub", clip(p.Sub),

@@ -48,7 +48,7 @@ func (a *Authorizer) restToken(ctx context.Context, raw json.RawMessage) (any, e
 	err := json.Unmarshal(raw, &ev)
 	stage, ok := stageWideARN(ev.MethodArn)
 	if err != nil || !ok {
-		a.reject(ctx, request{Token: ev.AuthorizationToken}, labelUnknown, reasonBadEvent, "")
+		a.reject(request{Token: ev.AuthorizationToken}, labelUnknown, reasonBadEvent, nil)
 		return nil, errUnauthorized
 	}
 	id := a.check(ctx, request{Token: bearer(ev.AuthorizationToken)})
@@ -67,7 +67,7 @@ func (a *Authorizer) restRequest(ctx context.Context, raw json.RawMessage) (any,
 		SourceIP: ev.RequestContext.Identity.SourceIP}
 	stage, ok := stageWideARN(ev.MethodArn)
 	if err != nil || !ok {
-		a.reject(ctx, r, a.releases.label(r.Release), reasonBadEvent, "")
+		a.reject(r, a.releases.label(r.Release), reasonBadEvent, nil)
 		return nil, errUnauthorized
 	}
 	id := a.check(ctx, r)
@@ -85,7 +85,7 @@ func (a *Authorizer) httpSimple(ctx context.Context, raw json.RawMessage) events
 	r := request{Token: bearer(header(ev.Headers, "Authorization")), Release: ev.StageVariables[a.cfg.ReleaseVariable],
 		SourceIP: ev.RequestContext.HTTP.SourceIP}
 	if err != nil {
-		a.reject(ctx, r, a.releases.label(r.Release), reasonBadEvent, "")
+		a.reject(r, a.releases.label(r.Release), reasonBadEvent, nil)
 		return events.APIGatewayV2CustomAuthorizerSimpleResponse{}
 	}
 	id := a.check(ctx, r)

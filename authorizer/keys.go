@@ -105,21 +105,3 @@ func (k *keySet) discover(ctx context.Context) (string, error) {
 	}
 	return doc.JWKSURI, nil
 }
-
-// has reports whether kid is in the loaded key set, without fetching anything: it bounds the
-// kid label of the metrics to the keys the issuer published.
-func (k *keySet) has(ctx context.Context, kid string) bool {
-	if kid == "" {
-		return false
-	}
-	all, err := k.Storage().KeyReadAll(ctx)
-	if err != nil {
-		return false
-	}
-	for _, j := range all {
-		if j.Marshal().KID == kid {
-			return true
-		}
-	}
-	return false
-}

@@ -11,18 +11,16 @@ import (
 // and API Gateway refuses larger headers than this anyway.
 const maxTokenBytes = 8 << 10
 
-// peeked are the fields of a token the authorizer reports beside the verifier's answer: the
-// kid of an accepted token, its scope, and for a rejected one, what it claims to be.
+// peeked is what a rejected token claims to be, for the rejection's log line.
 type peeked struct {
-	KID   string
-	JTI   string
-	Sub   string
-	Scope string
+	KID string
+	JTI string
+	Sub string
 }
 
-// peek decodes a token's header and payload without checking anything. After Verify accepted
-// the token the values are the issuer's; after a rejection they are whatever the sender wrote,
-// good for a log line (truncated) and nothing else.
+// peek decodes a token's header and payload without checking anything: the values are whatever
+// the sender wrote, good for a log line (truncated) and nothing else. (An accepted token's kid
+// and scope come from the verifier.)
 func peek(raw string) peeked {
 	var p peeked
 	if len(raw) > maxTokenBytes {
@@ -37,12 +35,11 @@ func peek(raw string) peeked {
 		p.KID = hdr.Kid
 	}
 	var claims struct {
-		JTI   string `json:"jti"`
-		Sub   string `json:"sub"`
-		Scope string `json:"scope"`
+		JTI string `json:"jti"`
+		Sub string `json:"sub"`
 	}
 	if b, err := base64.RawURLEncoding.DecodeString(p64); err == nil && json.Unmarshal(b, &claims) == nil {
-		p.JTI, p.Sub, p.Scope = claims.JTI, claims.Sub, claims.Scope
+		p.JTI, p.Sub = claims.JTI, claims.Sub
 	}
 	return p
 }

@@ -20,10 +20,13 @@ import (
 const TokenType = "at+jwt"
 
 // Claims are an access token's claims. client_id names the client a reissued token was delivered
-// to.
+// to; scope is what the issuer granted (RFC 9068). KID is not a claim: Verify sets it to the kid
+// of the key that verified the token.
 type Claims struct {
 	jwt.RegisteredClaims
 	ClientID string `json:"client_id,omitempty"`
+	Scope    string `json:"scope,omitempty"`
+	KID      string `json:"-"`
 }
 
 // TransitMethod is a jwt.SigningMethod whose private key stays in Vault: Sign calls

@@ -37,7 +37,9 @@ const (
 type Rejection struct {
 	Reason Reason
 	KID    string // the token's kid header, when it could be read; attacker-chosen, never a label
-	Err    error
+	// KIDLabel is KID bounded for a metric label: a kid of the key set, UnknownKIDLabel, or "".
+	KIDLabel string
+	Err      error
 }
 
 func (r *Rejection) Error() string {
@@ -150,8 +152,9 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (*Claims, error) {
 		v.observe(kid.label(), reason)
 	}
 	if err != nil {
-		return nil, &Rejection{Reason: reason, KID: kid.name, Err: err}
+		return nil, &Rejection{Reason: reason, KID: kid.name, KIDLabel: kid.label(), Err: err}
 	}
+	claims.KID = kid.name
 	return claims, nil
 }
 
