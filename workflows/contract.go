@@ -78,6 +78,10 @@ type Status struct {
 	Timeline  []Event
 	Rollback  *RollbackReport
 	KeyLatest int // the key version the release signs with
+	// Release is the label the gateway's authorizer counts this release's traffic under (the
+	// value of the spec's release variable in the canary's stage variables); empty before the
+	// canary starts.
+	Release string `json:",omitempty"`
 	// Compensations are the steps of a rollback under way (or done), newest step first, so that an
 	// operator can watch a slow rollback; empty before a rollback starts.
 	Compensations []CompensationStatus `json:",omitempty"`

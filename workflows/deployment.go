@@ -3,6 +3,7 @@ package workflows
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"time"
 
 	"go.temporal.io/sdk/log"
@@ -209,13 +210,23 @@ func (d *deployment) canarySteps(ctx workflow.Context) error {
 		d.enter(ctx, PhaseCanary, fmt.Sprintf("canary step %d of %d: %v%% of traffic", i+1, len(s.Canary.Steps), step.Weight))
 		stepCtx := d.stepDeadline(ctx, step)
 		if i == 0 {
+			run := workflow.GetInfo(ctx).WorkflowExecution
 			in := activities.CanaryInput{Target: d.target, DeploymentID: s.Release.DeploymentID, Weight: step.Weight, Variables: s.Release.Variables,
-				Marker: "rollgate " + workflow.GetInfo(ctx).WorkflowExecution.ID + " " + workflow.GetInfo(ctx).WorkflowExecution.RunID}
+				Marker: "rollgate " + run.ID + " " + run.RunID}
+			label := ""
+			if workflow.GetVersion(ctx, changeReleaseVariable, workflow.DefaultVersion, 1) == 1 {
+				in.Variables, label = withReleaseVariable(s.Release.Variables, s.Gateway.ReleaseVariableName(), run.RunID)
+			}
 			if err := workflow.ExecuteActivity(short(stepCtx), gw.StartCanary, in).Get(ctx, &d.canaryID); err != nil {
 				return err
 			}
 			d.saga.restoreStage(d.target, d.snapshot)
-			d.event(ctx, "canary deployment "+d.canaryID+" started")
+			if label != "" {
+				d.status.Release = label
+				d.event(ctx, fmt.Sprintf("canary deployment %s started; its traffic is counted as release %s (stage variable %s)", d.canaryID, label, s.Gateway.ReleaseVariableName()))
+			} else {
+				d.event(ctx, "canary deployment "+d.canaryID+" started")
+			}
 		} else if err := workflow.ExecuteActivity(short(stepCtx), gw.SetCanaryWeight, activities.WeightInput{Target: d.target, Weight: step.Weight}).Get(ctx, nil); err != nil {
 			return err
 		}
@@ -227,6 +238,23 @@ func (d *deployment) canarySteps(ctx workflow.Context) error {
 		}
 	}
 	return nil
+}
+
+// changeReleaseVariable: the canary's stage variable overrides (and so the stage's variables
+// after promotion) carry the release's label, the variable a REQUEST authorizer counts each
+// verification under, so that canary traffic can be told from stable traffic.
+const changeReleaseVariable = "release-variable"
+
+// withReleaseVariable is the release's variables with name set to the run's id, the release's
+// label. A value the spec sets itself is kept: the operator chose the label.
+func withReleaseVariable(vars map[string]string, name, runID string) (map[string]string, string) {
+	if v, ok := vars[name]; ok {
+		return vars, v
+	}
+	out := make(map[string]string, len(vars)+1)
+	maps.Copy(out, vars)
+	out[name] = runID
+	return out, runID
 }
 
 // changePromoteBeforeCanary: a promote asked for before the canary exists creates it first

@@ -66,6 +66,8 @@ type world struct {
 	notes  []string
 	send   func(context.Context, activities.NotifyInput) error // the webhook's answer; nil: delivered
 	logs   *syncBuffer                                         // the workflow's log
+	canary activities.CanaryInput                              // what StartCanary was asked last
+	runID  string                                              // the run StartCanary was called from
 }
 
 func (w *world) record(name string) error {
@@ -170,7 +172,10 @@ func newEnv(t *testing.T, w *world) *testsuite.TestWorkflowEnvironment {
 	env.OnActivity(gw.RestoreAuthorizer, mock.Anything, mock.Anything).Return(func(context.Context, activities.RestoreInput) error {
 		return w.record("RestoreAuthorizer")
 	})
-	env.OnActivity(gw.StartCanary, mock.Anything, mock.Anything).Return(func(context.Context, activities.CanaryInput) (string, error) {
+	env.OnActivity(gw.StartCanary, mock.Anything, mock.Anything).Return(func(ctx context.Context, in activities.CanaryInput) (string, error) {
+		w.mu.Lock()
+		w.canary, w.runID = in, activity.GetInfo(ctx).WorkflowExecution.RunID
+		w.mu.Unlock()
 		return "canary1", w.record("StartCanary")
 	})
 	env.OnActivity(gw.SetCanaryWeight, mock.Anything, mock.Anything).Return(func(context.Context, activities.WeightInput) error {
@@ -291,6 +296,51 @@ func TestDeployment_HappyPath_PromotesRotatesAndReissues(t *testing.T) {
 	v, err := env.QueryWorkflow(workflows.QueryStatus)
 	if err != nil || v.Get(&st) != nil || st.Phase != workflows.PhasePromoted || st.Weight != 100 || len(st.Timeline) == 0 {
 		t.Fatalf("status %+v, %v", st, err)
+	}
+}
+
+// The canary's stage variables carry the release's label (the run id) under the spec's release
+// variable, beside the release's own variables; a label the spec sets itself is kept.
+func TestDeployment_CanaryCarriesTheReleaseLabelForTheAuthorizer(t *testing.T) {
+	cases := []struct {
+		name      string
+		variable  string
+		own       string // a value the spec sets for the variable itself
+		wantName  string
+		wantLabel string
+	}{
+		{"default variable", "", "", "rollgateRelease", "run id"},
+		{"configured variable", "release_label", "", "release_label", "run id"},
+		{"the spec names the label", "", "orders-2026-12", "rollgateRelease", "orders-2026-12"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			w := &world{}
+			env := newEnv(t, w)
+			s := testSpec()
+			s.Gateway.ReleaseVariable = c.variable
+			s.Release.Variables = map[string]string{"backendUrl": "http://127.0.0.1:8080/v2"}
+			if c.own != "" {
+				s.Release.Variables[c.wantName] = c.own
+			}
+			env.ExecuteWorkflow(workflows.Deployment, s)
+			r := result(t, env)
+			var st workflows.Status
+			if v, err := env.QueryWorkflow(workflows.QueryStatus); err != nil || v.Get(&st) != nil {
+				t.Fatalf("status: %v", err)
+			}
+			want := c.wantLabel
+			if want == "run id" {
+				want = w.runID
+			}
+			got := w.canary.Variables
+			if r.Outcome != workflows.OutcomePromoted || want == "" || got[c.wantName] != want || got["backendUrl"] != "http://127.0.0.1:8080/v2" || len(got) != 2 || st.Release != want {
+				t.Fatalf("outcome %s, canary variables %v, status release %q; want %s=%q", r.Outcome, got, st.Release, c.wantName, want)
+			}
+			if s.Release.Variables[c.wantName] != c.own {
+				t.Fatalf("the spec's variables were changed: %v", s.Release.Variables)
+			}
+		})
 	}
 }
 

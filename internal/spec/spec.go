@@ -53,6 +53,23 @@ type Gateway struct {
 	APIID  string       `json:"apiId"`
 	Stage  string       `json:"stage"`
 	Region string       `json:"region,omitempty"`
+	// ReleaseVariable is the stage variable that carries the release's label (the deployment
+	// workflow's run id) in the canary's overrides and, after promotion, on the stage, where a
+	// REQUEST authorizer reads it (the authorizer's ROLLGATE_RELEASE_VARIABLE). Default
+	// DefaultReleaseVariable.
+	ReleaseVariable string `json:"releaseVariable,omitempty"`
+}
+
+// DefaultReleaseVariable is the stage variable the authorizer reads a release's label from
+// unless configured otherwise.
+const DefaultReleaseVariable = "rollgateRelease"
+
+// ReleaseVariableName is the release variable, or its default.
+func (g Gateway) ReleaseVariableName() string {
+	if g.ReleaseVariable == "" {
+		return DefaultReleaseVariable
+	}
+	return g.ReleaseVariable
 }
 
 // Release is the code being shipped: an existing deployment, or a new one created from the API's

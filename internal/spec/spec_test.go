@@ -56,6 +56,7 @@ func TestValidate_NamesTheFieldAndTheAllowedRange(t *testing.T) {
 		{"region", func(s *spec.DeploySpec) { s.Gateway.Region = "mars" }, "gateway.region", "region"},
 		{"canary on an HTTP API", func(s *spec.DeploySpec) { s.Gateway.Kind = "http" }, "canary.steps", "HTTP APIs have no canary"},
 		{"variable value", func(s *spec.DeploySpec) { s.Release.Variables["backendUrl"] = "a b" }, "release.variables.backendUrl", "characters"},
+		{"release variable", func(s *spec.DeploySpec) { s.Gateway.ReleaseVariable = "rollgate-release" }, "gateway.releaseVariable", "[A-Za-z0-9_]{1,64}"},
 		{"authorizer", func(s *spec.DeploySpec) { s.Auth.AuthorizerID = "" }, "auth.authorizerId", "required"},
 		{"plain http issuer", func(s *spec.DeploySpec) { s.Auth.Issuer = "http://issuer.example.com" }, "auth.issuer", "https"},
 		{"no audience", func(s *spec.DeploySpec) { s.Auth.Audiences = nil }, "auth.audiences", "at least one"},

@@ -76,6 +76,9 @@ func (v *validation) gateway(g Gateway, c Canary) gateway.Description {
 		kind.Kind = g.Kind
 	}
 	v.CheckStage("gateway.apiId", g.APIID, "gateway.stage", g.Stage)
+	if g.ReleaseVariable != "" && !varName.MatchString(g.ReleaseVariable) {
+		v.Add("gateway.releaseVariable", "%q: a stage variable name must match [A-Za-z0-9_]{1,64}", g.ReleaseVariable)
+	}
 	if g.Region != "" && !regionPattern.MatchString(g.Region) {
 		v.Add("gateway.region", "%q is not an AWS region name", g.Region)
 	}
