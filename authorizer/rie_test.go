@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -262,5 +263,41 @@ func TestRIE_GatewayEmulator_CachedAllowOutlivesARevocationUntilTheStageCacheIsF
 	}
 	if got := status(t, url, m.Token); got != 401 {
 		t.Fatalf("revoked token after the flush: %d, want 401", got)
+	}
+}
+
+// Lambda never gives one execution environment two invocations at once; concurrent requests get
+// environments of their own, each with its own state. The emulator refuses a second invocation
+// while one runs, so the bed spreads them over environments up to the function's concurrency.
+func TestRIE_ConcurrentInvocationsEachGetAnExecutionEnvironment(t *testing.T) {
+	iss := newTestIssuer(t, true)
+	ms := iss.mint(t, "alice")
+	u := iss.startUnderRIE(t, buildBootstrap(t), nil)
+	ev := event(t, "rest-request", ms[0].Token, "a1b2c3d4e5")
+
+	const callers, each = 8, 5
+	var wg sync.WaitGroup
+	errs := make(chan string, callers*each)
+	for range callers {
+		wg.Go(func() {
+			for range each {
+				body, err := u.fn.Invoke(context.Background(), ev)
+				if err != nil {
+					errs <- err.Error()
+					continue
+				}
+				if !strings.Contains(string(body), `"Effect":"Allow"`) {
+					errs <- string(body)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for e := range errs {
+		t.Errorf("a concurrent invocation failed: %.300s", e)
+	}
+	if n := u.fn.Environments(); n < 2 || n > testsuite.DefaultLambdaConcurrency {
+		t.Fatalf("%d execution environments for %d concurrent callers; want 2 to %d", n, callers, testsuite.DefaultLambdaConcurrency)
 	}
 }

@@ -11,7 +11,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
+	"strings"
+	"sync"
 	"time"
 )
 
@@ -48,63 +51,146 @@ type LambdaOptions struct {
 	Log io.Writer
 	// Progress receives the first-run build of the emulator. Default stderr.
 	Progress io.Writer
+	// MaxConcurrency bounds the execution environments (default DefaultLambdaConcurrency), as a
+	// function's reserved concurrency does: beyond it an invocation waits for a free one.
+	MaxConcurrency int
 }
 
-// LambdaFunction is a function's bootstrap running under the AWS Lambda Runtime Interface
-// Emulator on free loopback ports. The emulator starts the bootstrap (Lambda's init) on the
-// first invocation, as Lambda does on a cold start.
+// DefaultLambdaConcurrency is how many execution environments a LambdaFunction runs at most
+// unless told otherwise: enough for a test's traffic beside a worker's probes on a small machine.
+const DefaultLambdaConcurrency = 4
+
+// LambdaFunction is a function's bootstrap running as Lambda runs it: in execution
+// environments, each the AWS Lambda Runtime Interface Emulator on free loopback ports serving one
+// invocation at a time (the emulator refuses a second one while the first runs, as a Lambda
+// sandbox never gets two). A concurrent invocation gets a warm environment that is free or a new
+// one, cold-started (Lambda's init on its first invocation), up to MaxConcurrency; each keeps its
+// own state (its deny list, its JWKS cache) as Lambda's environments do.
 type LambdaFunction struct {
-	// InvokeURL is where an event is posted; the answer is the function's response payload.
+	// InvokeURL is the first execution environment's endpoint: an event posted there gets the
+	// function's response payload. Invoke spreads concurrent invocations over environments.
 	InvokeURL string
-	// Started is when the emulator process was started, for cold-start measurements.
+	// Started is when the first environment's emulator was started, for cold-start measurements.
 	Started time.Time
 
-	proc   *process
+	opts   LambdaOptions
+	rie    string
 	client *http.Client
+	idle   chan *sandbox // warm environments not serving an invocation
+	mu     sync.Mutex
+	all    []*sandbox // every environment started, for Logs and Close
+	slots  int        // environments running or starting
+	closed bool
 }
 
-// StartLambda starts the emulator with the bootstrap as its handler and returns once the
-// emulator accepts invocations.
+// sandbox is one execution environment: an emulator process and the bootstrap it runs.
+type sandbox struct {
+	url  string
+	proc *process
+}
+
+// StartLambda starts the function's first execution environment and returns once it accepts
+// invocations.
 func StartLambda(ctx context.Context, opts LambdaOptions) (*LambdaFunction, error) {
 	progress := opts.Progress
 	if progress == nil {
 		progress = os.Stderr
 	}
+	if opts.MaxConcurrency <= 0 {
+		opts.MaxConcurrency = DefaultLambdaConcurrency
+	}
 	rie, err := rieTool.path(ctx, progress)
 	if err != nil {
 		return nil, err
 	}
+	f := &LambdaFunction{opts: opts, rie: rie, client: &http.Client{Timeout: time.Minute}, idle: make(chan *sandbox, opts.MaxConcurrency), slots: 1}
+	f.Started = time.Now()
+	sb, err := f.startSandbox(ctx)
+	if err != nil {
+		return nil, err
+	}
+	f.InvokeURL = sb.url
+	f.idle <- sb
+	return f, nil
+}
+
+// startSandbox starts one execution environment and waits until its emulator listens.
+func (f *LambdaFunction) startSandbox(ctx context.Context) (*sandbox, error) {
 	invokePort, err := freePort()
 	if err != nil {
 		return nil, err
 	}
 	// The emulator's Runtime API defaults to port 9001: a fixed port would collide between
-	// functions and test binaries running at once.
+	// environments and test binaries running at once.
 	runtimePort, err := freePort()
 	if err != nil {
 		return nil, err
 	}
 	log := &logBuffer{}
 	out := io.Writer(log)
-	if opts.Log != nil {
-		out = &teeWriter{a: log, b: opts.Log}
+	if f.opts.Log != nil {
+		out = &teeWriter{a: log, b: f.opts.Log}
 	}
-	started := time.Now()
-	proc, err := startProcessEnv("aws-lambda-rie", log, out, lambdaEnv(opts.Env), rie,
+	proc, err := startProcessEnv("aws-lambda-rie", log, out, lambdaEnv(f.opts.Env), f.rie,
 		"--runtime-interface-emulator-address", loopback(invokePort),
 		"--runtime-api-address", loopback(runtimePort),
 		"--log-level", "error",
-		opts.Bootstrap)
+		f.opts.Bootstrap)
 	if err != nil {
 		return nil, err
 	}
-	f := &LambdaFunction{InvokeURL: "http://" + loopback(invokePort) + InvokePath, Started: started, proc: proc,
-		client: &http.Client{Timeout: time.Minute}}
+	sb := &sandbox{url: "http://" + loopback(invokePort) + InvokePath, proc: proc}
+	f.mu.Lock()
+	f.all = append(f.all, sb)
+	f.mu.Unlock()
 	if err := waitListening(ctx, proc, loopback(invokePort)); err != nil {
 		proc.stop()
 		return nil, err
 	}
-	return f, nil
+	return sb, nil
+}
+
+// acquire takes a free warm environment, or starts one while fewer than MaxConcurrency run, or
+// waits for one to be released.
+func (f *LambdaFunction) acquire(ctx context.Context) (*sandbox, error) {
+	for {
+		select {
+		case sb := <-f.idle:
+			if f.alive(sb) {
+				return sb, nil
+			}
+			continue
+		default:
+		}
+		f.mu.Lock()
+		if f.closed {
+			f.mu.Unlock()
+			return nil, errors.New("invoke: the function is closed")
+		}
+		grow := f.slots < f.opts.MaxConcurrency
+		if grow {
+			f.slots++
+		}
+		f.mu.Unlock()
+		if grow {
+			sb, err := f.startSandbox(ctx)
+			if err != nil {
+				f.mu.Lock()
+				f.slots--
+				f.mu.Unlock()
+				return nil, fmt.Errorf("invoke: start an execution environment: %w", err)
+			}
+			return sb, nil
+		}
+		select {
+		case sb := <-f.idle:
+			if f.alive(sb) {
+				return sb, nil
+			}
+		case <-ctx.Done():
+			return nil, fmt.Errorf("invoke: no free execution environment: %w", ctx.Err())
+		}
+	}
 }
 
 // lambdaEnv is the function's environment: its configuration and PATH, in a stable order.
@@ -137,10 +223,28 @@ func waitListening(ctx context.Context, p *process, addr string) error {
 	}
 }
 
-// Invoke posts an event and returns the function's response payload. A function error is a
-// payload too ({"errorMessage": …, "errorType": …}), as the Lambda Invoke API returns it.
+// alive reports whether a released environment can serve again; a dead one gives its slot back,
+// to be replaced as Lambda replaces a crashed environment.
+func (f *LambdaFunction) alive(sb *sandbox) bool {
+	if sb.proc.exited() == nil {
+		return true
+	}
+	f.mu.Lock()
+	f.slots--
+	f.mu.Unlock()
+	return false
+}
+
+// Invoke posts an event to a free execution environment and returns the function's response
+// payload. A function error is a payload too ({"errorMessage": …, "errorType": …}), as the
+// Lambda Invoke API returns it.
 func (f *LambdaFunction) Invoke(ctx context.Context, event []byte) ([]byte, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, f.InvokeURL, bytes.NewReader(event))
+	sb, err := f.acquire(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer func() { f.idle <- sb }()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, sb.url, bytes.NewReader(event))
 	if err != nil {
 		return nil, err
 	}
@@ -159,8 +263,31 @@ func (f *LambdaFunction) Invoke(ctx context.Context, event []byte) ([]byte, erro
 	return body, nil
 }
 
-// Logs is what the emulator and the function wrote so far.
-func (f *LambdaFunction) Logs() string { return f.proc.log.String() }
+// Environments is how many execution environments have been started so far.
+func (f *LambdaFunction) Environments() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.all)
+}
 
-// Close stops the emulator and the function it started.
-func (f *LambdaFunction) Close() { f.proc.stop() }
+// Logs is what the emulators and the function wrote so far, environment after environment.
+func (f *LambdaFunction) Logs() string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var b strings.Builder
+	for _, sb := range f.all {
+		b.WriteString(sb.proc.log.String())
+	}
+	return b.String()
+}
+
+// Close stops every execution environment.
+func (f *LambdaFunction) Close() {
+	f.mu.Lock()
+	f.closed = true
+	all := slices.Clone(f.all)
+	f.mu.Unlock()
+	for _, sb := range all {
+		sb.proc.stop()
+	}
+}
