@@ -54,6 +54,24 @@ type Bed struct {
 
 	namesMu sync.Mutex
 	names   map[string]int // release names handed out, so a test that runs again gets new ones
+
+	progress  io.Writer
+	authzOnce sync.Once
+	authzDir  string
+	authzBin  string
+	authzErr  error
+}
+
+// AuthorizerBootstrap builds rollgate's authorizer as its Lambda bootstrap (what `make authorizer`
+// ships), once per bed, and returns its path.
+func (b *Bed) AuthorizerBootstrap(ctx context.Context) (string, error) {
+	b.authzOnce.Do(func() {
+		if b.authzDir, b.authzErr = os.MkdirTemp("", "rollgate-authorizer-"); b.authzErr != nil {
+			return
+		}
+		b.authzBin, b.authzErr = BuildLambdaBootstrap(ctx, "./authorizer", b.authzDir)
+	})
+	return b.authzBin, b.authzErr
 }
 
 // uniqueName returns name the first time it is asked for on this bed and name-2, name-3, … after,
@@ -87,7 +105,7 @@ func Start(ctx context.Context, opts Options) (*Bed, error) {
 	if progress == nil {
 		progress = os.Stderr
 	}
-	b := &Bed{buildLog: buildLog, logs: map[string]*logBuffer{"build": buildLog}}
+	b := &Bed{buildLog: buildLog, logs: map[string]*logBuffer{"build": buildLog}, progress: progress}
 	teeBuild := &teeWriter{a: buildLog, b: progress}
 
 	var (
@@ -158,6 +176,9 @@ func (b *Bed) Close() {
 	wg.Wait()
 	for _, l := range b.logs {
 		l.close()
+	}
+	if b.authzDir != "" {
+		_ = os.RemoveAll(b.authzDir)
 	}
 }
 

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
@@ -34,6 +36,7 @@ func RunDemo(ctx context.Context, b *Bed, out io.Writer) error {
 			return err
 		}
 		res, err := demoRelease(ctx, r, sc.version, sc.bake, sc.operator, sc.title, out)
+		counts := r.Verifications()
 		r.Close()
 		if err != nil {
 			return err
@@ -54,8 +57,28 @@ func RunDemo(ctx context.Context, b *Bed, out io.Writer) error {
 			return fmt.Errorf("%s: outcome %s, want %s", sc.name, res.Outcome, sc.want)
 		}
 		fmt.Fprintf(out, "  outcome: %s\n", res.Outcome)
+		printVerifications(out, counts)
 	}
 	return nil
+}
+
+// printVerifications shows what the gateway's authorizer (the real Lambda bootstrap) counted, by
+// release: "unknown" is traffic the stable deployment served before any rollgate release.
+func printVerifications(out io.Writer, counts map[ReleaseOutcome]int) {
+	byRelease := map[string][2]int{}
+	for k, n := range counts {
+		c := byRelease[k.Release]
+		if k.Outcome == "accepted" {
+			c[0] += n
+		} else {
+			c[1] += n
+		}
+		byRelease[k.Release] = c
+	}
+	fmt.Fprintln(out, "  the gateway's authorizer counted, by release:")
+	for _, rel := range slices.Sorted(maps.Keys(byRelease)) {
+		fmt.Fprintf(out, "    %-38s %4d accepted %4d rejected\n", rel, byRelease[rel][0], byRelease[rel][1])
+	}
 }
 
 func demoRelease(ctx context.Context, r *ReleaseBed, version string, bake time.Duration, operator bool, why string, out io.Writer) (workflows.DeployResult, error) {

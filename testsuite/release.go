@@ -2,8 +2,8 @@ package testsuite
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
-	"log/slog"
 	"net"
 	"net/http"
 	"strings"
@@ -15,12 +15,10 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/apigatewayv2"
 	v2types "github.com/aws/aws-sdk-go-v2/service/apigatewayv2/types"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
-	"github.com/sethvargo/go-envconfig"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/worker"
 
 	"github.com/rollgate/rollgate/activities"
-	"github.com/rollgate/rollgate/internal/config"
 	"github.com/rollgate/rollgate/internal/gateway"
 	"github.com/rollgate/rollgate/internal/keys"
 	"github.com/rollgate/rollgate/internal/registry"
@@ -32,8 +30,9 @@ import (
 )
 
 // ReleaseBed is the bed provisioned for releasing one service: a REST API whose stage "prod"
-// serves backend v1 behind a TOKEN authorizer backed by rollgate's own verifier (JWKS from the
-// issuer on S3, deny list from the registry), a Vault transit key labelled current at v1 with
+// serves backend v1 behind a REQUEST authorizer that is rollgate's authorizer function (its real
+// Lambda bootstrap under the Runtime Interface Emulator: JWKS from the issuer on S3, deny list
+// from the registry), a Vault transit key labelled current at v1 with
 // its JWKS published, a client holding a v1 token, and a worker running rollgate's workflows.
 type ReleaseBed struct {
 	Bed          *Bed
@@ -50,10 +49,12 @@ type ReleaseBed struct {
 	Backends map[string]string
 	Temporal client.Client
 	Activity *activities.Set
+	// Authorizer is the REST API's authorizer function (nil for an HTTP API, whose JWT
+	// authorizer is the gateway's own); its Logs hold its EMF lines and rejection logs.
+	Authorizer *LambdaFunction
 
-	worker  worker.Worker
-	stop    []func()
-	cancelB context.CancelFunc
+	worker worker.Worker
+	stop   []func()
 }
 
 // ProvisionRelease builds a ReleaseBed named name (lower-case letters and digits) on b, around a
@@ -95,9 +96,8 @@ func provision(ctx context.Context, b *Bed, name string, kind gateway.Kind, opti
 	if err != nil {
 		return nil, err
 	}
-	bgctx, cancel := context.WithCancel(context.Background())
 	r := &ReleaseBed{Bed: b, Name: name, Kind: kind, Stage: "prod", Bucket: name + "-issuer", Key: keys.NamePrefix + name, Clients: []string{name + "-billing"},
-		Backends: map[string]string{}, cancelB: cancel}
+		Backends: map[string]string{}}
 	r.Issuer = b.S3.URL + "/" + r.Bucket
 	ok := false
 	defer func() {
@@ -152,9 +152,9 @@ func provision(ctx context.Context, b *Bed, name string, kind gateway.Kind, opti
 			return nil, err
 		}
 	} else {
-		// The gateway's authorizer "Lambda": rollgate's verifier with the registry's deny list.
-		lambda := "arn:aws:lambda:us-east-1:000000000000:function:" + name + "-verifier"
-		if err := r.registerVerifier(bgctx, lambda, &reg); err != nil {
+		// The gateway's authorizer: rollgate's authorizer function, as deployed on AWS.
+		lambda := "arn:aws:apigateway:" + Region + ":lambda:path/2015-03-31/functions/arn:aws:lambda:" + Region + ":000000000000:function:" + name + "-authorizer/invocations"
+		if err := r.startAuthorizer(ctx, lambda, &reg); err != nil {
 			return nil, err
 		}
 		if err := r.createAPI(ctx, b.APIGateway(cfg), lambda); err != nil {
@@ -195,34 +195,34 @@ func (r *ReleaseBed) IssuerRef() activities.Issuer {
 		Algorithm: "RS256", Bucket: r.Bucket, CacheTTL: time.Second}
 }
 
-func (r *ReleaseBed) registerVerifier(ctx context.Context, lambda string, reg *registry.Registry) error {
-	ks, err := tokens.RemoteKeySet(ctx, r.Issuer+"/.well-known/jwks.json", tokens.RemoteKeySetOptions{CacheTTL: time.Second, UnknownKIDRefresh: 100 * time.Millisecond})
+// startAuthorizer runs rollgate's authorizer as the stage's Lambda runs it on AWS: its real
+// bootstrap under the Lambda Runtime Interface Emulator, configured for the bed's issuer and
+// registry, invoked by the API Gateway emulator as the REST REQUEST authorizer behind lambda.
+func (r *ReleaseBed) startAuthorizer(ctx context.Context, lambda string, reg *registry.Registry) error {
+	bootstrap, err := r.Bed.AuthorizerBootstrap(ctx)
 	if err != nil {
 		return err
 	}
-	deny := registry.NewDenyList(reg)
-	if err := deny.Refresh(ctx); err != nil {
-		return err
+	env := map[string]string{
+		"ROLLGATE_ISSUER": r.Issuer, "ROLLGATE_AUDIENCES": "orders", "ROLLGATE_ALGORITHMS": "RS256",
+		"ROLLGATE_REVOCATIONS_TABLE": reg.RevocationsTableName(),
+		// As fresh as the release's verifier cache TTL (1 s): a newly published key is seen on
+		// its first use, a revocation within a fifth of a second.
+		"ROLLGATE_JWKS_CACHE_TTL": "1s", "ROLLGATE_JWKS_UNKNOWN_KID_REFRESH": "100ms", "ROLLGATE_DENYLIST_REFRESH": "200ms",
 	}
-	go deny.Run(ctx, 200*time.Millisecond, slog.New(slog.DiscardHandler))
-	// The bed's authorizer verifies with the defaults of a deployed verifier (leeway, maximum
-	// lifetime), not with whatever the machine's environment says.
-	vc, err := config.LoadVerification(ctx, envconfig.MapLookuper(nil))
-	if err != nil {
-		return err
-	}
-	o := tokens.VerifierOptions{Keys: ks, Issuer: r.Issuer, Audiences: []string{"orders"}, Algorithms: []string{"RS256"}, Revoked: deny}
-	vc.Apply(&o)
-	v, err := tokens.NewVerifier(o)
-	if err != nil {
-		return err
-	}
-	r.Bed.Gateway.RegisterLambda(lambda, func(ctx context.Context, req gatewayemu.AuthorizerRequest) (gatewayemu.Effect, error) {
-		if _, err := v.Verify(ctx, strings.TrimPrefix(req.AuthorizationToken, "Bearer ")); err != nil {
-			return gatewayemu.Unauthorized, nil
+	for _, kv := range r.Bed.Env() {
+		switch kv[0] {
+		case "AWS_REGION", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_ENDPOINT_URL_DYNAMODB":
+			env[kv[0]] = kv[1]
 		}
-		return gatewayemu.Allow, nil
-	})
+	}
+	fn, err := StartLambda(ctx, LambdaOptions{Bootstrap: bootstrap, Env: env, Progress: r.Bed.progress})
+	if err != nil {
+		return fmt.Errorf("start the authorizer: %w", err)
+	}
+	r.Authorizer = fn
+	r.stop = append(r.stop, fn.Close)
+	r.Bed.Gateway.RegisterLambda(lambda, fn.RESTAuthorizer())
 	return nil
 }
 
@@ -232,8 +232,10 @@ func (r *ReleaseBed) createAPI(ctx context.Context, c *apigateway.Client, lambda
 		return err
 	}
 	r.APIID = *api.Id
-	auth, err := c.CreateAuthorizer(ctx, &apigateway.CreateAuthorizerInput{RestApiId: api.Id, Name: aws.String("rollgate-verifier"),
-		Type: agtypes.AuthorizerTypeToken, AuthorizerUri: &lambda, IdentitySource: aws.String("method.request.header.Authorization"),
+	// A REQUEST authorizer: it receives the stage variables of the deployment serving the request
+	// (canary or stable), so it counts every verification under the release that served it.
+	auth, err := c.CreateAuthorizer(ctx, &apigateway.CreateAuthorizerInput{RestApiId: api.Id, Name: aws.String("rollgate"),
+		Type: agtypes.AuthorizerTypeRequest, AuthorizerUri: &lambda, IdentitySource: aws.String("method.request.header.Authorization"),
 		AuthorizerResultTtlInSeconds: aws.Int32(0)})
 	if err != nil {
 		return err
@@ -303,7 +305,30 @@ func (r *ReleaseBed) Spec(version string, bake time.Duration) spec.DeploySpec {
 	return s
 }
 
-// Close stops the worker, the authorizer's refreshers and the backends.
+// Verifications counts what the authorizer decided, by release and outcome, from its CloudWatch
+// Embedded Metric Format lines (what CloudWatch makes its Rollgate/Verifications metric of).
+func (r *ReleaseBed) Verifications() map[ReleaseOutcome]int {
+	counts := map[ReleaseOutcome]int{}
+	if r.Authorizer == nil {
+		return counts
+	}
+	for line := range strings.Lines(r.Authorizer.Logs()) {
+		var doc struct {
+			Release, Outcome string
+			Verifications    int
+		}
+		if !strings.HasPrefix(line, "{") || json.Unmarshal([]byte(line), &doc) != nil || doc.Verifications == 0 {
+			continue
+		}
+		counts[ReleaseOutcome{doc.Release, doc.Outcome}] += doc.Verifications
+	}
+	return counts
+}
+
+// ReleaseOutcome is a release label and a verification outcome (accepted, rejected).
+type ReleaseOutcome struct{ Release, Outcome string }
+
+// Close stops the worker, the authorizer and the backends.
 func (r *ReleaseBed) Close() {
 	if r.worker != nil {
 		r.worker.Stop()
@@ -311,7 +336,6 @@ func (r *ReleaseBed) Close() {
 	if r.Temporal != nil {
 		r.Temporal.Close()
 	}
-	r.cancelB()
 	for _, stop := range r.stop {
 		stop()
 	}

@@ -124,6 +124,16 @@ func TestRelease_HealthyCanaryIsPromoted_StageKeyAndTokensMoveTogether(t *testin
 		t.Fatalf("a 2-step canary wrote %d history events", events)
 	}
 	replay(t, r, run, "deployment-promoted.json")
+
+	// The authorizer counted each verification under the release that served it: the stable
+	// deployment before the release carried no label, the canary and the promoted stage the run's.
+	if after.stage.Variables["rollgateRelease"] != run.GetRunID() {
+		t.Fatalf("stage variables after promotion %v; want rollgateRelease=%s", after.stage.Variables, run.GetRunID())
+	}
+	counts := r.Verifications()
+	if counts[testsuite.ReleaseOutcome{Release: "unknown", Outcome: "accepted"}] == 0 || counts[testsuite.ReleaseOutcome{Release: run.GetRunID(), Outcome: "accepted"}] == 0 {
+		t.Fatalf("the authorizer's verifications by release and outcome %v; want accepted ones under unknown (before) and %s (the release)", counts, run.GetRunID())
+	}
 	// The previous key version's retirement runs on: it waits out token TTL + cache TTL.
 	retireID := "retire/" + r.Key + "/v1/" + run.GetRunID()
 	retire, err := r.Temporal.DescribeWorkflowExecution(context.Background(), retireID, "")

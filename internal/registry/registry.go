@@ -80,6 +80,10 @@ func (r *Registry) tokensTable() string {
 	return r.TokensTable
 }
 
+// RevocationsTableName is the revocations table's name, its default when unset: what a verifier
+// reading the deny list (the authorizer's ROLLGATE_REVOCATIONS_TABLE) is configured with.
+func (r *Registry) RevocationsTableName() string { return r.revocationsTable() }
+
 func (r *Registry) revocationsTable() string {
 	if r.RevocationsTable == "" {
 		return "rollgate-revocations"

@@ -114,6 +114,15 @@ func (e *Emulator) invokeREST(w http.ResponseWriter, r *http.Request, api *restA
 			MethodArn: "arn:aws:execute-api:us-east-1:000000000000:" + api.ID + "/" + stageName + "/" + r.Method + path,
 		}
 		identity := r.Header.Get(strings.TrimPrefix(auth.IdentitySource, "method.request.header."))
+		if auth.Type == "REQUEST" {
+			var ok bool
+			if identity, ok = requestIdentity(auth.IdentitySource, r, rt.variables); !ok {
+				// AWS checks every identity source is present and non-empty before it calls the
+				// Lambda, and answers 401 without calling it otherwise.
+				gatewayError(w, http.StatusUnauthorized, "UnauthorizedException", "Unauthorized")
+				return
+			}
+		}
 		if auth.Type == "TOKEN" {
 			if identity == "" {
 				gatewayError(w, http.StatusUnauthorized, "UnauthorizedException", "Unauthorized")
@@ -144,6 +153,35 @@ func (e *Emulator) invokeREST(w http.ResponseWriter, r *http.Request, api *restA
 		}
 	}
 	e.proxy(w, r, rt.variables[BackendVariable], path)
+}
+
+// requestIdentity reads a REQUEST authorizer's identity sources (a comma-separated list of
+// method.request.header.X, method.request.querystring.X, stageVariables.X and context.X
+// expressions) into the cache key, and reports whether every one is present and non-empty.
+func requestIdentity(sources string, r *http.Request, variables map[string]string) (string, bool) {
+	if strings.TrimSpace(sources) == "" {
+		return "", true
+	}
+	var values []string
+	for _, src := range strings.Split(sources, ",") {
+		src = strings.TrimSpace(src)
+		var v string
+		switch {
+		case strings.HasPrefix(src, "method.request.header."):
+			v = r.Header.Get(strings.TrimPrefix(src, "method.request.header."))
+		case strings.HasPrefix(src, "method.request.querystring."):
+			v = r.URL.Query().Get(strings.TrimPrefix(src, "method.request.querystring."))
+		case strings.HasPrefix(src, "stageVariables."):
+			v = variables[strings.TrimPrefix(src, "stageVariables.")]
+		case src == "context.httpMethod":
+			v = r.Method
+		}
+		if v == "" {
+			return "", false
+		}
+		values = append(values, v)
+	}
+	return strings.Join(values, "\x00"), true
 }
 
 // authorize runs the Lambda through the stage's decision cache. An error is a missing or
