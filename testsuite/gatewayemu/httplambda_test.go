@@ -342,3 +342,47 @@ func TestHTTPAPI_LambdaAuthorizer_EveryIdentitySourceMustBePresent(t *testing.T)
 		t.Fatalf("identity source values %q, want %q", got, want)
 	}
 }
+
+// The data plane serves many clients at once while the control plane resets the cache (run with
+// -race).
+func TestHTTPAPI_LambdaAuthorizer_ConcurrentRequestsAndResets(t *testing.T) {
+	c, _, apiID, url := lambdaFixture(t, gatewayemu.Options{}, 300)
+	// Connections dialled but never used would hold the emulator's Close for 5 s (http.Server
+	// waits that long for a new connection's first request).
+	client := &http.Client{}
+	t.Cleanup(client.CloseIdleConnections)
+	var wg sync.WaitGroup
+	errs := make(chan string, 40)
+	for i := range 20 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			token := []string{"alice", "bob"}[i%2]
+			req, _ := http.NewRequest(http.MethodGet, url+"/orders/42", nil)
+			req.Header.Set("Authorization", "Bearer "+token)
+			resp, err := client.Do(req)
+			if err != nil {
+				errs <- err.Error()
+				return
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				errs <- resp.Status
+			}
+		}()
+	}
+	wg.Add(1)
+	go func() { // one SDK caller, so that the control plane's client dials one connection
+		defer wg.Done()
+		for range 20 {
+			if _, err := c.ResetAuthorizersCache(context.Background(), &apigatewayv2.ResetAuthorizersCacheInput{ApiId: &apiID, StageName: aws.String("prod")}); err != nil {
+				errs <- err.Error()
+			}
+		}
+	}()
+	wg.Wait()
+	close(errs)
+	for e := range errs {
+		t.Error(e)
+	}
+}
