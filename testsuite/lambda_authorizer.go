@@ -61,8 +61,9 @@ func restAuthorizerEvent(req gatewayemu.AuthorizerRequest) any {
 // policyAnswer is a REST authorizer's answer; IAM accepts a string or a list for Action and
 // Resource.
 type policyAnswer struct {
-	ErrorMessage   *string `json:"errorMessage"`
-	PrincipalID    string  `json:"principalId"`
+	ErrorMessage   *string        `json:"errorMessage"`
+	PrincipalID    string         `json:"principalId"`
+	Context        map[string]any `json:"context"`
 	PolicyDocument struct {
 		Statement []struct {
 			Effect   string
@@ -84,35 +85,52 @@ func (s *stringOrList) UnmarshalJSON(b []byte) error {
 }
 
 func judgeRESTAnswer(answer []byte, methodARN string) (gatewayemu.Effect, error) {
+	a, err := readPolicyAnswer(answer)
+	if err != nil || a.ErrorMessage != nil {
+		return gatewayemu.Unauthorized, err
+	}
+	return a.effectFor(methodARN), nil
+}
+
+// readPolicyAnswer reads an IAM policy answer. The function error Unauthorized comes back as the
+// answer with its ErrorMessage set; any other error, an answer that is not JSON or one without a
+// principal and a policy is a failed invocation.
+func readPolicyAnswer(answer []byte) (*policyAnswer, error) {
 	var a policyAnswer
 	if err := json.Unmarshal(answer, &a); err != nil {
-		return 0, fmt.Errorf("authorizer answer is not JSON: %w", err)
+		return nil, fmt.Errorf("authorizer answer is not JSON: %w", err)
 	}
 	if a.ErrorMessage != nil {
 		if *a.ErrorMessage == "Unauthorized" {
-			return gatewayemu.Unauthorized, nil
+			return &a, nil
 		}
-		return 0, fmt.Errorf("authorizer failed: %.200s", *a.ErrorMessage)
+		return nil, fmt.Errorf("authorizer failed: %.200s", *a.ErrorMessage)
 	}
 	if a.PrincipalID == "" || len(a.PolicyDocument.Statement) == 0 {
-		return 0, errors.New("authorizer answer has no principalId or policy")
+		return nil, errors.New("authorizer answer has no principalId or policy")
 	}
+	return &a, nil
+}
+
+// effectFor evaluates the policy for one ARN: an explicit Deny wins, then an Allow of
+// execute-api:Invoke; no matching statement is a deny.
+func (a *policyAnswer) effectFor(arn string) gatewayemu.Effect {
 	allowed := false
 	for _, s := range a.PolicyDocument.Statement {
-		if !matchesAny(s.Action, "execute-api:Invoke", true) || !matchesAny(s.Resource, methodARN, false) {
+		if !matchesAny(s.Action, "execute-api:Invoke", true) || !matchesAny(s.Resource, arn, false) {
 			continue
 		}
 		switch {
 		case strings.EqualFold(s.Effect, "Deny"):
-			return gatewayemu.Deny, nil
+			return gatewayemu.Deny
 		case strings.EqualFold(s.Effect, "Allow"):
 			allowed = true
 		}
 	}
 	if allowed {
-		return gatewayemu.Allow, nil
+		return gatewayemu.Allow
 	}
-	return gatewayemu.Deny, nil
+	return gatewayemu.Deny
 }
 
 // matchesAny reports whether one IAM pattern (* any run of characters, ? one) matches value.

@@ -52,35 +52,36 @@ func (e *Emulator) RegisterLambda(uri string, fn LambdaAuthorizer) {
 }
 
 // authorizerCache holds a stage's cached authorizer decisions, keyed by authorizer and identity,
-// until their TTL passes or FlushStageAuthorizersCache empties it.
+// until their TTL passes or FlushStageAuthorizersCache (REST) or ResetAuthorizersCache (HTTP)
+// empties it.
 type authorizerCache struct {
 	mu      sync.Mutex
 	entries map[string]cachedDecision
 }
 
 type cachedDecision struct {
-	effect  Effect
-	expires time.Time
+	decision Decision
+	expires  time.Time
 }
 
 func newAuthorizerCache() *authorizerCache {
 	return &authorizerCache{entries: map[string]cachedDecision{}}
 }
 
-func (c *authorizerCache) get(key string, now time.Time) (Effect, bool) {
+func (c *authorizerCache) get(key string, now time.Time) (Decision, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	d, ok := c.entries[key]
 	if !ok || !now.Before(d.expires) {
-		return 0, false
+		return Decision{}, false
 	}
-	return d.effect, true
+	return d.decision, true
 }
 
-func (c *authorizerCache) put(key string, effect Effect, expires time.Time) {
+func (c *authorizerCache) put(key string, d Decision, expires time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.entries[key] = cachedDecision{effect, expires}
+	c.entries[key] = cachedDecision{d, expires}
 }
 
 func (c *authorizerCache) flush() {

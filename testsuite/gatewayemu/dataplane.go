@@ -111,7 +111,7 @@ func (e *Emulator) invokeREST(w http.ResponseWriter, r *http.Request, api *restA
 	if auth != nil {
 		req := AuthorizerRequest{
 			Type: auth.Type, HTTPMethod: r.Method, Path: path, Headers: r.Header.Clone(), StageVariables: rt.variables,
-			MethodArn: "arn:aws:execute-api:us-east-1:000000000000:" + api.ID + "/" + stageName + "/" + r.Method + path,
+			MethodArn: executeAPIARN + api.ID + "/" + stageName + "/" + r.Method + path,
 		}
 		identity := r.Header.Get(strings.TrimPrefix(auth.IdentitySource, "method.request.header."))
 		if auth.Type == "REQUEST" {
@@ -188,8 +188,8 @@ func requestIdentity(sources string, r *http.Request, variables map[string]strin
 // failing Lambda, which API Gateway reports as a 500 AuthorizerConfigurationException.
 func (e *Emulator) authorize(r *http.Request, cache *authorizerCache, key string, ttl int32, lambda LambdaAuthorizer, req AuthorizerRequest) (Effect, error) {
 	if ttl > 0 {
-		if effect, ok := cache.get(key, e.opts.Now()); ok {
-			return effect, nil
+		if d, ok := cache.get(key, e.opts.Now()); ok {
+			return d.Effect, nil
 		}
 	}
 	if lambda == nil {
@@ -200,7 +200,7 @@ func (e *Emulator) authorize(r *http.Request, cache *authorizerCache, key string
 		return 0, err
 	}
 	if ttl > 0 {
-		cache.put(key, effect, e.opts.Now().Add(time.Duration(ttl)*time.Second))
+		cache.put(key, Decision{Effect: effect}, e.opts.Now().Add(time.Duration(ttl)*time.Second))
 	}
 	return effect, nil
 }
@@ -272,9 +272,9 @@ func (e *Emulator) invokeHTTP(w http.ResponseWriter, r *http.Request, api *httpA
 	}
 	vars := copyMap(st.StageVariables)
 	deploymentID := st.DeploymentID
-	var lambda LambdaAuthorizer
+	var lambda HTTPLambdaAuthorizer
 	if auth != nil && auth.AuthorizerType == "REQUEST" {
-		lambda = e.lambdas[auth.AuthorizerURI]
+		lambda = e.httpLambdas[auth.AuthorizerURI]
 	}
 	cache := st.cache
 	e.mu.Unlock()
@@ -286,35 +286,20 @@ func (e *Emulator) invokeHTTP(w http.ResponseWriter, r *http.Request, api *httpA
 		return
 	}
 	if auth != nil {
-		source := "Authorization"
-		if len(auth.IdentitySource) > 0 {
-			source = strings.TrimPrefix(auth.IdentitySource[0], "$request.header.")
-		}
-		identity := r.Header.Get(source)
 		switch auth.AuthorizerType {
 		case "JWT":
-			if err := e.verifyJWT(r.Context(), identity, *auth.JWTConfiguration); err != nil {
+			source := "Authorization"
+			if len(auth.IdentitySource) > 0 {
+				source = strings.TrimPrefix(auth.IdentitySource[0], "$request.header.")
+			}
+			if err := e.verifyJWT(r.Context(), r.Header.Get(source), *auth.JWTConfiguration); err != nil {
 				w.Header().Set("Www-Authenticate", `Bearer scope="" error="invalid_token" error_description="`+err.Error()+`"`)
 				gatewayError(w, http.StatusUnauthorized, "UnauthorizedException", "Unauthorized")
 				return
 			}
 		case "REQUEST":
-			if identity == "" {
-				gatewayError(w, http.StatusUnauthorized, "UnauthorizedException", "Unauthorized")
-				return
-			}
-			ttl := int32(0)
-			if auth.AuthorizerResultTTLInSeconds != nil {
-				ttl = *auth.AuthorizerResultTTLInSeconds
-			}
-			req := AuthorizerRequest{Type: "REQUEST", HTTPMethod: r.Method, Path: path, Headers: r.Header.Clone(), StageVariables: vars}
-			effect, err := e.authorize(r, cache, auth.AuthorizerID+"\x00"+identity, ttl, lambda, req)
-			if err != nil {
-				gatewayError(w, http.StatusInternalServerError, "AuthorizerConfigurationException", "Internal Server Error")
-				return
-			}
-			if effect != Allow {
-				gatewayError(w, http.StatusForbidden, "ForbiddenException", "Forbidden")
+			call := httpLambdaCall{api: api.APIID, stage: stageName, route: rt, auth: auth, variables: vars, lambda: lambda, cache: cache}
+			if !e.authorizeHTTPLambda(w, r, call, path) {
 				return
 			}
 		}

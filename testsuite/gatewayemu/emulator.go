@@ -59,10 +59,12 @@ type Emulator struct {
 	apiKeys    map[string]*apiKey
 	usagePlans map[string]*usagePlan
 	lambdas    map[string]LambdaAuthorizer
-	faults     map[string]*Fault
-	calls      map[string]int
-	jwks       *jwksCache
-	rand       *mrand.Rand
+	// httpLambdas back HTTP API REQUEST authorizers, whose events and answers differ from REST's.
+	httpLambdas map[string]HTTPLambdaAuthorizer
+	faults      map[string]*Fault
+	calls       map[string]int
+	jwks        *jwksCache
+	rand        *mrand.Rand
 
 	control, data *http.Server
 	// ControlURL is the endpoint for the SDK clients (BaseEndpoint); DataURL serves invocations.
@@ -88,17 +90,18 @@ func Start(opts Options) (*Emulator, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	e := &Emulator{
-		opts:       opts,
-		restAPIs:   map[string]*restAPI{},
-		httpAPIs:   map[string]*httpAPI{},
-		apiKeys:    map[string]*apiKey{},
-		usagePlans: map[string]*usagePlan{},
-		lambdas:    map[string]LambdaAuthorizer{},
-		faults:     map[string]*Fault{},
-		calls:      map[string]int{},
-		rand:       opts.Rand,
-		ctx:        ctx,
-		cancel:     cancel,
+		opts:        opts,
+		restAPIs:    map[string]*restAPI{},
+		httpAPIs:    map[string]*httpAPI{},
+		apiKeys:     map[string]*apiKey{},
+		usagePlans:  map[string]*usagePlan{},
+		lambdas:     map[string]LambdaAuthorizer{},
+		httpLambdas: map[string]HTTPLambdaAuthorizer{},
+		faults:      map[string]*Fault{},
+		calls:       map[string]int{},
+		rand:        opts.Rand,
+		ctx:         ctx,
+		cancel:      cancel,
 	}
 	if e.rand == nil {
 		e.rand = mrand.New(mrand.NewPCG(mrand.Uint64(), mrand.Uint64()))

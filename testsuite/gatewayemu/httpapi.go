@@ -2,7 +2,6 @@ package gatewayemu
 
 import (
 	"net/http"
-	"net/url"
 	"strings"
 	"time"
 )
@@ -36,23 +35,6 @@ type route struct {
 	AuthorizationType string `json:"authorizationType"`
 	AuthorizerID      string `json:"authorizerId,omitempty"`
 	Target            string `json:"target,omitempty"`
-}
-
-type jwtConfiguration struct {
-	Audience []string `json:"audience,omitempty"`
-	Issuer   string   `json:"issuer,omitempty"`
-}
-
-type httpAuthorizer struct {
-	AuthorizerID                   string            `json:"authorizerId"`
-	AuthorizerType                 string            `json:"authorizerType"`
-	Name                           string            `json:"name"`
-	IdentitySource                 []string          `json:"identitySource,omitempty"`
-	JWTConfiguration               *jwtConfiguration `json:"jwtConfiguration,omitempty"`
-	AuthorizerURI                  string            `json:"authorizerUri,omitempty"`
-	AuthorizerPayloadFormatVersion string            `json:"authorizerPayloadFormatVersion,omitempty"`
-	EnableSimpleResponses          bool              `json:"enableSimpleResponses"`
-	AuthorizerResultTTLInSeconds   *int32            `json:"authorizerResultTtlInSeconds,omitempty"`
 }
 
 type httpStage struct {
@@ -150,121 +132,6 @@ func (e *Emulator) getRoutes(r *http.Request) (int, any, error) {
 	return e.onHTTPAPI(r, func(api *httpAPI) (int, any, error) {
 		return http.StatusOK, map[string]any{"items": sortedValues(api.routes, func(rt *route) string { return rt.RouteKey })}, nil
 	})
-}
-
-func (e *Emulator) createHTTPAuthorizer(r *http.Request) (int, any, error) {
-	var in httpAuthorizer
-	if err := decode(r, &in); err != nil {
-		return 0, nil, err
-	}
-	return e.onHTTPAPI(r, func(api *httpAPI) (int, any, error) {
-		in.AuthorizerID = newID(6)
-		if err := checkHTTPAuthorizer(&in); err != nil {
-			return 0, nil, err
-		}
-		api.authorizers[in.AuthorizerID] = &in
-		return http.StatusCreated, &in, nil
-	})
-}
-
-func (e *Emulator) getHTTPAuthorizer(r *http.Request) (int, any, error) {
-	return e.onHTTPAPI(r, func(api *httpAPI) (int, any, error) {
-		a := api.authorizers[r.PathValue("authorizerId")]
-		if a == nil {
-			return 0, nil, notFound("Invalid Authorizer identifier specified %s", r.PathValue("authorizerId"))
-		}
-		return http.StatusOK, a, nil
-	})
-}
-
-// updateHTTPAuthorizer applies the fields present in the body, as UpdateAuthorizer does.
-func (e *Emulator) updateHTTPAuthorizer(r *http.Request) (int, any, error) {
-	var in struct {
-		Name             *string  `json:"name"`
-		AuthorizerType   *string  `json:"authorizerType"`
-		IdentitySource   []string `json:"identitySource"`
-		AuthorizerURI    *string  `json:"authorizerUri"`
-		JWTConfiguration *struct {
-			Audience []string `json:"audience"`
-			Issuer   *string  `json:"issuer"`
-		} `json:"jwtConfiguration"`
-		AuthorizerResultTTLInSeconds *int32 `json:"authorizerResultTtlInSeconds"`
-	}
-	if err := decode(r, &in); err != nil {
-		return 0, nil, err
-	}
-	return e.onHTTPAPI(r, func(api *httpAPI) (int, any, error) {
-		a := api.authorizers[r.PathValue("authorizerId")]
-		if a == nil {
-			return 0, nil, notFound("Invalid Authorizer identifier specified %s", r.PathValue("authorizerId"))
-		}
-		next := *a
-		if in.Name != nil {
-			next.Name = *in.Name
-		}
-		if in.AuthorizerType != nil {
-			next.AuthorizerType = *in.AuthorizerType
-		}
-		if in.IdentitySource != nil {
-			next.IdentitySource = in.IdentitySource
-		}
-		if in.AuthorizerURI != nil {
-			next.AuthorizerURI = *in.AuthorizerURI
-		}
-		if in.AuthorizerResultTTLInSeconds != nil {
-			next.AuthorizerResultTTLInSeconds = in.AuthorizerResultTTLInSeconds
-		}
-		if c := in.JWTConfiguration; c != nil {
-			jc := jwtConfiguration{}
-			if a.JWTConfiguration != nil {
-				jc = *a.JWTConfiguration
-			}
-			if c.Audience != nil {
-				jc.Audience = c.Audience
-			}
-			if c.Issuer != nil {
-				jc.Issuer = *c.Issuer
-			}
-			next.JWTConfiguration = &jc
-		}
-		if err := checkHTTPAuthorizer(&next); err != nil {
-			return 0, nil, err
-		}
-		*a = next
-		return http.StatusOK, a, nil
-	})
-}
-
-func checkHTTPAuthorizer(a *httpAuthorizer) error {
-	if a.Name == "" {
-		return badRequest("Name must be specified")
-	}
-	if len(a.IdentitySource) == 0 {
-		return badRequest("Identity source must be specified")
-	}
-	if ttl := a.AuthorizerResultTTLInSeconds; ttl != nil && (*ttl < 0 || *ttl > 3600) {
-		return badRequest("AuthorizerResultTtlInSeconds must be between 0 and 3600, got %d", *ttl)
-	}
-	switch a.AuthorizerType {
-	case "JWT":
-		c := a.JWTConfiguration
-		if c == nil || c.Issuer == "" {
-			return badRequest("JwtConfiguration.Issuer must be specified for a JWT authorizer")
-		}
-		if u, err := url.Parse(c.Issuer); err != nil || !u.IsAbs() || u.Host == "" {
-			return badRequest("JwtConfiguration.Issuer must be an absolute URL, got %q", c.Issuer)
-		}
-		if len(c.Audience) == 0 {
-			return badRequest("JwtConfiguration.Audience must name at least one audience")
-		}
-	case "REQUEST":
-		if a.AuthorizerURI == "" {
-			return badRequest("AuthorizerUri must be specified for a REQUEST authorizer")
-		}
-	default:
-		return badRequest("Invalid authorizer type %q: valid values are JWT, REQUEST", a.AuthorizerType)
-	}
-	return nil
 }
 
 func (e *Emulator) createHTTPStage(r *http.Request) (int, any, error) {

@@ -141,6 +141,7 @@ func (e *Emulator) controlHandler() http.Handler {
 	op("POST /v2/apis/{apiId}/stages", "CreateStageV2", e.createHTTPStage)
 	op("GET /v2/apis/{apiId}/stages/{stageName}", "GetStageV2", e.getHTTPStage)
 	op("PATCH /v2/apis/{apiId}/stages/{stageName}", "UpdateStageV2", e.updateHTTPStage)
+	op("DELETE /v2/apis/{apiId}/stages/{stageName}/cache/authorizers", "ResetAuthorizersCache", e.resetAuthorizersCache)
 	op("POST /v2/apis/{apiId}/deployments", "CreateDeploymentV2", e.createHTTPDeployment)
 	// Anything else is an operation the emulator does not know.
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
