@@ -7,6 +7,11 @@ import (
 	"debug/elf"
 	"encoding/json"
 	"io"
+	"maps"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,7 +19,9 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/awslabs/goformation/v7"
 	"github.com/awslabs/goformation/v7/cloudformation"
@@ -23,6 +30,7 @@ import (
 	"github.com/sethvargo/go-envconfig"
 
 	"github.com/rollgate/rollgate/internal/registry"
+	"github.com/rollgate/rollgate/testsuite"
 )
 
 // The SAM template operators deploy the authorizer with, and its resources' logical ids.
@@ -238,6 +246,19 @@ func TestDeployTemplate_RoleGrantsExactlyWhatTheAuthorizerCalls(t *testing.T) {
 	for _, a := range lambdaLogActions {
 		want[a] = []string{"getatt(" + logGroupID + ".Arn)"}
 	}
+	if got := grants(t, tmpl); !reflect.DeepEqual(got, want) {
+		t.Errorf("the role grants %v;\nthe authorizer calls %v", got, want)
+	}
+}
+
+// grants is what the template's role allows, action by action; a Deny or a wildcard resource
+// fails the test (the role is a short allow list, nothing to reason about).
+func grants(t *testing.T, tmpl *cloudformation.Template) map[string][]string {
+	t.Helper()
+	role, err := tmpl.GetIAMRoleWithName(roleID)
+	if err != nil {
+		t.Fatal(err)
+	}
 	got := map[string][]string{}
 	for _, p := range role.Policies {
 		for _, s := range statements(t, p.PolicyDocument) {
@@ -254,9 +275,7 @@ func TestDeployTemplate_RoleGrantsExactlyWhatTheAuthorizerCalls(t *testing.T) {
 			}
 		}
 	}
-	if !reflect.DeepEqual(got, want) {
-		t.Errorf("the role grants %v;\nthe authorizer calls %v", got, want)
-	}
+	return got
 }
 
 // Every variable the template sets is one the authorizer reads, every one the Lambda mode reads
@@ -390,4 +409,115 @@ func unzipped(t *testing.T, f *zip.File) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// awsCalls is a stand-in AWS endpoint in front of dynalite that notes every call the function
+// makes, as IAM would authorize it: DynamoDB calls are passed on, any other service's fail.
+type awsCalls struct {
+	mu    sync.Mutex
+	calls map[string]bool // "dynamodb:Query table/<name>/index/<index>"
+	other []string
+}
+
+func recordAWSCalls(t *testing.T, dynamodb string) (endpoint string, c *awsCalls) {
+	t.Helper()
+	target, err := url.Parse(dynamodb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	c = &awsCalls{calls: map[string]bool{}}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		op, ok := strings.CutPrefix(r.Header.Get("X-Amz-Target"), "DynamoDB_20120810.")
+		body, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+		var named struct{ TableName, IndexName string }
+		if !ok || err != nil || json.Unmarshal(body, &named) != nil {
+			c.note("", r.Method+" "+r.Host+r.URL.Path+" "+r.Header.Get("X-Amz-Target"))
+			http.Error(w, "not a DynamoDB call", http.StatusBadRequest)
+			return
+		}
+		resource := "table/" + named.TableName
+		if named.IndexName != "" {
+			resource += "/index/" + named.IndexName
+		}
+		c.note("dynamodb:"+op+" "+resource, "")
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		proxy.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL, c
+}
+
+func (c *awsCalls) note(call, other string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if call != "" {
+		c.calls[call] = true
+	}
+	if other != "" {
+		c.other = append(c.other, other)
+	}
+}
+
+func (c *awsCalls) seen() (calls map[string]bool, other []string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return maps.Clone(c.calls), slices.Clone(c.other)
+}
+
+// The real bootstrap, with every AWS endpoint pointed at a recorder, accepts a good token and
+// refuses revoked ones (by jti and by subject) in every event format; every AWS call it made on
+// the way is one the template's role grants, on a resource it grants it on.
+func TestDeployTemplate_RoleGrantsEveryAWSCallOfTheRealBootstrap(t *testing.T) {
+	ctx := context.Background()
+	iss := newTestIssuer(t, true)
+	ms := iss.mint(t, unique("carol"), unique("dave"), unique("erin"))
+	endpoint, rec := recordAWSCalls(t, iss.bed.DynamoDB.Endpoint)
+	env := iss.env(nil)
+	for _, kv := range iss.bed.Env() {
+		if kv[0] == "AWS_REGION" || kv[0] == "AWS_ACCESS_KEY_ID" || kv[0] == "AWS_SECRET_ACCESS_KEY" {
+			env[kv[0]] = kv[1]
+		}
+	}
+	env["AWS_ENDPOINT_URL"] = endpoint // every service's endpoint, DynamoDB's included
+	u := &underRIE{out: &syncBuffer{}}
+	fn, err := testsuite.StartLambda(ctx, testsuite.LambdaOptions{Bootstrap: buildBootstrap(t), Env: env, Log: u.out})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(fn.Close)
+	u.fn = fn
+	iss.secrets.watch(u.out)
+
+	if _, err := iss.reg.RevokeJTIs(ctx, []string{ms[1].JTI}, "device lost", 0, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := iss.reg.RevokeBefore(ctx, registry.BySubject, ms[2].Subject, time.Now().Add(time.Minute), "account closed"); err != nil {
+		t.Fatal(err)
+	}
+	for _, kind := range eventKinds {
+		resp, fe := u.invoke(t, event(t, kind, ms[0].Token, "a1b2c3d4e5"))
+		checkAllowed(t, kind, resp, fe, ms[0].Subject, ms[0].JTI)
+		for _, m := range ms[1:] {
+			if resp, fe := u.invoke(t, event(t, kind, m.Token, "a1b2c3d4e5")); !refused(kind, resp, fe) {
+				t.Fatalf("%s: revoked token of %s answered %v %q; want a refusal", kind, m.Subject, resp, fe)
+			}
+		}
+	}
+
+	calls, other := rec.seen()
+	if len(other) > 0 {
+		t.Errorf("calls to AWS services other than DynamoDB, which the role does not grant: %v", other)
+	}
+	granted := grants(t, loadTemplate(t, map[string]any{"RevocationsTable": iss.reg.RevocationsTable}))
+	for call := range calls {
+		action, resource, _ := strings.Cut(call, " ")
+		if !slices.Contains(granted[action], "arn:aws:dynamodb:us-east-1:123456789012:"+resource) {
+			t.Errorf("the function called %s on %s; the role grants %s on %v", action, resource, action, granted[action])
+		}
+	}
+	if len(calls) == 0 {
+		t.Errorf("the function read the deny list without a DynamoDB call the recorder saw")
+	}
+	t.Logf("DynamoDB calls of the bootstrap: %v", slices.Sorted(maps.Keys(calls)))
 }
