@@ -17,10 +17,15 @@ tools:
 bed:
 	go run ./testsuite/cmd/bed
 
-# The authorizer's Lambda bootstrap (provided.al2023), one per architecture.
+# The authorizer's Lambda bootstrap (provided.al2023), one per architecture, and its deployment
+# package named by Lambda's name for the architecture (arm64.zip, x86_64.zip), as
+# deploy/authorizer.yaml expects.
+AUTHORIZER_OUT ?= bin/authorizer
 authorizer:
-	for arch in amd64 arm64; do \
-		CGO_ENABLED=0 GOOS=linux GOARCH=$$arch go build -tags lambda.norpc -trimpath -o bin/authorizer/$$arch/bootstrap ./authorizer || exit 1; \
+	for arch in amd64:x86_64 arm64:arm64; do \
+		goarch=$${arch%%:*}; lambda=$${arch##*:}; \
+		CGO_ENABLED=0 GOOS=linux GOARCH=$$goarch go build -tags lambda.norpc -trimpath -o $(AUTHORIZER_OUT)/$$goarch/bootstrap ./authorizer || exit 1; \
+		go run ./deploy/lambdazip -o $(AUTHORIZER_OUT)/$$lambda.zip $(AUTHORIZER_OUT)/$$goarch/bootstrap || exit 1; \
 	done
 
 fuzz:

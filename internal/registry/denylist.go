@@ -15,6 +15,14 @@ import (
 // under a second). 30 s covers clocks within 10 s of each other and 10 s of index lag.
 const DefaultLookback = 30 * time.Second
 
+// DenyListIndex is the revocations table's index a DenyList reads, and DenyListActions every
+// DynamoDB action it calls there: a verifier's role (deploy/authorizer.yaml) grants these on that
+// index and nothing else, and the authorizer's tests hold the role and this list together.
+const DenyListIndex = "by-seq"
+
+// DenyListActions lists the IAM actions of the calls a DenyList makes (Refresh: Query).
+var DenyListActions = []string{"dynamodb:Query"}
+
 // DenyList is a verifier's in-memory copy of the revocations table. Refresh reads only what was
 // written in the lookback window behind the last refresh, so keeping up costs one small query per
 // interval however many tokens are revoked.

@@ -130,7 +130,7 @@ func (r *Registry) CreateTables(ctx context.Context) error {
 			TableName: aws.String(r.revocationsTable()), BillingMode: types.BillingModePayPerRequest,
 			AttributeDefinitions:   []types.AttributeDefinition{s("id"), s("kind"), s("seq")},
 			KeySchema:              key("id", ""),
-			GlobalSecondaryIndexes: []types.GlobalSecondaryIndex{index("by-seq", "kind", "seq")},
+			GlobalSecondaryIndexes: []types.GlobalSecondaryIndex{index(DenyListIndex, "kind", "seq")},
 		},
 	}
 	for _, in := range tables {

@@ -163,7 +163,7 @@ type revocationEntry struct {
 func (r *Registry) revocationsSince(ctx context.Context, kind, after string) ([]revocationEntry, error) {
 	var out []revocationEntry
 	p := dynamodb.NewQueryPaginator(r.DB, &dynamodb.QueryInput{
-		TableName: aws.String(r.revocationsTable()), IndexName: aws.String("by-seq"),
+		TableName: aws.String(r.revocationsTable()), IndexName: aws.String(DenyListIndex),
 		KeyConditionExpression:    aws.String("kind = :k AND seq > :after"),
 		ExpressionAttributeValues: map[string]types.AttributeValue{":k": str(kind), ":after": str(after)},
 	})
