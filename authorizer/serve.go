@@ -24,8 +24,12 @@ const (
 // forwardAuth and Caddy forward_auth call: 200 with identity headers, or 401.
 func (a *Authorizer) forwardAuth(reg *prometheus.Registry) http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /auth", a.serveAuth)
-	mux.HandleFunc("POST /auth", a.serveAuth)
+	// Any method: nginx and Traefik send GET, Caddy the client's method, and Envoy's ext_authz HTTP
+	// service the client's method with the client's path appended to its path_prefix (DELETE
+	// /orders/7 is checked as DELETE /auth/orders/7). The decision depends on neither, and the
+	// path, the client's choice, is neither logged nor counted.
+	mux.HandleFunc("/auth", a.serveAuth)
+	mux.HandleFunc("/auth/", a.serveAuth)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
 	return mux

@@ -105,8 +105,14 @@ func TestServe_ForwardAuth_IdentityHeadersOr401WithAChallenge(t *testing.T) {
 			t.Fatalf("%s good token: %d %v", method, resp.StatusCode, h)
 		}
 	}
-	if resp, _ := s.call(t, "PUT", "/auth", ms[0].Token, ""); resp.StatusCode != http.StatusMethodNotAllowed {
-		t.Fatalf("PUT /auth: %d", resp.StatusCode)
+	// Envoy's ext_authz: the client's method, the client's path after the path prefix.
+	for _, call := range [][2]string{{"PUT", "/auth"}, {"DELETE", "/auth/orders/7"}, {"GET", "/auth/"}, {"PATCH", "/auth/orders/7?x=%2F..%2Fmetrics"}} {
+		if resp, _ := s.call(t, call[0], call[1], ms[0].Token, "canary-7"); resp.StatusCode != 200 || resp.Header.Get("X-Rollgate-Subject") != "billing" {
+			t.Fatalf("%s %s with a good token: %d %v", call[0], call[1], resp.StatusCode, resp.Header)
+		}
+		if resp, _ := s.call(t, call[0], call[1], "", ""); resp.StatusCode != 401 {
+			t.Fatalf("%s %s without a token: %d", call[0], call[1], resp.StatusCode)
+		}
 	}
 
 	resp, _ := s.call(t, "GET", "/auth", "", "")

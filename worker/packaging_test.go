@@ -241,6 +241,10 @@ func TestIAMPolicy_LeastPrivilegeShape(t *testing.T) {
 		{"delete revocations (the code never does)", "dynamodb:DeleteItem", table + "rollgate-revocations", false, false},
 		{"scan the registry (only the starter's reports do)", "dynamodb:Scan", table + "rollgate-tokens", false, false},
 		{"enable and disable API keys, only those tagged for rollgate", "apigateway:PATCH", "arn:aws:apigateway:us-east-1::/apikeys/abc123", true, true},
+		// A revocation reaches a Lambda authorizer's cached Allow only through a flush.
+		{"flush a REST stage's authorizer cache", "apigateway:DELETE", "arn:aws:apigateway:us-east-1::/restapis/a1b2c3d4e5/stages/prod/cache/authorizers", true, false},
+		{"reset an HTTP API stage's authorizer cache", "apigateway:DELETE", "arn:aws:apigateway:us-east-1::/apis/f6g7h8i9j0/stages/$default/cache/authorizers", true, false},
+		{"delete a stage (the code never does)", "apigateway:DELETE", "arn:aws:apigateway:us-east-1::/apis/f6g7h8i9j0/stages/$default", false, false},
 	} {
 		got := grants(c.action, c.on)
 		switch {
