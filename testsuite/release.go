@@ -53,8 +53,10 @@ type ReleaseBed struct {
 	// authorizer is the gateway's own); its Logs hold its EMF lines and rejection logs.
 	Authorizer *LambdaFunction
 
-	worker worker.Worker
-	stop   []func()
+	worker        worker.Worker
+	gatewayWorker worker.Worker // the gateway task queue's, as the worker program runs it
+	authorizerURI string
+	stop          []func()
 }
 
 // ProvisionRelease builds a ReleaseBed named name (lower-case letters and digits) on b, around a
@@ -157,6 +159,7 @@ func provision(ctx context.Context, b *Bed, name string, kind gateway.Kind, opti
 		if err := r.startAuthorizer(ctx, lambda, &reg); err != nil {
 			return nil, err
 		}
+		r.authorizerURI = lambda
 		if err := r.createAPI(ctx, b.APIGateway(cfg), lambda); err != nil {
 			return nil, err
 		}
@@ -174,6 +177,11 @@ func provision(ctx context.Context, b *Bed, name string, kind gateway.Kind, opti
 	workflows.Register(r.worker)
 	r.Activity.Register(r.worker)
 	if err := r.worker.Start(); err != nil {
+		return nil, err
+	}
+	r.gatewayWorker = worker.New(r.Temporal, workflows.GatewayTaskQueue(workflows.TaskQueue), worker.Options{DisableWorkflowWorker: true})
+	r.Activity.RegisterGateway(r.gatewayWorker)
+	if err := r.gatewayWorker.Start(); err != nil {
 		return nil, err
 	}
 	ok = true
@@ -330,9 +338,7 @@ type ReleaseOutcome struct{ Release, Outcome string }
 
 // Close stops the worker, the authorizer and the backends.
 func (r *ReleaseBed) Close() {
-	if r.worker != nil {
-		r.worker.Stop()
-	}
+	r.StopWorker()
 	if r.Temporal != nil {
 		r.Temporal.Close()
 	}
@@ -358,8 +364,10 @@ func versionBackend(version string, status int) (string, func(), error) {
 
 // StopWorker stops the in-process worker, so that a test can run the worker program instead.
 func (r *ReleaseBed) StopWorker() {
-	if r.worker != nil {
-		r.worker.Stop()
-		r.worker = nil
+	for _, w := range []*worker.Worker{&r.worker, &r.gatewayWorker} {
+		if *w != nil {
+			(*w).Stop()
+			*w = nil
+		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -124,6 +125,15 @@ func TestRelease_HealthyCanaryIsPromoted_StageKeyAndTokensMoveTogether(t *testin
 		t.Fatalf("a 2-step canary wrote %d history events", events)
 	}
 	replay(t, r, run, "deployment-promoted.json")
+
+	// Control-plane activities ran on the gateway task queue, paced there; probes and bakes did not.
+	gatewayQueue := workflows.GatewayTaskQueue(workflows.TaskQueue)
+	for name, queues := range activityQueues(t, r, run) {
+		onGateway := slices.Contains([]string{"SnapshotGateway", "ApplyAuthorizer", "StartCanary", "SetCanaryWeight", "PromoteCanary"}, name)
+		if want := map[bool]string{true: gatewayQueue, false: workflows.TaskQueue}[onGateway]; !slices.Equal(queues, []string{want}) {
+			t.Errorf("activity %s scheduled on %v; want %s", name, queues, want)
+		}
+	}
 
 	// The authorizer counted each verification under the release that served it: the stable
 	// deployment before the release carried no label, the canary and the promoted stage the run's.
@@ -249,6 +259,26 @@ func waitForStatus(t *testing.T, r *testsuite.ReleaseBed, run client.WorkflowRun
 		time.Sleep(100 * time.Millisecond)
 	}
 	t.Fatal("the deployment never reached the awaited state")
+}
+
+// activityQueues maps each activity type the run scheduled to the task queues it was scheduled on.
+func activityQueues(t *testing.T, r *testsuite.ReleaseBed, run client.WorkflowRun) map[string][]string {
+	t.Helper()
+	it := r.Temporal.GetWorkflowHistory(context.Background(), run.GetID(), run.GetRunID(), false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	queues := map[string][]string{}
+	for it.HasNext() {
+		e, err := it.Next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if a := e.GetActivityTaskScheduledEventAttributes(); a != nil {
+			name, queue := a.GetActivityType().GetName(), a.GetTaskQueue().GetName()
+			if !slices.Contains(queues[name], queue) {
+				queues[name] = append(queues[name], queue)
+			}
+		}
+	}
+	return queues
 }
 
 func historyLength(t *testing.T, r *testsuite.ReleaseBed, run client.WorkflowRun) int {

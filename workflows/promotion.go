@@ -16,7 +16,7 @@ func (d *deployment) promote(ctx workflow.Context) error {
 		return err
 	}
 	d.enter(ctx, PhasePromoting, "promoting the canary to the whole stage")
-	if err := workflow.ExecuteActivity(short(ctx), gw.PromoteCanary, activities.PromoteInput{Target: d.target, DeploymentID: d.canaryID}).Get(ctx, nil); err != nil {
+	if err := workflow.ExecuteActivity(controlPlane(short(ctx)), gw.PromoteCanary, activities.PromoteInput{Target: d.target, DeploymentID: d.canaryID}).Get(ctx, nil); err != nil {
 		return err
 	}
 	d.status.Weight = 100

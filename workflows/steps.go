@@ -24,6 +24,22 @@ func short(ctx workflow.Context) workflow.Context {
 	})
 }
 
+// controlPlane puts an activity that calls the gateway's control plane on the gateway task queue,
+// where the worker paces such activities for every release at once under API Gateway's
+// account-wide control-plane quota. Probes and bakes stay off it: they reach the data plane.
+func controlPlane(ctx workflow.Context) workflow.Context {
+	if workflow.GetVersion(ctx, changeGatewayTaskQueue, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+		return ctx
+	}
+	opts := workflow.GetActivityOptions(ctx)
+	opts.TaskQueue = GatewayTaskQueue(workflow.GetInfo(ctx).TaskQueueName)
+	return workflow.WithActivityOptions(ctx, opts)
+}
+
+// changeGatewayTaskQueue: control-plane activities moved from the workflow's task queue to the
+// gateway task queue.
+const changeGatewayTaskQueue = "gateway-task-queue"
+
 func probing(ctx workflow.Context) workflow.Context {
 	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		StartToCloseTimeout: 2 * time.Minute,
