@@ -19,7 +19,7 @@ import (
 )
 
 // BenchmarkConcurrentReleases releases N stages at once (ROLLGATE_BENCH_RELEASES, default 100),
-// each a 2-step canary with 2 s bakes through the real authorizer, with the API Gateway emulator
+// each a 2-step canary with 10 s bakes (the shortest allowed) through the real authorizer, with the API Gateway emulator
 // enforcing AWS's account-wide control-plane quotas (429 TooManyRequestsException), on one worker
 // program and then on three. It reports the time until all finished, each release's wall time
 // (p50, p99) beside the same release alone (the floor), history events and control-plane calls
@@ -70,7 +70,7 @@ func concurrentReleases(b *testing.B, bin string, n, workers int) {
 	bed.Gateway.SetThrottle(gatewayemu.AWSThrottle())
 	defer bed.Gateway.SetThrottle(nil)
 
-	const bake = 2 * time.Second
+	const bake = 10 * time.Second // the shortest bake a spec allows
 	release := func(st testsuite.ExtraStage) (time.Duration, workflows.DeployResult, client.WorkflowRun, error) {
 		s := r.StageSpec(st, "v2", bake)
 		start := time.Now()
