@@ -53,10 +53,10 @@ type ReleaseBed struct {
 	// authorizer is the gateway's own); its Logs hold its EMF lines and rejection logs.
 	Authorizer *LambdaFunction
 
-	worker        worker.Worker
-	gatewayWorker worker.Worker // the gateway task queue's, as the worker program runs it
-	authorizerURI string
-	stop          []func()
+	worker         worker.Worker
+	gatewayWorkers []worker.Worker // the gateway task queues', as the worker program runs them
+	authorizerURI  string
+	stop           []func()
 }
 
 // ProvisionRelease builds a ReleaseBed named name (lower-case letters and digits) on b, around a
@@ -179,10 +179,13 @@ func provision(ctx context.Context, b *Bed, name string, kind gateway.Kind, opti
 	if err := r.worker.Start(); err != nil {
 		return nil, err
 	}
-	r.gatewayWorker = worker.New(r.Temporal, workflows.GatewayTaskQueue(workflows.TaskQueue), worker.Options{DisableWorkflowWorker: true})
-	r.Activity.RegisterGateway(r.gatewayWorker)
-	if err := r.gatewayWorker.Start(); err != nil {
-		return nil, err
+	for _, queue := range []string{workflows.GatewayTaskQueue(workflows.TaskQueue), workflows.RollbackGatewayTaskQueue(workflows.TaskQueue)} {
+		w := worker.New(r.Temporal, queue, worker.Options{DisableWorkflowWorker: true})
+		r.Activity.RegisterGateway(w)
+		if err := w.Start(); err != nil {
+			return nil, err
+		}
+		r.gatewayWorkers = append(r.gatewayWorkers, w)
 	}
 	ok = true
 	return r, nil
@@ -364,10 +367,12 @@ func versionBackend(version string, status int) (string, func(), error) {
 
 // StopWorker stops the in-process worker, so that a test can run the worker program instead.
 func (r *ReleaseBed) StopWorker() {
-	for _, w := range []*worker.Worker{&r.worker, &r.gatewayWorker} {
-		if *w != nil {
-			(*w).Stop()
-			*w = nil
-		}
+	if r.worker != nil {
+		r.worker.Stop()
+		r.worker = nil
 	}
+	for _, w := range r.gatewayWorkers {
+		w.Stop()
+	}
+	r.gatewayWorkers = nil
 }

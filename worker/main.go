@@ -124,16 +124,18 @@ func run(ctx context.Context, logger *slog.Logger) error {
 	}
 
 	worker.SetStickyWorkflowCacheSize(cfg.Scale.StickyCacheSize)
-	mainOpts, gatewayOpts := cfg.Scale.WorkerOptions(cfg.ShutdownTimeout)
+	mainOpts, gatewayOpts, rollbackOpts := cfg.Scale.WorkerOptions(cfg.ShutdownTimeout)
 	w := worker.New(tc, cfg.TaskQueue, mainOpts)
 	workflows.Register(w)
-	set.Register(w) // control-plane activities too: those a workflow scheduled here before the gateway task queue
-	gw := worker.New(tc, workflows.GatewayTaskQueue(cfg.TaskQueue), gatewayOpts)
-	set.RegisterGateway(gw)
-	if err := gw.Start(); err != nil {
-		return fmt.Errorf("start the gateway task queue's worker: %w", err)
+	set.Register(w) // control-plane activities too: those a workflow scheduled here before the gateway task queues
+	for queue, opts := range map[string]worker.Options{workflows.GatewayTaskQueue(cfg.TaskQueue): gatewayOpts, workflows.RollbackGatewayTaskQueue(cfg.TaskQueue): rollbackOpts} {
+		gw := worker.New(tc, queue, opts)
+		set.RegisterGateway(gw)
+		if err := gw.Start(); err != nil {
+			return fmt.Errorf("start the worker of task queue %s: %w", queue, err)
+		}
+		defer gw.Stop()
 	}
-	defer gw.Stop()
 
 	metricsSrv := &http.Server{Addr: cfg.MetricsAddr, Handler: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), ReadHeaderTimeout: 5 * time.Second}
 	go func() {

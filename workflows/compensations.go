@@ -26,13 +26,13 @@ func (s *saga) republishJWKS(issuer activities.Issuer, versions []int) {
 
 func (s *saga) restoreAuthorizer(target activities.Target, snapshot activities.GatewaySnapshot) {
 	s.add("restore the authorizer", func(ctx workflow.Context) error {
-		return s.undo(controlPlane(ctx), true, gw.RestoreAuthorizer, activities.RestoreInput{Target: target, Snapshot: snapshot})
+		return s.undo(rollbackControlPlane(ctx), true, gw.RestoreAuthorizer, activities.RestoreInput{Target: target, Snapshot: snapshot})
 	})
 }
 
 func (s *saga) restoreStage(target activities.Target, snapshot activities.GatewaySnapshot) {
 	s.add("restore the stage", func(ctx workflow.Context) error {
-		return s.undo(controlPlane(ctx), true, gw.RestoreStage, activities.RestoreInput{Target: target, Snapshot: snapshot})
+		return s.undo(rollbackControlPlane(ctx), true, gw.RestoreStage, activities.RestoreInput{Target: target, Snapshot: snapshot})
 	})
 }
 

@@ -28,16 +28,27 @@ func short(ctx workflow.Context) workflow.Context {
 // where the worker paces such activities for every release at once under API Gateway's
 // account-wide control-plane quota. Probes and bakes stay off it: they reach the data plane.
 func controlPlane(ctx workflow.Context) workflow.Context {
+	return onControlQueue(ctx, GatewayTaskQueue)
+}
+
+// rollbackControlPlane is controlPlane for a rollback's compensations and verification: a queue
+// paced on its own, so that a rollback never waits behind the control-plane calls of releases
+// going forward, while a mass rollback still cannot storm the control plane.
+func rollbackControlPlane(ctx workflow.Context) workflow.Context {
+	return onControlQueue(ctx, RollbackGatewayTaskQueue)
+}
+
+func onControlQueue(ctx workflow.Context, queue func(string) string) workflow.Context {
 	if workflow.GetVersion(ctx, changeGatewayTaskQueue, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
 		return ctx
 	}
 	opts := workflow.GetActivityOptions(ctx)
-	opts.TaskQueue = GatewayTaskQueue(workflow.GetInfo(ctx).TaskQueueName)
+	opts.TaskQueue = queue(workflow.GetInfo(ctx).TaskQueueName)
 	return workflow.WithActivityOptions(ctx, opts)
 }
 
 // changeGatewayTaskQueue: control-plane activities moved from the workflow's task queue to the
-// gateway task queue.
+// gateway task queues.
 const changeGatewayTaskQueue = "gateway-task-queue"
 
 func probing(ctx workflow.Context) workflow.Context {

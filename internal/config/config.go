@@ -70,11 +70,14 @@ type Scale struct {
 	// queue (Temporal's TaskQueueActivitiesPerSecond). API Gateway allows an account about 10
 	// control-plane requests per second; an activity makes one to four.
 	GatewayActivitiesPerSecond float64 `env:"ROLLGATE_GATEWAY_ACTIVITIES_PER_SECOND, default=3"`
+	// RollbackActivitiesPerSecond paces a rollback's control-plane activities, on a queue of their
+	// own so that a rollback never waits behind releases going forward.
+	RollbackActivitiesPerSecond float64 `env:"ROLLGATE_ROLLBACK_ACTIVITIES_PER_SECOND, default=3"`
 }
 
 // WorkerOptions are the options of the worker on the workflows' task queue and of the one on its
 // gateway task queue (control-plane activities only, paced for every worker together).
-func (s Scale) WorkerOptions(stopTimeout time.Duration) (main, gateway worker.Options) {
+func (s Scale) WorkerOptions(stopTimeout time.Duration) (main, gateway, rollback worker.Options) {
 	main = worker.Options{
 		WorkerStopTimeout:                      stopTimeout,
 		MaxConcurrentActivityExecutionSize:     s.MaxConcurrentActivities,
@@ -89,7 +92,9 @@ func (s Scale) WorkerOptions(stopTimeout time.Duration) (main, gateway worker.Op
 		TaskQueueActivitiesPerSecond:       s.GatewayActivitiesPerSecond,
 		DisableWorkflowWorker:              true,
 	}
-	return main, gateway
+	rollback = gateway
+	rollback.TaskQueueActivitiesPerSecond = s.RollbackActivitiesPerSecond
+	return main, gateway, rollback
 }
 
 // Check refuses values a worker could not run with, naming the variable and its range.
@@ -109,8 +114,10 @@ func (s Scale) Check() error {
 			return fmt.Errorf("%s %d: allowed %d to %d", c.name, c.v, c.lo, c.hi)
 		}
 	}
-	if !(s.GatewayActivitiesPerSecond > 0 && s.GatewayActivitiesPerSecond <= 1000) {
-		return fmt.Errorf("ROLLGATE_GATEWAY_ACTIVITIES_PER_SECOND %g: allowed more than 0, at most 1000", s.GatewayActivitiesPerSecond)
+	for name, v := range map[string]float64{"ROLLGATE_GATEWAY_ACTIVITIES_PER_SECOND": s.GatewayActivitiesPerSecond, "ROLLGATE_ROLLBACK_ACTIVITIES_PER_SECOND": s.RollbackActivitiesPerSecond} {
+		if !(v > 0 && v <= 1000) {
+			return fmt.Errorf("%s %g: allowed more than 0, at most 1000", name, v)
+		}
 	}
 	return nil
 }
