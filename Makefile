@@ -13,6 +13,7 @@ test:
 tools:
 	go run ./testsuite/cmd/bed -install
 	.ci/install-nginx
+	.ci/install-prometheus
 
 bed:
 	go run ./testsuite/cmd/bed
