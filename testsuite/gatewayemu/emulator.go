@@ -63,6 +63,7 @@ type Emulator struct {
 	calls      map[string]int
 	jwks       *jwksCache
 	rand       *mrand.Rand
+	metrics    *dataPlaneMetrics
 
 	control, data *http.Server
 	// ControlURL is the endpoint for the SDK clients (BaseEndpoint); DataURL serves invocations.
@@ -97,6 +98,7 @@ func Start(opts Options) (*Emulator, error) {
 		faults:     map[string]*Fault{},
 		calls:      map[string]int{},
 		rand:       opts.Rand,
+		metrics:    newDataPlaneMetrics(),
 		ctx:        ctx,
 		cancel:     cancel,
 	}
