@@ -118,6 +118,7 @@ func TestPrometheus_ScrapesTheGatewayEmulator_Gateway5xxByCanaryAndStable(t *tes
 
 	requests, errors := map[string]int{}, map[string]int{}
 	s.traffic(t, 400, requests, errors)
+	sent := time.Now()
 	if errors["false"] != 0 || errors["true"] == 0 {
 		t.Fatalf("the canary's backend should fail alone: %v errors of %v", errors, requests)
 	}
@@ -129,13 +130,19 @@ func TestPrometheus_ScrapesTheGatewayEmulator_Gateway5xxByCanaryAndStable(t *tes
 		q := analysis.QueryFor(spec.Metric{Name: "5xx", Template: spec.TemplateGateway5xx, Window: spec.Duration(5 * time.Minute)}, side.side, "", s.apiID, s.stage)
 		var last analysis.Measurement
 		var lastErr error
+		var valueAfter time.Duration
 		// Counts read high until scrapes accumulate (increase() extrapolates by half an interval).
 		if !poll(func() bool {
 			last, lastErr = p.Measure(ctx, q)
-			return lastErr == nil && last.HasData && math.Abs(last.Value-want) < 0.005 && math.Abs(last.Samples-samples) < samples/50
+			if lastErr == nil && last.HasData && math.Abs(last.Value-want) < 0.005 && valueAfter == 0 {
+				valueAfter = time.Since(sent)
+			}
+			return valueAfter > 0 && math.Abs(last.Samples-samples) < samples/50
 		}) {
 			t.Fatalf("gateway5xx of the %s: %v (error %v), want %.4f of %v requests", side.side, last, lastErr, want, samples)
 		}
+		t.Logf("gateway5xx of the %s: %.4f read %v after the last request; its %v requests counted within 2 %% after %v",
+			side.side, want, valueAfter.Round(10*time.Millisecond), samples, time.Since(sent).Round(10*time.Millisecond))
 		lat, err := p.Measure(ctx, analysis.QueryFor(spec.Metric{Name: "p99", Template: spec.TemplateLatencyP99, Window: spec.Duration(5 * time.Minute)}, side.side, "", s.apiID, s.stage))
 		if err != nil || !lat.HasData || lat.Value <= 0 || lat.Value > 10 {
 			t.Fatalf("latencyP99 of the %s: %v, %v; want a latency in seconds", side.side, lat, err)

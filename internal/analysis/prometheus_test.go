@@ -134,6 +134,10 @@ func TestPrometheus_GatewayTemplates_MeasureEachSideAndNoTrafficIsNoData(t *test
 	if err != nil || !s.HasData || s.Value != 0 {
 		t.Fatalf("stable 5xx ratio: %v, %v; want 0 (traffic, no 5xx)", s, err)
 	}
+	whole, err := p.Measure(ctx, query(spec.TemplateGateway5xx, analysis.SideStage, g.apiID))
+	if err != nil || !whole.HasData || math.Abs(whole.Value-3.0/200) > 1e-9 {
+		t.Fatalf("the whole stage's 5xx ratio: %v, %v; want 3/200", whole, err)
+	}
 	lat, err := p.Measure(ctx, query(spec.TemplateLatencyP99, analysis.SideCanary, g.apiID))
 	if err != nil || !lat.HasData || lat.Value <= 1 || lat.Value > 2.5 {
 		t.Fatalf("canary p99: %v, %v; want within the (1s, 2.5s] bucket of its slow 3 %%", lat, err)
