@@ -72,9 +72,14 @@ func TestAnalysis_NamesTheFieldAndTheAllowedRange(t *testing.T) {
 		{"both template and query", func(a *spec.Analysis) { a.Metrics[0].Query = "up" }, m0 + ".query", "not both"},
 		{"unknown template", func(a *spec.Analysis) { a.Metrics[1].Template = "errors" }, "analysis.metrics[1].template", "allowed tokenRejections, unknownKid, gateway5xx, latencyP99"},
 		{"query too long", func(a *spec.Analysis) { a.Metrics[2].Query = strings.Repeat("x", 4097) }, "analysis.metrics[2].query", "allowed at most 4096"},
-		{"query does not parse", func(a *spec.Analysis) { a.Metrics[2].Query = "sum({{.Release}" }, "analysis.metrics[2].query", "not a valid template"},
+		{"query does not parse", func(a *spec.Analysis) { a.Metrics[2].Query = "sum({{.Release}" }, "analysis.metrics[2].query", "may use only the placeholders"},
 		{"unknown placeholder", func(a *spec.Analysis) { a.Metrics[2].Query = "sum(x{r=\"{{.Releas}}\"})" }, "analysis.metrics[2].query", "{{.Release}}, {{.Stage}}, {{.APIID}}, {{.Window}}"},
-		{"query rendering without end", func(a *spec.Analysis) { a.Metrics[2].Query = "{{range 100000000}}sum(x){{end}}" }, "analysis.metrics[2].query", "more than 16384 bytes"},
+		{"a loop", func(a *spec.Analysis) { a.Metrics[2].Query = "{{range 100000000}}sum(x){{end}}" }, "analysis.metrics[2].query", "are not allowed"},
+		{"a function", func(a *spec.Analysis) { a.Metrics[2].Query = `sum(x{a="{{printf "%999999999d" 1}}"})` }, "analysis.metrics[2].query", "are not allowed"},
+		{"a pipeline", func(a *spec.Analysis) { a.Metrics[2].Query = `sum(x{a="{{.Release | len}}"})` }, "analysis.metrics[2].query", "are not allowed"},
+		{"a variable", func(a *spec.Analysis) { a.Metrics[2].Query = `{{$r := .Release}}sum(x)` }, "analysis.metrics[2].query", "are not allowed"},
+		{"a nested field", func(a *spec.Analysis) { a.Metrics[2].Query = `sum(x{a="{{.Release.X}}"})` }, "analysis.metrics[2].query", "are not allowed"},
+		{"a rendering over the bound with the longest stage", func(a *spec.Analysis) { a.Metrics[2].Query = strings.Repeat("{{.Stage}}", 130) }, "analysis.metrics[2].query", "renders to more than 16384 bytes"},
 		{"control characters in a query", func(a *spec.Analysis) { a.Metrics[2].Query = "up\x1b[2J" }, "analysis.metrics[2].query", "no control characters"},
 		{"provider", func(a *spec.Analysis) { a.Metrics[0].Provider = "datadog" }, m0 + ".provider", "allowed prometheus, cloudwatch"},
 		{"expected reasons on another template", func(a *spec.Analysis) { a.Metrics[1].ExpectedReasons = []string{"revoked"} }, "analysis.metrics[1].expectedReasons", "only the tokenRejections"},
@@ -139,4 +144,28 @@ analysis:
 	if ps := problemsOf(t, err); !hasProblem(ps, "analysis.metrics[0].colour", "unknown field") {
 		t.Fatalf("Parse does not name an unknown field of the block: %v", ps)
 	}
+}
+
+// A custom query comes from a pipeline's spec and is validated and rendered in workflow code: no
+// input panics, and one that validation accepts renders within bounds for any placeholder values.
+func FuzzCheckAnalysis_CustomQueryNeverPanicsAndRendersBounded(f *testing.F) {
+	f.Add(`sum(rate(errors_total{release="{{.Release}}",stage="{{.Stage}}"}[{{.Window}}]))`)
+	f.Add(`{{range 10}}x{{end}}`)
+	f.Add(`{{printf "%9d" 1}}{{.APIID}}`)
+	f.Add(`{{/* c */}}{{- .Release -}}`)
+	f.Fuzz(func(t *testing.T, q string) {
+		a := validAnalysis()
+		a.Metrics[2].Query = q
+		if a.Validate() != nil {
+			return
+		}
+		tmpl, err := spec.ParseQuery(q)
+		if err != nil {
+			t.Fatalf("accepted a query that does not parse: %v", err)
+		}
+		out, err := spec.RenderQuery(tmpl, spec.QueryVars{Release: strings.Repeat("r", 64), Stage: strings.Repeat("s", 128), APIID: "abcdefghij", Window: "1h"})
+		if err != nil || len(out) > spec.MaxRenderedQuery {
+			t.Fatalf("an accepted query renders to %d bytes, %v", len(out), err)
+		}
+	})
 }
