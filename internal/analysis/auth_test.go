@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -13,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -76,31 +78,72 @@ func verifyingTLS(t *testing.T, target string, check func(r *http.Request, body 
 }
 
 // A bearer token read from its file at each request: a rotated token is used from the next
-// measurement on.
+// measurement on, and a refused one is an error that does not repeat it.
 func TestPrometheus_BearerTokenFile_IsReadAtEachRequest(t *testing.T) {
 	prom := testsuite.StartPrometheusForTest(t, testsuite.PrometheusOptions{})
-	want := "tok-" + randomID(t)
+	var accepted atomic.Value // the token the server accepts now
+	accepted.Store("tok-" + randomID(t))
 	srv := verifyingTLS(t, prom.URL, func(r *http.Request, _ []byte) string {
-		if got := r.Header.Get("Authorization"); got != "Bearer "+want {
+		if r.Header.Get("Authorization") != "Bearer "+accepted.Load().(string) {
 			return "wrong bearer token"
 		}
 		return ""
 	})
 	file := filepath.Join(t.TempDir(), "token")
-	if err := os.WriteFile(file, []byte(want), 0o600); err != nil {
-		t.Fatal(err)
+	write := func(tok string) {
+		if err := os.WriteFile(file, []byte(tok+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
 	}
+	write(accepted.Load().(string))
 	p := newProvider(t, analysis.PrometheusConfig{URL: srv.URL, BearerTokenFile: file, Transport: srv.Client().Transport})
 	up := analysis.Query{Metric: "ready", Custom: "vector(1)", Window: time.Minute}
 	if m, err := p.Measure(context.Background(), up); err != nil || m.Value != 1 {
 		t.Fatalf("first token: %v, %v", m, err)
 	}
-	want = "rotated-" + randomID(t)
-	if err := os.WriteFile(file, []byte(want+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	rotated := "rotated-" + randomID(t)
+	accepted.Store(rotated)
+	write(rotated)
 	if m, err := p.Measure(context.Background(), up); err != nil || m.Value != 1 {
 		t.Fatalf("rotated token: %v, %v", m, err)
+	}
+	stale := "stale-" + randomID(t)
+	write(stale)
+	if _, err := p.Measure(context.Background(), up); err == nil || strings.Contains(err.Error(), stale) || !strings.Contains(err.Error(), "403") {
+		t.Fatalf("refused token: %v; want a 403 error without the token", err)
+	}
+}
+
+// A server that accepts the connection and never answers costs one timeout, then an error.
+func TestPrometheus_StalledServer_TimesOut(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var held []net.Conn // connections held open, never answered
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			held = append(held, c)
+		}
+	}()
+	t.Cleanup(func() {
+		l.Close()
+		<-done
+		for _, c := range held {
+			c.Close()
+		}
+	})
+	p := newProvider(t, analysis.PrometheusConfig{URL: "http://" + l.Addr().String(), Timeout: 300 * time.Millisecond})
+	start := time.Now()
+	_, err = p.Measure(context.Background(), analysis.Query{Metric: "stalled", Custom: "vector(1)", Window: time.Minute})
+	if took := time.Since(start); err == nil || !strings.Contains(err.Error(), "deadline exceeded") || took > 10*time.Second {
+		t.Fatalf("stalled server: %v after %v; want a deadline error after about 300ms", err, took)
 	}
 }
 
