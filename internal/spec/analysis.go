@@ -27,7 +27,8 @@ type Metric struct {
 	Provider string `json:"provider,omitempty"` // prometheus (default) | cloudwatch
 	// ExpectedReasons are rejection reasons the release expects (tokenRejections only); default
 	// revoked: a client presenting a revoked token is the revocation working, not the release failing.
-	ExpectedReasons []string `json:"expectedReasons,omitempty"`
+	// An empty list (not nil) excludes nothing, and stays empty through JSON.
+	ExpectedReasons []string `json:"expectedReasons,omitzero"`
 	// Bounds on the canary's value, and on the canary against the stable release over the same
 	// window: canary − stable ≤ MaxDelta, canary ÷ stable ≤ MaxRatio. At least one is set.
 	Max      *float64 `json:"max,omitempty"`

@@ -1,6 +1,7 @@
 package spec_test
 
 import (
+	"encoding/json"
 	"math"
 	"strings"
 	"testing"
@@ -168,4 +169,26 @@ func FuzzCheckAnalysis_CustomQueryNeverPanicsAndRendersBounded(f *testing.F) {
 			t.Fatalf("an accepted query renders to %d bytes, %v", len(out), err)
 		}
 	})
+}
+
+// expectedReasons: [] excludes nothing, and stays so when the block travels as JSON (a workflow's
+// input) and is normalized again; left out, it is the default.
+func TestAnalysis_EmptyExpectedReasonsSurviveJSONAndNormalize(t *testing.T) {
+	a := validAnalysis()
+	a.Metrics[0].ExpectedReasons = []string{}
+	raw, err := json.Marshal(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back spec.Analysis
+	if err := json.Unmarshal(raw, &back); err != nil {
+		t.Fatal(err)
+	}
+	back.Normalize()
+	if back.Metrics[0].ExpectedReasons == nil || len(back.Metrics[0].ExpectedReasons) != 0 {
+		t.Fatalf("expectedReasons [] came back as %#v from %s", back.Metrics[0].ExpectedReasons, raw)
+	}
+	if len(back.Metrics[1].ExpectedReasons) != 0 || strings.Contains(string(raw), `"expectedReasons":null`) {
+		t.Fatalf("a metric without expectedReasons: %s", raw)
+	}
 }
