@@ -38,13 +38,58 @@ func BenchmarkConcurrentReleases(b *testing.B) {
 	for _, workers := range []int{1, 3} {
 		b.Run(fmt.Sprintf("releases=%d/workers=%d", n, workers), func(b *testing.B) {
 			for b.Loop() {
-				concurrentReleases(b, bin, n, workers)
+				concurrentReleases(b, bin, n, workers).report(b)
 			}
 		})
 	}
 }
 
-func concurrentReleases(b *testing.B, bin string, n, workers int) {
+// A handful of releases at once under AWS's control-plane quotas, on the worker program with its
+// default pacing: every one is promoted and no activity attempt fails, throttled or not.
+func TestScale_TenReleasesAtOnceUnderAWSQuotas_AllPromotedNoActivityFails(t *testing.T) {
+	got := concurrentReleases(t, buildWorker(t), 10, 1)
+	if got.outcomes[workflows.OutcomePromoted] != 10 || got.failed != 0 {
+		t.Fatalf("outcomes %v, %d failed activity attempts; want 10 promoted and none failed", got.outcomes, got.failed)
+	}
+	t.Log(got)
+}
+
+// scaleRun is what one run of concurrent releases measured.
+type scaleRun struct {
+	n, workers        int
+	total, p50, p99   time.Duration
+	alone             time.Duration
+	events, calls     float64 // per release
+	throttled, failed int
+	cpu               time.Duration
+	rssKiB            int
+	outcomes          map[string]int
+}
+
+func (r scaleRun) String() string {
+	return fmt.Sprintf("%d releases on %d worker(s): all done in %s; outcomes %v; wall p50 %s p99 %s, alone %s; %.1f history events and %.1f control-plane calls per release; %d answered 429; %d failed activity attempts; workers %.1f CPU s, peak RSS %d MiB",
+		r.n, r.workers, r.total.Round(time.Millisecond), r.outcomes, r.p50.Round(time.Millisecond), r.p99.Round(time.Millisecond), r.alone.Round(time.Millisecond),
+		r.events, r.calls, r.throttled, r.failed, r.cpu.Seconds(), r.rssKiB>>10)
+}
+
+func (r scaleRun) report(b *testing.B) {
+	if r.outcomes[workflows.OutcomePromoted] != r.n {
+		b.Errorf("outcomes %v; want all %d promoted", r.outcomes, r.n)
+	}
+	b.Log(r)
+	b.ReportMetric(r.total.Seconds(), "all-done-s")
+	b.ReportMetric(ms(r.p50), "p50-ms")
+	b.ReportMetric(ms(r.p99), "p99-ms")
+	b.ReportMetric(ms(r.alone), "alone-ms")
+	b.ReportMetric(r.events, "events/release")
+	b.ReportMetric(r.calls, "control-calls/release")
+	b.ReportMetric(float64(r.throttled), "429s")
+	b.ReportMetric(float64(r.failed), "failed-attempts")
+	b.ReportMetric(r.cpu.Seconds(), "worker-cpu-s")
+	b.ReportMetric(float64(r.rssKiB>>10), "worker-peak-rss-MiB")
+}
+
+func concurrentReleases(b testing.TB, bin string, n, workers int) scaleRun {
 	ctx := context.Background()
 	bed := shared.Bed(b)
 	r, err := testsuite.ProvisionRelease(ctx, bed, "scale")
@@ -134,23 +179,10 @@ func concurrentReleases(b *testing.B, bin string, n, workers int) {
 		events += e
 		failedAttempts += f
 	}
-	if outcomes[workflows.OutcomePromoted] != n {
-		b.Errorf("outcomes %v; want all %d promoted", outcomes, n)
-	}
 	p50, p99 := percentiles(walls)
-	b.Logf("%d releases on %d worker(s): all done in %s; outcomes %v; wall p50 %s p99 %s, alone %s; %.1f history events and %.1f control-plane calls per release; %d answered 429; %d failed activity attempts; workers %.1f CPU s, peak RSS %d MiB",
-		n, workers, total.Round(time.Millisecond), outcomes, p50.Round(time.Millisecond), p99.Round(time.Millisecond), floor.Round(time.Millisecond),
-		float64(events)/float64(len(runs)), float64(calls)/float64(n), throttled, failedAttempts, cpu.Seconds(), rss>>10)
-	b.ReportMetric(total.Seconds(), "all-done-s")
-	b.ReportMetric(ms(p50), "p50-ms")
-	b.ReportMetric(ms(p99), "p99-ms")
-	b.ReportMetric(ms(floor), "alone-ms")
-	b.ReportMetric(float64(events)/float64(len(runs)), "events/release")
-	b.ReportMetric(float64(calls)/float64(n), "control-calls/release")
-	b.ReportMetric(float64(throttled), "429s")
-	b.ReportMetric(float64(failedAttempts), "failed-attempts")
-	b.ReportMetric(cpu.Seconds(), "worker-cpu-s")
-	b.ReportMetric(float64(rss>>10), "worker-peak-rss-MiB")
+	return scaleRun{n: n, workers: workers, total: total, p50: p50, p99: p99, alone: floor,
+		events: float64(events) / float64(max(1, len(runs))), calls: float64(calls) / float64(n), throttled: throttled, failed: failedAttempts,
+		cpu: cpu, rssKiB: rss, outcomes: outcomes}
 }
 
 // throttledCalls is every 429 the emulator's control-plane quotas answered.
@@ -163,7 +195,7 @@ func throttledCalls(e *gatewayemu.Emulator) int {
 }
 
 // historyCounts is a run's history length and its failed or timed-out activity attempts.
-func historyCounts(b *testing.B, r *testsuite.ReleaseBed, run client.WorkflowRun) (events, failed int) {
+func historyCounts(b testing.TB, r *testsuite.ReleaseBed, run client.WorkflowRun) (events, failed int) {
 	it := r.Temporal.GetWorkflowHistory(context.Background(), run.GetID(), run.GetRunID(), false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
 	for it.HasNext() {
 		e, err := it.Next()
@@ -179,7 +211,7 @@ func historyCounts(b *testing.B, r *testsuite.ReleaseBed, run client.WorkflowRun
 }
 
 // processUsage reads a process's CPU time (user + system) and peak resident memory (KiB).
-func processUsage(b *testing.B, pid int) (time.Duration, int) {
+func processUsage(b testing.TB, pid int) (time.Duration, int) {
 	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
 		b.Fatal(err)

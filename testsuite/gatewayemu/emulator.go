@@ -94,6 +94,7 @@ type Emulator struct {
 	throttled   map[string]int           // calls refused by them, per operation
 	jwks        *jwksCache
 	rand        *mrand.Rand
+	metrics     *dataPlaneMetrics
 
 	control, data *http.Server
 	// ControlURL is the endpoint for the SDK clients (BaseEndpoint); DataURL serves invocations.
@@ -129,6 +130,7 @@ func Start(opts Options) (*Emulator, error) {
 		faults:      map[string]*Fault{},
 		calls:       map[string]int{},
 		rand:        opts.Rand,
+		metrics:     newDataPlaneMetrics(),
 		ctx:         ctx,
 		cancel:      cancel,
 	}
