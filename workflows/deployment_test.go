@@ -19,6 +19,7 @@ import (
 	tlog "go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
+	"go.temporal.io/sdk/workflow"
 
 	"github.com/rollgate/rollgate/activities"
 	"github.com/rollgate/rollgate/internal/gateway"
@@ -66,6 +67,8 @@ type world struct {
 	notes  []string
 	send   func(context.Context, activities.NotifyInput) error // the webhook's answer; nil: delivered
 	logs   *syncBuffer                                         // the workflow's log
+	// retirements are the KeyRetirement workflows scheduled.
+	retirements []workflows.KeyRetirementInput
 }
 
 func (w *world) record(name string) error {
@@ -223,7 +226,12 @@ func newEnv(t *testing.T, w *world) *testsuite.TestWorkflowEnvironment {
 	env.OnActivity(rel.RecordRelease, mock.Anything, mock.Anything).Return(func(context.Context, activities.ReleaseRecord) error {
 		return w.record("RecordRelease")
 	})
-	env.OnWorkflow(workflows.KeyRetirement, mock.Anything, mock.Anything).Return(nil)
+	env.OnWorkflow(workflows.KeyRetirement, mock.Anything, mock.Anything).Return(func(_ workflow.Context, in workflows.KeyRetirementInput) error {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		w.retirements = append(w.retirements, in)
+		return nil
+	})
 	return env
 }
 
@@ -670,5 +678,18 @@ func refusalsOf(env *testsuite.TestWorkflowEnvironment) (map[string]string, func
 			OnAccept:   func() {},
 			OnComplete: func(any, error) {},
 		}, req)
+	}
+}
+
+// The retirement a promoted release schedules knows the release's stage, to flush it when the
+// previous key version retires.
+func TestDeployment_SchedulesTheRetirementWithItsStageToFlush(t *testing.T) {
+	w := &world{}
+	env := newEnv(t, w)
+	env.ExecuteWorkflow(workflows.Deployment, testSpec())
+	result(t, env)
+	want := activities.Target{APIID: "abcdefghij", Stage: "prod"}
+	if len(w.retirements) != 1 || w.retirements[0].Version != 3 || !slices.Equal(w.retirements[0].Flush, []activities.Target{want}) {
+		t.Fatalf("retirements scheduled %+v, want version 3 flushing %+v", w.retirements, want)
 	}
 }

@@ -138,8 +138,9 @@ func reissueAndProve(ctx workflow.Context, p *progress, sg *saga, in reissueStep
 }
 
 // scheduleRetirement starts a KeyRetirement workflow that outlives this one: the previous version
-// retires after the token TTL plus the verifier cache TTL.
-func scheduleRetirement(ctx workflow.Context, p *progress, issuer activities.Issuer, prev int, tokenTTL time.Duration) error {
+// retires after the token TTL plus the verifier cache TTL, and the stages in flush have their
+// authorizer caches flushed then.
+func scheduleRetirement(ctx workflow.Context, p *progress, issuer activities.Issuer, prev int, tokenTTL time.Duration, flush []activities.Target) error {
 	after := tokenTTL + issuer.CacheTTL
 	cctx := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{
 		// One retirement per schedule: a version can be scheduled again (rotated away, rolled back
@@ -147,7 +148,7 @@ func scheduleRetirement(ctx workflow.Context, p *progress, issuer activities.Iss
 		WorkflowID:        fmt.Sprintf("retire/%s/v%d/%s", issuer.Key.Name, prev, workflow.GetInfo(ctx).WorkflowExecution.RunID),
 		ParentClosePolicy: enumspb.PARENT_CLOSE_POLICY_ABANDON,
 	})
-	child := workflow.ExecuteChildWorkflow(cctx, KeyRetirement, KeyRetirementInput{Issuer: issuer, Version: prev, After: after})
+	child := workflow.ExecuteChildWorkflow(cctx, KeyRetirement, KeyRetirementInput{Issuer: issuer, Version: prev, After: after, Flush: flush})
 	if err := child.GetChildWorkflowExecution().Get(ctx, nil); err != nil {
 		return err
 	}
