@@ -69,6 +69,10 @@ type world struct {
 	logs   *syncBuffer                                         // the workflow's log
 	// retirements are the KeyRetirement workflows scheduled.
 	retirements []workflows.KeyRetirementInput
+	// flushes are the authorizer cache flushes asked for; revokedAt and flushedAt the workflow
+	// times of the last revocation and flush.
+	flushes              []activities.FlushInput
+	revokedAt, flushedAt time.Time
 }
 
 func (w *world) record(name string) error {
@@ -165,7 +169,16 @@ func newEnv(t *testing.T, w *world) *testsuite.TestWorkflowEnvironment {
 		return []activities.Issued{{Client: "billing", JTI: "j1", KID: "orders-issuer-v4"}, {Client: "shipping", JTI: "j2", KID: "orders-issuer-v4"}}, w.record("ReissueTokens")
 	})
 	env.OnActivity(tokA.RevokeTokens, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.RevokeInput) (int, error) {
+		w.mu.Lock()
+		w.revokedAt = env.Now()
+		w.mu.Unlock()
 		return len(in.JTIs), w.record("RevokeTokens")
+	})
+	env.OnActivity(gw.FlushAuthorizerCaches, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.FlushInput) (activities.FlushResult, error) {
+		w.mu.Lock()
+		w.flushes, w.flushedAt = append(w.flushes, in), env.Now()
+		w.mu.Unlock()
+		return activities.FlushResult{Flushed: in.Targets}, w.record("FlushAuthorizerCaches")
 	})
 	env.OnActivity(gw.ApplyAuthorizer, mock.Anything, mock.Anything).Return(func(context.Context, activities.AuthorizerInput) (bool, error) {
 		return true, w.record("ApplyAuthorizer")
@@ -304,7 +317,7 @@ func TestDeployment_HappyPath_PromotesRotatesAndReissues(t *testing.T) {
 
 // A failure injected at each step rolls back exactly the completed steps, newest first.
 func TestDeployment_FailureAtEachStep_CompensatesCompletedStepsInReverse(t *testing.T) {
-	labels, jwks, authz, stage, reissue := "restore key labels", "republish the snapshot JWKS", "restore the authorizer", "restore the stage", "reissue tokens with the previous key"
+	labels, jwks, authz, stage, reissue, flush := "restore key labels", "republish the snapshot JWKS", "restore the authorizer", "restore the stage", "reissue tokens with the previous key", "flush the authorizer cache"
 	cases := []struct {
 		failAt string
 		want   []string
@@ -318,8 +331,9 @@ func TestDeployment_FailureAtEachStep_CompensatesCompletedStepsInReverse(t *test
 		{"PromoteCanary", []string{stage, authz, jwks, labels}},
 		{"PromoteLabels", []string{stage, authz, jwks, labels}},
 		{"ReissueTokens", []string{stage, authz, jwks, labels}},
-		{"ProbeClients", []string{reissue, stage, authz, jwks, labels}},
-		{"RecordRelease", []string{reissue, stage, authz, jwks, labels}},
+		// The reissued tokens are revoked: the stage's cache is flushed after everything else.
+		{"ProbeClients", []string{reissue, stage, authz, jwks, labels, flush}},
+		{"RecordRelease", []string{reissue, stage, authz, jwks, labels, flush}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.failAt, func(t *testing.T) {

@@ -122,7 +122,7 @@ func reissueAndProve(ctx workflow.Context, p *progress, sg *saga, in reissueStep
 	}).Get(ctx, &issued); err != nil {
 		return issued, err
 	}
-	sg.reissuePrevious(reissueUndo{issuer: in.issuer, issued: issued, previous: in.previous, clients: in.clients, ttl: in.ttl, revoke: in.revoke})
+	sg.reissuePrevious(ctx, reissueUndo{issuer: in.issuer, issued: issued, previous: in.previous, clients: in.clients, ttl: in.ttl, revoke: in.revoke, stage: in.proof})
 	if in.proof == nil {
 		return issued, nil
 	}
