@@ -10,12 +10,14 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/apigateway"
 	agtypes "github.com/aws/aws-sdk-go-v2/service/apigateway/types"
+	"go.temporal.io/sdk/client"
 
 	"github.com/rollgate/rollgate/activities"
 	"github.com/rollgate/rollgate/internal/keys"
 	"github.com/rollgate/rollgate/internal/tokens"
 	"github.com/rollgate/rollgate/testsuite"
 	"github.com/rollgate/rollgate/testsuite/gatewayemu"
+	"github.com/rollgate/rollgate/workflows"
 )
 
 // cachingStage is a ReleaseBed whose authorizer caches its answers for 300 s, whose client has
@@ -153,4 +155,32 @@ func TestRevocation_WithoutTheFlushACachedAllowOutlivesIt(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	t.Log("the cached Allow is still served 2 s after the authorizer refused the subject's other token")
+}
+
+// The TokenRevocation workflow reports what it flushed (the proof stage, also found in the
+// release history, once) and what it could not (a stage that does not exist), and its history
+// replays; with ROLLGATE_RECORD_HISTORY=1 it is the replay fixture of the flushing revocation.
+func TestRevocation_ReportsTheFlushedAndMissingStagesAndReplays(t *testing.T) {
+	r := provision(t, "flushreport")
+	ctx := context.Background()
+	target := r.Target()
+	if err := r.Activity.Releases.RecordRelease(ctx, activities.ReleaseRecord{RunID: r.Name + "-release", Service: r.Name, Target: target,
+		DeploymentID: "v1", PromotedAt: time.Now().UTC(), Issuer: r.IssuerRef()}); err != nil {
+		t.Fatal(err)
+	}
+	gone := activities.Target{APIID: "zzzzzzzzzz", Stage: "prod"}
+	run, err := r.Temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: "revoke/" + r.Name, TaskQueue: workflows.TaskQueue},
+		workflows.TokenRevocation, workflows.RevocationSpec{Issuer: r.IssuerRef(), Subject: r.Clients[0], Actor: "sec", Reason: "laptop stolen",
+			Proof: &target, Flush: []activities.Target{gone}, FlushIssuerStages: true, FlushAfter: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep workflows.RevocationReport
+	if err := run.Get(ctx, &rep); err != nil {
+		t.Fatal(err)
+	}
+	if !rep.Proven || len(rep.Flushed) != 1 || rep.Flushed[0] != target || len(rep.FlushSkipped) != 1 || rep.FlushSkipped[0].Target != gone || rep.FlushError != "" {
+		t.Fatalf("report %+v", rep)
+	}
+	replay(t, r, run, "token-revocation-flush.json")
 }
