@@ -2,6 +2,7 @@ package testsuite_test
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/rollgate/rollgate/activities"
 	"github.com/rollgate/rollgate/internal/keys"
+	"github.com/rollgate/rollgate/internal/releases"
 	"github.com/rollgate/rollgate/internal/tokens"
 	"github.com/rollgate/rollgate/testsuite"
 	"github.com/rollgate/rollgate/testsuite/gatewayemu"
@@ -183,4 +185,44 @@ func TestRevocation_ReportsTheFlushedAndMissingStagesAndReplays(t *testing.T) {
 		t.Fatalf("report %+v", rep)
 	}
 	replay(t, r, run, "token-revocation-flush.json")
+}
+
+// The stages a revocation reaches by default are those whose latest release used the issuer: a
+// stage released with another issuer since no longer accepts its tokens; an HTTP API stage keeps
+// its kind, so that it is flushed as an HTTP API.
+func TestIssuerStages_AreTheStagesWhoseLatestReleaseUsedTheIssuer(t *testing.T) {
+	bed := shared.Bed(t)
+	ctx := context.Background()
+	cfg, err := bed.AWSConfig(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &releases.History{DB: bed.DynamoDBClient(cfg), Table: uniqueName("releases-")}
+	if err := h.CreateTable(ctx); err != nil {
+		t.Fatal(err)
+	}
+	rel := &activities.Releases{History: h}
+	ours, theirs := activities.Issuer{URL: "https://issuer.example.com/ours"}, activities.Issuer{URL: "https://issuer.example.com/theirs"}
+	start := time.Now().UTC()
+	for i, rec := range []activities.ReleaseRecord{
+		{Target: activities.Target{APIID: "aaaaaaaaaa", Stage: "prod"}, Issuer: ours},
+		{Target: activities.Target{APIID: "bbbbbbbbbb", Stage: "prod"}, Issuer: ours},
+		{Target: activities.Target{APIID: "bbbbbbbbbb", Stage: "prod"}, Issuer: theirs}, // released since with another issuer
+		{Target: activities.Target{APIID: "cccccccccc", Stage: "prod"}, Issuer: theirs},
+		{Target: activities.Target{Kind: "http", APIID: "dddddddddd", Stage: "live"}, Issuer: theirs},
+		{Target: activities.Target{Kind: "http", APIID: "dddddddddd", Stage: "live"}, Issuer: ours}, // back to ours
+	} {
+		rec.RunID, rec.PromotedAt = fmt.Sprintf("run-%d", i), start.Add(time.Duration(i)*time.Second)
+		if err := rel.RecordRelease(ctx, rec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := rel.IssuerStages(ctx, activities.IssuerStagesInput{IssuerURL: ours.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []activities.Target{{APIID: "aaaaaaaaaa", Stage: "prod"}, {Kind: "http", APIID: "dddddddddd", Stage: "live"}}
+	if fmt.Sprint(got.Stages) != fmt.Sprint(want) || got.Beyond != 0 {
+		t.Fatalf("stages of the issuer %+v, want %+v", got, want)
+	}
 }
