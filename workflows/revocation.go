@@ -59,7 +59,7 @@ type RevocationReport struct {
 	SamplesRejected int
 	Proven          bool
 	Note            string `json:",omitempty"`
-	// Flushed are the stages whose authorizer caches were flushed after the revocation; Skipped
+	// Flushed are the stages whose authorizer caches were flushed after the revocation; FlushSkipped
 	// could not be (the stage no longer exists); FlushError says why the flush failed, if it
 	// did: an Allow cached before the revocation then lasts until its TTL ends.
 	Flushed      []activities.Target       `json:",omitempty"`
