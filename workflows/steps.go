@@ -31,9 +31,10 @@ func controlPlane(ctx workflow.Context) workflow.Context {
 	return onControlQueue(ctx, GatewayTaskQueue)
 }
 
-// rollbackControlPlane is controlPlane for a rollback's compensations and verification: a queue
-// paced on its own, so that a rollback never waits behind the control-plane calls of releases
-// going forward, while a mass rollback still cannot storm the control plane.
+// rollbackControlPlane is controlPlane for what cannot wait: a rollback's compensations and
+// verification, and the cache flushes that make a revocation or a key retirement take effect. A
+// queue paced on its own, so that they never wait behind the control-plane calls of releases going
+// forward, while a mass rollback still cannot storm the control plane.
 func rollbackControlPlane(ctx workflow.Context) workflow.Context {
 	return onControlQueue(ctx, RollbackGatewayTaskQueue)
 }
@@ -149,7 +150,7 @@ func reissueAndProve(ctx workflow.Context, p *progress, sg *saga, in reissueStep
 	}).Get(ctx, &issued); err != nil {
 		return issued, err
 	}
-	sg.reissuePrevious(reissueUndo{issuer: in.issuer, issued: issued, previous: in.previous, clients: in.clients, ttl: in.ttl, revoke: in.revoke})
+	sg.reissuePrevious(ctx, reissueUndo{issuer: in.issuer, issued: issued, previous: in.previous, clients: in.clients, ttl: in.ttl, revoke: in.revoke, stage: in.proof})
 	if in.proof == nil {
 		return issued, nil
 	}
@@ -165,8 +166,9 @@ func reissueAndProve(ctx workflow.Context, p *progress, sg *saga, in reissueStep
 }
 
 // scheduleRetirement starts a KeyRetirement workflow that outlives this one: the previous version
-// retires after the token TTL plus the verifier cache TTL.
-func scheduleRetirement(ctx workflow.Context, p *progress, issuer activities.Issuer, prev int, tokenTTL time.Duration) error {
+// retires after the token TTL plus the verifier cache TTL, and the stages in flush have their
+// authorizer caches flushed then.
+func scheduleRetirement(ctx workflow.Context, p *progress, issuer activities.Issuer, prev int, tokenTTL time.Duration, flush []activities.Target) error {
 	after := tokenTTL + issuer.CacheTTL
 	cctx := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{
 		// One retirement per schedule: a version can be scheduled again (rotated away, rolled back
@@ -174,7 +176,7 @@ func scheduleRetirement(ctx workflow.Context, p *progress, issuer activities.Iss
 		WorkflowID:        fmt.Sprintf("retire/%s/v%d/%s", issuer.Key.Name, prev, workflow.GetInfo(ctx).WorkflowExecution.RunID),
 		ParentClosePolicy: enumspb.PARENT_CLOSE_POLICY_ABANDON,
 	})
-	child := workflow.ExecuteChildWorkflow(cctx, KeyRetirement, KeyRetirementInput{Issuer: issuer, Version: prev, After: after})
+	child := workflow.ExecuteChildWorkflow(cctx, KeyRetirement, KeyRetirementInput{Issuer: issuer, Version: prev, After: after, Flush: flush})
 	if err := child.GetChildWorkflowExecution().Get(ctx, nil); err != nil {
 		return err
 	}
