@@ -107,7 +107,7 @@ func run(ctx context.Context, logger *slog.Logger) error {
 		HTTPAPIs:   apigatewayv2.NewFromConfig(awsCfg),
 		S3:         s3.NewFromConfig(awsCfg, func(o *s3.Options) { o.UsePathStyle = os.Getenv("AWS_S3_USE_PATH_STYLE") == "true" }),
 		DynamoDB:   dynamodb.NewFromConfig(awsCfg),
-		Registry:   registry.Registry{TokensTable: cfg.TokensTable, RevocationsTable: cfg.RevocationsTable},
+		Registry:   registry.Registry{TokensTable: cfg.TokensTable, RevocationsTable: cfg.RevocationsTable, RevokedUsesTable: cfg.RevokedUsesTable},
 		Metrics:    metrics,
 		HTTP:       &http.Client{Timeout: cfg.ProbeTimeout},
 		InvokeURL:  cfg.InvokeURLFunc(), CanaryHeader: cfg.CanaryHeader,

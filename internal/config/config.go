@@ -27,6 +27,7 @@ type Worker struct {
 	// Registry tables, created at start when CreateTables is set.
 	TokensTable      string `env:"ROLLGATE_TOKENS_TABLE, default=rollgate-tokens"`
 	RevocationsTable string `env:"ROLLGATE_REVOCATIONS_TABLE, default=rollgate-revocations"`
+	RevokedUsesTable string `env:"ROLLGATE_REVOKED_USES_TABLE, default=rollgate-revoked-uses"`
 	ReleasesTable    string `env:"ROLLGATE_RELEASES_TABLE, default=rollgate-releases"`
 	CreateTables     bool   `env:"ROLLGATE_CREATE_TABLES, default=false"`
 	// Vault mounts and login.

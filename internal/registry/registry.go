@@ -56,6 +56,7 @@ type Registry struct {
 	DB               DB
 	TokensTable      string // default "rollgate-tokens"
 	RevocationsTable string // default "rollgate-revocations"
+	RevokedUsesTable string // default "rollgate-revoked-uses" (uses.go)
 	Now              func() time.Time
 	Metrics          *tokens.Metrics // optional lifecycle counters
 }
@@ -131,6 +132,11 @@ func (r *Registry) CreateTables(ctx context.Context) error {
 			AttributeDefinitions:   []types.AttributeDefinition{s("id"), s("kind"), s("seq")},
 			KeySchema:              key("id", ""),
 			GlobalSecondaryIndexes: []types.GlobalSecondaryIndex{index(DenyListIndex, "kind", "seq")},
+		},
+		{
+			TableName: aws.String(r.RevokedUsesTableName()), BillingMode: types.BillingModePayPerRequest,
+			AttributeDefinitions: []types.AttributeDefinition{s("hour"), s("jti")},
+			KeySchema:            key("hour", "jti"),
 		},
 	}
 	for _, in := range tables {

@@ -38,7 +38,7 @@ func newRegistry(t testing.TB) *registry.Registry {
 	n := tableCounter.Add(1)
 	reg := &registry.Registry{
 		DB:          bed.DynamoDBClient(cfg),
-		TokensTable: fmt.Sprintf("tokens-%d", n), RevocationsTable: fmt.Sprintf("revocations-%d", n),
+		TokensTable: fmt.Sprintf("tokens-%d", n), RevocationsTable: fmt.Sprintf("revocations-%d", n), RevokedUsesTable: fmt.Sprintf("uses-%d", n),
 		Metrics: tokens.NewMetrics(prometheus.NewRegistry()),
 	}
 	if err := reg.CreateTables(ctx); err != nil {
