@@ -21,6 +21,7 @@ type Authorizer struct {
 	fresh    *freshness
 	releases *releaseLabels
 	rec      recorder
+	uses     *revokedUses // nil: not recorded
 	logger   *slog.Logger
 	// inline refreshes the deny list on the request path (Lambda); serve mode runs fresh.run.
 	inline bool
@@ -41,7 +42,8 @@ type deps struct {
 // recovers, instead of crash-looping. life bounds the JWKS's background refresh.
 func newAuthorizer(life context.Context, cfg Config, d deps) (*Authorizer, error) {
 	ks := newKeySet(life, cfg, d.HTTP, d.Logger)
-	deny := registry.NewDenyList(&registry.Registry{DB: d.DB, RevocationsTable: cfg.RevocationsTable})
+	reg := &registry.Registry{DB: d.DB, RevocationsTable: cfg.RevocationsTable, RevokedUsesTable: cfg.RevokedUsesTable}
+	deny := registry.NewDenyList(reg)
 	v, err := tokens.NewVerifier(tokens.VerifierOptions{
 		Keys: ks, Issuer: cfg.Issuer, Audiences: cfg.Audiences, Algorithms: cfg.Algorithms, Leeway: cfg.Leeway, Revoked: deny,
 		VerifiedCache: cfg.VerifiedCacheSize, VerifiedCacheTTL: cfg.VerifiedCacheTTL,
@@ -50,7 +52,7 @@ func newAuthorizer(life context.Context, cfg Config, d deps) (*Authorizer, error
 		return nil, fmt.Errorf("configuration: ROLLGATE_ALGORITHMS: %w", err)
 	}
 	a := &Authorizer{cfg: cfg, keys: ks, verifier: v, fresh: newFreshness(deny, cfg, d.Logger), releases: newReleaseLabels(),
-		rec: d.Rec, logger: d.Logger, inline: d.Inline}
+		rec: d.Rec, uses: newRevokedUses(reg, cfg, d.Logger), logger: d.Logger, inline: d.Inline}
 	ks.ready(life)
 	a.fresh.refreshIfDue(life)
 	return a, nil
@@ -84,7 +86,11 @@ func (a *Authorizer) check(ctx context.Context, r request) *identity {
 	}
 	claims, err := a.verifier.Verify(ctx, token)
 	if err != nil {
-		a.reject(r, release, string(tokens.ReasonOf(err)), rejected(err))
+		reason := tokens.ReasonOf(err)
+		a.reject(r, release, string(reason), rejected(err))
+		if reason == tokens.Revoked {
+			a.uses.record(ctx, peek(token), r.SourceIP)
+		}
 		return nil
 	}
 	if a.fresh.stale(a.cfg.FailOpen) {

@@ -34,10 +34,14 @@ type Config struct {
 	VerifiedCacheSize int           `env:"ROLLGATE_VERIFIED_CACHE_SIZE, default=10000"`
 	VerifiedCacheTTL  time.Duration `env:"ROLLGATE_VERIFIED_CACHE_TTL, default=1m"`
 
-	RevocationsTable string        `env:"ROLLGATE_REVOCATIONS_TABLE, default=rollgate-revocations"`
-	DenyListRefresh  time.Duration `env:"ROLLGATE_DENYLIST_REFRESH, default=1s"`
-	MaxStaleness     time.Duration `env:"ROLLGATE_DENYLIST_MAX_STALENESS, default=30s"`
-	FailOpen         bool          `env:"ROLLGATE_DENYLIST_FAIL_OPEN, default=false"`
+	RevocationsTable string `env:"ROLLGATE_REVOCATIONS_TABLE, default=rollgate-revocations"`
+	// RevokedUsesTable receives the uses of revoked tokens (for the token monitor), at most
+	// RevokedUsesPerSecond writes per second; either empty or 0 turns the recording off.
+	RevokedUsesTable     string        `env:"ROLLGATE_REVOKED_USES_TABLE, default=rollgate-revoked-uses"`
+	RevokedUsesPerSecond float64       `env:"ROLLGATE_REVOKED_USES_PER_SECOND, default=5"`
+	DenyListRefresh      time.Duration `env:"ROLLGATE_DENYLIST_REFRESH, default=1s"`
+	MaxStaleness         time.Duration `env:"ROLLGATE_DENYLIST_MAX_STALENESS, default=30s"`
+	FailOpen             bool          `env:"ROLLGATE_DENYLIST_FAIL_OPEN, default=false"`
 
 	// ReleaseVariable is the stage variable naming the release that serves a request (REQUEST
 	// authorizers); ReleaseHeader carries it in serve mode.
@@ -101,6 +105,9 @@ func (c Config) validate() error {
 	}
 	if c.VerifiedCacheSize < 0 || c.VerifiedCacheSize > tokens.MaxVerifiedCache {
 		return fmt.Errorf("ROLLGATE_VERIFIED_CACHE_SIZE %d: allowed 0 (off) to %d", c.VerifiedCacheSize, tokens.MaxVerifiedCache)
+	}
+	if c.RevokedUsesPerSecond < 0 || c.RevokedUsesPerSecond > 100 {
+		return fmt.Errorf("ROLLGATE_REVOKED_USES_PER_SECOND %g: allowed 0 (off) to 100", c.RevokedUsesPerSecond)
 	}
 	if c.RevocationsTable == "" {
 		return fmt.Errorf("ROLLGATE_REVOCATIONS_TABLE: empty")

@@ -226,7 +226,7 @@ func statements(t *testing.T, doc any) []statement {
 // index and nothing wider, and the log actions Lambda needs on the function's own log group:
 // a call added to the deny list without a policy change fails here.
 func TestDeployTemplate_RoleGrantsExactlyWhatTheAuthorizerCalls(t *testing.T) {
-	tmpl := loadTemplate(t, map[string]any{"RevocationsTable": "registry-revocations"})
+	tmpl := loadTemplate(t, map[string]any{"RevocationsTable": "registry-revocations", "RevokedUsesTable": "registry-uses"})
 	role, err := tmpl.GetIAMRoleWithName(roleID)
 	if err != nil {
 		t.Fatal(err)
@@ -242,6 +242,9 @@ func TestDeployTemplate_RoleGrantsExactlyWhatTheAuthorizerCalls(t *testing.T) {
 	want := map[string][]string{}
 	for _, a := range registry.DenyListActions {
 		want[a] = []string{index}
+	}
+	for _, a := range registry.RevokedUseActions {
+		want[a] = append(want[a], "arn:aws:dynamodb:us-east-1:123456789012:table/registry-uses")
 	}
 	for _, a := range lambdaLogActions {
 		want[a] = []string{"getatt(" + logGroupID + ".Arn)"}

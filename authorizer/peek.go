@@ -13,9 +13,10 @@ const maxTokenBytes = 8 << 10
 
 // peeked is what a rejected token claims to be, for the rejection's log line.
 type peeked struct {
-	KID string
-	JTI string
-	Sub string
+	KID      string
+	JTI      string
+	Sub      string
+	ClientID string
 }
 
 // peek decodes a token's header and payload without checking anything: the values are whatever
@@ -35,11 +36,12 @@ func peek(raw string) peeked {
 		p.KID = hdr.Kid
 	}
 	var claims struct {
-		JTI string `json:"jti"`
-		Sub string `json:"sub"`
+		JTI      string `json:"jti"`
+		Sub      string `json:"sub"`
+		ClientID string `json:"client_id"`
 	}
 	if b, err := base64.RawURLEncoding.DecodeString(p64); err == nil && json.Unmarshal(b, &claims) == nil {
-		p.JTI, p.Sub = claims.JTI, claims.Sub
+		p.JTI, p.Sub, p.ClientID = claims.JTI, claims.Sub, claims.ClientID
 	}
 	return p
 }

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/apigateway"
@@ -137,6 +138,21 @@ func TestRIE_RealBootstrap_AllowsAGoodTokenAndRefusesRevokedAndGarbageInEveryEve
 		resp, fe := u.invoke(t, event(t, kind, ms[1].Token, "a1b2c3d4e5"))
 		checkAllowed(t, kind, resp, fe, "bob", ms[1].JTI)
 	}
+
+	// Each refusal of the revoked token was recorded for the token monitor, with its verified
+	// subject: the uses of alice's token are found by a reader of the registry.
+	eventually(t, "the revoked token's use is not in the registry", func() bool {
+		uses, _, err := iss.reg.RevokedUses(ctx, time.Now().Add(-time.Hour), 1000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, u := range uses {
+			if u.JTI == ms[0].JTI {
+				return u.Subject == "alice" && u.Count >= 1
+			}
+		}
+		return false
+	})
 
 	// The function's stdout is CloudWatch's: one EMF line per verification, reason revoked included.
 	if !strings.Contains(string(u.out.Bytes()), `"Reason":"revoked"`) {

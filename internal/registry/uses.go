@@ -18,6 +18,10 @@ import (
 // and hour, the subject, client, issuer, first and last use, a count and up to MaxUseAddresses
 // source addresses; expires_at (the table's TTL attribute) a week later.
 
+// RevokedUseActions lists the IAM actions of the calls RecordRevokedUse makes, on the uses
+// table: what a verifier's role needs beside DenyListActions to record revoked tokens presented.
+var RevokedUseActions = []string{"dynamodb:UpdateItem"}
+
 // MaxUseAddresses bounds the addresses kept per token and hour: an attacker rotating addresses
 // cannot grow an item.
 const MaxUseAddresses = 16

@@ -1,0 +1,58 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/hashicorp/golang-lru/v2/expirable"
+	xrate "golang.org/x/time/rate"
+
+	"github.com/rollgate/rollgate/internal/registry"
+)
+
+// revokedUses records revoked tokens still presented, for the token monitor: one write per token
+// per perToken interval at most, and no more writes per second than the limit, so that replaying
+// a revoked token cannot turn the authorizer into a write flood. A failed or skipped write is
+// only logged: the request is refused either way.
+type revokedUses struct {
+	reg      *registry.Registry
+	issuer   string
+	seen     *expirable.LRU[string, struct{}]
+	limit    *xrate.Limiter
+	timeout  time.Duration
+	logger   *slog.Logger
+	lastWarn time.Time
+}
+
+// revokedUseInterval is how often one token's uses are written at most; its uses in between are
+// not counted (the monitor judges presence and addresses, not exact counts).
+const revokedUseInterval = 10 * time.Second
+
+func newRevokedUses(reg *registry.Registry, cfg Config, logger *slog.Logger) *revokedUses {
+	if cfg.RevokedUsesTable == "" || cfg.RevokedUsesPerSecond == 0 {
+		return nil
+	}
+	return &revokedUses{reg: reg, issuer: cfg.Issuer, seen: expirable.NewLRU[string, struct{}](10000, nil, revokedUseInterval),
+		limit: xrate.NewLimiter(xrate.Limit(cfg.RevokedUsesPerSecond), max(1, int(cfg.RevokedUsesPerSecond))), timeout: 500 * time.Millisecond, logger: logger}
+}
+
+// record writes one use of a revoked token. The claims are the verified token's: a token is found
+// revoked only after its signature and claims are checked.
+func (u *revokedUses) record(ctx context.Context, p peeked, address string) {
+	if u == nil || p.JTI == "" {
+		return
+	}
+	key := p.JTI + "\x00" + address
+	if u.seen.Contains(key) || !u.limit.Allow() {
+		return
+	}
+	u.seen.Add(key, struct{}{})
+	ctx, cancel := context.WithTimeout(ctx, u.timeout)
+	defer cancel()
+	err := u.reg.RecordRevokedUse(ctx, registry.UseEvent{JTI: p.JTI, Subject: p.Sub, ClientID: p.ClientID, Issuer: u.issuer, Address: address})
+	if err != nil && time.Since(u.lastWarn) > time.Minute {
+		u.lastWarn = time.Now()
+		u.logger.Warn("revoked token use not recorded", "error", err.Error())
+	}
+}
