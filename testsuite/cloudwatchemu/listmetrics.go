@@ -82,4 +82,3 @@ func matchesFilters(dims, filters []Dimension) bool {
 	}
 	return true
 }
-
