@@ -120,4 +120,3 @@ func call(t *testing.T, url, token string) (int, string) {
 	resp.Body.Close()
 	return resp.StatusCode, resp.Header.Get(gatewayemu.CanaryHeader)
 }
-
