@@ -313,3 +313,16 @@ func TestEMFWriter_PublishesEveryDimensionSet_IgnoresLogLines(t *testing.T) {
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+func TestStore_DropsValuesPastTheRetention(t *testing.T) {
+	s := NewStore()
+	old := time.Now().Add(-DefaultRetention - time.Minute)
+	for i := range 2000 {
+		s.Put(Datum{Namespace: "Test", MetricName: "Count", DimensionSets: [][]Dimension{dims("Old", "yes")}, Time: old.Add(time.Duration(i) * time.Millisecond), Value: 1})
+	}
+	s.Put(Datum{Namespace: "Test", MetricName: "Count", DimensionSets: [][]Dimension{dims("Old", "no")}, Time: time.Now(), Value: 1})
+	got := s.metrics(time.Time{}, func(metric) bool { return true })
+	if len(got) != 1 || got[0].Dimensions[0].Value != "no" {
+		t.Errorf("metrics %v, want only the recent one", got)
+	}
+}

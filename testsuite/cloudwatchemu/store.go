@@ -34,7 +34,7 @@ const DefaultRetention = 3 * time.Hour
 // Store keeps published values, safe for concurrent use.
 type Store struct {
 	mu        sync.Mutex
-	data      []Datum // in the order of publication
+	data      map[string][]Datum // by namespace and metric name, in the order of publication
 	Now       func() time.Time
 	Retention time.Duration
 	rejected  int // malformed EMF lines
@@ -54,7 +54,11 @@ func (s *Store) RejectedEMF() int {
 }
 
 // NewStore is an empty store with the real clock and DefaultRetention.
-func NewStore() *Store { return &Store{Now: time.Now, Retention: DefaultRetention} }
+func NewStore() *Store {
+	return &Store{data: map[string][]Datum{}, Now: time.Now, Retention: DefaultRetention}
+}
+
+func seriesKey(namespace, name string) string { return namespace + "\x00" + name }
 
 // Put publishes values, as PutMetricData or CloudWatch Logs' EMF extraction would.
 func (s *Store) Put(data ...Datum) {
@@ -68,19 +72,25 @@ func (s *Store) Put(data ...Datum) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.data = append(s.data, data...)
-	s.pruneLocked()
+	for _, d := range data {
+		k := seriesKey(d.Namespace, d.MetricName)
+		s.data[k] = append(s.data[k], d)
+	}
+	for _, d := range data {
+		s.pruneLocked(seriesKey(d.Namespace, d.MetricName))
+	}
 }
 
 // pruneLocked drops values older than the retention, in batches rather than on every Put.
-func (s *Store) pruneLocked() {
+func (s *Store) pruneLocked(key string) {
+	data := s.data[key]
 	cut := s.Now().Add(-s.Retention)
 	i := 0
-	for i < len(s.data) && s.data[i].Time.Before(cut) {
+	for i < len(data) && data[i].Time.Before(cut) {
 		i++
 	}
-	if i > 1024 || (i > 0 && i*4 >= len(s.data)) {
-		s.data = slices.Delete(s.data, 0, i)
+	if i > 1024 || (i > 0 && i*4 >= len(data)) {
+		s.data[key] = slices.Delete(data, 0, i)
 	}
 }
 
@@ -102,8 +112,8 @@ func (s *Store) values(m metric, unit string, from, to time.Time) []point {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var out []point
-	for _, d := range s.data {
-		if d.Namespace != m.Namespace || d.MetricName != m.MetricName || d.Time.Before(from) || !d.Time.Before(to) {
+	for _, d := range s.data[seriesKey(m.Namespace, m.MetricName)] {
+		if d.Time.Before(from) || !d.Time.Before(to) {
 			continue
 		}
 		if unit != "" && d.Unit != unit {
@@ -120,15 +130,17 @@ func (s *Store) values(m metric, unit string, from, to time.Time) []point {
 func (s *Store) metrics(since time.Time, keep func(metric) bool) []metric {
 	s.mu.Lock()
 	seen := map[string]metric{}
-	for _, d := range s.data {
-		if d.Time.Before(since) {
-			continue
-		}
-		for _, set := range d.DimensionSets {
-			m := metric{d.Namespace, d.MetricName, set}
-			k := m.key()
-			if _, ok := seen[k]; !ok && keep(m) {
-				seen[k] = m
+	for _, data := range s.data {
+		for _, d := range data {
+			if d.Time.Before(since) {
+				continue
+			}
+			for _, set := range d.DimensionSets {
+				m := metric{d.Namespace, d.MetricName, set}
+				k := m.key()
+				if _, ok := seen[k]; !ok && keep(m) {
+					seen[k] = m
+				}
 			}
 		}
 	}
