@@ -11,6 +11,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/apigateway"
 	"github.com/aws/aws-sdk-go-v2/service/apigateway/types"
+	"github.com/aws/aws-sdk-go-v2/service/apigatewayv2"
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
 	cwtypes "github.com/aws/aws-sdk-go-v2/service/cloudwatch/types"
 
@@ -104,5 +105,56 @@ func TestCloudWatchMetrics_ReportTheCanaryApartAsAPIGatewayDoes(t *testing.T) {
 	}
 	if got["canary"] < float64(canary) || got["canary"]+got["stable"] != 210 {
 		t.Errorf("canary %v stable %v, want the canary's %d authorized requests (plus its share of the 401s) and the rest", got["canary"], got["stable"], canary)
+	}
+}
+
+// An HTTP API's metrics are published by ApiId (and stage), with HTTP APIs' metric names.
+func TestCloudWatchMetrics_HTTPAPIByApiId(t *testing.T) {
+	emu, _, c := startEmulator(t, gatewayemu.Options{})
+	cw, err := cloudwatchemu.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cw.Close() })
+	emu.PublishMetricsTo(cw.Store)
+	iss := newIssuer(t)
+	k := newRSAKey(t)
+	iss.publish("k1", k)
+	f := newHTTPFixture(t, c, iss, backend(t, "stable"))
+	// The data plane reports answers of a stage that has a deployment (the emulator's auto-deploy
+	// stage has none until one is made).
+	if _, err := c.CreateDeployment(context.Background(), &apigatewayv2.CreateDeploymentInput{ApiId: &f.api, StageName: &f.stage}); err != nil {
+		t.Fatal(err)
+	}
+	url := emu.InvokeURL(f.api, f.stage) + "/orders"
+	tok := iss.token(t, "k1", k, "orders", time.Now().Add(time.Hour))
+	for range 3 {
+		if status, _, _ := get(t, url, bearer(tok)); status != http.StatusOK {
+			t.Fatalf("a good token: %d", status)
+		}
+	}
+	for range 2 {
+		get(t, url, nil) // 401
+	}
+	client := cloudwatch.New(cloudwatch.Options{Region: "us-east-1", BaseEndpoint: aws.String(cw.URL),
+		Credentials: credentials.NewStaticCredentialsProvider("test", "test", "")})
+	q := func(id, metric string) cwtypes.MetricDataQuery {
+		return cwtypes.MetricDataQuery{Id: aws.String(id), MetricStat: &cwtypes.MetricStat{
+			Metric: &cwtypes.Metric{Namespace: aws.String("AWS/ApiGateway"), MetricName: aws.String(metric), Dimensions: []cwtypes.Dimension{
+				{Name: aws.String("ApiId"), Value: aws.String(f.api)}, {Name: aws.String("Stage"), Value: aws.String(f.stage)}}},
+			Period: aws.Int32(3600), Stat: aws.String("Sum")}}
+	}
+	out, err := client.GetMetricData(context.Background(), &cloudwatch.GetMetricDataInput{
+		StartTime: aws.Time(time.Now().Add(-time.Hour)), EndTime: aws.Time(time.Now().Add(time.Minute)),
+		MetricDataQueries: []cwtypes.MetricDataQuery{q("count", "Count"), q("client", "4xx"), q("server", "5xx"), q("rest", "4XXError")},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string][]float64{"count": {5}, "client": {2}, "server": {0}, "rest": nil}
+	for _, r := range out.MetricDataResults {
+		if w := want[*r.Id]; len(r.Values) != len(w) || (len(w) == 1 && r.Values[0] != w[0]) {
+			t.Errorf("%s: %v, want %v", *r.Id, r.Values, w)
+		}
 	}
 }
