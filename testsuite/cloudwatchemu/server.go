@@ -79,13 +79,19 @@ func invalidNextToken() error {
 	return &apiError{"InvalidNextToken", "InvalidNextToken", 400, "The service returned an invalid NextToken."}
 }
 
-// Handler answers CloudWatch's operations that the bed supports.
+// Handler answers CloudWatch's operations that the bed supports, in Smithy RPC v2 CBOR (what
+// aws-sdk-go-v2 speaks) or AWS JSON 1.0.
 func (s *Server) Handler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if isAWSJSON(r) {
+			s.serveAWSJSON(w, r)
+			return
+		}
 		op, ok := strings.CutPrefix(r.URL.Path, servicePath)
 		if r.Method != http.MethodPost || !ok || r.Header.Get(protocolHeader) != protocolName {
 			writeError(w, &apiError{"UnknownOperationException", "UnknownOperation", 404,
-				"this endpoint speaks Smithy RPC v2 CBOR: POST " + servicePath + "{Operation} with Smithy-Protocol: rpc-v2-cbor"})
+				"this endpoint speaks Smithy RPC v2 CBOR (POST " + servicePath + "{Operation} with Smithy-Protocol: rpc-v2-cbor) " +
+					"and AWS JSON 1.0 (POST / with X-Amz-Target: " + jsonTargetPrefix + "{Operation})"})
 			return
 		}
 		in, err := readInput(r)
@@ -93,16 +99,7 @@ func (s *Server) Handler() http.Handler {
 			writeError(w, &apiError{"SerializationException", "SerializationException", 400, err.Error()})
 			return
 		}
-		var out cbor.Map
-		switch op {
-		case "GetMetricData":
-			out, err = s.getMetricData(in)
-		case "ListMetrics":
-			out, err = s.listMetrics(in)
-		default:
-			err = &apiError{"UnknownOperationException", "UnknownOperation", 404,
-				"operation " + op + " is not supported by the test bed's CloudWatch (GetMetricData and ListMetrics are)"}
-		}
+		out, err := s.operation(op, in)
 		if err != nil {
 			writeError(w, err)
 			return
@@ -111,6 +108,18 @@ func (s *Server) Handler() http.Handler {
 		w.Header().Set(protocolHeader, protocolName)
 		_, _ = w.Write(cbor.Encode(out))
 	})
+}
+
+func (s *Server) operation(op string, in cbor.Map) (cbor.Map, error) {
+	switch op {
+	case "GetMetricData":
+		return s.getMetricData(in)
+	case "ListMetrics":
+		return s.listMetrics(in)
+	default:
+		return nil, &apiError{"UnknownOperationException", "UnknownOperation", 404,
+			"operation " + op + " is not supported by the test bed's CloudWatch (GetMetricData and ListMetrics are)"}
+	}
 }
 
 func readInput(r *http.Request) (cbor.Map, error) {
@@ -136,21 +145,34 @@ func readInput(r *http.Request) (cbor.Map, error) {
 }
 
 func writeError(w http.ResponseWriter, err error) {
+	ae := asServiceError(err)
+	w.Header().Set("Content-Type", "application/cbor")
+	w.Header().Set(protocolHeader, protocolName)
+	w.Header().Set("X-Amzn-Query-Error", ae.queryCode+";"+ae.fault())
+	w.WriteHeader(ae.status)
+	_, _ = w.Write(cbor.Encode(cbor.Map{"__type": cbor.String(errorNamespace + ae.shape), ae.messageMember(): cbor.String(ae.message)}))
+}
+
+func asServiceError(err error) *apiError {
 	var ae *apiError
 	if !errors.As(err, &ae) {
 		ae = &apiError{"InternalServiceFault", "InternalServiceError", 500, err.Error()}
 	}
-	fault := "Sender"
-	if ae.status >= 500 {
-		fault = "Receiver"
+	return ae
+}
+
+func (e *apiError) fault() string {
+	if e.status >= 500 {
+		return "Receiver"
 	}
-	w.Header().Set("Content-Type", "application/cbor")
-	w.Header().Set(protocolHeader, protocolName)
-	w.Header().Set("X-Amzn-Query-Error", ae.queryCode+";"+fault)
-	w.WriteHeader(ae.status)
-	key := "message"
-	if ae.shape == "InternalServiceFault" {
-		key = "Message" // the model spells this one's member with a capital
+	return "Sender"
+}
+
+// messageMember is the error structure's message member: the model spells InternalServiceFault's
+// with a capital.
+func (e *apiError) messageMember() string {
+	if e.shape == "InternalServiceFault" {
+		return "Message"
 	}
-	_, _ = w.Write(cbor.Encode(cbor.Map{"__type": cbor.String(errorNamespace + ae.shape), key: cbor.String(ae.message)}))
+	return "message"
 }
