@@ -23,6 +23,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
+	"github.com/rollgate/rollgate/testsuite/cloudwatchemu"
 	"github.com/rollgate/rollgate/testsuite/gatewayemu"
 )
 
@@ -48,6 +49,8 @@ type Bed struct {
 	DynamoDB *DynamoDBServer
 	S3       *S3Server
 	Gateway  *gatewayemu.Emulator
+	// CloudWatch holds what the gateway's data plane and the authorizer's EMF lines publish.
+	CloudWatch *cloudwatchemu.Server
 
 	buildLog *logBuffer
 	logs     map[string]*logBuffer
@@ -132,11 +135,13 @@ func Start(ctx context.Context, opts Options) (*Bed, error) {
 	run("dynamodb", func() (err error) { b.DynamoDB, err = startDynamoDB(ctx, opts.LogDir, teeBuild); return err })
 	run("s3", func() (err error) { b.S3, err = startS3(); return err })
 	run("apigateway", func() (err error) { b.Gateway, err = gatewayemu.Start(opts.Gateway); return err })
+	run("cloudwatch", func() (err error) { b.CloudWatch, err = cloudwatchemu.Start(); return err })
 	wg.Wait()
 	if len(errs) > 0 {
 		b.Close()
 		return nil, errors.Join(errs...)
 	}
+	b.Gateway.PublishMetricsTo(b.CloudWatch.Store)
 	if b.Temporal != nil {
 		b.logs["temporal"] = b.Temporal.log
 	}
@@ -172,6 +177,9 @@ func (b *Bed) Close() {
 	}
 	if b.Gateway != nil {
 		stop(func() { _ = b.Gateway.Close() })
+	}
+	if b.CloudWatch != nil {
+		stop(func() { _ = b.CloudWatch.Close() })
 	}
 	wg.Wait()
 	for _, l := range b.logs {
@@ -249,6 +257,7 @@ func (b *Bed) Env() [][2]string {
 		{"AWS_ENDPOINT_URL_APIGATEWAYV2", b.Gateway.ControlURL},
 		{"AWS_ENDPOINT_URL_DYNAMODB", b.DynamoDB.Endpoint},
 		{"AWS_ENDPOINT_URL_S3", b.S3.URL},
+		{"AWS_ENDPOINT_URL_CLOUDWATCH", b.CloudWatch.URL},
 		{"AWS_S3_USE_PATH_STYLE", "true"},
 		{"ROLLGATE_GATEWAY_INVOKE_URL", b.Gateway.DataURL},
 		{"ROLLGATE_CANARY_HEADER", gatewayemu.CanaryHeader},

@@ -49,6 +49,10 @@ type LambdaOptions struct {
 	Env map[string]string
 	// Log receives the emulator's and the function's output (stdout: EMF lines; stderr: logs).
 	Log io.Writer
+	// EnvironmentLog, when set, makes one more writer per execution environment that receives
+	// that environment's output alone, as each Lambda environment has a log stream of its own
+	// (whole lines never interleave with another environment's): the bed's EMF extraction.
+	EnvironmentLog func() io.Writer
 	// Progress receives the first-run build of the emulator. Default stderr.
 	Progress io.Writer
 	// MaxConcurrency bounds the execution environments (default DefaultLambdaConcurrency), as a
@@ -130,6 +134,9 @@ func (f *LambdaFunction) startSandbox(ctx context.Context) (*sandbox, error) {
 	out := io.Writer(log)
 	if f.opts.Log != nil {
 		out = &teeWriter{a: log, b: f.opts.Log}
+	}
+	if f.opts.EnvironmentLog != nil {
+		out = &teeWriter{a: out, b: f.opts.EnvironmentLog()}
 	}
 	proc, err := startProcessEnv("aws-lambda-rie", log, out, lambdaEnv(f.opts.Env), f.rie,
 		"--runtime-interface-emulator-address", loopback(invokePort),

@@ -227,7 +227,8 @@ func (r *ReleaseBed) startAuthorizer(ctx context.Context, lambda string, reg *re
 			env[kv[0]] = kv[1]
 		}
 	}
-	fn, err := StartLambda(ctx, LambdaOptions{Bootstrap: bootstrap, Env: env, Progress: r.Bed.progress})
+	fn, err := StartLambda(ctx, LambdaOptions{Bootstrap: bootstrap, Env: env, Progress: r.Bed.progress,
+		EnvironmentLog: r.Bed.CloudWatch.EMFWriter}) // CloudWatch Logs extracts the EMF lines
 	if err != nil {
 		return fmt.Errorf("start the authorizer: %w", err)
 	}

@@ -153,7 +153,11 @@ func (p *Problems) checkMetric(f string, m Metric) {
 	p.CheckName(f+".name", m.Name, "a metric name")
 	p.checkQuery(f, m)
 	switch m.Provider {
-	case ProviderPrometheus, ProviderCloudWatch:
+	case ProviderPrometheus:
+	case ProviderCloudWatch:
+		if m.Query != "" {
+			p.Add(f+".query", "the cloudwatch provider measures the built-in templates only (custom queries are PromQL, for prometheus)")
+		}
 	default:
 		p.Add(f+".provider", "%q: allowed %s, %s", m.Provider, ProviderPrometheus, ProviderCloudWatch)
 	}

@@ -83,6 +83,7 @@ func TestAnalysis_NamesTheFieldAndTheAllowedRange(t *testing.T) {
 		{"a rendering over the bound with the longest stage", func(a *spec.Analysis) { a.Metrics[2].Query = strings.Repeat("{{.Stage}}", 130) }, "analysis.metrics[2].query", "renders to more than 16384 bytes"},
 		{"control characters in a query", func(a *spec.Analysis) { a.Metrics[2].Query = "up\x1b[2J" }, "analysis.metrics[2].query", "no control characters"},
 		{"provider", func(a *spec.Analysis) { a.Metrics[0].Provider = "datadog" }, m0 + ".provider", "allowed prometheus, cloudwatch"},
+		{"a custom query on cloudwatch", func(a *spec.Analysis) { a.Metrics[2].Provider = spec.ProviderCloudWatch }, "analysis.metrics[2].query", "the cloudwatch provider measures the built-in templates only"},
 		{"expected reasons on another template", func(a *spec.Analysis) { a.Metrics[1].ExpectedReasons = []string{"revoked"} }, "analysis.metrics[1].expectedReasons", "only the tokenRejections"},
 		{"unknown expected reason", func(a *spec.Analysis) { a.Metrics[0].ExpectedReasons = []string{"revoked", "teapot"} }, m0 + ".expectedReasons[1]", "allowed expired,"},
 		{"no threshold", func(a *spec.Analysis) { a.Metrics[0].MaxDelta = nil }, m0 + ".max", "at least one of max, min, maxDelta, maxRatio"},

@@ -255,6 +255,7 @@ func (e *Emulator) proxy(w http.ResponseWriter, r *http.Request, backend, path s
 			gatewayError(w, http.StatusBadGateway, "InternalServerErrorException", "Internal server error")
 		},
 	}
+	defer timeIntegration(w)()
 	p.ServeHTTP(w, r)
 }
 

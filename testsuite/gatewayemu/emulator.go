@@ -19,9 +19,12 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/time/rate"
+
+	"github.com/rollgate/rollgate/testsuite/cloudwatchemu"
 )
 
 // DeploymentHeader names the deployment that served a data-plane answer; CanaryHeader says
@@ -95,6 +98,7 @@ type Emulator struct {
 	jwks        *jwksCache
 	rand        *mrand.Rand
 	metrics     *dataPlaneMetrics
+	cloudwatch  atomic.Pointer[cloudwatchemu.Store] // where the data plane publishes, if anywhere
 
 	control, data *http.Server
 	// ControlURL is the endpoint for the SDK clients (BaseEndpoint); DataURL serves invocations.

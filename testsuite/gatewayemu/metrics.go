@@ -49,8 +49,11 @@ func (e *Emulator) meter(w http.ResponseWriter) (http.ResponseWriter, func(apiID
 			return // no such API or stage: API Gateway reports no metrics for it either
 		}
 		canary := w.Header().Get(CanaryHeader)
+		latency := time.Since(start)
 		e.metrics.requests.WithLabelValues(apiID, stage, deployment, canary, statusClass(rec.status())).Inc()
-		e.metrics.latency.WithLabelValues(apiID, stage, deployment, canary).Observe(time.Since(start).Seconds())
+		e.metrics.latency.WithLabelValues(apiID, stage, deployment, canary).Observe(latency.Seconds())
+		e.publishCloudWatch(servedRequest{apiID: apiID, stage: stage, canary: canary == "true", status: rec.status(),
+			at: start, latency: latency, integration: rec.integration, integrated: rec.integrated})
 	}
 }
 
@@ -60,6 +63,9 @@ func statusClass(code int) string { return strconv.Itoa(code/100) + "xx" }
 type statusRecorder struct {
 	http.ResponseWriter
 	code int
+	// integration is how long the backend took, when the request reached it (integrated).
+	integration time.Duration
+	integrated  bool
 }
 
 func (r *statusRecorder) WriteHeader(code int) {
