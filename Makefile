@@ -14,6 +14,7 @@ tools:
 	go run ./testsuite/cmd/bed -install
 	.ci/install-nginx
 	.ci/install-prometheus
+	.ci/install-awscli
 
 bed:
 	go run ./testsuite/cmd/bed
