@@ -41,8 +41,11 @@ type AuthorizerRequest struct {
 }
 
 // LambdaAuthorizer stands in for the Lambda function behind an authorizer's authorizerUri. An
-// error is a failed invocation: API Gateway answers 500 AuthorizerConfigurationException.
-type LambdaAuthorizer func(ctx context.Context, req AuthorizerRequest) (Effect, error)
+// error is a failed invocation: API Gateway answers 500 AuthorizerConfigurationException. The
+// decision's PrincipalID and Context are what an integration's requestParameters read as
+// context.authorizer.principalId and context.authorizer.<key>; a Policy is evaluated again for
+// each method ARN answered from the cache.
+type LambdaAuthorizer func(ctx context.Context, req AuthorizerRequest) (Decision, error)
 
 // RegisterLambda backs every authorizer whose authorizerUri equals uri with fn.
 func (e *Emulator) RegisterLambda(uri string, fn LambdaAuthorizer) {

@@ -91,11 +91,13 @@ func FuzzControlPlane_NeverFailsWith5xx(f *testing.F) {
 	f.Add("POST", `{"stageName":"prod","canarySettings":{"percentTraffic":5}}`)
 	f.Add("POST", `{"name":"a","type":"TOKEN","authorizerUri":"u","identityValidationExpression":"("}`)
 	f.Add("PATCH", `null`)
+	f.Add("PUT", `{"type":"HTTP_PROXY","httpMethod":"ANY","uri":"http://${stageVariables.backendUrl}/{proxy}","requestParameters":{"integration.request.path.proxy":"method.request.path.proxy"}}`)
 	emu, c, _ := startEmulator(f, gatewayemu.Options{})
 	fx := newRESTFixture(f, emu, c, "http://127.0.0.1:1")
 	targets := map[string][]string{
 		"PATCH": {"/restapis/" + fx.api + "/stages/" + fx.stage, "/restapis/" + fx.api + "/authorizers/" + fx.authorizer},
 		"POST":  {"/restapis/" + fx.api + "/deployments", "/restapis/" + fx.api + "/authorizers", "/restapis/" + fx.api + "/stages", "/apikeys"},
+		"PUT":   {"/restapis/" + fx.api + "/resources/" + fx.rootID + "/methods/ANY/integration"},
 	}
 	f.Fuzz(func(t *testing.T, method, body string) {
 		paths, ok := targets[method]

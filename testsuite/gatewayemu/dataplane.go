@@ -82,14 +82,15 @@ func (e *Emulator) invokeREST(w http.ResponseWriter, r *http.Request, api *restA
 		}
 	}
 	d := api.deployments[rt.deploymentID]
-	var m *method
+	var match restMatch
 	var auth *authorizer
 	if d != nil {
-		m = matchMethod(d, r.Method, path)
-		if m != nil && m.AuthorizationType == "CUSTOM" {
+		match, _ = matchMethod(d, r.Method, path)
+		if m := match.method; m != nil && m.AuthorizationType == "CUSTOM" {
 			auth = d.authorizers[m.AuthorizerID]
 		}
 	}
+	m := match.method
 	keyOK := m != nil && (!m.APIKeyRequired || e.apiKeyAllowedLocked(api.ID, stageName, r.Header.Get("X-Api-Key")))
 	var lambda LambdaAuthorizer
 	if auth != nil {
@@ -108,6 +109,7 @@ func (e *Emulator) invokeREST(w http.ResponseWriter, r *http.Request, api *restA
 		gatewayError(w, http.StatusForbidden, "ForbiddenException", "Forbidden")
 		return
 	}
+	call := integrationCall{apiID: api.ID, stage: stageName, match: match, variables: rt.variables}
 	if auth != nil {
 		req := AuthorizerRequest{
 			Type: auth.Type, HTTPMethod: r.Method, Path: path, Headers: r.Header.Clone(), StageVariables: rt.variables,
@@ -138,12 +140,13 @@ func (e *Emulator) invokeREST(w http.ResponseWriter, r *http.Request, api *restA
 		if auth.AuthorizerResultTTLInSeconds != nil {
 			ttl = *auth.AuthorizerResultTTLInSeconds
 		}
-		effect, err := e.authorize(r, cache, auth.ID+"\x00"+auth.AuthorizerURI+"\x00"+identity, ttl, lambda, req)
+		decision, err := e.authorize(r, cache, auth.ID+"\x00"+auth.AuthorizerURI+"\x00"+identity, ttl, lambda, req)
 		if err != nil {
 			gatewayError(w, http.StatusInternalServerError, "AuthorizerConfigurationException", "Internal Server Error")
 			return
 		}
-		switch effect {
+		call.decision = decision
+		switch decision.Effect {
 		case Deny:
 			gatewayError(w, http.StatusForbidden, "AccessDeniedException", "User is not authorized to access this resource with an explicit deny")
 			return
@@ -152,7 +155,7 @@ func (e *Emulator) invokeREST(w http.ResponseWriter, r *http.Request, api *restA
 			return
 		}
 	}
-	e.proxy(w, r, rt.variables[BackendVariable], path)
+	e.integrate(w, r, call)
 }
 
 // requestIdentity reads a REQUEST authorizer's identity sources (a comma-separated list of
@@ -184,57 +187,38 @@ func requestIdentity(sources string, r *http.Request, variables map[string]strin
 	return strings.Join(values, "\x00"), true
 }
 
-// authorize runs the Lambda through the stage's decision cache. An error is a missing or
-// failing Lambda, which API Gateway reports as a 500 AuthorizerConfigurationException.
-func (e *Emulator) authorize(r *http.Request, cache *authorizerCache, key string, ttl int32, lambda LambdaAuthorizer, req AuthorizerRequest) (Effect, error) {
+// authorize runs the Lambda through the stage's decision cache; a cached policy is evaluated
+// again for this request's method ARN. An error is a missing or failing Lambda, which API
+// Gateway reports as a 500 AuthorizerConfigurationException.
+func (e *Emulator) authorize(r *http.Request, cache *authorizerCache, key string, ttl int32, lambda LambdaAuthorizer, req AuthorizerRequest) (Decision, error) {
 	if ttl > 0 {
 		if d, ok := cache.get(key, e.opts.Now()); ok {
-			return d.Effect, nil
+			if d.Policy != nil {
+				d.Effect = d.Policy(req.MethodArn)
+			}
+			return d, nil
 		}
 	}
 	if lambda == nil {
-		return 0, errors.New("no Lambda registered for the authorizer URI")
+		return Decision{}, errors.New("no Lambda registered for the authorizer URI")
 	}
-	effect, err := lambda(r.Context(), req)
+	d, err := lambda(r.Context(), req)
 	if err != nil {
-		return 0, err
+		return Decision{}, err
 	}
 	if ttl > 0 {
-		cache.put(key, Decision{Effect: effect}, e.opts.Now().Add(time.Duration(ttl)*time.Second))
+		cache.put(key, d, e.opts.Now().Add(time.Duration(ttl)*time.Second))
 	}
-	return effect, nil
+	return d, nil
 }
 
-// matchMethod finds the method for a request in a deployment: the resource whose path equals the
-// request path, else the nearest greedy {proxy+} resource; the verb's method, else ANY.
-func matchMethod(d *deployment, verb, path string) *method {
-	var exact, greedy *resource
-	for _, res := range d.resources {
-		if res.Path == path {
-			exact = res
-		}
-		if base, ok := strings.CutSuffix(res.Path, "/{proxy+}"); ok && strings.HasPrefix(path, base+"/") {
-			if greedy == nil || len(res.Path) > len(greedy.Path) {
-				greedy = res
-			}
-		}
-	}
-	for _, res := range []*resource{exact, greedy} {
-		if res == nil {
-			continue
-		}
-		if m := res.Methods[verb]; m != nil {
-			return m
-		}
-		if m := res.Methods["ANY"]; m != nil {
-			return m
-		}
-	}
-	return nil
-}
-
-// proxy forwards the request to the backend base URL, keeping the path below the stage.
+// proxy forwards an HTTP API request to the backend base URL, keeping the path below the stage.
+// HTTP APIs have no integrations yet: the stage variable backendUrl names the backend, read as
+// the integration URI http://${stageVariables.backendUrl} reads it (a full URL as is).
 func (e *Emulator) proxy(w http.ResponseWriter, r *http.Request, backend, path string) {
+	if backend != "" && !strings.Contains(backend, "://") {
+		backend = "http://" + backend
+	}
 	target, err := url.Parse(backend)
 	if backend == "" || err != nil || !target.IsAbs() {
 		gatewayError(w, http.StatusInternalServerError, "InternalServerErrorException", "Internal server error")

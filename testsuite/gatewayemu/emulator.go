@@ -3,7 +3,8 @@
 // paths, status codes, field names and x-amzn-ErrorType error shapes, so the unmodified
 // aws-sdk-go-v2 clients drive it through BaseEndpoint. Its data plane serves each stage at
 // InvokeURL, splits traffic between the stable and canary deployments, runs the configured
-// authorizer and proxies to the backend named by the stage variable "backendUrl".
+// authorizer and calls the method's integration (REST) or the backend named by the stage
+// variable "backendUrl" (HTTP APIs).
 package gatewayemu
 
 import (
@@ -29,8 +30,9 @@ const (
 	CanaryHeader     = "X-Gateway-Canary"
 )
 
-// BackendVariable is the stage variable that holds a deployment's backend base URL, the way a
-// real integration URI would reference ${stageVariables.backendUrl}.
+// BackendVariable is the stage variable that holds an HTTP API stage's backend (a URL, or a
+// host:port read as http://host:port), which stands in for the HTTP API integrations the
+// emulator does not have yet. REST APIs route through their methods' integrations instead.
 const BackendVariable = "backendUrl"
 
 // Options tune the emulator. The zero value is usable.

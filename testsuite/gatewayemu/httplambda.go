@@ -50,6 +50,8 @@ type HTTPAuthorizerRequest struct {
 // keeps.
 type Decision struct {
 	Effect Effect
+	// PrincipalID is a REST authorizer's principalId (context.authorizer.principalId in mappings).
+	PrincipalID string
 	// Context is the answer's context object, which API Gateway hands on to the integration.
 	Context map[string]any
 	// Policy judges an IAM policy answer again for another request's route ARN, as API Gateway

@@ -36,6 +36,24 @@ type method struct {
 	AuthorizationType string `json:"authorizationType"`
 	AuthorizerID      string `json:"authorizerId,omitempty"`
 	APIKeyRequired    bool   `json:"apiKeyRequired"`
+	// RequestParameters declares the request's parameters (method.request.path.proxy: true means
+	// required), which an integration's requestParameters may then map.
+	RequestParameters map[string]bool `json:"requestParameters,omitempty"`
+	MethodIntegration *integration    `json:"methodIntegration,omitempty"`
+}
+
+func (m *method) clone() *method {
+	c := *m
+	if m.RequestParameters != nil {
+		c.RequestParameters = make(map[string]bool, len(m.RequestParameters))
+		for k, v := range m.RequestParameters {
+			c.RequestParameters[k] = v
+		}
+	}
+	if m.MethodIntegration != nil {
+		c.MethodIntegration = m.MethodIntegration.clone()
+	}
+	return &c
 }
 
 // deployment is an immutable snapshot of the API's resources, methods and authorizers, as in AWS,
@@ -96,8 +114,7 @@ func (r *resource) clone() *resource {
 	c := *r
 	c.Methods = make(map[string]*method, len(r.Methods))
 	for k, m := range r.Methods {
-		mc := *m
-		c.Methods[k] = &mc
+		c.Methods[k] = m.clone()
 	}
 	return &c
 }
@@ -112,8 +129,12 @@ func (e *Emulator) controlHandler() http.Handler {
 	op("GET /restapis/{restApiId}", "GetRestApi", e.getRestAPI)
 	op("GET /restapis/{restApiId}/resources", "GetResources", e.getResources)
 	op("POST /restapis/{restApiId}/resources/{parentId}", "CreateResource", e.createResource)
+	op("GET /restapis/{restApiId}/resources/{resourceId}", "GetResource", e.getResource)
 	op("PUT /restapis/{restApiId}/resources/{resourceId}/methods/{httpMethod}", "PutMethod", e.putMethod)
 	op("GET /restapis/{restApiId}/resources/{resourceId}/methods/{httpMethod}", "GetMethod", e.getMethod)
+	op("PUT /restapis/{restApiId}/resources/{resourceId}/methods/{httpMethod}/integration", "PutIntegration", e.putIntegration)
+	op("GET /restapis/{restApiId}/resources/{resourceId}/methods/{httpMethod}/integration", "GetIntegration", e.getIntegration)
+	op("DELETE /restapis/{restApiId}/resources/{resourceId}/methods/{httpMethod}/integration", "DeleteIntegration", e.deleteIntegration)
 	op("POST /restapis/{restApiId}/deployments", "CreateDeployment", e.createDeployment)
 	op("GET /restapis/{restApiId}/deployments", "GetDeployments", e.getDeployments)
 	op("GET /restapis/{restApiId}/deployments/{deploymentId}", "GetDeployment", e.getDeployment)
@@ -198,6 +219,12 @@ func (e *Emulator) getResources(r *http.Request) (int, any, error) {
 	})
 }
 
+func (e *Emulator) getResource(r *http.Request) (int, any, error) {
+	return e.onRESTAPI(r, func(api *restAPI) (int, any, error) {
+		return found(api.resources[r.PathValue("resourceId")], "Invalid Resource identifier specified")
+	})
+}
+
 func (e *Emulator) createResource(r *http.Request) (int, any, error) {
 	var in struct {
 		PathPart string `json:"pathPart"`
@@ -232,11 +259,15 @@ var httpMethods = map[string]bool{"GET": true, "POST": true, "PUT": true, "PATCH
 
 func (e *Emulator) putMethod(r *http.Request) (int, any, error) {
 	var in struct {
-		AuthorizationType string `json:"authorizationType"`
-		AuthorizerID      string `json:"authorizerId"`
-		APIKeyRequired    bool   `json:"apiKeyRequired"`
+		AuthorizationType string          `json:"authorizationType"`
+		AuthorizerID      string          `json:"authorizerId"`
+		APIKeyRequired    bool            `json:"apiKeyRequired"`
+		RequestParameters map[string]bool `json:"requestParameters"`
 	}
 	if err := decode(r, &in); err != nil {
+		return 0, nil, err
+	}
+	if err := checkMethodRequestParameters(in.RequestParameters); err != nil {
 		return 0, nil, err
 	}
 	return e.onRESTAPI(r, func(api *restAPI) (int, any, error) {
@@ -266,7 +297,8 @@ func (e *Emulator) putMethod(r *http.Request) (int, any, error) {
 		if res.Methods[verb] != nil {
 			return 0, nil, conflict("Method already exists for this resource")
 		}
-		m := &method{HTTPMethod: verb, AuthorizationType: in.AuthorizationType, AuthorizerID: in.AuthorizerID, APIKeyRequired: in.APIKeyRequired}
+		m := &method{HTTPMethod: verb, AuthorizationType: in.AuthorizationType, AuthorizerID: in.AuthorizerID, APIKeyRequired: in.APIKeyRequired,
+			RequestParameters: in.RequestParameters}
 		res.Methods[verb] = m
 		return http.StatusCreated, m, nil
 	})

@@ -26,6 +26,9 @@ func (e *Emulator) createDeployment(r *http.Request) (int, any, error) {
 		if !hasMethod {
 			return 0, nil, badRequest("The REST API doesn't contain any methods")
 		}
+		if !everyMethodIntegrated(api) {
+			return 0, nil, badRequest("No integration defined for method")
+		}
 		if in.StageName != "" && api.stages[in.StageName] == nil && len(api.stages) >= maxStagesPerAPI {
 			return 0, nil, limitExceeded("Stages per API exceed the limit of %d", maxStagesPerAPI)
 		}
@@ -179,4 +182,17 @@ func (e *Emulator) flushStageAuthorizersCache(r *http.Request) (int, any, error)
 	}
 	st.cache.flush()
 	return http.StatusAccepted, nil, nil
+}
+
+// everyMethodIntegrated reports whether each method has an integration, which AWS requires of a
+// deployment.
+func everyMethodIntegrated(api *restAPI) bool {
+	for _, res := range api.resources {
+		for _, m := range res.Methods {
+			if m.MethodIntegration == nil {
+				return false
+			}
+		}
+	}
+	return true
 }
