@@ -332,13 +332,28 @@ func (r *ReleaseBed) createHTTPAPI(ctx context.Context, c *apigatewayv2.Client) 
 		return err
 	}
 	r.AuthorizerID = *auth.AuthorizerId
+	target, err := httpProxyIntegration(ctx, c, *api.ApiId)
+	if err != nil {
+		return err
+	}
 	if _, err := c.CreateRoute(ctx, &apigatewayv2.CreateRouteInput{ApiId: api.ApiId, RouteKey: aws.String("$default"),
-		AuthorizationType: v2types.AuthorizationTypeJwt, AuthorizerId: auth.AuthorizerId}); err != nil {
+		AuthorizationType: v2types.AuthorizationTypeJwt, AuthorizerId: auth.AuthorizerId, Target: &target}); err != nil {
 		return err
 	}
 	_, err = c.CreateStage(ctx, &apigatewayv2.CreateStageInput{ApiId: api.ApiId, StageName: &r.Stage, AutoDeploy: aws.Bool(true),
-		StageVariables: map[string]string{gatewayemu.BackendVariable: r.Backends["v1"]}})
+		StageVariables: map[string]string{"backendUrl": r.Backends["v1"]}})
 	return err
+}
+
+// httpProxyIntegration creates an HTTP API's HTTP_PROXY integration to the release's backend (the
+// stage variable backendUrl, which a release sets) and returns the route target naming it.
+func httpProxyIntegration(ctx context.Context, c *apigatewayv2.Client, apiID string) (string, error) {
+	integ, err := c.CreateIntegration(ctx, &apigatewayv2.CreateIntegrationInput{ApiId: &apiID, IntegrationType: v2types.IntegrationTypeHttpProxy,
+		IntegrationMethod: aws.String("ANY"), IntegrationUri: aws.String("http://${stageVariables.backendUrl}/"), PayloadFormatVersion: aws.String("1.0")})
+	if err != nil {
+		return "", err
+	}
+	return "integrations/" + *integ.IntegrationId, nil
 }
 
 // Spec is a release of backend version to the bed's stage: key rotation, two canary steps of

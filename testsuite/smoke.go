@@ -191,12 +191,16 @@ func smokeHTTPAPI(ctx context.Context, c *apigatewayv2.Client, emu *gatewayemu.E
 	if err != nil {
 		return "", err
 	}
+	target, err := httpProxyIntegration(ctx, c, *api.ApiId)
+	if err != nil {
+		return "", err
+	}
 	if _, err := c.CreateRoute(ctx, &apigatewayv2.CreateRouteInput{ApiId: api.ApiId, RouteKey: aws.String("$default"),
-		AuthorizationType: v2types.AuthorizationTypeJwt, AuthorizerId: auth.AuthorizerId}); err != nil {
+		AuthorizationType: v2types.AuthorizationTypeJwt, AuthorizerId: auth.AuthorizerId, Target: &target}); err != nil {
 		return "", err
 	}
 	if _, err := c.CreateStage(ctx, &apigatewayv2.CreateStageInput{ApiId: api.ApiId, StageName: aws.String("prod"), AutoDeploy: aws.Bool(true),
-		StageVariables: map[string]string{gatewayemu.BackendVariable: backend}}); err != nil {
+		StageVariables: map[string]string{"backendUrl": backend}}); err != nil {
 		return "", err
 	}
 	return emu.InvokeURL(*api.ApiId, "prod") + "/orders", nil

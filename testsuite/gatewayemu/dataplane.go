@@ -4,8 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
-	"net/http/httputil"
-	"net/url"
 	"regexp"
 	"strconv"
 	"strings"
@@ -212,32 +210,6 @@ func (e *Emulator) authorize(r *http.Request, cache *authorizerCache, key string
 	return d, nil
 }
 
-// proxy forwards an HTTP API request to the backend base URL, keeping the path below the stage.
-// HTTP APIs have no integrations yet: the stage variable backendUrl names the backend, read as
-// the integration URI http://${stageVariables.backendUrl} reads it (a full URL as is).
-func (e *Emulator) proxy(w http.ResponseWriter, r *http.Request, backend, path string) {
-	if backend != "" && !strings.Contains(backend, "://") {
-		backend = "http://" + backend
-	}
-	target, err := url.Parse(backend)
-	if backend == "" || err != nil || !target.IsAbs() {
-		gatewayError(w, http.StatusInternalServerError, "InternalServerErrorException", "Internal server error")
-		return
-	}
-	p := &httputil.ReverseProxy{
-		Rewrite: func(pr *httputil.ProxyRequest) {
-			pr.SetURL(target)
-			pr.Out.URL.Path = strings.TrimSuffix(target.Path, "/") + path
-			pr.Out.URL.RawPath = ""
-		},
-		Transport: e.opts.HTTPClient.Transport,
-		ErrorHandler: func(w http.ResponseWriter, _ *http.Request, _ error) {
-			gatewayError(w, http.StatusBadGateway, "InternalServerErrorException", "Internal server error")
-		},
-	}
-	p.ServeHTTP(w, r)
-}
-
 func (e *Emulator) invokeHTTP(w http.ResponseWriter, r *http.Request, api *httpAPI, stageName, path string) {
 	e.mu.Lock()
 	st := api.stages[stageName]
@@ -246,7 +218,7 @@ func (e *Emulator) invokeHTTP(w http.ResponseWriter, r *http.Request, api *httpA
 		gatewayError(w, http.StatusNotFound, "NotFoundException", "Not Found")
 		return
 	}
-	rt := matchRoute(api, r.Method, path)
+	rt, params := matchRoute(api, r.Method, path)
 	var auth *httpAuthorizer
 	if rt != nil && rt.AuthorizationType != "NONE" {
 		if a := api.authorizers[rt.AuthorizerID]; a != nil {
@@ -256,6 +228,10 @@ func (e *Emulator) invokeHTTP(w http.ResponseWriter, r *http.Request, api *httpA
 	}
 	vars := copyMap(st.StageVariables)
 	deploymentID := st.DeploymentID
+	var integ *httpIntegration
+	if rt != nil {
+		integ = routeIntegration(api, rt)
+	}
 	var lambda HTTPLambdaAuthorizer
 	if auth != nil && auth.AuthorizerType == "REQUEST" {
 		lambda = e.httpLambdas[auth.AuthorizerURI]
@@ -282,36 +258,11 @@ func (e *Emulator) invokeHTTP(w http.ResponseWriter, r *http.Request, api *httpA
 				return
 			}
 		case "REQUEST":
-			call := httpLambdaCall{api: api.APIID, stage: stageName, route: rt, auth: auth, variables: vars, lambda: lambda, cache: cache}
+			call := httpLambdaCall{api: api.APIID, stage: stageName, route: rt, pathParams: params, auth: auth, variables: vars, lambda: lambda, cache: cache}
 			if !e.authorizeHTTPLambda(w, r, call, path) {
 				return
 			}
 		}
 	}
-	e.proxy(w, r, vars[BackendVariable], path)
-}
-
-// matchRoute picks the route for a request: an exact "VERB /path", then "ANY /path", then a
-// greedy "/{proxy+}" route, then $default.
-func matchRoute(api *httpAPI, verb, path string) *route {
-	var best *route
-	bestRank := 0
-	for _, rt := range api.routes {
-		rank := 0
-		v, p, _ := strings.Cut(rt.RouteKey, " ")
-		switch {
-		case rt.RouteKey == "$default":
-			rank = 1
-		case p == path && v == verb:
-			rank = 4
-		case p == path && v == "ANY":
-			rank = 3
-		case strings.HasSuffix(p, "/{proxy+}") && strings.HasPrefix(path, strings.TrimSuffix(p, "{proxy+}")) && (v == verb || v == "ANY"):
-			rank = 2
-		}
-		if rank > bestRank {
-			best, bestRank = rt, rank
-		}
-	}
-	return best
+	e.integrateHTTP(w, r, integ, vars, params)
 }

@@ -3,8 +3,7 @@
 // paths, status codes, field names and x-amzn-ErrorType error shapes, so the unmodified
 // aws-sdk-go-v2 clients drive it through BaseEndpoint. Its data plane serves each stage at
 // InvokeURL, splits traffic between the stable and canary deployments, runs the configured
-// authorizer and calls the method's integration (REST) or the backend named by the stage
-// variable "backendUrl" (HTTP APIs).
+// authorizer and calls the integration of the method (REST) or route (HTTP API).
 package gatewayemu
 
 import (
@@ -29,11 +28,6 @@ const (
 	DeploymentHeader = "X-Gateway-Deployment-Id"
 	CanaryHeader     = "X-Gateway-Canary"
 )
-
-// BackendVariable is the stage variable that holds an HTTP API stage's backend (a URL, or a
-// host:port read as http://host:port), which stands in for the HTTP API integrations the
-// emulator does not have yet. REST APIs route through their methods' integrations instead.
-const BackendVariable = "backendUrl"
 
 // Options tune the emulator. The zero value is usable.
 type Options struct {

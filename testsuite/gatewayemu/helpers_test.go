@@ -92,6 +92,18 @@ func putProxyIntegration(t testing.TB, c *apigateway.Client, m *apigateway.PutMe
 	}
 }
 
+// httpProxyTarget creates an HTTP API's HTTP_PROXY integration to uri (stage variables and the
+// route's path parameters allowed) and returns the route target naming it.
+func httpProxyTarget(t testing.TB, c *apigatewayv2.Client, apiID *string, uri string) *string {
+	t.Helper()
+	integ, err := c.CreateIntegration(context.Background(), &apigatewayv2.CreateIntegrationInput{ApiId: apiID,
+		IntegrationType: "HTTP_PROXY", IntegrationMethod: aws.String("ANY"), IntegrationUri: &uri, PayloadFormatVersion: aws.String("1.0")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return aws.String("integrations/" + *integ.IntegrationId)
+}
+
 // issuer is an OpenID issuer serving a discovery document and a JWKS that tests can change.
 type issuer struct {
 	URL      string

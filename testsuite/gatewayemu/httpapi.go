@@ -23,10 +23,11 @@ type httpAPI struct {
 	RouteSelectionExpression string  `json:"routeSelectionExpression"`
 	CreatedDate              isoTime `json:"createdDate"`
 
-	routes      map[string]*route
-	authorizers map[string]*httpAuthorizer
-	stages      map[string]*httpStage
-	deployments map[string]bool
+	routes       map[string]*route
+	integrations map[string]*httpIntegration
+	authorizers  map[string]*httpAuthorizer
+	stages       map[string]*httpStage
+	deployments  map[string]bool
 }
 
 type route struct {
@@ -77,7 +78,7 @@ func (e *Emulator) createHTTPAPI(r *http.Request) (int, any, error) {
 	api := &httpAPI{
 		APIID: id, Name: in.Name, ProtocolType: "HTTP", APIEndpoint: e.DataURL + "/" + id,
 		RouteSelectionExpression: "${request.method} ${request.path}", CreatedDate: isoTime(e.opts.Now()),
-		routes: map[string]*route{}, authorizers: map[string]*httpAuthorizer{}, stages: map[string]*httpStage{}, deployments: map[string]bool{},
+		routes: map[string]*route{}, integrations: map[string]*httpIntegration{}, authorizers: map[string]*httpAuthorizer{}, stages: map[string]*httpStage{}, deployments: map[string]bool{},
 	}
 	e.httpAPIs[id] = api
 	return http.StatusCreated, api, nil
@@ -116,6 +117,9 @@ func (e *Emulator) createRoute(r *http.Request) (int, any, error) {
 			}
 		default:
 			return 0, nil, badRequest("Invalid authorization type %q: the emulator supports NONE, JWT, CUSTOM", in.AuthorizationType)
+		}
+		if err := checkRouteTarget(api, in.Target); err != nil {
+			return 0, nil, err
 		}
 		for _, existing := range api.routes {
 			if existing.RouteKey == in.RouteKey {

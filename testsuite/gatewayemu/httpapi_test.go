@@ -34,12 +34,13 @@ func newHTTPFixture(t *testing.T, c *apigatewayv2.Client, iss *issuer, backendUR
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.CreateRoute(ctx, &apigatewayv2.CreateRouteInput{ApiId: api.ApiId, RouteKey: aws.String("$default"),
-		AuthorizationType: types.AuthorizationTypeJwt, AuthorizerId: auth.AuthorizerId}); err != nil {
+	if _, err := c.CreateRoute(ctx, &apigatewayv2.CreateRouteInput{ApiId: api.ApiId, RouteKey: aws.String("ANY /{proxy+}"),
+		AuthorizationType: types.AuthorizationTypeJwt, AuthorizerId: auth.AuthorizerId,
+		Target: httpProxyTarget(t, c, api.ApiId, "http://${stageVariables.backendUrl}/{proxy}")}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := c.CreateStage(ctx, &apigatewayv2.CreateStageInput{ApiId: api.ApiId, StageName: aws.String("prod"), AutoDeploy: aws.Bool(true),
-		StageVariables: map[string]string{gatewayemu.BackendVariable: backendURL}}); err != nil {
+		StageVariables: map[string]string{"backendUrl": hostPort(backendURL)}}); err != nil {
 		t.Fatal(err)
 	}
 	return httpFixture{api: *api.ApiId, authorizer: *auth.AuthorizerId, stage: "prod"}
@@ -65,7 +66,7 @@ func TestHTTPAPI_ControlPlaneRoundTripsThroughTheSDK(t *testing.T) {
 	}
 	st, err := c.UpdateStage(ctx, &apigatewayv2.UpdateStageInput{ApiId: &f.api, StageName: &f.stage,
 		StageVariables: map[string]string{"release": "v2"}})
-	if err != nil || st.StageVariables["release"] != "v2" || st.StageVariables[gatewayemu.BackendVariable] == "" {
+	if err != nil || st.StageVariables["release"] != "v2" || st.StageVariables["backendUrl"] == "" {
 		t.Fatalf("UpdateStage = %+v, %v", st, err)
 	}
 	gs, err := c.GetStage(ctx, &apigatewayv2.GetStageInput{ApiId: &f.api, StageName: &f.stage})
@@ -73,7 +74,7 @@ func TestHTTPAPI_ControlPlaneRoundTripsThroughTheSDK(t *testing.T) {
 		t.Fatalf("GetStage = %+v, %v", gs, err)
 	}
 	routes, err := c.GetRoutes(ctx, &apigatewayv2.GetRoutesInput{ApiId: &f.api})
-	if err != nil || len(routes.Items) != 1 || *routes.Items[0].RouteKey != "$default" {
+	if err != nil || len(routes.Items) != 1 || *routes.Items[0].RouteKey != "ANY /{proxy+}" {
 		t.Fatalf("GetRoutes = %+v, %v", routes, err)
 	}
 	dep, err := c.CreateDeployment(ctx, &apigatewayv2.CreateDeploymentInput{ApiId: &f.api, StageName: &f.stage})

@@ -76,6 +76,7 @@ func (e *Emulator) RegisterHTTPLambda(uri string, fn HTTPLambdaAuthorizer) {
 type httpLambdaCall struct {
 	api, stage string
 	route      *route
+	pathParams map[string]string
 	auth       *httpAuthorizer
 	variables  map[string]string
 	lambda     HTTPLambdaAuthorizer
@@ -150,21 +151,10 @@ func (e *Emulator) httpAuthorizerRequest(r *http.Request, c httpLambdaCall, path
 		PayloadFormatVersion: c.auth.AuthorizerPayloadFormatVersion, SimpleResponses: c.auth.EnableSimpleResponses,
 		RouteArn: executeAPIARN + c.api + "/" + c.stage + "/" + r.Method + path, RouteKey: c.route.RouteKey,
 		Method: r.Method, RawPath: rawPath, Path: path, RawQueryString: r.URL.RawQuery, Headers: r.Header.Clone(),
-		PathParameters: pathParameters(c.route.RouteKey, path), StageVariables: c.variables,
+		PathParameters: c.pathParams, StageVariables: c.variables,
 		AccountID: emulatorAccount, APIID: c.api, Stage: c.stage, DomainName: r.Host, RequestID: newID(16),
 		Protocol: r.Proto, SourceIP: sourceIP, UserAgent: r.UserAgent(), Time: e.opts.Now(),
 	}
-}
-
-// pathParameters names what a greedy route's {name+} segment matched.
-func pathParameters(routeKey, path string) map[string]string {
-	_, p, _ := strings.Cut(routeKey, " ")
-	i := strings.LastIndex(p, "/{")
-	if i < 0 || !strings.HasSuffix(p, "+}") {
-		return nil
-	}
-	name := p[i+2 : len(p)-2]
-	return map[string]string{name: strings.TrimPrefix(path, p[:i+1])}
 }
 
 // contextVariables are the $context variables an identity source may name (checkIdentitySource

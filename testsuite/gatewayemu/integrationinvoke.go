@@ -50,25 +50,43 @@ func (e *Emulator) forward(w http.ResponseWriter, r *http.Request, c integration
 		gatewayError(w, http.StatusInternalServerError, "InternalServerErrorException", "Internal server error")
 		return
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), time.Duration(integ.TimeoutInMillis)*time.Millisecond)
+	e.send(w, r, backendCall{target: target, method: integ.HTTPMethod, proxy: integ.Type == "HTTP_PROXY",
+		header: mapped.header, query: mapped.query, timeout: time.Duration(integ.TimeoutInMillis) * time.Millisecond})
+}
+
+// backendCall is one request to an HTTP backend.
+type backendCall struct {
+	target *url.URL
+	// method is the backend request's; ANY keeps the client's.
+	method string
+	// proxy passes the client's headers and query string on; otherwise only the mapped ones go.
+	proxy         bool
+	header, query map[string]string
+	timeout       time.Duration
+}
+
+// send calls the backend with the client's body and writes its answer; a backend slower than the
+// timeout is a 504 as on AWS, an unreachable one a 502.
+func (e *Emulator) send(w http.ResponseWriter, r *http.Request, c backendCall) {
+	ctx, cancel := context.WithTimeout(r.Context(), c.timeout)
 	defer cancel()
 	proxy := &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
-			pr.Out.URL = target
-			pr.Out.Host = target.Host
-			if integ.HTTPMethod != "ANY" {
-				pr.Out.Method = integ.HTTPMethod
+			pr.Out.URL = c.target
+			pr.Out.Host = c.target.Host
+			if c.method != "ANY" {
+				pr.Out.Method = c.method
 			}
-			query := target.Query()
-			if integ.Type == "HTTP_PROXY" {
+			query := c.target.Query()
+			if c.proxy {
 				query = mergeQuery(pr.In.URL.Query(), query)
 			} else {
 				pr.Out.Header = http.Header{"Content-Type": pr.In.Header.Values("Content-Type")}
 			}
-			for k, v := range mapped.query {
+			for k, v := range c.query {
 				query.Set(k, v)
 			}
-			for k, v := range mapped.header {
+			for k, v := range c.header {
 				pr.Out.Header.Set(k, v)
 			}
 			pr.Out.URL.RawQuery = query.Encode()

@@ -12,6 +12,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/apigateway"
 	"github.com/aws/aws-sdk-go-v2/service/apigateway/types"
+	"github.com/aws/aws-sdk-go-v2/service/apigatewayv2"
+	v2types "github.com/aws/aws-sdk-go-v2/service/apigatewayv2/types"
 	"github.com/aws/smithy-go"
 
 	"github.com/rollgate/rollgate/testsuite/gatewayemu"
@@ -240,5 +242,104 @@ func TestREST_IntegrationsCarryStageVariablesParametersAndTheAuthorizerContext(t
 	}
 	if got := call("GET", "/items/7", nil); got.Backend != "canary" || got.Path != "/v/2/7" {
 		t.Fatalf("canary request: %+v", got)
+	}
+}
+
+func TestHTTPAPI_CreateIntegrationAnswersAsAWS(t *testing.T) {
+	_, _, c := startEmulator(t, gatewayemu.Options{})
+	ctx := context.Background()
+	apiID := newHTTPAPI(t, c)
+	create := func(mut func(*apigatewayv2.CreateIntegrationInput)) (*apigatewayv2.CreateIntegrationOutput, error) {
+		in := &apigatewayv2.CreateIntegrationInput{ApiId: apiID, IntegrationType: v2types.IntegrationTypeHttpProxy,
+			IntegrationMethod: aws.String("ANY"), IntegrationUri: aws.String("http://${stageVariables.backendUrl}/{proxy}")}
+		mut(in)
+		return c.CreateIntegration(ctx, in)
+	}
+	for _, tc := range []struct {
+		name    string
+		mut     func(*apigatewayv2.CreateIntegrationInput)
+		wantMsg string
+	}{
+		{"no method", func(in *apigatewayv2.CreateIntegrationInput) { in.IntegrationMethod = nil }, "IntegrationMethod is required"},
+		{"uri without scheme", func(in *apigatewayv2.CreateIntegrationInput) {
+			in.IntegrationUri = aws.String("${stageVariables.backendUrl}")
+		}, "Invalid integration URI"},
+		{"payload format 2.0", func(in *apigatewayv2.CreateIntegrationInput) { in.PayloadFormatVersion = aws.String("2.0") }, "Payload format version 2.0"},
+		{"AWS_PROXY refused by name", func(in *apigatewayv2.CreateIntegrationInput) { in.IntegrationType = v2types.IntegrationTypeAwsProxy }, "does not support integration type AWS_PROXY"},
+		{"MOCK is WebSocket only", func(in *apigatewayv2.CreateIntegrationInput) { in.IntegrationType = v2types.IntegrationTypeMock }, "Invalid integration type"},
+		{"timeout above 30 s", func(in *apigatewayv2.CreateIntegrationInput) { in.TimeoutInMillis = aws.Int32(30001) }, "between 50 and 30000"},
+		{"parameter mapping refused by name", func(in *apigatewayv2.CreateIntegrationInput) {
+			in.RequestParameters = map[string]string{"append:header.x": "$request.header.y"}
+		}, "does not support parameter mapping"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := create(tc.mut)
+			if !strings.Contains(as[*v2types.BadRequestException](t, err).ErrorMessage(), tc.wantMsg) {
+				t.Fatalf("CreateIntegration: %v, want %q", err, tc.wantMsg)
+			}
+		})
+	}
+
+	out, err := create(func(*apigatewayv2.CreateIntegrationInput) {})
+	if err != nil || out.IntegrationType != v2types.IntegrationTypeHttpProxy || *out.IntegrationMethod != "ANY" || *out.PayloadFormatVersion != "1.0" ||
+		out.ConnectionType != v2types.ConnectionTypeInternet || *out.TimeoutInMillis != 30000 || out.IntegrationId == nil {
+		t.Fatalf("CreateIntegration = %+v, %v", out, err)
+	}
+	got, err := c.GetIntegration(ctx, &apigatewayv2.GetIntegrationInput{ApiId: apiID, IntegrationId: out.IntegrationId})
+	if err != nil || *got.IntegrationUri != *out.IntegrationUri {
+		t.Fatalf("GetIntegration = %+v, %v", got, err)
+	}
+	list, err := c.GetIntegrations(ctx, &apigatewayv2.GetIntegrationsInput{ApiId: apiID})
+	if err != nil || len(list.Items) != 1 || *list.Items[0].IntegrationId != *out.IntegrationId {
+		t.Fatalf("GetIntegrations = %+v, %v", list, err)
+	}
+	_, err = c.GetIntegration(ctx, &apigatewayv2.GetIntegrationInput{ApiId: apiID, IntegrationId: aws.String("nosuch")})
+	as[*v2types.NotFoundException](t, err)
+	_, err = c.CreateRoute(ctx, &apigatewayv2.CreateRouteInput{ApiId: apiID, RouteKey: aws.String("GET /x"), Target: aws.String("integrations/nosuch")})
+	as[*v2types.BadRequestException](t, err)
+}
+
+func TestHTTPAPI_RoutesReachTheirIntegrationWithStageVariablesAndPathParameters(t *testing.T) {
+	emu, _, c := startEmulator(t, gatewayemu.Options{})
+	ctx := context.Background()
+	apiID := newHTTPAPI(t, c)
+	routes := map[string]string{
+		"GET /items/{id}": "http://${stageVariables.backendUrl}/v/${stageVariables.version}/item/{id}",
+		"ANY /{proxy+}":   "http://${stageVariables.backendUrl}/{proxy}",
+	}
+	for key, uri := range routes {
+		if _, err := c.CreateRoute(ctx, &apigatewayv2.CreateRouteInput{ApiId: apiID, RouteKey: aws.String(key), Target: httpProxyTarget(t, c, apiID, uri)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := c.CreateRoute(ctx, &apigatewayv2.CreateRouteInput{ApiId: apiID, RouteKey: aws.String("GET /unwired")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.CreateStage(ctx, &apigatewayv2.CreateStageInput{ApiId: apiID, StageName: aws.String("prod"), AutoDeploy: aws.Bool(true),
+		StageVariables: map[string]string{"backendUrl": echoBackend(t, "stable"), "version": "3"}}); err != nil {
+		t.Fatal(err)
+	}
+	url := emu.InvokeURL(*apiID, "prod")
+	for _, tc := range []struct{ method, path, wantMethod, wantPath, wantQuery string }{
+		{"GET", "/items/42?full=1", "GET", "/v/3/item/42", "full=1"},
+		{"DELETE", "/items/42", "DELETE", "/items/42", ""},
+		{"POST", "/orders/7/lines", "POST", "/orders/7/lines", ""},
+	} {
+		req, _ := http.NewRequest(tc.method, url+tc.path, nil)
+		req.Header.Set("X-Client", "c1")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got echoed
+		_ = json.NewDecoder(resp.Body).Decode(&got)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || got.Method != tc.wantMethod || got.Path != tc.wantPath || got.Query != tc.wantQuery || got.Header.Get("X-Client") != "c1" {
+			t.Errorf("%s %s: %d %+v; want %s %s?%s", tc.method, tc.path, resp.StatusCode, got, tc.wantMethod, tc.wantPath, tc.wantQuery)
+		}
+	}
+	// A route without an integration answers 500, as on AWS.
+	if status, body, _ := get(t, url+"/unwired", nil); status != http.StatusInternalServerError || !strings.Contains(body, "Internal Server Error") {
+		t.Fatalf("route without an integration: %d %s", status, body)
 	}
 }

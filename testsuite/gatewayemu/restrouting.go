@@ -85,3 +85,38 @@ func setParam(params map[string]string, name, value string) map[string]string {
 	params[name] = value
 	return params
 }
+
+// matchRoute picks an HTTP API's route for a request as API Gateway does: the most specific path
+// (by matchResourcePath's rank), for the same path the verb's route before ANY, and $default when
+// nothing else matches. It returns the route's path parameters.
+func matchRoute(api *httpAPI, verb, path string) (*route, map[string]string) {
+	var best, fallback *route
+	var bestParams map[string]string
+	bestRank := ""
+	for _, rt := range api.routes {
+		if rt.RouteKey == "$default" {
+			fallback = rt
+			continue
+		}
+		v, p, _ := strings.Cut(rt.RouteKey, " ")
+		if v != verb && v != "ANY" {
+			continue
+		}
+		params, rank, ok := matchResourcePath(p, path)
+		if !ok {
+			continue
+		}
+		if v == verb {
+			rank += "1"
+		} else {
+			rank += "0"
+		}
+		if rank > bestRank {
+			best, bestParams, bestRank = rt, params, rank
+		}
+	}
+	if best == nil {
+		return fallback, nil
+	}
+	return best, bestParams
+}
