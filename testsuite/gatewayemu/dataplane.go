@@ -213,7 +213,8 @@ func (e *Emulator) authorize(r *http.Request, cache *authorizerCache, key string
 func (e *Emulator) invokeHTTP(w http.ResponseWriter, r *http.Request, api *httpAPI, stageName, path string) {
 	e.mu.Lock()
 	st := api.stages[stageName]
-	if st == nil {
+	// As on AWS, a stage serves nothing until a deployment reaches it or autoDeploy is on.
+	if st == nil || (st.DeploymentID == "" && !st.AutoDeploy) {
 		e.mu.Unlock()
 		gatewayError(w, http.StatusNotFound, "NotFoundException", "Not Found")
 		return

@@ -132,3 +132,36 @@ func TestHTTPAPI_PathVariablesRouteByAWSPrecedence(t *testing.T) {
 		}
 	}
 }
+
+// An HTTP API stage serves nothing until a deployment reaches it, unless autoDeploy is on.
+func TestHTTPAPI_StageServesOnlyOnceDeployedOrAutoDeployed(t *testing.T) {
+	emu, _, c := startEmulator(t, gatewayemu.Options{})
+	ctx := context.Background()
+	apiID := newHTTPAPI(t, c)
+	if _, err := c.CreateRoute(ctx, &apigatewayv2.CreateRouteInput{ApiId: apiID, RouteKey: aws.String("ANY /{proxy+}"),
+		Target: httpProxyTarget(t, c, apiID, "http://${stageVariables.backendUrl}/{proxy}")}); err != nil {
+		t.Fatal(err)
+	}
+	backendURL := echoBackend(t, "http")
+	for _, stage := range []struct {
+		name string
+		auto bool
+	}{{"manual", false}, {"auto", true}} {
+		if _, err := c.CreateStage(ctx, &apigatewayv2.CreateStageInput{ApiId: apiID, StageName: aws.String(stage.name), AutoDeploy: aws.Bool(stage.auto),
+			StageVariables: map[string]string{"backendUrl": backendURL}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if status, body, _ := get(t, emu.InvokeURL(*apiID, "manual")+"/orders", nil); status != http.StatusNotFound || body != "{\"message\":\"Not Found\"}\n" {
+		t.Fatalf("stage without a deployment: %d %q; want 404 Not Found", status, body)
+	}
+	if status, got := routed(t, "GET", emu.InvokeURL(*apiID, "auto")+"/orders"); status != http.StatusOK || got != "/orders" {
+		t.Fatalf("autoDeploy stage: %d %q", status, got)
+	}
+	if _, err := c.CreateDeployment(ctx, &apigatewayv2.CreateDeploymentInput{ApiId: apiID, StageName: aws.String("manual")}); err != nil {
+		t.Fatal(err)
+	}
+	if status, got := routed(t, "GET", emu.InvokeURL(*apiID, "manual")+"/orders"); status != http.StatusOK || got != "/orders" {
+		t.Fatalf("deployed stage: %d %q", status, got)
+	}
+}
