@@ -75,9 +75,9 @@ func TestControlPlane_BadInputGetsAWSShaped400s(t *testing.T) {
 	if status != http.StatusOK || strings.Contains(body, "canarySettings") || !strings.Contains(body, f.deployment) {
 		t.Fatalf("stage after refused requests: %d %s", status, body)
 	}
-	// An operation the emulator does not implement says so in AWS's error shape.
+	// An operation the emulator does not implement says so in AWS's error shape, not as a 404.
 	status, header, _ := raw(t, "DELETE", base+"/restapis/"+f.api, "")
-	if status != http.StatusNotFound || header.Get("X-Amzn-ErrorType") != "UnknownOperationException" {
+	if status != http.StatusBadRequest || header.Get("X-Amzn-ErrorType") != "InvalidAction" {
 		t.Fatalf("unknown operation: %d %q", status, header.Get("X-Amzn-ErrorType"))
 	}
 }

@@ -167,10 +167,12 @@ func (e *Emulator) controlHandler() http.Handler {
 	op("PATCH /v2/apis/{apiId}/stages/{stageName}", "UpdateStageV2", e.updateHTTPStage)
 	op("DELETE /v2/apis/{apiId}/stages/{stageName}/cache/authorizers", "ResetAuthorizersCache", e.resetAuthorizersCache)
 	op("POST /v2/apis/{apiId}/deployments", "CreateDeploymentV2", e.createHTTPDeployment)
-	// Anything else is an operation the emulator does not know.
+	// Anything else is an operation the emulator does not implement. It answers with AWS's common
+	// error for an invalid action (400 InvalidAction), never a 404 that a caller would read as a
+	// missing resource.
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, &awsError{http.StatusNotFound, "UnknownOperationException",
-			"the API Gateway emulator does not support " + r.Method + " " + r.URL.Path})
+		writeError(w, &awsError{http.StatusBadRequest, "InvalidAction",
+			"the API Gateway emulator does not support the operation " + r.Method + " " + r.URL.Path + " (its README lists the supported ones)"})
 	})
 	return mux
 }
