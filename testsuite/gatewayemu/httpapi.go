@@ -16,12 +16,14 @@ func (t isoTime) MarshalJSON() ([]byte, error) {
 }
 
 type httpAPI struct {
-	APIID                    string  `json:"apiId"`
-	Name                     string  `json:"name"`
-	ProtocolType             string  `json:"protocolType"`
-	APIEndpoint              string  `json:"apiEndpoint"`
-	RouteSelectionExpression string  `json:"routeSelectionExpression"`
-	CreatedDate              isoTime `json:"createdDate"`
+	APIID                     string  `json:"apiId"`
+	Name                      string  `json:"name"`
+	ProtocolType              string  `json:"protocolType"`
+	APIEndpoint               string  `json:"apiEndpoint"`
+	RouteSelectionExpression  string  `json:"routeSelectionExpression"`
+	APIKeySelectionExpression string  `json:"apiKeySelectionExpression"`
+	DisableExecuteAPIEndpoint bool    `json:"disableExecuteApiEndpoint"`
+	CreatedDate               isoTime `json:"createdDate"`
 
 	routes       map[string]*route
 	integrations map[string]*httpIntegration
@@ -77,8 +79,9 @@ func (e *Emulator) createHTTPAPI(r *http.Request) (int, any, error) {
 	id := newID(10)
 	api := &httpAPI{
 		APIID: id, Name: in.Name, ProtocolType: "HTTP", APIEndpoint: e.DataURL + "/" + id,
-		RouteSelectionExpression: "${request.method} ${request.path}", CreatedDate: isoTime(e.opts.Now()),
-		routes: map[string]*route{}, integrations: map[string]*httpIntegration{}, authorizers: map[string]*httpAuthorizer{}, stages: map[string]*httpStage{}, deployments: map[string]bool{},
+		RouteSelectionExpression: "${request.method} ${request.path}", APIKeySelectionExpression: "$request.header.x-api-key",
+		CreatedDate: isoTime(e.opts.Now()),
+		routes:      map[string]*route{}, integrations: map[string]*httpIntegration{}, authorizers: map[string]*httpAuthorizer{}, stages: map[string]*httpStage{}, deployments: map[string]bool{},
 	}
 	e.httpAPIs[id] = api
 	return http.StatusCreated, api, nil
@@ -180,6 +183,12 @@ func (e *Emulator) httpStageLocked(r *http.Request) (*httpAPI, *httpStage, error
 		return nil, nil, notFound("Invalid stage identifier specified")
 	}
 	return api, st, nil
+}
+
+func (e *Emulator) getHTTPStages(r *http.Request) (int, any, error) {
+	return e.onHTTPAPI(r, func(api *httpAPI) (int, any, error) {
+		return http.StatusOK, map[string]any{"items": sortedValues(api.stages, func(st *httpStage) string { return st.StageName })}, nil
+	})
 }
 
 func (e *Emulator) getHTTPStage(r *http.Request) (int, any, error) {

@@ -9,12 +9,18 @@ import (
 // REST API (apigateway) state. JSON field names are AWS's.
 
 type restAPI struct {
-	ID             string `json:"id"`
-	Name           string `json:"name"`
-	Description    string `json:"description,omitempty"`
-	CreatedDate    epoch  `json:"createdDate"`
-	RootResourceID string `json:"rootResourceId"`
-	APIKeySource   string `json:"apiKeySource"`
+	ID                        string                `json:"id"`
+	Name                      string                `json:"name"`
+	Description               string                `json:"description,omitempty"`
+	Version                   string                `json:"version,omitempty"`
+	CreatedDate               epoch                 `json:"createdDate"`
+	RootResourceID            string                `json:"rootResourceId"`
+	APIKeySource              string                `json:"apiKeySource"`
+	BinaryMediaTypes          []string              `json:"binaryMediaTypes,omitempty"`
+	MinimumCompressionSize    *int32                `json:"minimumCompressionSize,omitempty"`
+	EndpointConfiguration     endpointConfiguration `json:"endpointConfiguration"`
+	DisableExecuteAPIEndpoint bool                  `json:"disableExecuteApiEndpoint"`
+	Tags                      map[string]string     `json:"tags,omitempty"`
 
 	resources   map[string]*resource
 	deployments map[string]*deployment
@@ -83,8 +89,19 @@ type stage struct {
 	TracingEnabled  bool              `json:"tracingEnabled"`
 	CreatedDate     epoch             `json:"createdDate"`
 	LastUpdatedDate epoch             `json:"lastUpdatedDate"`
+	// The emulator has no stage cache (cacheClusterEnabled true is refused) and no method
+	// settings; AWS always returns these fields, so they carry its answers for that case.
+	CacheClusterEnabled bool           `json:"cacheClusterEnabled"`
+	CacheClusterStatus  string         `json:"cacheClusterStatus"`
+	MethodSettings      map[string]any `json:"methodSettings"`
 
 	cache *authorizerCache
+}
+
+// newStage is a stage with AWS's defaults for what the emulator does not model.
+func newStage(name string, now epoch) *stage {
+	return &stage{StageName: name, CreatedDate: now, LastUpdatedDate: now, CacheClusterStatus: "NOT_AVAILABLE",
+		MethodSettings: map[string]any{}, cache: newAuthorizerCache()}
 }
 
 type authorizer struct {
@@ -126,6 +143,7 @@ func (e *Emulator) controlHandler() http.Handler {
 	}
 	// REST APIs.
 	op("POST /restapis", "CreateRestApi", e.createRestAPI)
+	op("GET /restapis", "GetRestApis", e.getRestAPIs)
 	op("GET /restapis/{restApiId}", "GetRestApi", e.getRestAPI)
 	op("GET /restapis/{restApiId}/resources", "GetResources", e.getResources)
 	op("POST /restapis/{restApiId}/resources/{parentId}", "CreateResource", e.createResource)
@@ -139,6 +157,7 @@ func (e *Emulator) controlHandler() http.Handler {
 	op("GET /restapis/{restApiId}/deployments", "GetDeployments", e.getDeployments)
 	op("GET /restapis/{restApiId}/deployments/{deploymentId}", "GetDeployment", e.getDeployment)
 	op("POST /restapis/{restApiId}/stages", "CreateStage", e.createStage)
+	op("GET /restapis/{restApiId}/stages", "GetStages", e.getStages)
 	op("GET /restapis/{restApiId}/stages/{stageName}", "GetStage", e.getStage)
 	op("PATCH /restapis/{restApiId}/stages/{stageName}", "UpdateStage", e.updateStage)
 	op("DELETE /restapis/{restApiId}/stages/{stageName}/cache/authorizers", "FlushStageAuthorizersCache", e.flushStageAuthorizersCache)
@@ -163,6 +182,7 @@ func (e *Emulator) controlHandler() http.Handler {
 	op("GET /v2/apis/{apiId}/authorizers/{authorizerId}", "GetAuthorizerV2", e.getHTTPAuthorizer)
 	op("PATCH /v2/apis/{apiId}/authorizers/{authorizerId}", "UpdateAuthorizerV2", e.updateHTTPAuthorizer)
 	op("POST /v2/apis/{apiId}/stages", "CreateStageV2", e.createHTTPStage)
+	op("GET /v2/apis/{apiId}/stages", "GetStagesV2", e.getHTTPStages)
 	op("GET /v2/apis/{apiId}/stages/{stageName}", "GetStageV2", e.getHTTPStage)
 	op("PATCH /v2/apis/{apiId}/stages/{stageName}", "UpdateStageV2", e.updateHTTPStage)
 	op("DELETE /v2/apis/{apiId}/stages/{stageName}/cache/authorizers", "ResetAuthorizersCache", e.resetAuthorizersCache)
@@ -181,41 +201,9 @@ func (e *Emulator) controlHandler() http.Handler {
 func (e *Emulator) restAPILocked(r *http.Request) (*restAPI, error) {
 	api := e.restAPIs[r.PathValue("restApiId")]
 	if api == nil {
-		return nil, notFound("Invalid API identifier specified %s", r.PathValue("restApiId"))
+		return nil, notFound("Invalid API identifier specified %s:%s", emulatorAccount, r.PathValue("restApiId"))
 	}
 	return api, nil
-}
-
-func (e *Emulator) createRestAPI(r *http.Request) (int, any, error) {
-	var in struct {
-		Name        string `json:"name"`
-		Description string `json:"description"`
-	}
-	if err := decode(r, &in); err != nil {
-		return 0, nil, err
-	}
-	if strings.TrimSpace(in.Name) == "" {
-		return 0, nil, badRequest("Invalid REST API name specified")
-	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	root := &resource{ID: newID(10), Path: "/", Methods: map[string]*method{}}
-	api := &restAPI{
-		ID: newID(10), Name: in.Name, Description: in.Description, CreatedDate: e.now(),
-		RootResourceID: root.ID, APIKeySource: "HEADER",
-		resources:   map[string]*resource{root.ID: root},
-		deployments: map[string]*deployment{},
-		stages:      map[string]*stage{},
-		authorizers: map[string]*authorizer{},
-	}
-	e.restAPIs[api.ID] = api
-	return http.StatusCreated, api, nil
-}
-
-func (e *Emulator) getRestAPI(r *http.Request) (int, any, error) {
-	return e.onRESTAPI(r, func(api *restAPI) (int, any, error) {
-		return http.StatusOK, api, nil
-	})
 }
 
 func (e *Emulator) getResources(r *http.Request) (int, any, error) {
@@ -339,6 +327,7 @@ func (e *Emulator) createAuthorizer(r *http.Request) (int, any, error) {
 			return 0, nil, limitExceeded("Authorizers per API exceed the limit of %d", maxAuthorizersPerAPI)
 		}
 		in.ID = newID(6)
+		setAuthorizerDefaults(&in)
 		if err := checkAuthorizer(&in); err != nil {
 			return 0, nil, err
 		}

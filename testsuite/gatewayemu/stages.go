@@ -9,6 +9,7 @@ func (e *Emulator) createDeployment(r *http.Request) (int, any, error) {
 		Description      string            `json:"description"`
 		Variables        map[string]string `json:"variables"`
 		TracingEnabled   *bool             `json:"tracingEnabled"`
+		CacheCluster     bool              `json:"cacheClusterEnabled"`
 		CanarySettings   *struct {
 			PercentTraffic         float64           `json:"percentTraffic"`
 			StageVariableOverrides map[string]string `json:"stageVariableOverrides"`
@@ -17,6 +18,9 @@ func (e *Emulator) createDeployment(r *http.Request) (int, any, error) {
 	}
 	if err := decode(r, &in); err != nil {
 		return 0, nil, err
+	}
+	if in.CacheCluster {
+		return 0, nil, errNoStageCache
 	}
 	return e.onRESTAPI(r, func(api *restAPI) (int, any, error) {
 		hasMethod := false
@@ -69,7 +73,8 @@ func (e *Emulator) createDeployment(r *http.Request) (int, any, error) {
 				UseStageCache:          in.CanarySettings.UseStageCache,
 			}
 		case st == nil:
-			st = &stage{StageName: in.StageName, Description: in.StageDescription, CreatedDate: now, cache: newAuthorizerCache()}
+			st = newStage(in.StageName, now)
+			st.Description = in.StageDescription
 			api.stages[in.StageName] = st
 			fallthrough
 		default:
@@ -109,9 +114,13 @@ func (e *Emulator) createStage(r *http.Request) (int, any, error) {
 		Variables      map[string]string `json:"variables"`
 		TracingEnabled bool              `json:"tracingEnabled"`
 		CanarySettings *canarySettings   `json:"canarySettings"`
+		CacheCluster   bool              `json:"cacheClusterEnabled"`
 	}
 	if err := decode(r, &in); err != nil {
 		return 0, nil, err
+	}
+	if in.CacheCluster {
+		return 0, nil, errNoStageCache
 	}
 	return e.onRESTAPI(r, func(api *restAPI) (int, any, error) {
 		if in.StageName == "" || !validStageName(in.StageName) {
@@ -141,11 +150,9 @@ func (e *Emulator) createStage(r *http.Request) (int, any, error) {
 			}
 		}
 		now := e.now()
-		st := &stage{
-			StageName: in.StageName, DeploymentID: in.DeploymentID, Description: in.Description,
-			Variables: copyMap(in.Variables), CanarySettings: in.CanarySettings, TracingEnabled: in.TracingEnabled,
-			CreatedDate: now, LastUpdatedDate: now, cache: newAuthorizerCache(),
-		}
+		st := newStage(in.StageName, now)
+		st.DeploymentID, st.Description, st.Variables = in.DeploymentID, in.Description, copyMap(in.Variables)
+		st.CanarySettings, st.TracingEnabled = in.CanarySettings, in.TracingEnabled
 		api.stages[st.StageName] = st
 		return http.StatusCreated, st, nil
 	})
@@ -161,6 +168,23 @@ func (e *Emulator) stageLocked(r *http.Request) (*restAPI, *stage, error) {
 		return nil, nil, notFound("Invalid Stage identifier specified")
 	}
 	return api, st, nil
+}
+
+// errNoStageCache refuses a stage cache, which the emulator does not have, naming the setting.
+var errNoStageCache = badRequest("the API Gateway emulator does not support stage caches (cacheClusterEnabled)")
+
+// getStages lists the API's stages, those of one deployment when deploymentId is given.
+func (e *Emulator) getStages(r *http.Request) (int, any, error) {
+	return e.onRESTAPI(r, func(api *restAPI) (int, any, error) {
+		want := r.URL.Query().Get("deploymentId")
+		items := []*stage{}
+		for _, st := range sortedValues(api.stages, func(st *stage) string { return st.StageName }) {
+			if want == "" || st.DeploymentID == want {
+				items = append(items, st)
+			}
+		}
+		return http.StatusOK, map[string]any{"item": items}, nil
+	})
 }
 
 func (e *Emulator) getStage(r *http.Request) (int, any, error) {
