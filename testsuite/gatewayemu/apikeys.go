@@ -102,10 +102,8 @@ func (e *Emulator) updateAPIKey(r *http.Request) (int, any, error) {
 	for _, p := range ops {
 		switch {
 		case p.Op == "replace" && p.Path == "/enabled":
-			b, err := strconv.ParseBool(p.Value)
-			if err != nil {
-				return 0, nil, badRequest("Invalid value for enabled: %q", p.Value)
-			}
+			// AWS reads any value other than a true boolean as false rather than refusing it.
+			b, _ := strconv.ParseBool(p.Value)
 			next.Enabled = b
 		case p.Op == "replace" && p.Path == "/name":
 			next.Name = p.Value

@@ -206,56 +206,15 @@ func (e *Emulator) restAPILocked(r *http.Request) (*restAPI, error) {
 	return api, nil
 }
 
-func (e *Emulator) getResources(r *http.Request) (int, any, error) {
-	return e.onRESTAPI(r, func(api *restAPI) (int, any, error) {
-		return http.StatusOK, map[string]any{"item": sortedValues(api.resources, func(res *resource) string { return res.Path })}, nil
-	})
-}
-
-func (e *Emulator) getResource(r *http.Request) (int, any, error) {
-	return e.onRESTAPI(r, func(api *restAPI) (int, any, error) {
-		return found(api.resources[r.PathValue("resourceId")], "Invalid Resource identifier specified")
-	})
-}
-
-func (e *Emulator) createResource(r *http.Request) (int, any, error) {
-	var in struct {
-		PathPart string `json:"pathPart"`
-	}
-	if err := decode(r, &in); err != nil {
-		return 0, nil, err
-	}
-	return e.onRESTAPI(r, func(api *restAPI) (int, any, error) {
-		parent := api.resources[r.PathValue("parentId")]
-		if parent == nil {
-			return 0, nil, notFound("Invalid Resource identifier specified")
-		}
-		if in.PathPart == "" || strings.Contains(in.PathPart, "/") {
-			return 0, nil, badRequest("Resource's path part must be specified and contain no '/'")
-		}
-		if len(api.resources) >= maxResourcesPerAPI {
-			return 0, nil, limitExceeded("Resources per API exceed the limit of %d", maxResourcesPerAPI)
-		}
-		path := strings.TrimSuffix(parent.Path, "/") + "/" + in.PathPart
-		for _, res := range api.resources {
-			if res.Path == path {
-				return 0, nil, conflict("Another resource with the same parent already has this name: %s", in.PathPart)
-			}
-		}
-		res := &resource{ID: newID(6), ParentID: parent.ID, PathPart: in.PathPart, Path: path, Methods: map[string]*method{}}
-		api.resources[res.ID] = res
-		return http.StatusCreated, res, nil
-	})
-}
-
 var httpMethods = map[string]bool{"GET": true, "POST": true, "PUT": true, "PATCH": true, "DELETE": true, "HEAD": true, "OPTIONS": true, "ANY": true}
 
 func (e *Emulator) putMethod(r *http.Request) (int, any, error) {
 	var in struct {
-		AuthorizationType string          `json:"authorizationType"`
-		AuthorizerID      string          `json:"authorizerId"`
-		APIKeyRequired    bool            `json:"apiKeyRequired"`
-		RequestParameters map[string]bool `json:"requestParameters"`
+		AuthorizationType  string          `json:"authorizationType"`
+		RequestValidatorID string          `json:"requestValidatorId"`
+		AuthorizerID       string          `json:"authorizerId"`
+		APIKeyRequired     bool            `json:"apiKeyRequired"`
+		RequestParameters  map[string]bool `json:"requestParameters"`
 	}
 	if err := decode(r, &in); err != nil {
 		return 0, nil, err
@@ -272,6 +231,12 @@ func (e *Emulator) putMethod(r *http.Request) (int, any, error) {
 		if !httpMethods[verb] {
 			return 0, nil, badRequest("Invalid HTTP method specified: %s", r.PathValue("httpMethod"))
 		}
+		if in.RequestValidatorID != "" {
+			// The emulator has no request validators, so every id is unknown.
+			return 0, nil, badRequest("Invalid Request Validator identifier specified")
+		}
+		// AWS takes the authorization type in lower case too ("none"); the emulator keeps it in upper case.
+		in.AuthorizationType = strings.ToUpper(in.AuthorizationType)
 		switch in.AuthorizationType {
 		case "NONE":
 			if in.AuthorizerID != "" {
@@ -315,6 +280,14 @@ func (e *Emulator) createAuthorizer(r *http.Request) (int, any, error) {
 	var in authorizer
 	if err := decode(r, &in); err != nil {
 		return 0, nil, err
+	}
+	e.mu.Lock()
+	unknown := e.restAPIs[r.PathValue("restApiId")] == nil
+	e.mu.Unlock()
+	if unknown {
+		// AWS answers CreateAuthorizer on an unknown REST API with 409 ConflictException, not
+		// the 404 every other operation gives; the emulator follows it.
+		return 0, nil, conflict("Unable to create authorizer: Invalid API identifier specified %s:%s", emulatorAccount, r.PathValue("restApiId"))
 	}
 	return e.onRESTAPI(r, func(api *restAPI) (int, any, error) {
 		if in.Name == "" {

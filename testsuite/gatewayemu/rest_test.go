@@ -81,9 +81,14 @@ func TestREST_ControlPlaneRoundTripsThroughTheSDK(t *testing.T) {
 	if err != nil || *st.DeploymentId != f.deployment || st.CanarySettings != nil {
 		t.Fatalf("GetStage = %+v, %v", st, err)
 	}
+	// As on AWS, methods come with the resources only when embedded.
 	res, err := c.GetResources(ctx, &apigateway.GetResourcesInput{RestApiId: &f.api})
-	if err != nil || len(res.Items) != 2 || res.Items[0].ResourceMethods["ANY"].AuthorizerId == nil {
+	if err != nil || len(res.Items) != 2 || len(res.Items[0].ResourceMethods) != 0 {
 		t.Fatalf("GetResources = %+v, %v", res, err)
+	}
+	res, err = c.GetResources(ctx, &apigateway.GetResourcesInput{RestApiId: &f.api, Embed: []string{"methods"}})
+	if err != nil || len(res.Items) != 2 || res.Items[0].ResourceMethods["ANY"].AuthorizerId == nil || res.Items[1].ResourceMethods["ANY"].MethodIntegration == nil {
+		t.Fatalf("GetResources embed=methods = %+v, %v", res, err)
 	}
 	m, err := c.GetMethod(ctx, &apigateway.GetMethodInput{RestApiId: &f.api, ResourceId: &f.rootID, HttpMethod: aws.String("ANY")})
 	if err != nil || *m.AuthorizationType != "CUSTOM" || *m.AuthorizerId != f.authorizer {
