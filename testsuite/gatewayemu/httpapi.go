@@ -64,12 +64,22 @@ func (e *Emulator) createHTTPAPI(r *http.Request) (int, any, error) {
 	var in struct {
 		Name         string `json:"name"`
 		ProtocolType string `json:"protocolType"`
+		Target       string `json:"target"`
+		RouteKey     string `json:"routeKey"`
+		CORS         any    `json:"corsConfiguration"`
 	}
 	if err := decode(r, &in); err != nil {
 		return 0, nil, err
 	}
 	if in.Name == "" {
 		return 0, nil, badRequest("Name must be specified")
+	}
+	// Settings the emulator would otherwise drop are refused by name.
+	if in.Target != "" || in.RouteKey != "" {
+		return 0, nil, badRequest("the API Gateway emulator does not support quick create (target, routeKey): create the integration, route and stage")
+	}
+	if in.CORS != nil {
+		return 0, nil, badRequest("the API Gateway emulator does not support corsConfiguration")
 	}
 	if in.ProtocolType != "HTTP" {
 		return 0, nil, badRequest("the API Gateway emulator supports protocolType HTTP only, got %q", in.ProtocolType)
@@ -148,9 +158,15 @@ func (e *Emulator) createHTTPStage(r *http.Request) (int, any, error) {
 		AutoDeploy     bool              `json:"autoDeploy"`
 		DeploymentID   string            `json:"deploymentId"`
 		Description    string            `json:"description"`
+		Default        any               `json:"defaultRouteSettings"`
+		Routes         any               `json:"routeSettings"`
+		AccessLogs     any               `json:"accessLogSettings"`
 	}
 	if err := decode(r, &in); err != nil {
 		return 0, nil, err
+	}
+	if in.Default != nil || in.Routes != nil || in.AccessLogs != nil {
+		return 0, nil, badRequest("the API Gateway emulator does not support defaultRouteSettings, routeSettings (throttling) or accessLogSettings")
 	}
 	return e.onHTTPAPI(r, func(api *httpAPI) (int, any, error) {
 		if in.StageName == "" || (in.StageName != "$default" && !validStageName(in.StageName)) {

@@ -8,6 +8,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/apigateway"
 	"github.com/aws/aws-sdk-go-v2/service/apigateway/types"
+	"github.com/aws/aws-sdk-go-v2/service/apigatewayv2"
+	v2types "github.com/aws/aws-sdk-go-v2/service/apigatewayv2/types"
 
 	"github.com/rollgate/rollgate/testsuite/gatewayemu"
 )
@@ -78,5 +80,21 @@ func TestREST_ValidationAsAWSAppliesIt(t *testing.T) {
 		{Op: types.OpReplace, Path: aws.String("/enabled"), Value: aws.String("yes please")}}})
 	if err != nil || upd.Enabled {
 		t.Fatalf("UpdateApiKey /enabled non-boolean = %+v, %v; want enabled false", upd, err)
+	}
+}
+
+// HTTP API settings the emulator cannot honour are refused by name, never accepted and dropped.
+func TestHTTPAPI_UnsupportedSettingsRefusedByName(t *testing.T) {
+	_, _, v2 := startEmulator(t, gatewayemu.Options{})
+	ctx := context.Background()
+	_, err := v2.CreateApi(ctx, &apigatewayv2.CreateApiInput{Name: aws.String("quick"), ProtocolType: v2types.ProtocolTypeHttp, Target: aws.String("http://example.com")})
+	if !strings.Contains(as[*v2types.BadRequestException](t, err).ErrorMessage(), "quick create (target, routeKey)") {
+		t.Fatalf("quick create: %v", err)
+	}
+	apiID := newHTTPAPI(t, v2)
+	_, err = v2.CreateStage(ctx, &apigatewayv2.CreateStageInput{ApiId: apiID, StageName: aws.String("prod"),
+		DefaultRouteSettings: &v2types.RouteSettings{ThrottlingRateLimit: aws.Float64(10)}})
+	if !strings.Contains(as[*v2types.BadRequestException](t, err).ErrorMessage(), "defaultRouteSettings") {
+		t.Fatalf("throttled stage: %v", err)
 	}
 }
