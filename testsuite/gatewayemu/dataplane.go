@@ -83,7 +83,7 @@ func (e *Emulator) invokeREST(w http.ResponseWriter, r *http.Request, api *restA
 	var match restMatch
 	var auth *authorizer
 	if d != nil {
-		match, _ = matchMethod(d, r.Method, path)
+		match = matchMethod(d, r.Method, path)
 		if m := match.method; m != nil && m.AuthorizationType == "CUSTOM" {
 			auth = d.authorizers[m.AuthorizerID]
 		}

@@ -13,7 +13,8 @@ type restMatch struct {
 // matchMethod finds the method for a request in a deployment as API Gateway does: a literal path
 // segment wins over a {name} parameter, which wins over a greedy {name+} one (the greedy match
 // with the longest prefix first); the verb's method, else ANY, else the next resource in that order.
-func matchMethod(d *deployment, verb, path string) (restMatch, bool) {
+// The match has no method when nothing matches.
+func matchMethod(d *deployment, verb, path string) restMatch {
 	var best restMatch
 	bestRank := ""
 	for _, res := range d.resources {
@@ -29,7 +30,7 @@ func matchMethod(d *deployment, verb, path string) (restMatch, bool) {
 			best, bestRank = restMatch{resource: res, method: m, pathParams: params}, rank
 		}
 	}
-	return best, best.method != nil
+	return best
 }
 
 // matchResourcePath matches a request path against a resource path. Its rank orders the matches:
