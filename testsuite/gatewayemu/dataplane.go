@@ -213,16 +213,22 @@ func (e *Emulator) authorize(r *http.Request, cache *authorizerCache, key string
 func (e *Emulator) invokeHTTP(w http.ResponseWriter, r *http.Request, api *httpAPI, stageName, path string) {
 	e.mu.Lock()
 	st := api.stages[stageName]
-	// As on AWS, a stage serves nothing until a deployment reaches it or autoDeploy is on.
-	if st == nil || (st.DeploymentID == "" && !st.AutoDeploy) {
+	var view httpView
+	ok := st != nil
+	if ok {
+		// As on AWS, a stage serves its deployment, or the live API with autoDeploy, and nothing
+		// before a deployment reaches it.
+		view, ok = api.servedView(st)
+	}
+	if !ok {
 		e.mu.Unlock()
 		gatewayError(w, http.StatusNotFound, "NotFoundException", "Not Found")
 		return
 	}
-	rt, params := matchRoute(api, r.Method, path)
+	rt, params := matchRoute(view.routes, r.Method, path)
 	var auth *httpAuthorizer
 	if rt != nil && rt.AuthorizationType != "NONE" {
-		if a := api.authorizers[rt.AuthorizerID]; a != nil {
+		if a := view.authorizers[rt.AuthorizerID]; a != nil {
 			c := *a
 			auth = &c
 		}
@@ -231,7 +237,7 @@ func (e *Emulator) invokeHTTP(w http.ResponseWriter, r *http.Request, api *httpA
 	deploymentID := st.DeploymentID
 	var integ *httpIntegration
 	if rt != nil {
-		integ = routeIntegration(api, rt)
+		integ = routeIntegration(view.integrations, rt)
 	}
 	var lambda HTTPLambdaAuthorizer
 	if auth != nil && auth.AuthorizerType == "REQUEST" {

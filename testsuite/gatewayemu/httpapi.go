@@ -29,7 +29,7 @@ type httpAPI struct {
 	integrations map[string]*httpIntegration
 	authorizers  map[string]*httpAuthorizer
 	stages       map[string]*httpStage
-	deployments  map[string]bool
+	deployments  map[string]*httpDeployment
 }
 
 type route struct {
@@ -91,7 +91,7 @@ func (e *Emulator) createHTTPAPI(r *http.Request) (int, any, error) {
 		APIID: id, Name: in.Name, ProtocolType: "HTTP", APIEndpoint: e.DataURL + "/" + id,
 		RouteSelectionExpression: "${request.method} ${request.path}", APIKeySelectionExpression: "$request.header.x-api-key",
 		CreatedDate: isoTime(e.opts.Now()),
-		routes:      map[string]*route{}, integrations: map[string]*httpIntegration{}, authorizers: map[string]*httpAuthorizer{}, stages: map[string]*httpStage{}, deployments: map[string]bool{},
+		routes:      map[string]*route{}, integrations: map[string]*httpIntegration{}, authorizers: map[string]*httpAuthorizer{}, stages: map[string]*httpStage{}, deployments: map[string]*httpDeployment{},
 	}
 	e.httpAPIs[id] = api
 	return http.StatusCreated, api, nil
@@ -175,7 +175,7 @@ func (e *Emulator) createHTTPStage(r *http.Request) (int, any, error) {
 		if api.stages[in.StageName] != nil {
 			return 0, nil, conflict("Stage %s already exists", in.StageName)
 		}
-		if in.DeploymentID != "" && !api.deployments[in.DeploymentID] {
+		if in.DeploymentID != "" && api.deployments[in.DeploymentID] == nil {
 			return 0, nil, badRequest("Invalid deployment identifier specified")
 		}
 		if err := checkVariables(in.StageVariables); err != nil {
@@ -243,7 +243,7 @@ func (e *Emulator) updateHTTPStage(r *http.Request) (int, any, error) {
 	if err := checkVariables(set); err != nil {
 		return 0, nil, err
 	}
-	if in.DeploymentID != nil && !api.deployments[*in.DeploymentID] {
+	if in.DeploymentID != nil && api.deployments[*in.DeploymentID] == nil {
 		return 0, nil, badRequest("Invalid deployment identifier specified")
 	}
 	for k, v := range in.StageVariables {
@@ -267,35 +267,6 @@ func (e *Emulator) updateHTTPStage(r *http.Request) (int, any, error) {
 	}
 	st.LastUpdatedDate = isoTime(e.opts.Now())
 	return http.StatusOK, st, nil
-}
-
-func (e *Emulator) createHTTPDeployment(r *http.Request) (int, any, error) {
-	var in struct {
-		StageName   string `json:"stageName"`
-		Description string `json:"description"`
-	}
-	if err := decode(r, &in); err != nil {
-		return 0, nil, err
-	}
-	return e.onHTTPAPI(r, func(api *httpAPI) (int, any, error) {
-		if len(api.routes) == 0 {
-			return 0, nil, badRequest("Unable to deploy API because no routes exist in this API")
-		}
-		id := newID(6)
-		api.deployments[id] = true
-		if in.StageName != "" {
-			st := api.stages[in.StageName]
-			if st == nil {
-				return 0, nil, notFound("Invalid stage identifier specified")
-			}
-			st.DeploymentID = id
-			st.LastUpdatedDate = isoTime(e.opts.Now())
-		}
-		return http.StatusCreated, map[string]any{
-			"deploymentId": id, "deploymentStatus": "DEPLOYED", "description": in.Description,
-			"createdDate": isoTime(e.opts.Now()), "autoDeployed": false,
-		}, nil
-	})
 }
 
 // onHTTPAPI answers with f's answer for the request's HTTP API, under the emulator's lock.

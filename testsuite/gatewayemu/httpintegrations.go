@@ -110,12 +110,12 @@ func checkRouteTarget(api *httpAPI, target string) error {
 }
 
 // routeIntegration is the integration a route's target names, or nil.
-func routeIntegration(api *httpAPI, rt *route) *httpIntegration {
+func routeIntegration(integrations map[string]*httpIntegration, rt *route) *httpIntegration {
 	id, ok := strings.CutPrefix(rt.Target, integrationTargetPrefix)
-	if !ok || api.integrations[id] == nil {
+	if !ok || integrations[id] == nil {
 		return nil
 	}
-	c := *api.integrations[id]
+	c := *integrations[id]
 	return &c
 }
 

@@ -90,11 +90,11 @@ func setParam(params map[string]string, name, value string) map[string]string {
 // matchRoute picks an HTTP API's route for a request as API Gateway does: the most specific path
 // (by matchResourcePath's rank), for the same path the verb's route before ANY, and $default when
 // nothing else matches. It returns the route's path parameters.
-func matchRoute(api *httpAPI, verb, path string) (*route, map[string]string) {
+func matchRoute(routes map[string]*route, verb, path string) (*route, map[string]string) {
 	var best, fallback *route
 	var bestParams map[string]string
 	bestRank := ""
-	for _, rt := range api.routes {
+	for _, rt := range routes {
 		if rt.RouteKey == "$default" {
 			fallback = rt
 			continue

@@ -133,7 +133,8 @@ func TestHTTPAPI_PathVariablesRouteByAWSPrecedence(t *testing.T) {
 	}
 }
 
-// An HTTP API stage serves nothing until a deployment reaches it, unless autoDeploy is on.
+// An HTTP API stage serves its deployment's snapshot, or the live API with autoDeploy, and
+// nothing before a deployment reaches it.
 func TestHTTPAPI_StageServesOnlyOnceDeployedOrAutoDeployed(t *testing.T) {
 	emu, _, c := startEmulator(t, gatewayemu.Options{})
 	ctx := context.Background()
@@ -158,10 +159,31 @@ func TestHTTPAPI_StageServesOnlyOnceDeployedOrAutoDeployed(t *testing.T) {
 	if status, got := routed(t, "GET", emu.InvokeURL(*apiID, "auto")+"/orders"); status != http.StatusOK || got != "/orders" {
 		t.Fatalf("autoDeploy stage: %d %q", status, got)
 	}
-	if _, err := c.CreateDeployment(ctx, &apigatewayv2.CreateDeploymentInput{ApiId: apiID, StageName: aws.String("manual")}); err != nil {
-		t.Fatal(err)
+	deploy := func() {
+		t.Helper()
+		dep, err := c.CreateDeployment(ctx, &apigatewayv2.CreateDeploymentInput{ApiId: apiID, StageName: aws.String("manual")})
+		if err != nil || dep.Description != nil || dep.DeploymentStatus != "DEPLOYED" {
+			t.Fatalf("CreateDeployment = %+v, %v; want DEPLOYED and no description, as AWS answers", dep, err)
+		}
 	}
+	deploy()
 	if status, got := routed(t, "GET", emu.InvokeURL(*apiID, "manual")+"/orders"); status != http.StatusOK || got != "/orders" {
 		t.Fatalf("deployed stage: %d %q", status, got)
+	}
+
+	// A new route reaches the autoDeploy stage at once, the other only with its next deployment.
+	if _, err := c.CreateRoute(ctx, &apigatewayv2.CreateRouteInput{ApiId: apiID, RouteKey: aws.String("GET /orders"),
+		Target: httpProxyTarget(t, c, apiID, "http://${stageVariables.backendUrl}/fresh")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, got := routed(t, "GET", emu.InvokeURL(*apiID, "auto")+"/orders"); got != "/fresh" {
+		t.Fatalf("autoDeploy stage after a new route: reached %q, want /fresh", got)
+	}
+	if _, got := routed(t, "GET", emu.InvokeURL(*apiID, "manual")+"/orders"); got != "/orders" {
+		t.Fatalf("deployed stage after an undeployed route: reached %q, want the deployed /orders", got)
+	}
+	deploy()
+	if _, got := routed(t, "GET", emu.InvokeURL(*apiID, "manual")+"/orders"); got != "/fresh" {
+		t.Fatalf("deployed stage after its next deployment: reached %q, want /fresh", got)
 	}
 }
