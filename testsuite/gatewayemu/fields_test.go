@@ -109,6 +109,10 @@ func TestControlPlane_ErrorMessagesInAWSWordsAndUnsupportedSettingsRefusedByName
 			_, err := c.CreateRestApi(ctx, &apigateway.CreateRestApiInput{Name: aws.String("x"), EndpointConfiguration: &types.EndpointConfiguration{Types: []types.EndpointType{"EDGE", "REGIONAL"}}})
 			return err
 		}, "exactly one of EDGE, REGIONAL, PRIVATE"},
+		{"API key source AUTHORIZER", func() error {
+			_, err := c.CreateRestApi(ctx, &apigateway.CreateRestApiInput{Name: aws.String("x"), ApiKeySource: types.ApiKeySourceTypeAuthorizer})
+			return err
+		}, "does not support apiKeySource AUTHORIZER"},
 		{"API key source", func() error {
 			_, err := c.CreateRestApi(ctx, &apigateway.CreateRestApiInput{Name: aws.String("x"), ApiKeySource: "QUERY"})
 			return err

@@ -12,8 +12,9 @@ type endpointConfiguration struct {
 	VPCEndpointIDs []string `json:"vpcEndpointIds,omitempty"`
 }
 
-// createRestAPIInput is CreateRestApi's body. Fields the emulator has no use for are kept and
-// returned, as AWS returns them; cloneFrom and policy, which would change behaviour, are refused.
+// createRestAPIInput is CreateRestApi's body. Fields that do not change what the emulator does
+// are kept and returned, as AWS returns them; cloneFrom, policy and apiKeySource AUTHORIZER, which
+// would, are refused.
 type createRestAPIInput struct {
 	Name                      string                 `json:"name"`
 	Description               string                 `json:"description"`
@@ -39,7 +40,10 @@ func (in *createRestAPIInput) check() error {
 		return badRequest("the API Gateway emulator does not support cloneFrom")
 	case in.Policy != "":
 		return badRequest("the API Gateway emulator does not support resource policies (policy)")
-	case in.APIKeySource != "" && in.APIKeySource != "HEADER" && in.APIKeySource != "AUTHORIZER":
+	case in.APIKeySource == "AUTHORIZER":
+		// The key would come from the authorizer's usageIdentifierKey, which the emulator does not read.
+		return badRequest("the API Gateway emulator does not support apiKeySource AUTHORIZER")
+	case in.APIKeySource != "" && in.APIKeySource != "HEADER":
 		return badRequest("Invalid API key source specified: %s. Valid values are HEADER, AUTHORIZER", in.APIKeySource)
 	case in.MinimumCompressionSize != nil && (*in.MinimumCompressionSize < 0 || *in.MinimumCompressionSize > maxCompressionSize):
 		return badRequest("Invalid minimum compression size %d: must be between 0 and %d", *in.MinimumCompressionSize, maxCompressionSize)
