@@ -45,6 +45,7 @@ type method struct {
 	// RequestParameters declares the request's parameters (method.request.path.proxy: true means
 	// required), which an integration's requestParameters may then map.
 	RequestParameters map[string]bool `json:"requestParameters,omitempty"`
+	OperationName     string          `json:"operationName,omitempty"`
 	MethodIntegration *integration    `json:"methodIntegration,omitempty"`
 }
 
@@ -215,6 +216,9 @@ func (e *Emulator) putMethod(r *http.Request) (int, any, error) {
 		AuthorizerID       string          `json:"authorizerId"`
 		APIKeyRequired     bool            `json:"apiKeyRequired"`
 		RequestParameters  map[string]bool `json:"requestParameters"`
+		OperationName      string          `json:"operationName"`
+		RequestModels      map[string]any  `json:"requestModels"`
+		AuthorizationScope []string        `json:"authorizationScopes"`
 	}
 	if err := decode(r, &in); err != nil {
 		return 0, nil, err
@@ -230,6 +234,12 @@ func (e *Emulator) putMethod(r *http.Request) (int, any, error) {
 		verb := strings.ToUpper(r.PathValue("httpMethod"))
 		if !httpMethods[verb] {
 			return 0, nil, badRequest("Invalid HTTP method specified: %s", r.PathValue("httpMethod"))
+		}
+		switch {
+		case len(in.RequestModels) > 0:
+			return 0, nil, badRequest("the API Gateway emulator does not support requestModels (models)")
+		case len(in.AuthorizationScope) > 0:
+			return 0, nil, badRequest("the API Gateway emulator does not support authorizationScopes (Cognito user pools)")
 		}
 		if in.RequestValidatorID != "" {
 			// The emulator has no request validators, so every id is unknown.
@@ -256,7 +266,7 @@ func (e *Emulator) putMethod(r *http.Request) (int, any, error) {
 			return 0, nil, conflict("Method already exists for this resource")
 		}
 		m := &method{HTTPMethod: verb, AuthorizationType: in.AuthorizationType, AuthorizerID: in.AuthorizerID, APIKeyRequired: in.APIKeyRequired,
-			RequestParameters: in.RequestParameters}
+			RequestParameters: in.RequestParameters, OperationName: in.OperationName}
 		res.Methods[verb] = m
 		return http.StatusCreated, m, nil
 	})

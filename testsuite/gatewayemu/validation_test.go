@@ -53,6 +53,11 @@ func TestREST_ValidationAsAWSAppliesIt(t *testing.T) {
 				RequestValidatorId: aws.String("nosuch")})
 			return err
 		}, "BadRequestException", "Invalid Request Validator identifier specified"},
+		{"request models refused by name", func() error {
+			_, err := c.PutMethod(ctx, &apigateway.PutMethodInput{RestApiId: api.Id, ResourceId: api.RootResourceId, HttpMethod: aws.String("GET"), AuthorizationType: aws.String("NONE"),
+				RequestModels: map[string]string{"application/json": "Empty"}})
+			return err
+		}, "BadRequestException", "does not support requestModels"},
 		{"authorizer on an unknown API is a conflict, as on AWS", func() error {
 			_, err := c.CreateAuthorizer(ctx, &apigateway.CreateAuthorizerInput{RestApiId: aws.String("nosuch"), Name: aws.String("a"), Type: types.AuthorizerTypeToken,
 				AuthorizerUri: aws.String("arn:lambda:x")})
@@ -68,8 +73,9 @@ func TestREST_ValidationAsAWSAppliesIt(t *testing.T) {
 	}
 
 	// AWS takes authorizationType in lower case, and a non-boolean /enabled as false.
-	m, err := c.PutMethod(ctx, &apigateway.PutMethodInput{RestApiId: api.Id, ResourceId: api.RootResourceId, HttpMethod: aws.String("GET"), AuthorizationType: aws.String("none")})
-	if err != nil || *m.AuthorizationType != "NONE" {
+	m, err := c.PutMethod(ctx, &apigateway.PutMethodInput{RestApiId: api.Id, ResourceId: api.RootResourceId, HttpMethod: aws.String("GET"), AuthorizationType: aws.String("none"),
+		OperationName: aws.String("ListOrders")})
+	if err != nil || *m.AuthorizationType != "NONE" || *m.OperationName != "ListOrders" {
 		t.Fatalf("PutMethod with authorizationType none = %+v, %v", m, err)
 	}
 	key, err := c.CreateApiKey(ctx, &apigateway.CreateApiKeyInput{Name: aws.String("k"), Enabled: true})
