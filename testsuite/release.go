@@ -63,11 +63,13 @@ type ReleaseBed struct {
 	lastCaller CallerIdentity
 }
 
-// CallerIdentity is what a backend received about its caller: the headers the REST API's
-// integration maps from the authorizer's context, as a user of API Gateway maps them.
+// CallerIdentity is what a backend received about its caller: the headers the API's integration
+// maps from the authorizer's context (REST) or the token's claims (HTTP API), as a user of API
+// Gateway maps them.
 type CallerIdentity struct{ Subject, Client, JTI string }
 
-// Caller headers: the REST API maps context.authorizer.sub, .client_id and .jti to them.
+// Caller headers: the REST API maps context.authorizer.sub, .client_id and .jti to them, the HTTP
+// API $context.authorizer.claims.sub, .client_id and .jti.
 const (
 	SubjectHeader = "X-Rollgate-Subject"
 	ClientHeader  = "X-Rollgate-Client"
@@ -136,13 +138,9 @@ func provision(ctx context.Context, b *Bed, name string, kind gateway.Kind, opti
 		}
 	}()
 	for v, status := range map[string]int{"v1": 200, "v2": 200, "v3": 500} {
-		// Behind the REST API each backend wants the caller's identity from the authorizer; the
-		// HTTP API's JWT authorizer hands none on.
-		var caller func(CallerIdentity)
-		if kind == gateway.KindREST {
-			caller = r.sawCaller
-		}
-		url, stop, err := versionBackend(v, status, caller)
+		// Each backend wants the caller's identity, which the API's integration maps from the
+		// authorizer's answer (REST) or the token's claims (HTTP API).
+		url, stop, err := versionBackend(v, status, r.sawCaller)
 		if err != nil {
 			return nil, err
 		}
@@ -332,7 +330,11 @@ func (r *ReleaseBed) createHTTPAPI(ctx context.Context, c *apigatewayv2.Client) 
 		return err
 	}
 	r.AuthorizerID = *auth.AuthorizerId
-	target, err := httpProxyIntegration(ctx, c, *api.ApiId)
+	target, err := httpProxyIntegration(ctx, c, *api.ApiId, map[string]string{
+		"overwrite:header." + SubjectHeader: "$context.authorizer.claims.sub",
+		"overwrite:header." + ClientHeader:  "$context.authorizer.claims.client_id",
+		"overwrite:header." + JTIHeader:     "$context.authorizer.claims.jti",
+	})
 	if err != nil {
 		return err
 	}
@@ -346,10 +348,12 @@ func (r *ReleaseBed) createHTTPAPI(ctx context.Context, c *apigatewayv2.Client) 
 }
 
 // httpProxyIntegration creates an HTTP API's HTTP_PROXY integration to the release's backend (the
-// stage variable backendUrl, which a release sets) and returns the route target naming it.
-func httpProxyIntegration(ctx context.Context, c *apigatewayv2.Client, apiID string) (string, error) {
+// stage variable backendUrl, which a release sets), with the parameter mappings given, and returns
+// the route target naming it.
+func httpProxyIntegration(ctx context.Context, c *apigatewayv2.Client, apiID string, params map[string]string) (string, error) {
 	integ, err := c.CreateIntegration(ctx, &apigatewayv2.CreateIntegrationInput{ApiId: &apiID, IntegrationType: v2types.IntegrationTypeHttpProxy,
-		IntegrationMethod: aws.String("ANY"), IntegrationUri: aws.String("http://${stageVariables.backendUrl}/"), PayloadFormatVersion: aws.String("1.0")})
+		IntegrationMethod: aws.String("ANY"), IntegrationUri: aws.String("http://${stageVariables.backendUrl}/"), PayloadFormatVersion: aws.String("1.0"),
+		RequestParameters: params})
 	if err != nil {
 		return "", err
 	}

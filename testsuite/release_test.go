@@ -355,6 +355,10 @@ func TestRelease_HTTPAPI_PromotedThenABrokenReleaseRolledBack(t *testing.T) {
 	if before.clientCalls != 1 {
 		t.Fatalf("the client's token is not accepted by the JWT authorizer before any release")
 	}
+	// The token's claims reached the backend through the integration's parameter mappings.
+	if got := r.LastCaller(); got.Client != r.Clients[0] || got.Subject == "" || got.JTI != before.clientJTI {
+		t.Fatalf("the backend received caller %+v; want client %s and the token's jti %s", got, r.Clients[0], before.clientJTI)
+	}
 	res := deployResult(t, startDeployment(t, r, "v2", 10*time.Second))
 	if res.Outcome != workflows.OutcomePromoted {
 		t.Fatalf("outcome %s: %+v", res.Outcome, res.Rollback)

@@ -191,7 +191,7 @@ func smokeHTTPAPI(ctx context.Context, c *apigatewayv2.Client, emu *gatewayemu.E
 	if err != nil {
 		return "", err
 	}
-	target, err := httpProxyIntegration(ctx, c, *api.ApiId)
+	target, err := httpProxyIntegration(ctx, c, *api.ApiId, nil)
 	if err != nil {
 		return "", err
 	}

@@ -252,6 +252,7 @@ func (e *Emulator) invokeHTTP(w http.ResponseWriter, r *http.Request, api *httpA
 		gatewayError(w, http.StatusNotFound, "NotFoundException", "Not Found")
 		return
 	}
+	var authorizerContext map[string]any
 	if auth != nil {
 		switch auth.AuthorizerType {
 		case "JWT":
@@ -259,17 +260,21 @@ func (e *Emulator) invokeHTTP(w http.ResponseWriter, r *http.Request, api *httpA
 			if len(auth.IdentitySource) > 0 {
 				source = strings.TrimPrefix(auth.IdentitySource[0], "$request.header.")
 			}
-			if err := e.verifyJWT(r.Context(), r.Header.Get(source), *auth.JWTConfiguration); err != nil {
+			claims, err := e.verifyJWT(r.Context(), r.Header.Get(source), *auth.JWTConfiguration)
+			if err != nil {
 				w.Header().Set("Www-Authenticate", `Bearer scope="" error="invalid_token" error_description="`+err.Error()+`"`)
 				gatewayError(w, http.StatusUnauthorized, "UnauthorizedException", "Unauthorized")
 				return
 			}
+			authorizerContext = map[string]any{"claims": claims}
 		case "REQUEST":
 			call := httpLambdaCall{api: api.APIID, stage: stageName, route: rt, pathParams: params, auth: auth, variables: vars, lambda: lambda, cache: cache}
-			if !e.authorizeHTTPLambda(w, r, call, path) {
+			d, ok := e.authorizeHTTPLambda(w, r, call, path)
+			if !ok {
 				return
 			}
+			authorizerContext = d.Context
 		}
 	}
-	e.integrateHTTP(w, r, integ, vars, params)
+	e.integrateHTTP(w, r, httpCall{api: api.APIID, stage: stageName, route: rt, integ: integ, variables: vars, pathParams: params, authorizer: authorizerContext})
 }

@@ -19,6 +19,8 @@ type httpIntegration struct {
 	TimeoutInMillis      int32  `json:"timeoutInMillis"`
 	APIGatewayManaged    bool   `json:"apiGatewayManaged"`
 	Description          string `json:"description,omitempty"`
+	// RequestParameters are parameter mappings applied to the backend request (httpmapping.go).
+	RequestParameters map[string]string `json:"requestParameters,omitempty"`
 }
 
 // AWS's bounds on an HTTP API integration's timeout, whose default is the maximum.
@@ -29,19 +31,19 @@ const integrationTargetPrefix = "integrations/"
 
 func (e *Emulator) createHTTPIntegration(r *http.Request) (int, any, error) {
 	var in struct {
-		IntegrationType      string         `json:"integrationType"`
-		IntegrationMethod    string         `json:"integrationMethod"`
-		IntegrationURI       string         `json:"integrationUri"`
-		PayloadFormatVersion string         `json:"payloadFormatVersion"`
-		ConnectionType       string         `json:"connectionType"`
-		TimeoutInMillis      *int32         `json:"timeoutInMillis"`
-		Description          string         `json:"description"`
-		ConnectionID         string         `json:"connectionId"`
-		CredentialsArn       string         `json:"credentialsArn"`
-		IntegrationSubtype   string         `json:"integrationSubtype"`
-		RequestParameters    map[string]any `json:"requestParameters"`
-		ResponseParameters   map[string]any `json:"responseParameters"`
-		TLSConfig            any            `json:"tlsConfig"`
+		IntegrationType      string            `json:"integrationType"`
+		IntegrationMethod    string            `json:"integrationMethod"`
+		IntegrationURI       string            `json:"integrationUri"`
+		PayloadFormatVersion string            `json:"payloadFormatVersion"`
+		ConnectionType       string            `json:"connectionType"`
+		TimeoutInMillis      *int32            `json:"timeoutInMillis"`
+		Description          string            `json:"description"`
+		ConnectionID         string            `json:"connectionId"`
+		CredentialsArn       string            `json:"credentialsArn"`
+		IntegrationSubtype   string            `json:"integrationSubtype"`
+		RequestParameters    map[string]string `json:"requestParameters"`
+		ResponseParameters   map[string]any    `json:"responseParameters"`
+		TLSConfig            any               `json:"tlsConfig"`
 	}
 	if err := decode(r, &in); err != nil {
 		return 0, nil, err
@@ -55,12 +57,16 @@ func (e *Emulator) createHTTPIntegration(r *http.Request) (int, any, error) {
 		return 0, nil, badRequest("the API Gateway emulator does not support VPC links (connectionType %s)", in.ConnectionType)
 	case in.CredentialsArn != "" || in.IntegrationSubtype != "" || in.TLSConfig != nil:
 		return 0, nil, badRequest("the API Gateway emulator does not support credentialsArn, integrationSubtype or tlsConfig")
-	case len(in.RequestParameters) > 0 || len(in.ResponseParameters) > 0:
-		return 0, nil, badRequest("the API Gateway emulator does not support parameter mapping on HTTP APIs")
+	case len(in.ResponseParameters) > 0:
+		return 0, nil, badRequest("the API Gateway emulator does not support responseParameters (response mapping)")
+	}
+	if err := checkHTTPRequestParameters(in.RequestParameters); err != nil {
+		return 0, nil, err
 	}
 	integ := &httpIntegration{
 		IntegrationType: in.IntegrationType, IntegrationMethod: strings.ToUpper(in.IntegrationMethod), IntegrationURI: in.IntegrationURI,
 		PayloadFormatVersion: "1.0", ConnectionType: "INTERNET", TimeoutInMillis: maxHTTPIntegrationTimeout, Description: in.Description,
+		RequestParameters: copyMap(in.RequestParameters),
 	}
 	switch {
 	case integ.IntegrationMethod == "":
@@ -121,18 +127,18 @@ func routeIntegration(integrations map[string]*httpIntegration, rt *route) *http
 
 // integrateHTTP sends an HTTP API request through its route's HTTP_PROXY integration: the URI's
 // stage variables and the route's path parameters substituted, the client's method (for ANY),
-// headers, query string and body passed on and the answer passed back. A route without an
-// integration answers 500, as AWS does.
-func (e *Emulator) integrateHTTP(w http.ResponseWriter, r *http.Request, integ *httpIntegration, variables, params map[string]string) {
-	if integ == nil {
+// headers, query string and body passed on, the integration's parameter mappings applied, and the
+// answer passed back. A route without an integration answers 500, as AWS does.
+func (e *Emulator) integrateHTTP(w http.ResponseWriter, r *http.Request, c httpCall) {
+	if c.integ == nil {
 		gatewayError(w, http.StatusInternalServerError, "InternalServerErrorException", "Internal Server Error")
 		return
 	}
-	target, err := integrationURL(integ.IntegrationURI, variables, params)
+	target, err := integrationURL(c.integ.IntegrationURI, c.variables, c.pathParams)
 	if err != nil {
 		gatewayError(w, http.StatusInternalServerError, "InternalServerErrorException", "Internal Server Error")
 		return
 	}
-	e.send(w, r, backendCall{target: target, method: integ.IntegrationMethod, proxy: true,
-		timeout: time.Duration(integ.TimeoutInMillis) * time.Millisecond})
+	e.send(w, r, backendCall{target: target, method: c.integ.IntegrationMethod, proxy: true, edit: c.mapRequest,
+		timeout: time.Duration(c.integ.TimeoutInMillis) * time.Millisecond})
 }

@@ -86,29 +86,29 @@ type httpLambdaCall struct {
 // authorizeHTTPLambda runs the route's Lambda REQUEST authorizer through the stage's result cache
 // and answers as API Gateway does when it refuses: 401 without invoking the function when an
 // identity source is missing, 403 when the answer denies, 500 when the function fails or its
-// answer is unreadable. It reports whether the request goes on.
-func (e *Emulator) authorizeHTTPLambda(w http.ResponseWriter, r *http.Request, c httpLambdaCall, path string) bool {
+// answer is unreadable. It reports whether the request goes on, with the decision.
+func (e *Emulator) authorizeHTTPLambda(w http.ResponseWriter, r *http.Request, c httpLambdaCall, path string) (Decision, bool) {
 	req := e.httpAuthorizerRequest(r, c, path)
 	values, ok := identityValues(c.auth.IdentitySource, r, c.variables, contextVariables(req))
 	if !ok {
 		gatewayError(w, http.StatusUnauthorized, "UnauthorizedException", "Unauthorized")
-		return false
+		return Decision{}, false
 	}
 	req.IdentitySource = values
 	d, err := e.decideHTTP(r.Context(), c, req)
 	if err != nil {
 		gatewayError(w, http.StatusInternalServerError, "AuthorizerConfigurationException", "Internal Server Error")
-		return false
+		return Decision{}, false
 	}
 	switch d.Effect {
 	case Allow:
-		return true
+		return d, true
 	case Unauthorized:
 		gatewayError(w, http.StatusUnauthorized, "UnauthorizedException", "Unauthorized")
 	default:
 		gatewayError(w, http.StatusForbidden, "ForbiddenException", "Forbidden")
 	}
-	return false
+	return Decision{}, false
 }
 
 // decideHTTP answers from the cache, keyed by the authorizer and its identity sources' values,

@@ -62,7 +62,9 @@ type backendCall struct {
 	// proxy passes the client's headers and query string on; otherwise only the mapped ones go.
 	proxy         bool
 	header, query map[string]string
-	timeout       time.Duration
+	// edit, if set, changes the backend request last (an HTTP API's parameter mappings).
+	edit    func(in, out *http.Request)
+	timeout time.Duration
 }
 
 // send calls the backend with the client's body and writes its answer; a backend slower than the
@@ -90,6 +92,9 @@ func (e *Emulator) send(w http.ResponseWriter, r *http.Request, c backendCall) {
 				pr.Out.Header.Set(k, v)
 			}
 			pr.Out.URL.RawQuery = query.Encode()
+			if c.edit != nil {
+				c.edit(pr.In, pr.Out)
+			}
 		},
 		Transport: e.opts.HTTPClient.Transport,
 		ErrorHandler: func(w http.ResponseWriter, _ *http.Request, err error) {

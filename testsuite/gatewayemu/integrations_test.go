@@ -268,9 +268,15 @@ func TestHTTPAPI_CreateIntegrationAnswersAsAWS(t *testing.T) {
 		{"AWS_PROXY refused by name", func(in *apigatewayv2.CreateIntegrationInput) { in.IntegrationType = v2types.IntegrationTypeAwsProxy }, "does not support integration type AWS_PROXY"},
 		{"MOCK is WebSocket only", func(in *apigatewayv2.CreateIntegrationInput) { in.IntegrationType = v2types.IntegrationTypeMock }, "Invalid integration type"},
 		{"timeout above 30 s", func(in *apigatewayv2.CreateIntegrationInput) { in.TimeoutInMillis = aws.Int32(30001) }, "between 50 and 30000"},
-		{"parameter mapping refused by name", func(in *apigatewayv2.CreateIntegrationInput) {
-			in.RequestParameters = map[string]string{"append:header.x": "$request.header.y"}
-		}, "does not support parameter mapping"},
+		{"mapping key", func(in *apigatewayv2.CreateIntegrationInput) {
+			in.RequestParameters = map[string]string{"set:header.x": "$request.header.y"}
+		}, "Invalid mapping key set:header.x"},
+		{"mapping from the body refused", func(in *apigatewayv2.CreateIntegrationInput) {
+			in.RequestParameters = map[string]string{"append:header.x": "$request.body.name"}
+		}, "Invalid mapping expression $request.body.name"},
+		{"response mapping refused by name", func(in *apigatewayv2.CreateIntegrationInput) {
+			in.ResponseParameters = map[string]map[string]string{"200": {"append:header.x": "'y'"}}
+		}, "does not support responseParameters"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := create(tc.mut)
