@@ -25,7 +25,7 @@ var (
 // httpContextVariables are the $context variables a mapping may read besides $context.authorizer.
 var httpContextVariables = map[string]bool{
 	"apiId": true, "httpMethod": true, "requestId": true, "routeKey": true, "stage": true,
-	"identity.sourceIp": true, "identity.userAgent": true, "path": true, "protocol": true,
+	"identity.sourceIp": true, "identity.userAgent": true, "protocol": true,
 }
 
 // checkHTTPRequestParameters checks keys and the expressions of values, before any side effect.
