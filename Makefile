@@ -13,6 +13,7 @@ test:
 tools:
 	go run ./testsuite/cmd/bed -install
 	.ci/install-nginx
+	.ci/install-prometheus
 
 bed:
 	go run ./testsuite/cmd/bed
@@ -34,6 +35,7 @@ fuzz:
 	go test -run '^$$' -fuzz FuzzStrictJSON_AgreesWithEncodingJSON -fuzztime 160000x ./internal/tokens
 	go test -run '^$$' -fuzz FuzzControlPlane_NeverFailsWith5xx -fuzztime 400000x ./testsuite/gatewayemu
 	go test -run '^$$' -fuzz FuzzParse_NeverPanicsOrAcceptsAnInvalidSpec -fuzztime 50000x ./internal/spec
+	go test -run '^$$' -fuzz FuzzCheckAnalysis_CustomQueryNeverPanicsAndRendersBounded -fuzztime 50000x ./internal/spec
 	go test -run '^$$' -fuzz FuzzHandleEvent_NeverPanicsNorAllowsGarbage -fuzztime 200000x ./authorizer
 
 bench:

@@ -2,6 +2,7 @@ package activities
 
 import (
 	"context"
+	"errors"
 	"maps"
 	"slices"
 
@@ -184,4 +185,52 @@ type APIKeyInput struct {
 func (a *Gateway) SetAPIKeyEnabled(ctx context.Context, in APIKeyInput) (bool, error) {
 	changed, err := a.APIKeys.SetAPIKeyEnabled(ctx, in.KeyID, in.Enabled)
 	return changed, classify(err)
+}
+
+// FlushInput names the stages whose authorizer caches a revocation must clear.
+type FlushInput struct {
+	Targets []Target
+}
+
+// FlushResult says what became of each stage: flushed, or skipped for good (it no longer exists,
+// or its kind cannot be flushed), with why.
+type FlushResult struct {
+	Flushed []Target
+	Skipped []SkippedFlush `json:",omitempty"`
+}
+
+// SkippedFlush is a stage whose cache was not flushed and never will be by retrying.
+type SkippedFlush struct {
+	Target Target
+	Reason string
+}
+
+// FlushAuthorizerCaches flushes the authorizer cache of every stage, so that an Allow cached
+// before a revocation cannot outlive it. A flush is idempotent, so a retry flushes every stage
+// again. A stage that no longer exists (or is of a kind that cannot be flushed) is skipped and
+// reported rather than failing the rest: retrying cannot bring it back, and its cache went with
+// it. Any other failure is retried, after every other stage had its flush.
+func (a *Gateway) FlushAuthorizerCaches(ctx context.Context, in FlushInput) (FlushResult, error) {
+	var res FlushResult
+	var retry []error
+	for _, t := range in.Targets {
+		err := a.flush(ctx, t)
+		switch {
+		case err == nil:
+			res.Flushed = append(res.Flushed, t)
+		case errors.Is(err, gateway.ErrNotFound), errors.Is(err, gateway.ErrInvalid):
+			res.Skipped = append(res.Skipped, SkippedFlush{Target: t, Reason: err.Error()})
+		default:
+			retry = append(retry, err)
+		}
+	}
+	return res, errors.Join(retry...)
+}
+
+func (a *Gateway) flush(ctx context.Context, t Target) error {
+	g, err := a.Gateways.For(t)
+	if err != nil {
+		return err
+	}
+	return g.FlushAuthorizerCache(ctx, t.APIID, t.Stage)
 }

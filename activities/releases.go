@@ -3,6 +3,7 @@ package activities
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -77,4 +78,48 @@ func (a *Releases) FindRelease(ctx context.Context, in FindReleaseInput) (Releas
 		what = "no release " + in.ID
 	}
 	return ReleaseRecord{}, temporal.NewNonRetryableApplicationError(fmt.Sprintf("%s in the history of %s (it keeps the last %d)", what, stageKey(in.Target), releases.Keep), ErrTypeNotFound, nil)
+}
+
+// MaxIssuerStages bounds the stages IssuerStages returns: they travel in the workflow's history.
+const MaxIssuerStages = 100
+
+// IssuerStagesInput names an issuer by its URL, as its tokens' iss claim does.
+type IssuerStagesInput struct {
+	IssuerURL string
+}
+
+// IssuerStages are the stages whose latest release used the issuer, ordered by API and stage.
+type IssuerStages struct {
+	Stages []Target
+	// Beyond is how many more stages matched beyond MaxIssuerStages.
+	Beyond int `json:",omitempty"`
+}
+
+// IssuerStages finds the stages whose latest recorded release used the issuer: the stages that
+// accept its tokens as far as rollgate knows, which a revocation must reach. A stage released
+// with another issuer since is left out: it no longer accepts these tokens.
+func (a *Releases) IssuerStages(ctx context.Context, in IssuerStagesInput) (IssuerStages, error) {
+	latest, err := a.History.Latest(ctx)
+	if errors.Is(err, releases.ErrTooManyStages) {
+		return IssuerStages{}, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeInvalid, err)
+	}
+	if err != nil {
+		return IssuerStages{}, err
+	}
+	var out IssuerStages
+	for _, e := range latest {
+		var r ReleaseRecord
+		if err := json.Unmarshal(e.Record, &r); err != nil {
+			return IssuerStages{}, temporal.NewNonRetryableApplicationError(fmt.Sprintf("release %s of %s: %v", e.ID, e.Stage, err), ErrTypeInvalid, err)
+		}
+		if r.Issuer.URL != in.IssuerURL {
+			continue
+		}
+		if len(out.Stages) == MaxIssuerStages {
+			out.Beyond++
+			continue
+		}
+		out.Stages = append(out.Stages, r.Target)
+	}
+	return out, nil
 }

@@ -66,6 +66,10 @@ func NewSet(c Clients) *Set {
 	}
 }
 
+// RegisterGateway registers the activities that call the gateway's control plane, for the worker
+// of the gateway task queue.
+func (s *Set) RegisterGateway(r worker.ActivityRegistry) { r.RegisterActivity(s.Gateway) }
+
 // Register registers every activity with a worker.
 func (s *Set) Register(r worker.ActivityRegistry) {
 	r.RegisterActivity(s.Gateway)

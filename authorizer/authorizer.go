@@ -44,8 +44,9 @@ func newAuthorizer(life context.Context, cfg Config, d deps) (*Authorizer, error
 	deny := registry.NewDenyList(&registry.Registry{DB: d.DB, RevocationsTable: cfg.RevocationsTable})
 	v, err := tokens.NewVerifier(tokens.VerifierOptions{
 		Keys: ks, Issuer: cfg.Issuer, Audiences: cfg.Audiences, Algorithms: cfg.Algorithms, Leeway: cfg.Leeway, Revoked: deny,
+		VerifiedCache: cfg.VerifiedCacheSize, VerifiedCacheTTL: cfg.VerifiedCacheTTL,
 	})
-	if err != nil { // issuer, audiences and leeway are checked by loadConfig; what is left is the list of algorithms
+	if err != nil { // everything else is checked by loadConfig; what is left is the list of algorithms
 		return nil, fmt.Errorf("configuration: ROLLGATE_ALGORITHMS: %w", err)
 	}
 	a := &Authorizer{cfg: cfg, keys: ks, verifier: v, fresh: newFreshness(deny, cfg, d.Logger), releases: newReleaseLabels(),

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/sethvargo/go-envconfig"
+
+	"github.com/rollgate/rollgate/internal/tokens"
 )
 
 // Config is the authorizer's configuration, all from the environment. AWS settings (region,
@@ -26,6 +28,11 @@ type Config struct {
 	JWKSCacheTTL          time.Duration `env:"ROLLGATE_JWKS_CACHE_TTL, default=5m"`
 	JWKSUnknownKIDRefresh time.Duration `env:"ROLLGATE_JWKS_UNKNOWN_KID_REFRESH, default=10s"`
 	Leeway                time.Duration `env:"ROLLGATE_LEEWAY, default=30s"`
+	// VerifiedCacheSize tokens whose signature verified are remembered for VerifiedCacheTTL, so
+	// that one presented again skips only the signature check (every other check runs on each
+	// use: key set, claims, revocation); 0 turns it off.
+	VerifiedCacheSize int           `env:"ROLLGATE_VERIFIED_CACHE_SIZE, default=10000"`
+	VerifiedCacheTTL  time.Duration `env:"ROLLGATE_VERIFIED_CACHE_TTL, default=1m"`
 
 	RevocationsTable string        `env:"ROLLGATE_REVOCATIONS_TABLE, default=rollgate-revocations"`
 	DenyListRefresh  time.Duration `env:"ROLLGATE_DENYLIST_REFRESH, default=1s"`
@@ -85,11 +92,15 @@ func (c Config) validate() error {
 		{"ROLLGATE_LEEWAY", c.Leeway, 0, 5 * time.Minute},
 		{"ROLLGATE_DENYLIST_REFRESH", c.DenyListRefresh, 10 * time.Millisecond, 5 * time.Minute},
 		{"ROLLGATE_DENYLIST_MAX_STALENESS", c.MaxStaleness, c.DenyListRefresh, 24 * time.Hour},
+		{"ROLLGATE_VERIFIED_CACHE_TTL", c.VerifiedCacheTTL, time.Second, time.Hour},
 	}
 	for _, ch := range checks {
 		if ch.d < ch.min || ch.d > ch.max {
 			return fmt.Errorf("%s %s: allowed %s to %s", ch.name, ch.d, ch.min, ch.max)
 		}
+	}
+	if c.VerifiedCacheSize < 0 || c.VerifiedCacheSize > tokens.MaxVerifiedCache {
+		return fmt.Errorf("ROLLGATE_VERIFIED_CACHE_SIZE %d: allowed 0 (off) to %d", c.VerifiedCacheSize, tokens.MaxVerifiedCache)
 	}
 	if c.RevocationsTable == "" {
 		return fmt.Errorf("ROLLGATE_REVOCATIONS_TABLE: empty")

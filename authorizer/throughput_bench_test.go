@@ -20,7 +20,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// Serve mode on one core beside the in-process Verify of the same token: the built binary runs
+// Serve mode on one core beside the in-process Verify of the same token, checked in full each
+// time. Serve runs as deployed (the verified-token cache on: a token presented again skips its
+// signature check) and with the cache off (every request checked in full). The built binary runs
 // with GOMAXPROCS=1 pinned to CPU 0, the load generator (wrk when installed, else a Go loop) on
 // CPU 1, so the figure is the authorizer's own cost per request (HTTP included), not the
 // generator's. The in-process loops run on CPU 0 too. The machine is shared, so the phases
@@ -31,15 +33,23 @@ func BenchmarkServeThroughput_OneCore(b *testing.B) {
 	iss := newTestIssuer(b, true)
 	m := iss.mint(b, "billing")[0]
 	reg := prometheus.NewRegistry()
+	// The in-process baseline checks the token in full each time: no verified-token cache.
 	u := iss.start(b, false, func(cfg Config, _ *syncBuffer) recorder { return newPromRecorder(reg, cfg.Issuer) },
-		map[string]string{"ROLLGATE_DENYLIST_REFRESH": "1s"})
+		map[string]string{"ROLLGATE_DENYLIST_REFRESH": "1s", "ROLLGATE_VERIFIED_CACHE_SIZE": "0"})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go u.a.fresh.run(ctx) // as serve runs it
-	srv := iss.startServeBinary(b, buildAuthorizer(b), map[string]string{"ROLLGATE_DENYLIST_REFRESH": "1s", "GOMAXPROCS": "1"})
+	bin := buildAuthorizer(b)
+	// As deployed (the verified-token cache on, so a client's token presented again skips its
+	// signature check), and with the cache off (every request checked in full).
+	srv := iss.startServeBinary(b, bin, map[string]string{"ROLLGATE_DENYLIST_REFRESH": "1s", "GOMAXPROCS": "1"})
 	pin(b, "0", srv.cmd.Process.Pid)
 	url := "http://" + srv.addr + "/auth"
 	waitAccepted(b, url, m.Token)
+	full := iss.startServeBinary(b, bin, map[string]string{"ROLLGATE_DENYLIST_REFRESH": "1s", "GOMAXPROCS": "1", "ROLLGATE_VERIFIED_CACHE_SIZE": "0"})
+	pin(b, "0", full.cmd.Process.Pid)
+	fullURL := "http://" + full.addr + "/auth"
+	waitAccepted(b, fullURL, m.Token)
 	load, generator := goLoad, "go"
 	if _, err := exec.LookPath("wrk"); err == nil {
 		load, generator = wrkLoad, "wrk"
@@ -67,24 +77,27 @@ func BenchmarkServeThroughput_OneCore(b *testing.B) {
 			})
 		}},
 		{"serve-req/s", func() float64 { return load(b, url, m.Token, window) }},
+		{"serve-uncached-req/s", func() float64 { return load(b, fullURL, m.Token, window) }},
 		// The HTTP floor: the same server, connections and generator, answering without a check.
 		{"healthz-req/s", func() float64 { return load(b, "http://"+srv.addr+"/healthz", m.Token, window) }},
 	}
 
 	for b.Loop() {
 		load(b, url, m.Token, time.Second) // warm up: connections, JWKS, deny list
+		load(b, fullURL, m.Token, time.Second)
 		best := map[string]float64{}
 		for range rounds {
 			for _, p := range phases {
 				best[p.name] = max(best[p.name], p.run())
 			}
 		}
-		b.Logf("load generator %s, best of %d windows of %s: serve %.0f req/s (HTTP floor /healthz %.0f req/s); in process: Verify %.0f/s, handler %.0f/s",
-			generator, rounds, window, best["serve-req/s"], best["healthz-req/s"], best["verify/s"], best["handler/s"])
+		b.Logf("load generator %s, best of %d windows of %s: serve %.0f req/s, every request checked in full %.0f req/s (HTTP floor /healthz %.0f req/s); in process, checked in full: Verify %.0f/s, handler %.0f/s",
+			generator, rounds, window, best["serve-req/s"], best["serve-uncached-req/s"], best["healthz-req/s"], best["verify/s"], best["handler/s"])
 		for _, p := range phases {
 			b.ReportMetric(best[p.name], p.name)
 		}
 		b.ReportMetric(100*best["serve-req/s"]/best["verify/s"], "%-of-verify")
+		b.ReportMetric(100*best["serve-uncached-req/s"]/best["verify/s"], "uncached-%-of-verify")
 	}
 }
 

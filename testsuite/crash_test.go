@@ -31,7 +31,7 @@ type workerProcess struct {
 	metrics string
 }
 
-func buildWorker(t *testing.T) string {
+func buildWorker(t testing.TB) string {
 	t.Helper()
 	testsuite.SkipIfShort(t) // the build is only worth it when the bed runs
 	bin := filepath.Join(t.TempDir(), "worker")
@@ -43,7 +43,7 @@ func buildWorker(t *testing.T) string {
 
 // newWorkerProcess prepares the worker program wired to the bed, logging to a file and serving
 // /metrics on a free port.
-func newWorkerProcess(t *testing.T, bin string) *workerProcess {
+func newWorkerProcess(t testing.TB, bin string) *workerProcess {
 	t.Helper()
 	logf, err := os.Create(filepath.Join(t.TempDir(), "worker.log"))
 	if err != nil {
@@ -57,7 +57,7 @@ func newWorkerProcess(t *testing.T, bin string) *workerProcess {
 	return w
 }
 
-func (w *workerProcess) start(t *testing.T) {
+func (w *workerProcess) start(t testing.TB) {
 	t.Helper()
 	w.cmd = exec.Command(w.bin)
 	w.cmd.Env = append(os.Environ(), w.env...)
@@ -134,7 +134,7 @@ func TestCrash_WorkerKilledMidDeployment_ReleaseCompletesExactlyOnce(t *testing.
 	}
 }
 
-func freeAddr(t *testing.T) string {
+func freeAddr(t testing.TB) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -77,7 +77,11 @@ func printVerifications(out io.Writer, counts map[ReleaseOutcome]int) {
 	}
 	fmt.Fprintln(out, "  the gateway's authorizer counted, by release:")
 	for _, rel := range slices.Sorted(maps.Keys(byRelease)) {
-		fmt.Fprintf(out, "    %-38s %4d accepted %4d rejected\n", rel, byRelease[rel][0], byRelease[rel][1])
+		name := rel
+		if rel == "unknown" {
+			name = "unknown (the stable deployment, unlabelled)"
+		}
+		fmt.Fprintf(out, "    %-44s %4d accepted %4d rejected\n", name, byRelease[rel][0], byRelease[rel][1])
 	}
 }
 

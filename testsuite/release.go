@@ -56,8 +56,10 @@ type ReleaseBed struct {
 	// authorizer is the gateway's own); its Logs hold its EMF lines and rejection logs.
 	Authorizer *LambdaFunction
 
-	worker worker.Worker
-	stop   []func()
+	worker         worker.Worker
+	gatewayWorkers []worker.Worker // the gateway task queues', as the worker program runs them
+	authorizerURI  string
+	stop           []func()
 
 	mu         sync.Mutex
 	lastCaller CallerIdentity
@@ -191,6 +193,7 @@ func provision(ctx context.Context, b *Bed, name string, kind gateway.Kind, opti
 		if err := r.startAuthorizer(ctx, lambda, &reg); err != nil {
 			return nil, err
 		}
+		r.authorizerURI = lambda
 		if err := r.createAPI(ctx, b.APIGateway(cfg), lambda); err != nil {
 			return nil, err
 		}
@@ -209,6 +212,14 @@ func provision(ctx context.Context, b *Bed, name string, kind gateway.Kind, opti
 	r.Activity.Register(r.worker)
 	if err := r.worker.Start(); err != nil {
 		return nil, err
+	}
+	for _, queue := range []string{workflows.GatewayTaskQueue(workflows.TaskQueue), workflows.RollbackGatewayTaskQueue(workflows.TaskQueue)} {
+		w := worker.New(r.Temporal, queue, worker.Options{DisableWorkflowWorker: true})
+		r.Activity.RegisterGateway(w)
+		if err := w.Start(); err != nil {
+			return nil, err
+		}
+		r.gatewayWorkers = append(r.gatewayWorkers, w)
 	}
 	ok = true
 	return r, nil
@@ -410,9 +421,7 @@ type ReleaseOutcome struct{ Release, Outcome string }
 
 // Close stops the worker, the authorizer and the backends.
 func (r *ReleaseBed) Close() {
-	if r.worker != nil {
-		r.worker.Stop()
-	}
+	r.StopWorker()
 	if r.Temporal != nil {
 		r.Temporal.Close()
 	}
@@ -454,4 +463,8 @@ func (r *ReleaseBed) StopWorker() {
 		r.worker.Stop()
 		r.worker = nil
 	}
+	for _, w := range r.gatewayWorkers {
+		w.Stop()
+	}
+	r.gatewayWorkers = nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -132,6 +133,15 @@ func TestRelease_HealthyCanaryIsPromoted_StageKeyAndTokensMoveTogether(t *testin
 	}
 	replay(t, r, run, "deployment-promoted.json")
 
+	// Control-plane activities ran on the gateway task queue, paced there; probes and bakes did not.
+	gatewayQueue := workflows.GatewayTaskQueue(workflows.TaskQueue)
+	for name, queues := range activityQueues(t, r, run) {
+		onGateway := slices.Contains([]string{"SnapshotGateway", "ApplyAuthorizer", "StartCanary", "SetCanaryWeight", "PromoteCanary"}, name)
+		if want := map[bool]string{true: gatewayQueue, false: workflows.TaskQueue}[onGateway]; !slices.Equal(queues, []string{want}) {
+			t.Errorf("activity %s scheduled on %v; want %s", name, queues, want)
+		}
+	}
+
 	// The authorizer counted each verification under the release that served it: the stable
 	// deployment before the release carried no label, the canary and the promoted stage the run's.
 	if after.stage.Variables["rollgateRelease"] != run.GetRunID() {
@@ -258,6 +268,26 @@ func waitForStatus(t *testing.T, r *testsuite.ReleaseBed, run client.WorkflowRun
 	t.Fatal("the deployment never reached the awaited state")
 }
 
+// activityQueues maps each activity type the run scheduled to the task queues it was scheduled on.
+func activityQueues(t *testing.T, r *testsuite.ReleaseBed, run client.WorkflowRun) map[string][]string {
+	t.Helper()
+	it := r.Temporal.GetWorkflowHistory(context.Background(), run.GetID(), run.GetRunID(), false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	queues := map[string][]string{}
+	for it.HasNext() {
+		e, err := it.Next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if a := e.GetActivityTaskScheduledEventAttributes(); a != nil {
+			name, queue := a.GetActivityType().GetName(), a.GetTaskQueue().GetName()
+			if !slices.Contains(queues[name], queue) {
+				queues[name] = append(queues[name], queue)
+			}
+		}
+	}
+	return queues
+}
+
 func historyLength(t *testing.T, r *testsuite.ReleaseBed, run client.WorkflowRun) int {
 	t.Helper()
 	it := r.Temporal.GetWorkflowHistory(context.Background(), run.GetID(), run.GetRunID(), false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
@@ -308,7 +338,8 @@ func TestRelease_FinishedReleaseIsRolledBackFromTheHistory(t *testing.T) {
 	if err := run.Get(ctx, &rep); err != nil {
 		t.Fatalf("rollback of the finished release: %v", err)
 	}
-	if !rep.Verified || rep.Actor != "bob" || len(rep.Steps) != 5 {
+	// Five compensations, then the stage's authorizer cache is flushed after the revocation.
+	if !rep.Verified || rep.Actor != "bob" || len(rep.Steps) != 6 || rep.Steps[5].Name != "flush the authorizer cache" {
 		t.Fatalf("report %+v", rep)
 	}
 	after := observe(t, r)
@@ -340,7 +371,8 @@ func TestRelease_FinishedReleaseIsRolledBackFromTheHistory(t *testing.T) {
 	if released != 1 {
 		t.Fatalf("%d tokens of the release's key in the registry, want 1", released)
 	}
-	replay(t, r, run, "rollback-finished-release.json")
+	// rollback-finished-release.json stays as recorded before the flush, for runs started then.
+	replay(t, r, run, "rollback-finished-release-flush.json")
 }
 
 // An HTTP API has no canary: the release's stage variables and JWT authorizer settings apply to

@@ -13,6 +13,7 @@ import (
 	agtypes "github.com/aws/aws-sdk-go-v2/service/apigateway/types"
 	"go.temporal.io/sdk/client"
 
+	"github.com/rollgate/rollgate/activities"
 	"github.com/rollgate/rollgate/internal/tokens"
 	"github.com/rollgate/rollgate/testsuite"
 	"github.com/rollgate/rollgate/workflows"
@@ -25,9 +26,11 @@ const bedDenyListRefresh = 200 * time.Millisecond
 // subject (the TokenRevocation workflow `starter revoke --subject` starts) to the first 401 at
 // the stage for a token of that subject that the stage accepted just before, through the real
 // authorizer under the Lambda emulator, over 20 revocations, beside the goal: the authorizer's
-// deny-list refresh interval + 1 s. Run it with -benchtime 1x.
+// deny-list refresh interval + 1 s. With the authorizer result TTL at 300 s the stage keeps the
+// Allow cached until the revocation flushes it, two refresh intervals after writing it (the
+// bed's `--flush-after`). Run it with -benchtime 1x.
 func BenchmarkRevocationPropagation(b *testing.B) {
-	for _, ttl := range []int32{0} {
+	for _, ttl := range []int32{0, 300} {
 		b.Run("ttl="+strconv.Itoa(int(ttl)), func(b *testing.B) { revocationPropagation(b, ttl) })
 	}
 }
@@ -90,7 +93,8 @@ func revokeAndWaitFor401(ctx context.Context, r *testsuite.ReleaseBed, subject s
 	}
 	start := time.Now()
 	run, err := r.Temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: "revoke/" + subject, TaskQueue: workflows.TaskQueue},
-		workflows.TokenRevocation, workflows.RevocationSpec{Issuer: r.IssuerRef(), Subject: subject, Actor: "bench", Reason: "propagation"})
+		workflows.TokenRevocation, workflows.RevocationSpec{Issuer: r.IssuerRef(), Subject: subject, Actor: "bench", Reason: "propagation",
+			Flush: []activities.Target{r.Target()}, FlushAfter: 2 * bedDenyListRefresh})
 	if err != nil {
 		return 0, err
 	}

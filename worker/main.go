@@ -123,9 +123,19 @@ func run(ctx context.Context, logger *slog.Logger) error {
 		}
 	}
 
-	w := worker.New(tc, cfg.TaskQueue, worker.Options{WorkerStopTimeout: cfg.ShutdownTimeout})
+	worker.SetStickyWorkflowCacheSize(cfg.Scale.StickyCacheSize)
+	mainOpts, gatewayOpts, rollbackOpts := cfg.Scale.WorkerOptions(cfg.ShutdownTimeout)
+	w := worker.New(tc, cfg.TaskQueue, mainOpts)
 	workflows.Register(w)
-	set.Register(w)
+	set.Register(w) // control-plane activities too: those a workflow scheduled here before the gateway task queues
+	for queue, opts := range map[string]worker.Options{workflows.GatewayTaskQueue(cfg.TaskQueue): gatewayOpts, workflows.RollbackGatewayTaskQueue(cfg.TaskQueue): rollbackOpts} {
+		gw := worker.New(tc, queue, opts)
+		set.RegisterGateway(gw)
+		if err := gw.Start(); err != nil {
+			return fmt.Errorf("start the worker of task queue %s: %w", queue, err)
+		}
+		defer gw.Stop()
+	}
 
 	metricsSrv := &http.Server{Addr: cfg.MetricsAddr, Handler: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), ReadHeaderTimeout: 5 * time.Second}
 	go func() {
@@ -143,7 +153,8 @@ func run(ctx context.Context, logger *slog.Logger) error {
 	if cdc != nil {
 		encryption = "aes-256-gcm key " + cdc.KeyID()
 	}
-	logger.Info("worker started", "task_queue", cfg.TaskQueue, "temporal", opts.HostPort, "namespace", opts.Namespace, "metrics", cfg.MetricsAddr,
+	logger.Info("worker started", "task_queue", cfg.TaskQueue, "gateway_task_queue", workflows.GatewayTaskQueue(cfg.TaskQueue),
+		"gateway_activities_per_second", cfg.Scale.GatewayActivitiesPerSecond, "temporal", opts.HostPort, "namespace", opts.Namespace, "metrics", cfg.MetricsAddr,
 		"payload_encryption", encryption, "tracing", tracer != nil)
 	stopCh := make(chan any)
 	go func() { <-ctx.Done(); close(stopCh) }()

@@ -159,4 +159,8 @@ type KeyRetirementInput struct {
 	Issuer  activities.Issuer
 	Version int
 	After   time.Duration
+	// Flush names the stages that accept the issuer's tokens (the stage of the deployment that
+	// scheduled the retirement): once the version leaves the JWKS, their authorizer caches are
+	// flushed, so that an Allow cached for a token of the version cannot outlive it.
+	Flush []activities.Target `json:",omitempty"`
 }

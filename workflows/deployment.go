@@ -136,7 +136,7 @@ func (d *deployment) run(ctx workflow.Context) error {
 		preflight = fmt.Sprintf("release requested by %s: %s; %s", or(d.spec.Actor, "unknown"), or(d.spec.Reason, "no reason given"), preflight)
 	}
 	d.enter(ctx, PhasePreflight, preflight)
-	if err := workflow.ExecuteActivity(short(ctx), gw.SnapshotGateway, activities.SnapshotInput{Target: d.target, AuthorizerID: s.Auth.AuthorizerID}).Get(ctx, &d.snapshot); err != nil {
+	if err := workflow.ExecuteActivity(controlPlane(short(ctx)), gw.SnapshotGateway, activities.SnapshotInput{Target: d.target, AuthorizerID: s.Auth.AuthorizerID}).Get(ctx, &d.snapshot); err != nil {
 		return err
 	}
 	if err := workflow.ExecuteActivity(short(ctx), keysA.SnapshotKey, d.issuer.Key).Get(ctx, &d.key); err != nil {
@@ -170,7 +170,7 @@ func (d *deployment) run(ctx workflow.Context) error {
 
 	if len(s.Auth.AuthorizerPatch) > 0 {
 		d.enter(ctx, PhaseAuthorizer, "applying the new authorizer configuration")
-		if err := workflow.ExecuteActivity(short(ctx), gw.ApplyAuthorizer, activities.AuthorizerInput{Target: d.target, AuthorizerID: s.Auth.AuthorizerID, Settings: s.Auth.AuthorizerPatch}).Get(ctx, nil); err != nil {
+		if err := workflow.ExecuteActivity(controlPlane(short(ctx)), gw.ApplyAuthorizer, activities.AuthorizerInput{Target: d.target, AuthorizerID: s.Auth.AuthorizerID, Settings: s.Auth.AuthorizerPatch}).Get(ctx, nil); err != nil {
 			return err
 		}
 		d.saga.restoreAuthorizer(d.target, d.snapshot)
@@ -217,7 +217,7 @@ func (d *deployment) canarySteps(ctx workflow.Context) error {
 			if workflow.GetVersion(ctx, changeReleaseVariable, workflow.DefaultVersion, 1) == 1 {
 				in.Variables, label = withReleaseVariable(s.Release.Variables, s.Gateway.ReleaseVariableName(), run.RunID)
 			}
-			if err := workflow.ExecuteActivity(short(stepCtx), gw.StartCanary, in).Get(ctx, &d.canaryID); err != nil {
+			if err := workflow.ExecuteActivity(controlPlane(short(stepCtx)), gw.StartCanary, in).Get(ctx, &d.canaryID); err != nil {
 				return err
 			}
 			d.saga.restoreStage(d.target, d.snapshot)
@@ -227,7 +227,7 @@ func (d *deployment) canarySteps(ctx workflow.Context) error {
 			} else {
 				d.event(ctx, "canary deployment "+d.canaryID+" started")
 			}
-		} else if err := workflow.ExecuteActivity(short(stepCtx), gw.SetCanaryWeight, activities.WeightInput{Target: d.target, Weight: step.Weight}).Get(ctx, nil); err != nil {
+		} else if err := workflow.ExecuteActivity(controlPlane(short(stepCtx)), gw.SetCanaryWeight, activities.WeightInput{Target: d.target, Weight: step.Weight}).Get(ctx, nil); err != nil {
 			return err
 		}
 		if err := d.checkTokens(stepCtx, fmt.Sprintf("step %d: release tokens accepted through the canary", i+1), d.probeVersions()); err != nil {

@@ -19,6 +19,7 @@ import (
 	tlog "go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
+	"go.temporal.io/sdk/workflow"
 
 	"github.com/rollgate/rollgate/activities"
 	"github.com/rollgate/rollgate/internal/gateway"
@@ -68,6 +69,12 @@ type world struct {
 	logs   *syncBuffer                                         // the workflow's log
 	canary activities.CanaryInput                              // what StartCanary was asked last
 	runID  string                                              // the run StartCanary was called from
+	// retirements are the KeyRetirement workflows scheduled.
+	retirements []workflows.KeyRetirementInput
+	// flushes are the authorizer cache flushes asked for; revokedAt and flushedAt the workflow
+	// times of the last revocation and flush.
+	flushes              []activities.FlushInput
+	revokedAt, flushedAt time.Time
 }
 
 func (w *world) record(name string) error {
@@ -164,7 +171,16 @@ func newEnv(t *testing.T, w *world) *testsuite.TestWorkflowEnvironment {
 		return []activities.Issued{{Client: "billing", JTI: "j1", KID: "orders-issuer-v4"}, {Client: "shipping", JTI: "j2", KID: "orders-issuer-v4"}}, w.record("ReissueTokens")
 	})
 	env.OnActivity(tokA.RevokeTokens, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.RevokeInput) (int, error) {
+		w.mu.Lock()
+		w.revokedAt = env.Now()
+		w.mu.Unlock()
 		return len(in.JTIs), w.record("RevokeTokens")
+	})
+	env.OnActivity(gw.FlushAuthorizerCaches, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.FlushInput) (activities.FlushResult, error) {
+		w.mu.Lock()
+		w.flushes, w.flushedAt = append(w.flushes, in), env.Now()
+		w.mu.Unlock()
+		return activities.FlushResult{Flushed: in.Targets}, w.record("FlushAuthorizerCaches")
 	})
 	env.OnActivity(gw.ApplyAuthorizer, mock.Anything, mock.Anything).Return(func(context.Context, activities.AuthorizerInput) (bool, error) {
 		return true, w.record("ApplyAuthorizer")
@@ -228,7 +244,12 @@ func newEnv(t *testing.T, w *world) *testsuite.TestWorkflowEnvironment {
 	env.OnActivity(rel.RecordRelease, mock.Anything, mock.Anything).Return(func(context.Context, activities.ReleaseRecord) error {
 		return w.record("RecordRelease")
 	})
-	env.OnWorkflow(workflows.KeyRetirement, mock.Anything, mock.Anything).Return(nil)
+	env.OnWorkflow(workflows.KeyRetirement, mock.Anything, mock.Anything).Return(func(_ workflow.Context, in workflows.KeyRetirementInput) error {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		w.retirements = append(w.retirements, in)
+		return nil
+	})
 	return env
 }
 
@@ -346,7 +367,7 @@ func TestDeployment_CanaryCarriesTheReleaseLabelForTheAuthorizer(t *testing.T) {
 
 // A failure injected at each step rolls back exactly the completed steps, newest first.
 func TestDeployment_FailureAtEachStep_CompensatesCompletedStepsInReverse(t *testing.T) {
-	labels, jwks, authz, stage, reissue := "restore key labels", "republish the snapshot JWKS", "restore the authorizer", "restore the stage", "reissue tokens with the previous key"
+	labels, jwks, authz, stage, reissue, flush := "restore key labels", "republish the snapshot JWKS", "restore the authorizer", "restore the stage", "reissue tokens with the previous key", "flush the authorizer cache"
 	cases := []struct {
 		failAt string
 		want   []string
@@ -360,8 +381,9 @@ func TestDeployment_FailureAtEachStep_CompensatesCompletedStepsInReverse(t *test
 		{"PromoteCanary", []string{stage, authz, jwks, labels}},
 		{"PromoteLabels", []string{stage, authz, jwks, labels}},
 		{"ReissueTokens", []string{stage, authz, jwks, labels}},
-		{"ProbeClients", []string{reissue, stage, authz, jwks, labels}},
-		{"RecordRelease", []string{reissue, stage, authz, jwks, labels}},
+		// The reissued tokens are revoked: the stage's cache is flushed after everything else.
+		{"ProbeClients", []string{reissue, stage, authz, jwks, labels, flush}},
+		{"RecordRelease", []string{reissue, stage, authz, jwks, labels, flush}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.failAt, func(t *testing.T) {
@@ -720,5 +742,18 @@ func refusalsOf(env *testsuite.TestWorkflowEnvironment) (map[string]string, func
 			OnAccept:   func() {},
 			OnComplete: func(any, error) {},
 		}, req)
+	}
+}
+
+// The retirement a promoted release schedules knows the release's stage, to flush it when the
+// previous key version retires.
+func TestDeployment_SchedulesTheRetirementWithItsStageToFlush(t *testing.T) {
+	w := &world{}
+	env := newEnv(t, w)
+	env.ExecuteWorkflow(workflows.Deployment, testSpec())
+	result(t, env)
+	want := activities.Target{APIID: "abcdefghij", Stage: "prod"}
+	if len(w.retirements) != 1 || w.retirements[0].Version != 3 || !slices.Equal(w.retirements[0].Flush, []activities.Target{want}) {
+		t.Fatalf("retirements scheduled %+v, want version 3 flushing %+v", w.retirements, want)
 	}
 }

@@ -139,7 +139,11 @@ func (r *keyRotation) run(ctx workflow.Context) error {
 		}
 	}
 	r.enter(ctx, PhaseFinalizing, "scheduling retirement of the previous key version")
-	return scheduleRetirement(ctx, &r.progress, in.Issuer, r.key.Labels.Current, in.TokenTTL)
+	var flush []activities.Target
+	if in.Probe != nil {
+		flush = append(flush, *in.Probe) // the one stage the rotation knows accepts the tokens
+	}
+	return scheduleRetirement(ctx, &r.progress, in.Issuer, r.key.Labels.Current, in.TokenTTL, flush)
 }
 
 // publish publishes the pending version (once, should it already be published) before it signs.

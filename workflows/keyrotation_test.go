@@ -63,7 +63,7 @@ func TestKeyRotation_FailureAfterTheSwitch_RestoresLabelsJWKSAndTokens(t *testin
 		t.Fatal(err)
 	}
 	if res.Outcome != workflows.OutcomeRolledBack || !res.Rollback.Verified ||
-		!slices.Equal(stepNames(res.Rollback), []string{"reissue tokens with the previous key", "republish the snapshot JWKS", "restore key labels"}) {
+		!slices.Equal(stepNames(res.Rollback), []string{"reissue tokens with the previous key", "republish the snapshot JWKS", "restore key labels", "flush the authorizer cache"}) {
 		t.Fatalf("result %+v, report %+v", res, res.Rollback)
 	}
 	if w.count("VerifyRestored") != 0 {
@@ -102,7 +102,7 @@ func TestKeyRotation_NotifiesTheNamedWebhook(t *testing.T) {
 }
 
 func TestKeyRotation_FailureAtEachStep_CompensatesCompletedStepsInReverse(t *testing.T) {
-	labels, jwks, reissue := "restore key labels", "republish the snapshot JWKS", "reissue tokens with the previous key"
+	labels, jwks, reissue, flush := "restore key labels", "republish the snapshot JWKS", "reissue tokens with the previous key", "flush the authorizer cache"
 	for _, tc := range []struct {
 		failAt   string
 		want     []string
@@ -116,7 +116,8 @@ func TestKeyRotation_FailureAtEachStep_CompensatesCompletedStepsInReverse(t *tes
 		{"Probe", []string{jwks, labels}, false},
 		{"PromoteLabels", []string{jwks, labels}, true},
 		{"ReissueTokens", []string{jwks, labels}, true},
-		{"ProbeClients", []string{reissue, jwks, labels}, true},
+		// The reissued tokens are revoked: the probe stage's cache is flushed last.
+		{"ProbeClients", []string{reissue, jwks, labels, flush}, true},
 	} {
 		t.Run(tc.failAt, func(t *testing.T) {
 			w := &world{failAt: tc.failAt}

@@ -16,7 +16,7 @@ func (d *deployment) promote(ctx workflow.Context) error {
 		return err
 	}
 	d.enter(ctx, PhasePromoting, "promoting the canary to the whole stage")
-	if err := workflow.ExecuteActivity(short(ctx), gw.PromoteCanary, activities.PromoteInput{Target: d.target, DeploymentID: d.canaryID}).Get(ctx, nil); err != nil {
+	if err := workflow.ExecuteActivity(controlPlane(short(ctx)), gw.PromoteCanary, activities.PromoteInput{Target: d.target, DeploymentID: d.canaryID}).Get(ctx, nil); err != nil {
 		return err
 	}
 	d.status.Weight = 100
@@ -46,7 +46,7 @@ func (d *deployment) promote(ctx workflow.Context) error {
 	}
 	if s.Auth.RotateKey {
 		d.enter(ctx, PhaseFinalizing, "scheduling retirement of the previous key version")
-		return scheduleRetirement(ctx, &d.progress, d.issuer, d.key.Labels.Current, s.Auth.TokenTTL.D())
+		return scheduleRetirement(ctx, &d.progress, d.issuer, d.key.Labels.Current, s.Auth.TokenTTL.D(), []activities.Target{d.target})
 	}
 	return nil
 }
@@ -107,5 +107,23 @@ func KeyRetirement(ctx workflow.Context, in KeyRetirementInput) error {
 	} else if err := workflow.ExecuteActivity(short(ctx), keysA.RetireLabel, activities.RetireInput{Key: in.Issuer.Key.Name, Version: in.Version}).Get(ctx, &retired); err != nil {
 		return err // one check-and-set write: a rotation that moved the labels meanwhile is kept
 	}
-	return workflow.ExecuteActivity(short(ctx), tokA.PublishJWKS, activities.PublishInput{Issuer: in.Issuer, Versions: retired.Published()}).Get(ctx, nil)
+	if err := workflow.ExecuteActivity(short(ctx), tokA.PublishJWKS, activities.PublishInput{Issuer: in.Issuer, Versions: retired.Published()}).Get(ctx, nil); err != nil {
+		return err
+	}
+	if len(in.Flush) == 0 || workflow.GetVersion(ctx, changeFlushAfterRevocation, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+		return nil
+	}
+	return flushRetired(ctx, in, kid)
+}
+
+// flushRetired flushes the stages' authorizer caches once verifiers have dropped the retired
+// key (the verifier cache TTL after the JWKS without it was published): an authorizer asked
+// sooner may still verify a token of the version with its cached key set.
+func flushRetired(ctx workflow.Context, in KeyRetirementInput, kid string) error {
+	res, err := flushAfter(ctx, workflow.Now(ctx), in.Issuer.CacheTTL, stageSet(in.Flush...))
+	if err != nil {
+		return fmt.Errorf("%s retired, but the authorizer caches of %v were not flushed: %w", kid, stageNames(in.Flush), err)
+	}
+	workflow.GetLogger(ctx).Info("authorizer caches flushed after the retirement", "kid", kid, "stages", stageNames(res.Flushed), "skipped", res.Skipped)
+	return nil
 }

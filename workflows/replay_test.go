@@ -96,3 +96,44 @@ func TestKeyRetirement_WaitsForTheLastActiveTokenThenDropsTheLabelAndRepublishes
 		t.Fatalf("labels %+v, JWKS %v, retired at +%s (want after the last token + cache TTL, +2h35m)", restored, published, at.Sub(start))
 	}
 }
+
+// A retirement scheduled by a deployment flushes the deployment's stage once the retired key has
+// left the JWKS and the verifiers' caches of it, so that an Allow cached for a token of the
+// version cannot outlive the retirement.
+func TestKeyRetirement_FlushesTheStageOnceTheRetiredKeyLeftVerifierCaches(t *testing.T) {
+	var suite testsuite.WorkflowTestSuite
+	env := suite.NewTestWorkflowEnvironment()
+	env.RegisterWorkflow(workflows.KeyRetirement)
+	env.RegisterActivity(keysA)
+	env.RegisterActivity(tokA)
+	env.RegisterActivity(gw)
+	var calls []string
+	var published, flushed time.Time
+	var flushIn activities.FlushInput
+	env.OnActivity(keysA.ReadLabels, mock.Anything, mock.Anything).Return(keys.Labels{Current: 4, Previous: 3}, nil)
+	env.OnActivity(tokA.LatestActiveExpiry, mock.Anything, "k-v3").Return(time.Time{}, nil)
+	env.OnActivity(keysA.RetireLabel, mock.Anything, mock.Anything).Return(func(context.Context, activities.RetireInput) (keys.Labels, error) {
+		calls = append(calls, "RetireLabel")
+		return keys.Labels{Current: 4}, nil
+	})
+	env.OnActivity(tokA.PublishJWKS, mock.Anything, mock.Anything).Return(func(context.Context, activities.PublishInput) ([]string, error) {
+		calls, published = append(calls, "PublishJWKS"), env.Now()
+		return nil, nil
+	})
+	env.OnActivity(gw.FlushAuthorizerCaches, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.FlushInput) (activities.FlushResult, error) {
+		calls, flushed, flushIn = append(calls, "FlushAuthorizerCaches"), env.Now(), in
+		return activities.FlushResult{Flushed: in.Targets}, nil
+	})
+	stage := activities.Target{APIID: "abcdefghij", Stage: "prod"}
+	env.ExecuteWorkflow(workflows.KeyRetirement, workflows.KeyRetirementInput{
+		Issuer: activities.Issuer{Key: activities.KeyRef{Name: "k"}, CacheTTL: 5 * time.Minute}, Version: 3, After: time.Hour, Flush: []activities.Target{stage}})
+	if err := env.GetWorkflowError(); err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"RetireLabel", "PublishJWKS", "FlushAuthorizerCaches"}; fmt.Sprint(calls) != fmt.Sprint(want) {
+		t.Fatalf("calls %v, want %v", calls, want)
+	}
+	if len(flushIn.Targets) != 1 || flushIn.Targets[0] != stage || flushed.Sub(published) < 5*time.Minute {
+		t.Fatalf("flushed %+v %s after the JWKS, want the stage after the cache TTL (5m)", flushIn.Targets, flushed.Sub(published))
+	}
+}

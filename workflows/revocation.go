@@ -2,6 +2,8 @@ package workflows
 
 import (
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"go.temporal.io/sdk/temporal"
@@ -25,6 +27,17 @@ type RevocationSpec struct {
 	// Proof, when set, is a stage where the revocation is proven: sample tokens covered by it are
 	// minted before it and must be rejected there after it.
 	Proof *activities.Target
+	// Flush names stages whose authorizer caches are flushed once the revocation is written, so
+	// that an Allow the gateway cached before it cannot outlive it; the Proof stage is always
+	// flushed too.
+	Flush []activities.Target `json:",omitempty"`
+	// FlushIssuerStages adds every stage whose latest recorded release used the issuer: the stages
+	// that accept its tokens, as far as the release history knows.
+	FlushIssuerStages bool `json:",omitempty"`
+	// FlushAfter is how long after the revocation is written the flush waits: the authorizers'
+	// deny-list refresh interval plus one refresh. An authorizer asked sooner may still hold the
+	// old list and answer Allow, which the gateway would cache again for the whole TTL.
+	FlushAfter time.Duration `json:",omitempty"`
 }
 
 // Selectors counts the selectors the spec names; a valid spec names exactly one.
@@ -46,8 +59,14 @@ type RevocationReport struct {
 	SamplesRejected int
 	Proven          bool
 	Note            string `json:",omitempty"`
-	StartedAt       time.Time
-	Duration        time.Duration
+	// Flushed are the stages whose authorizer caches were flushed after the revocation; FlushSkipped
+	// could not be (the stage no longer exists); FlushError says why the flush failed, if it
+	// did: an Allow cached before the revocation then lasts until its TTL ends.
+	Flushed      []activities.Target       `json:",omitempty"`
+	FlushSkipped []activities.SkippedFlush `json:",omitempty"`
+	FlushError   string                    `json:",omitempty"`
+	StartedAt    time.Time
+	Duration     time.Duration
 }
 
 // TokenRevocation revokes tokens (the bulk path in a heartbeating activity that resumes after a
@@ -97,6 +116,9 @@ func TokenRevocation(ctx workflow.Context, in RevocationSpec) (RevocationReport,
 		rep.Revoked = 1
 	}
 	logger.Info("revoked", "selector", rep.Selector, "actor", in.Actor)
+	if workflow.GetVersion(ctx, changeFlushAfterRevocation, workflow.DefaultVersion, 1) == 1 {
+		flushRevoked(ctx, in, &rep)
+	}
 
 	if len(samples) > 0 {
 		rep.Samples = len(samples)
@@ -107,6 +129,39 @@ func TokenRevocation(ctx workflow.Context, in RevocationSpec) (RevocationReport,
 	}
 	rep.Duration = workflow.Now(ctx).Sub(rep.StartedAt)
 	return rep, nil
+}
+
+// flushRevoked flushes the authorizer caches of the stages the revocation must reach. The
+// revocation is written by now, so a failure here is reported, not returned: the deny list still
+// reaches every authorizer, only a cached Allow lasts until its TTL ends.
+func flushRevoked(ctx workflow.Context, in RevocationSpec, rep *RevocationReport) {
+	revoked := workflow.Now(ctx)
+	targets := slices.Clone(in.Flush)
+	if in.Proof != nil {
+		targets = append(targets, *in.Proof)
+	}
+	if in.FlushIssuerStages {
+		var found activities.IssuerStages
+		if err := workflow.ExecuteActivity(short(ctx), rel.IssuerStages, activities.IssuerStagesInput{IssuerURL: in.Issuer.URL}).Get(ctx, &found); err != nil {
+			rep.FlushError = "find the issuer's stages in the release history: " + err.Error()
+		}
+		targets = append(targets, found.Stages...)
+		if found.Beyond > 0 {
+			rep.FlushError = fmt.Sprintf("%d more stages of the issuer in the release history were not flushed (at most %d): name them with Flush", found.Beyond, activities.MaxIssuerStages)
+		}
+	}
+	targets = stageSet(targets...)
+	if len(targets) == 0 {
+		return
+	}
+	res, err := flushAfter(ctx, revoked, in.FlushAfter, targets)
+	rep.Flushed, rep.FlushSkipped = res.Flushed, res.Skipped
+	if err != nil {
+		rep.FlushError = strings.TrimPrefix(rep.FlushError+"; flush: "+err.Error(), "; ")
+		workflow.GetLogger(ctx).Error("authorizer caches not flushed", "stages", stageNames(targets), "error", err)
+		return
+	}
+	workflow.GetLogger(ctx).Info("authorizer caches flushed", "stages", stageNames(res.Flushed), "skipped", len(res.Skipped))
 }
 
 // stashSamples mints the sample tokens the revocation will cover, kept in Vault KV by name, and

@@ -80,7 +80,7 @@ func (r *rollback) setup(ctx workflow.Context) error {
 func (r *rollback) run(ctx workflow.Context) *RollbackReport {
 	in, rec := r.in, r.rec
 	r.event(ctx, fmt.Sprintf("rolling back release %s (deployment %s, key v%d) to deployment %s", rec.ID, rec.DeploymentID, rec.Version, rec.Snapshot.Stage.DeploymentID))
-	r.pushCompensations()
+	r.pushCompensations(ctx)
 	r.notes.send(ctx, fmt.Sprintf("%s: rolling back release %s of %s/%s (by %s): %s", rec.Service, rec.ID, in.APIID, in.Stage, in.Actor, in.Reason))
 	check := rollbackCheck{target: rec.Target, snapshot: rec.Snapshot, issuer: rec.Issuer, labels: rec.Labels, version: rec.Version}
 	report := r.saga.rollBack(ctx, time.Time{}, TriggerOperator, OperatorRequest{Actor: in.Actor, Reason: in.Reason}, check)
@@ -91,7 +91,7 @@ func (r *rollback) run(ctx workflow.Context) *RollbackReport {
 
 // pushCompensations pushes the compensations in the order the release made its changes; they run
 // newest first.
-func (r *rollback) pushCompensations() {
+func (r *rollback) pushCompensations(ctx workflow.Context) {
 	rec := r.rec
 	if rec.Rotated {
 		r.saga.restoreLabels(rec.Issuer.Key.Name, rec.Labels)
@@ -106,7 +106,7 @@ func (r *rollback) pushCompensations() {
 	}
 	r.saga.restoreStage(rec.Target, rec.Snapshot)
 	if len(rec.Reissued) > 0 {
-		r.saga.reissuePrevious(reissueUndo{issuer: rec.Issuer, issued: rec.Reissued, previous: rec.Labels.Current,
-			clients: rec.Clients, ttl: rec.TokenTTL, revoke: rec.OnRollback == "revoke"})
+		r.saga.reissuePrevious(ctx, reissueUndo{issuer: rec.Issuer, issued: rec.Reissued, previous: rec.Labels.Current,
+			clients: rec.Clients, ttl: rec.TokenTTL, revoke: rec.OnRollback == "revoke", stage: &rec.Target})
 	}
 }

@@ -24,6 +24,34 @@ func short(ctx workflow.Context) workflow.Context {
 	})
 }
 
+// controlPlane puts an activity that calls the gateway's control plane on the gateway task queue,
+// where the worker paces such activities for every release at once under API Gateway's
+// account-wide control-plane quota. Probes and bakes stay off it: they reach the data plane.
+func controlPlane(ctx workflow.Context) workflow.Context {
+	return onControlQueue(ctx, GatewayTaskQueue)
+}
+
+// rollbackControlPlane is controlPlane for what cannot wait: a rollback's compensations and
+// verification, and the cache flushes that make a revocation or a key retirement take effect. A
+// queue paced on its own, so that they never wait behind the control-plane calls of releases going
+// forward, while a mass rollback still cannot storm the control plane.
+func rollbackControlPlane(ctx workflow.Context) workflow.Context {
+	return onControlQueue(ctx, RollbackGatewayTaskQueue)
+}
+
+func onControlQueue(ctx workflow.Context, queue func(string) string) workflow.Context {
+	if workflow.GetVersion(ctx, changeGatewayTaskQueue, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+		return ctx
+	}
+	opts := workflow.GetActivityOptions(ctx)
+	opts.TaskQueue = queue(workflow.GetInfo(ctx).TaskQueueName)
+	return workflow.WithActivityOptions(ctx, opts)
+}
+
+// changeGatewayTaskQueue: control-plane activities moved from the workflow's task queue to the
+// gateway task queues.
+const changeGatewayTaskQueue = "gateway-task-queue"
+
 func probing(ctx workflow.Context) workflow.Context {
 	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		StartToCloseTimeout: 2 * time.Minute,
@@ -122,7 +150,7 @@ func reissueAndProve(ctx workflow.Context, p *progress, sg *saga, in reissueStep
 	}).Get(ctx, &issued); err != nil {
 		return issued, err
 	}
-	sg.reissuePrevious(reissueUndo{issuer: in.issuer, issued: issued, previous: in.previous, clients: in.clients, ttl: in.ttl, revoke: in.revoke})
+	sg.reissuePrevious(ctx, reissueUndo{issuer: in.issuer, issued: issued, previous: in.previous, clients: in.clients, ttl: in.ttl, revoke: in.revoke, stage: in.proof})
 	if in.proof == nil {
 		return issued, nil
 	}
@@ -138,8 +166,9 @@ func reissueAndProve(ctx workflow.Context, p *progress, sg *saga, in reissueStep
 }
 
 // scheduleRetirement starts a KeyRetirement workflow that outlives this one: the previous version
-// retires after the token TTL plus the verifier cache TTL.
-func scheduleRetirement(ctx workflow.Context, p *progress, issuer activities.Issuer, prev int, tokenTTL time.Duration) error {
+// retires after the token TTL plus the verifier cache TTL, and the stages in flush have their
+// authorizer caches flushed then.
+func scheduleRetirement(ctx workflow.Context, p *progress, issuer activities.Issuer, prev int, tokenTTL time.Duration, flush []activities.Target) error {
 	after := tokenTTL + issuer.CacheTTL
 	cctx := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{
 		// One retirement per schedule: a version can be scheduled again (rotated away, rolled back
@@ -147,7 +176,7 @@ func scheduleRetirement(ctx workflow.Context, p *progress, issuer activities.Iss
 		WorkflowID:        fmt.Sprintf("retire/%s/v%d/%s", issuer.Key.Name, prev, workflow.GetInfo(ctx).WorkflowExecution.RunID),
 		ParentClosePolicy: enumspb.PARENT_CLOSE_POLICY_ABANDON,
 	})
-	child := workflow.ExecuteChildWorkflow(cctx, KeyRetirement, KeyRetirementInput{Issuer: issuer, Version: prev, After: after})
+	child := workflow.ExecuteChildWorkflow(cctx, KeyRetirement, KeyRetirementInput{Issuer: issuer, Version: prev, After: after, Flush: flush})
 	if err := child.GetChildWorkflowExecution().Get(ctx, nil); err != nil {
 		return err
 	}

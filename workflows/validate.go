@@ -115,6 +115,8 @@ func (in RevocationSpec) Validate() error {
 		}
 	}
 	checkProbe(&p, "Proof", in.Proof)
+	checkFlush(&p, "Flush", in.Flush)
+	p.CheckDuration("FlushAfter", in.FlushAfter, 0, MaxFlushAfter)
 	checkRequester(&p, in.Actor, in.Reason)
 	return p.Err("revocation")
 }
@@ -160,6 +162,22 @@ func checkProbe(p *spec.Problems, field string, t *activities.Target) {
 		p.Add(field+".Kind", "%q: allowed %s", t.Kind, gateway.Kinds())
 	}
 	p.CheckStage(field+".APIID", t.APIID, field+".Stage", t.Stage)
+}
+
+// MaxFlushAfter bounds the wait before a flush: the authorizer's deny-list refresh interval is at
+// most 5 minutes.
+const MaxFlushAfter = 5 * time.Minute
+
+// checkFlush checks the stages whose authorizer caches are flushed, as stages are checked
+// elsewhere, and their number.
+func checkFlush(p *spec.Problems, field string, targets []activities.Target) {
+	if len(targets) > MaxFlushStages {
+		p.Add(field, "%d stages: at most %d", len(targets), MaxFlushStages)
+		return
+	}
+	for i := range targets {
+		checkProbe(p, fmt.Sprintf("%s[%d]", field, i), &targets[i])
+	}
 }
 
 // checkRequester checks who asked and why: both required, both bounded free text.

@@ -135,7 +135,7 @@ func revocationInput() workflows.RevocationSpec {
 // revocationWorld wraps the revocation test environment; its activities do not record into w,
 // so the check that none ran is the workflow's outcome (an invalid input fails before them).
 func revocationWorld(t *testing.T, _ *world) *testsuite.TestWorkflowEnvironment {
-	env, _, _ := revocationEnv(t)
+	env, _ := revocationEnv(t)
 	return env
 }
 
@@ -155,6 +155,17 @@ func TestTokenRevocation_RefusesEveryInvalidInputBeforeAnyActivity(t *testing.T)
 		{"http issuer on a non-loopback host", func(in *workflows.RevocationSpec) { in.Issuer.URL = "http://127.attacker.example" }, "Issuer.URL"},
 		{"no key type for sample tokens", func(in *workflows.RevocationSpec) { in.Issuer.Key.Type = "" }, "Issuer.Key.Type"},
 		{"proof stage", func(in *workflows.RevocationSpec) { in.Proof = &activities.Target{APIID: "abcdefghij", Stage: ""} }, "Proof.Stage"},
+		{"flush stage", func(in *workflows.RevocationSpec) {
+			in.Flush = []activities.Target{{APIID: "abcdefghij", Stage: "prod"}, {APIID: "x/y", Stage: "prod"}}
+		}, "Flush[1].APIID"},
+		{"flush kind", func(in *workflows.RevocationSpec) {
+			in.Flush = []activities.Target{{Kind: "websocket", APIID: "abcdefghij", Stage: "prod"}}
+		}, "Flush[0].Kind"},
+		{"too many flush stages", func(in *workflows.RevocationSpec) {
+			in.Flush = make([]activities.Target, workflows.MaxFlushStages+1)
+		}, "Flush"},
+		{"negative flush wait", func(in *workflows.RevocationSpec) { in.FlushAfter = -time.Second }, "FlushAfter"},
+		{"flush wait over the longest refresh", func(in *workflows.RevocationSpec) { in.FlushAfter = time.Hour }, "FlushAfter"},
 		{"no actor", func(in *workflows.RevocationSpec) { in.Actor = "" }, "Actor"},
 		{"reason too long", func(in *workflows.RevocationSpec) { in.Reason = strings.Repeat("x", 1025) }, "Reason"},
 	}, revocationWorld)

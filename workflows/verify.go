@@ -48,7 +48,7 @@ func (c rollbackCheck) start(ctx workflow.Context, exec func(workflow.Context, a
 	staged := c.target.APIID != ""
 	var f verifyChecks
 	if staged && c.snapshot.Stage.DeploymentID+c.snapshot.Authorizer.ID != "" {
-		f.stage = exec(ctx, gw.VerifyRestored, activities.RestoreInput{Target: c.target, Snapshot: c.snapshot})
+		f.stage = exec(rollbackControlPlane(ctx), gw.VerifyRestored, activities.RestoreInput{Target: c.target, Snapshot: c.snapshot})
 	}
 	keyed := c.labels.Current != 0
 	if keyed {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/sethvargo/go-envconfig"
+	"go.temporal.io/sdk/worker"
 
 	"github.com/rollgate/rollgate/internal/codec"
 	"github.com/rollgate/rollgate/internal/keys"
@@ -49,6 +50,76 @@ type Worker struct {
 	// Verification is what every verifier of the issuer's tokens enforces; the worker reissues no
 	// token its verifiers would refuse.
 	Verification Verification
+	// Scale tunes the worker for many releases at once.
+	Scale Scale
+}
+
+// Scale is what a worker runs at once and how fast it calls the gateway's control plane.
+type Scale struct {
+	// MaxConcurrentActivities and MaxConcurrentWorkflowTasks bound the activities and workflow
+	// tasks one worker runs at once (Temporal's worker.Options).
+	MaxConcurrentActivities    int `env:"ROLLGATE_MAX_CONCURRENT_ACTIVITIES, default=1000"`
+	MaxConcurrentWorkflowTasks int `env:"ROLLGATE_MAX_CONCURRENT_WORKFLOW_TASKS, default=1000"`
+	// ActivityPollers and WorkflowPollers are the long polls kept open per task queue.
+	ActivityPollers int `env:"ROLLGATE_ACTIVITY_POLLERS, default=4"`
+	WorkflowPollers int `env:"ROLLGATE_WORKFLOW_POLLERS, default=4"`
+	// StickyCacheSize is how many workflow executions a worker keeps in memory between tasks
+	// (process-wide); an evicted one is replayed from its history on its next task.
+	StickyCacheSize int `env:"ROLLGATE_STICKY_CACHE_SIZE, default=10000"`
+	// GatewayActivitiesPerSecond paces control-plane activities across every worker of the task
+	// queue (Temporal's TaskQueueActivitiesPerSecond). API Gateway allows an account about 10
+	// control-plane requests per second; an activity makes one to four.
+	GatewayActivitiesPerSecond float64 `env:"ROLLGATE_GATEWAY_ACTIVITIES_PER_SECOND, default=3"`
+	// RollbackActivitiesPerSecond paces a rollback's control-plane activities, on a queue of their
+	// own so that a rollback never waits behind releases going forward.
+	RollbackActivitiesPerSecond float64 `env:"ROLLGATE_ROLLBACK_ACTIVITIES_PER_SECOND, default=3"`
+}
+
+// WorkerOptions are the options of the worker on the workflows' task queue and of the one on its
+// gateway task queue (control-plane activities only, paced for every worker together).
+func (s Scale) WorkerOptions(stopTimeout time.Duration) (main, gateway, rollback worker.Options) {
+	main = worker.Options{
+		WorkerStopTimeout:                      stopTimeout,
+		MaxConcurrentActivityExecutionSize:     s.MaxConcurrentActivities,
+		MaxConcurrentWorkflowTaskExecutionSize: s.MaxConcurrentWorkflowTasks,
+		MaxConcurrentActivityTaskPollers:       s.ActivityPollers,
+		MaxConcurrentWorkflowTaskPollers:       s.WorkflowPollers,
+	}
+	gateway = worker.Options{
+		WorkerStopTimeout:                  stopTimeout,
+		MaxConcurrentActivityExecutionSize: s.MaxConcurrentActivities,
+		MaxConcurrentActivityTaskPollers:   s.ActivityPollers,
+		TaskQueueActivitiesPerSecond:       s.GatewayActivitiesPerSecond,
+		DisableWorkflowWorker:              true,
+	}
+	rollback = gateway
+	rollback.TaskQueueActivitiesPerSecond = s.RollbackActivitiesPerSecond
+	return main, gateway, rollback
+}
+
+// Check refuses values a worker could not run with, naming the variable and its range.
+func (s Scale) Check() error {
+	ints := []struct {
+		name      string
+		v, lo, hi int
+	}{
+		{"ROLLGATE_MAX_CONCURRENT_ACTIVITIES", s.MaxConcurrentActivities, 1, 100000},
+		{"ROLLGATE_MAX_CONCURRENT_WORKFLOW_TASKS", s.MaxConcurrentWorkflowTasks, 2, 100000},
+		{"ROLLGATE_ACTIVITY_POLLERS", s.ActivityPollers, 1, 100},
+		{"ROLLGATE_WORKFLOW_POLLERS", s.WorkflowPollers, 2, 100},
+		{"ROLLGATE_STICKY_CACHE_SIZE", s.StickyCacheSize, 0, 1000000},
+	}
+	for _, c := range ints {
+		if c.v < c.lo || c.v > c.hi {
+			return fmt.Errorf("%s %d: allowed %d to %d", c.name, c.v, c.lo, c.hi)
+		}
+	}
+	for name, v := range map[string]float64{"ROLLGATE_GATEWAY_ACTIVITIES_PER_SECOND": s.GatewayActivitiesPerSecond, "ROLLGATE_ROLLBACK_ACTIVITIES_PER_SECOND": s.RollbackActivitiesPerSecond} {
+		if !(v > 0 && v <= 1000) {
+			return fmt.Errorf("%s %g: allowed more than 0, at most 1000", name, v)
+		}
+	}
+	return nil
 }
 
 // Verification configures token verifiers (tokens.VerifierOptions).
@@ -105,6 +176,9 @@ func Load(ctx context.Context, lookup envconfig.Lookuper) (Worker, error) {
 		return Worker{}, fmt.Errorf("configuration: ROLLGATE_CANARY_HEADER %q: allowed a header name of 1-64 letters, digits and '-', or empty", c.CanaryHeader)
 	}
 	if err := c.Verification.Check(); err != nil {
+		return Worker{}, fmt.Errorf("configuration: %w", err)
+	}
+	if err := c.Scale.Check(); err != nil {
 		return Worker{}, fmt.Errorf("configuration: %w", err)
 	}
 	return c, nil

@@ -103,6 +103,32 @@ func TestLoad_VerificationDefaultsOverridesAndRanges(t *testing.T) {
 	}
 }
 
+func TestLoad_ScaleDefaultsOptionsAndRanges(t *testing.T) {
+	c, err := config.Load(context.Background(), envconfig.MapLookuper(map[string]string{"ROLLGATE_GATEWAY_ACTIVITIES_PER_SECOND": "0.5"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	main, gw, rb := c.Scale.WorkerOptions(time.Minute)
+	if main.MaxConcurrentActivityExecutionSize != 1000 || main.MaxConcurrentWorkflowTaskPollers != 4 || main.TaskQueueActivitiesPerSecond != 0 || main.WorkerStopTimeout != time.Minute {
+		t.Fatalf("the workflows' worker %+v", main)
+	}
+	if !gw.DisableWorkflowWorker || gw.TaskQueueActivitiesPerSecond != 0.5 || gw.MaxConcurrentActivityTaskPollers != 4 {
+		t.Fatalf("the gateway task queue's worker %+v", gw)
+	}
+	if !rb.DisableWorkflowWorker || rb.TaskQueueActivitiesPerSecond != 3 {
+		t.Fatalf("the rollback gateway task queue's worker %+v", rb)
+	}
+	for name, value := range map[string]string{
+		"ROLLGATE_GATEWAY_ACTIVITIES_PER_SECOND": "0", "ROLLGATE_WORKFLOW_POLLERS": "1", "ROLLGATE_MAX_CONCURRENT_ACTIVITIES": "0",
+		"ROLLGATE_STICKY_CACHE_SIZE": "-1", "ROLLGATE_ACTIVITY_POLLERS": "1000", "ROLLGATE_ROLLBACK_ACTIVITIES_PER_SECOND": "-2",
+	} {
+		_, err := config.Load(context.Background(), envconfig.MapLookuper(map[string]string{name: value}))
+		if err == nil || !strings.Contains(err.Error(), name) || !strings.Contains(err.Error(), "allowed") {
+			t.Fatalf("%s=%s: %v, want an error naming the variable and its range", name, value, err)
+		}
+	}
+}
+
 // Production code knows no test bed: probes count canary answers by a header only when one is
 // configured.
 func TestLoad_CanaryHeaderIsOffUnlessConfigured(t *testing.T) {

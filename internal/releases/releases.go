@@ -7,6 +7,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -24,6 +26,7 @@ type DB interface {
 	PutItem(context.Context, *dynamodb.PutItemInput, ...func(*dynamodb.Options)) (*dynamodb.PutItemOutput, error)
 	Query(context.Context, *dynamodb.QueryInput, ...func(*dynamodb.Options)) (*dynamodb.QueryOutput, error)
 	DeleteItem(context.Context, *dynamodb.DeleteItemInput, ...func(*dynamodb.Options)) (*dynamodb.DeleteItemOutput, error)
+	Scan(context.Context, *dynamodb.ScanInput, ...func(*dynamodb.Options)) (*dynamodb.ScanOutput, error)
 }
 
 // History is the releases table: partition key stage ("<apiId>/<stage>"), sort key id
@@ -111,13 +114,8 @@ func (h *History) List(ctx context.Context, stage string, limit int) ([]Entry, e
 			return nil, fmt.Errorf("read release history of %s: %w", stage, err)
 		}
 		for _, item := range page.Items {
-			e := Entry{Stage: stage}
-			if v, ok := item["id"].(*types.AttributeValueMemberS); ok {
-				e.ID = v.Value
-			}
-			if v, ok := item["record"].(*types.AttributeValueMemberS); ok {
-				e.Record = json.RawMessage(v.Value)
-			}
+			e := entryOf(item)
+			e.Stage = stage
 			out = append(out, e)
 		}
 	}
@@ -125,6 +123,57 @@ func (h *History) List(ctx context.Context, stage string, limit int) ([]Entry, e
 		out = out[:limit]
 	}
 	return out, nil
+}
+
+// MaxStages bounds Latest: the history of a few hundred stages is read in seconds, and a
+// caller that needs more would need an index, not a longer scan.
+const MaxStages = 1000
+
+// ErrTooManyStages is a history of more than MaxStages stages.
+var ErrTooManyStages = errors.New("too many stages")
+
+// Latest returns the newest release of every stage in the history, ordered by stage. It scans
+// the table (at most Keep releases per stage), so it is for the rare question "which stages"
+// (a revocation that must reach every stage an issuer's tokens pass), not for a release's path.
+func (h *History) Latest(ctx context.Context) ([]Entry, error) {
+	in := &dynamodb.ScanInput{TableName: aws.String(h.table()), ConsistentRead: aws.Bool(true)}
+	newest := map[string]Entry{}
+	p := dynamodb.NewScanPaginator(h.DB, in)
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("scan release history: %w", err)
+		}
+		for _, item := range page.Items {
+			e := entryOf(item)
+			if cur, ok := newest[e.Stage]; !ok || e.ID > cur.ID {
+				newest[e.Stage] = e
+			}
+		}
+		if len(newest) > MaxStages {
+			return nil, fmt.Errorf("release history of more than %d stages: %w", MaxStages, ErrTooManyStages)
+		}
+	}
+	out := make([]Entry, 0, len(newest))
+	for _, e := range newest {
+		out = append(out, e)
+	}
+	slices.SortFunc(out, func(a, b Entry) int { return strings.Compare(a.Stage, b.Stage) })
+	return out, nil
+}
+
+func entryOf(item map[string]types.AttributeValue) Entry {
+	var e Entry
+	if v, ok := item["stage"].(*types.AttributeValueMemberS); ok {
+		e.Stage = v.Value
+	}
+	if v, ok := item["id"].(*types.AttributeValueMemberS); ok {
+		e.ID = v.Value
+	}
+	if v, ok := item["record"].(*types.AttributeValueMemberS); ok {
+		e.Record = json.RawMessage(v.Value)
+	}
+	return e
 }
 
 // ID orders releases by promotion time.

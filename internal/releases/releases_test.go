@@ -49,3 +49,37 @@ func TestHistory_KeepsTheLastReleasesNewestFirst(t *testing.T) {
 		t.Fatalf("another stage's history: %d, %v", len(other), err)
 	}
 }
+
+func TestHistory_LatestIsTheNewestReleaseOfEveryStage(t *testing.T) {
+	bed := shared.Bed(t)
+	ctx := context.Background()
+	cfg, err := bed.AWSConfig(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A table of its own, so that the stages of other tests (and of other -count runs) stay out.
+	h := &releases.History{DB: bed.DynamoDBClient(cfg), Table: fmt.Sprintf("releases-latest-%d", time.Now().UnixNano())}
+	if err := h.CreateTable(ctx); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Date(2026, 11, 24, 9, 0, 0, 0, time.UTC)
+	for i, stage := range []string{"bbbbbbbbbb/prod", "aaaaaaaaaa/prod", "bbbbbbbbbb/prod", "aaaaaaaaaa/test", "bbbbbbbbbb/prod"} {
+		rec, _ := json.Marshal(map[string]int{"n": i})
+		if err := h.Put(ctx, releases.Entry{Stage: stage, ID: releases.ID(start.Add(time.Duration(i)*time.Minute), fmt.Sprintf("run-%d", i)), Record: rec}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	latest, err := h.Latest(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, e := range latest {
+		var r map[string]int
+		_ = json.Unmarshal(e.Record, &r)
+		got = append(got, fmt.Sprintf("%s=%d", e.Stage, r["n"]))
+	}
+	if want := "[aaaaaaaaaa/prod=1 aaaaaaaaaa/test=3 bbbbbbbbbb/prod=4]"; fmt.Sprint(got) != want {
+		t.Fatalf("latest releases %v, want %s", got, want)
+	}
+}

@@ -41,6 +41,8 @@ type DeploySpec struct {
 	Auth    Auth    `json:"auth"`
 	Canary  Canary  `json:"canary"`
 	Notify  Notify  `json:"notify,omitzero"`
+	// Analysis judges the release by its real traffic. Not yet acted on: Validate refuses it.
+	Analysis *Analysis `json:"analysis,omitempty"`
 	// Actor and Reason say who started the release and why; the starter fills them from
 	// --actor (default: the OS user) and --reason. They are recorded in the workflow history.
 	Actor  string `json:"actor,omitempty"`

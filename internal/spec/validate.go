@@ -40,6 +40,10 @@ func (s *DeploySpec) ValidateWith(r Rules) error {
 	v.canary(s.Canary)
 	v.steps(s.Canary)
 	v.CheckWebhook("notify.webhook", s.Notify.Webhook)
+	if s.Analysis != nil {
+		// The worker does not judge analysis yet; a block it would ignore must not look accepted.
+		v.Add("analysis", "not supported by this version yet (remove the block; metrics are not judged)")
+	}
 	return v.Err("")
 }
 

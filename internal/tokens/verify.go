@@ -7,6 +7,7 @@ import (
 	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rsa"
+	"crypto/sha256"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -16,6 +17,7 @@ import (
 	"github.com/MicahParks/jwkset"
 	json "github.com/goccy/go-json" // a faster drop-in for encoding/json on the hot path
 	"github.com/golang-jwt/jwt/v5"
+	"github.com/hashicorp/golang-lru/v2/expirable"
 )
 
 // Reason is why a token was rejected. The values are the labels of the rejection metrics.
@@ -83,6 +85,16 @@ type Verifier struct {
 	claims      *jwt.Validator
 	maxLifetime time.Duration
 	observe     func(kid string, reason Reason)
+	verified    *expirable.LRU[[sha256.Size]byte, verifiedToken] // nil: off
+}
+
+// verifiedToken is a token whose signature verified: what a later use of the same bytes needs
+// to check everything but the signature again.
+type verifiedToken struct {
+	claims Claims
+	kid    string
+	alg    string
+	key    crypto.PublicKey
 }
 
 // VerifierOptions configure a Verifier.
@@ -101,7 +113,18 @@ type VerifierOptions struct {
 	// Its kid is safe as a label value: a kid of the key set, UnknownKIDLabel for any other kid,
 	// or "" when the token names none.
 	Observe func(kid string, reason Reason)
+	// VerifiedCache, above 0, remembers up to that many accepted tokens (by the SHA-256 of their
+	// bytes) for VerifiedCacheTTL, so that presenting the same token again skips the signature
+	// check, the one costly step. Nothing else is skipped: each use checks again that the kid is
+	// in the key set with the same key, the claims at the current time (exp, nbf, iat, iss,
+	// aud) and revocation. Only accepted tokens are remembered, so refused ones cannot fill it.
+	VerifiedCache int
+	// VerifiedCacheTTL bounds how long a verified signature is remembered; default 1m, at most 1h.
+	VerifiedCacheTTL time.Duration
 }
+
+// MaxVerifiedCache bounds VerifiedCache: a remembered token costs about a kilobyte.
+const MaxVerifiedCache = 1_000_000
 
 // DefaultMaxLifetime is the verifier's default longest token lifetime: the longest token TTL a
 // deploy spec may ask for (auth.tokenTtl), so every token rollgate mints is accepted.
@@ -134,6 +157,15 @@ func NewVerifier(o VerifierOptions) (*Verifier, error) {
 			return nil, fmt.Errorf("verifier algorithm %q is not allowed (never none or HMAC)", a)
 		}
 	}
+	if o.VerifiedCache < 0 || o.VerifiedCache > MaxVerifiedCache {
+		return nil, fmt.Errorf("verified-token cache size %d: allowed 0 to %d", o.VerifiedCache, MaxVerifiedCache)
+	}
+	if o.VerifiedCacheTTL == 0 {
+		o.VerifiedCacheTTL = time.Minute
+	}
+	if o.VerifiedCacheTTL < 0 || o.VerifiedCacheTTL > time.Hour {
+		return nil, fmt.Errorf("verified-token cache TTL %s: allowed 0 to 1h", o.VerifiedCacheTTL)
+	}
 	opts := []jwt.ParserOption{
 		jwt.WithIssuer(o.Issuer), jwt.WithAudience(o.Audiences...), jwt.WithExpirationRequired(),
 		jwt.WithNotBeforeRequired(), jwt.WithIssuedAt(), jwt.WithLeeway(o.Leeway),
@@ -141,8 +173,12 @@ func NewVerifier(o VerifierOptions) (*Verifier, error) {
 	if o.Now != nil {
 		opts = append(opts, jwt.WithTimeFunc(o.Now))
 	}
-	return &Verifier{keys: o.Keys, revocations: o.Revoked, allowed: allowed, claims: jwt.NewValidator(opts...),
-		maxLifetime: o.MaxLifetime, observe: o.Observe}, nil
+	v := &Verifier{keys: o.Keys, revocations: o.Revoked, allowed: allowed, claims: jwt.NewValidator(opts...),
+		maxLifetime: o.MaxLifetime, observe: o.Observe}
+	if o.VerifiedCache > 0 {
+		v.verified = expirable.NewLRU[[sha256.Size]byte, verifiedToken](o.VerifiedCache, nil, o.VerifiedCacheTTL)
+	}
+	return v, nil
 }
 
 // Verify returns the claims of a valid token, or a *Rejection with one reason.
@@ -158,10 +194,13 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (*Claims, error) {
 	return claims, nil
 }
 
-// tokenKID is a token's kid header and whether the verifier found it in the key set.
+// tokenKID is a token's kid header and whether the verifier found it in the key set; once the
+// key is found, the algorithm and key the signature is checked with.
 type tokenKID struct {
 	name     string
 	inKeySet bool
+	alg      string
+	key      crypto.PublicKey
 }
 
 // label bounds the metric label of a kid: the token chooses it, so it becomes a label only once
@@ -188,6 +227,47 @@ type header struct {
 // typ, kid), key (known kid of the right family, acceptable), signature, claims (lifetime, iss,
 // aud, exp, nbf, iat), revocation. golang-jwt verifies the signature and validates the claims.
 func (v *Verifier) verify(ctx context.Context, raw string) (*Claims, tokenKID, Reason, error) {
+	var sum [sha256.Size]byte
+	if v.verified != nil {
+		sum = sha256.Sum256([]byte(raw))
+		if t, ok := v.verified.Get(sum); ok {
+			if c, kid, reason, same, err := v.reverify(ctx, t); same {
+				return c, kid, reason, err
+			}
+			v.verified.Remove(sum) // the kid now names another key: verify from scratch
+		}
+	}
+	c, kid, reason, err := v.verifyFully(ctx, raw)
+	if err == nil && v.verified != nil {
+		v.verified.Add(sum, verifiedToken{claims: *c, kid: kid.name, alg: kid.alg, key: kid.key})
+	}
+	return c, kid, reason, err
+}
+
+// reverify checks a remembered token again, all but its signature; same is false when its kid
+// now names another key, whose signature check the remembered one does not stand for.
+func (v *Verifier) reverify(ctx context.Context, t verifiedToken) (*Claims, tokenKID, Reason, bool, error) {
+	kid := tokenKID{name: t.kid}
+	key, reason, err := v.key(ctx, &kid, t.alg)
+	if err != nil {
+		return nil, kid, reason, true, err
+	}
+	if k, ok := key.(interface{ Equal(crypto.PublicKey) bool }); !ok || !k.Equal(t.key) {
+		return nil, kid, "", false, nil
+	}
+	kid.alg, kid.key = t.alg, key
+	claims := t.claims
+	if err := v.claims.Validate(&claims); err != nil {
+		return nil, kid, reasonFor(err), true, err
+	}
+	if v.revocations != nil && v.revocations.Revoked(&claims, kid.name) {
+		return nil, kid, Revoked, true, errors.New("revoked")
+	}
+	return &claims, kid, "", true, nil
+}
+
+// verifyFully is every check, the signature included.
+func (v *Verifier) verifyFully(ctx context.Context, raw string) (*Claims, tokenKID, Reason, error) {
 	tok, err := parseJWS(raw)
 	kid := tokenKID{name: tok.hdr.Kid}
 	if err != nil {
@@ -203,6 +283,7 @@ func (v *Verifier) verify(ctx context.Context, raw string) (*Claims, tokenKID, R
 	if err != nil {
 		return nil, kid, reason, err
 	}
+	kid.alg, kid.key = tok.hdr.Alg, key
 	if err := canonicalSignature(key, tok.sig); err != nil {
 		return nil, kid, Malformed, err
 	}

@@ -13,6 +13,9 @@ import (
 // invoke serves /{apiId}/{stage}/{path...}: it picks the stable or canary deployment, runs the
 // method's authorizer and proxies to the deployment's backend, answering as API Gateway does.
 func (e *Emulator) invoke(w http.ResponseWriter, r *http.Request) {
+	w, metered := e.meter(w)
+	var apiID, stageName string
+	defer func() { metered(apiID, stageName) }()
 	latency, status := e.fault("Invoke")
 	if latency > 0 {
 		time.Sleep(latency)
@@ -26,7 +29,8 @@ func (e *Emulator) invoke(w http.ResponseWriter, r *http.Request) {
 		gatewayError(w, http.StatusForbidden, "MissingAuthenticationTokenException", "Missing Authentication Token")
 		return
 	}
-	apiID, stageName, path := parts[0], parts[1], "/"
+	apiID, stageName = parts[0], parts[1]
+	path := "/"
 	if len(parts) == 3 {
 		path += parts[2]
 	}

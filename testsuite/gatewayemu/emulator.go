@@ -20,6 +20,8 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	"golang.org/x/time/rate"
 )
 
 // DeploymentHeader names the deployment that served a data-plane answer; CanaryHeader says
@@ -42,6 +44,30 @@ type Options struct {
 	Rand *mrand.Rand
 	// HTTPClient fetches JWKS documents and calls backends. Default: a client with a 10s timeout.
 	HTTPClient *http.Client
+	// Throttle, when set, enforces API Gateway's account-wide control-plane quotas: beyond them a
+	// call is answered 429 TooManyRequestsException, as AWS answers it. Off by default, so that
+	// tests that set up many APIs are not paced.
+	Throttle *Throttle
+}
+
+// Throttle is an account's control-plane quotas: a token bucket shared by every control-plane
+// operation, and stricter buckets for the operations AWS limits on their own.
+type Throttle struct {
+	// Rate and Burst: AWS documents 10 requests per second with a burst of 40 for the
+	// operations it lists no quota of their own for.
+	Rate  float64
+	Burst int
+	// PerOperation are operations with quotas of their own, in requests per second (AWS:
+	// CreateDeployment 1 every 5 s, CreateRestApi 1 every 3 s, GetResources 5 every 2 s, …);
+	// their calls count against the shared bucket too.
+	PerOperation map[string]float64
+}
+
+// AWSThrottle is the control-plane quotas AWS documents for an account in a Region.
+func AWSThrottle() *Throttle {
+	return &Throttle{Rate: 10, Burst: 40, PerOperation: map[string]float64{
+		"CreateDeployment": 0.2, "CreateRestApi": 1.0 / 3, "GetResources": 2.5, "CreateResource": 5, "CreateApiKey": 5,
+	}}
 }
 
 // Emulator is one in-memory AWS account and region's API Gateway. State lives for the life of the
@@ -59,8 +85,12 @@ type Emulator struct {
 	httpLambdas map[string]HTTPLambdaAuthorizer
 	faults      map[string]*Fault
 	calls       map[string]int
+	throttle    *rate.Limiter            // the account's shared control-plane bucket (Options.Throttle)
+	opThrottle  map[string]*rate.Limiter // operations with quotas of their own
+	throttled   map[string]int           // calls refused by them, per operation
 	jwks        *jwksCache
 	rand        *mrand.Rand
+	metrics     *dataPlaneMetrics
 
 	control, data *http.Server
 	// ControlURL is the endpoint for the SDK clients (BaseEndpoint); DataURL serves invocations.
@@ -96,12 +126,14 @@ func Start(opts Options) (*Emulator, error) {
 		faults:      map[string]*Fault{},
 		calls:       map[string]int{},
 		rand:        opts.Rand,
+		metrics:     newDataPlaneMetrics(),
 		ctx:         ctx,
 		cancel:      cancel,
 	}
 	if e.rand == nil {
 		e.rand = mrand.New(mrand.NewPCG(mrand.Uint64(), mrand.Uint64()))
 	}
+	e.SetThrottle(opts.Throttle)
 	e.jwks = newJWKSCache(ctx, opts)
 
 	var err error
@@ -186,12 +218,58 @@ func (e *Emulator) Calls(operation string) int {
 	return e.calls[operation]
 }
 
+// ControlCalls counts every control-plane request received so far (the data plane's excluded),
+// throttled ones included.
+func (e *Emulator) ControlCalls() int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	n := 0
+	for op, c := range e.calls {
+		if op != "Invoke" {
+			n += c
+		}
+	}
+	return n
+}
+
+// SetThrottle turns the control-plane quotas on (t) or off (nil), with full buckets.
+func (e *Emulator) SetThrottle(t *Throttle) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.throttle, e.opThrottle = nil, nil
+	if t == nil {
+		return
+	}
+	e.throttle = rate.NewLimiter(rate.Limit(t.Rate), t.Burst)
+	e.opThrottle = map[string]*rate.Limiter{}
+	for op, r := range t.PerOperation {
+		e.opThrottle[op] = rate.NewLimiter(rate.Limit(r), 1)
+	}
+}
+
+// Throttled counts the calls of an operation refused with 429 by the control-plane quotas.
+func (e *Emulator) Throttled(operation string) int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.throttled[operation]
+}
+
 // fault counts a call and decides whether it fails now; it returns the latency to add and the
 // status to fail with (0: do not fail).
 func (e *Emulator) fault(operation string) (time.Duration, int) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.calls[operation]++
+	if e.throttle != nil && operation != "Invoke" {
+		// A call refused by its own quota takes nothing from the shared bucket.
+		if op := e.opThrottle[operation]; (op != nil && !op.Allow()) || !e.throttle.Allow() {
+			if e.throttled == nil {
+				e.throttled = map[string]int{}
+			}
+			e.throttled[operation]++
+			return 0, http.StatusTooManyRequests
+		}
+	}
 	f := e.faults[operation]
 	if f == nil {
 		return 0, 0

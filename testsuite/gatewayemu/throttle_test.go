@@ -1,0 +1,62 @@
+package gatewayemu_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/apigateway"
+	"github.com/aws/aws-sdk-go-v2/service/apigateway/types"
+
+	"github.com/rollgate/rollgate/testsuite/gatewayemu"
+)
+
+// With AWS's quotas on, a burst of control-plane calls beyond the account's bucket, and a second
+// CreateDeployment within 5 s, are answered 429 TooManyRequestsException, as AWS answers them; the
+// data plane is not counted against them.
+func TestThrottle_ControlPlaneQuotasAnswer429AsAWSDoes(t *testing.T) {
+	emu, c, _ := startEmulator(t, gatewayemu.Options{Throttle: gatewayemu.AWSThrottle()})
+	ctx := context.Background()
+	noRetry := func(o *apigateway.Options) { o.RetryMaxAttempts = 1 }
+
+	api, err := c.CreateRestApi(ctx, &apigateway.CreateRestApiInput{Name: aws.String("orders")}, noRetry)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.PutMethod(ctx, &apigateway.PutMethodInput{RestApiId: api.Id, ResourceId: api.RootResourceId, HttpMethod: aws.String("GET"), AuthorizationType: aws.String("NONE")}, noRetry); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.PutIntegration(ctx, &apigateway.PutIntegrationInput{RestApiId: api.Id, ResourceId: api.RootResourceId, HttpMethod: aws.String("GET"),
+		Type: types.IntegrationTypeMock}, noRetry); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.CreateDeployment(ctx, &apigateway.CreateDeploymentInput{RestApiId: api.Id, StageName: aws.String("prod")}, noRetry); err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.CreateDeployment(ctx, &apigateway.CreateDeploymentInput{RestApiId: api.Id, StageName: aws.String("prod")}, noRetry)
+	var tooMany *types.TooManyRequestsException
+	if !errors.As(err, &tooMany) {
+		t.Fatalf("a second CreateDeployment within 5 s: %v; want TooManyRequestsException", err)
+	}
+
+	refused := 0
+	for range 60 {
+		_, err := c.GetStage(ctx, &apigateway.GetStageInput{RestApiId: api.Id, StageName: aws.String("prod")}, noRetry)
+		switch {
+		case errors.As(err, &tooMany):
+			refused++
+		case err != nil:
+			t.Fatal(err)
+		}
+	}
+	// 40 in the bucket at most (minus the calls above), refilled at 10/s while the loop runs.
+	if refused == 0 || refused > 30 || emu.Throttled("GetStage") != refused || emu.Throttled("CreateDeployment") != 1 {
+		t.Fatalf("%d of 60 GetStage calls refused (emulator: %d GetStage, %d CreateDeployment)", refused, emu.Throttled("GetStage"), emu.Throttled("CreateDeployment"))
+	}
+
+	// The SDK's standard retryer backs off on 429 and gets through, as it does on AWS.
+	if _, err := c.GetStage(ctx, &apigateway.GetStageInput{RestApiId: api.Id, StageName: aws.String("prod")}); err != nil {
+		t.Fatalf("with retries: %v", err)
+	}
+}
