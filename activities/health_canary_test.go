@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -66,13 +67,17 @@ func canaryStage(t *testing.T) (Target, func(apiID, stage string) string) {
 	if _, err := c.PutMethod(ctx, &apigateway.PutMethodInput{RestApiId: api.Id, ResourceId: api.RootResourceId, HttpMethod: aws.String("ANY"), AuthorizationType: aws.String("NONE")}); err != nil {
 		t.Fatal(err)
 	}
+	if _, err := c.PutIntegration(ctx, &apigateway.PutIntegrationInput{RestApiId: api.Id, ResourceId: api.RootResourceId, HttpMethod: aws.String("ANY"),
+		Type: types.IntegrationTypeHttpProxy, IntegrationHttpMethod: aws.String("ANY"), Uri: aws.String("http://${stageVariables.backendUrl}/")}); err != nil {
+		t.Fatal(err)
+	}
 	stage := "prod"
 	if _, err := c.CreateDeployment(ctx, &apigateway.CreateDeploymentInput{RestApiId: api.Id, StageName: &stage,
-		Variables: map[string]string{gatewayemu.BackendVariable: versionBackend(t, "v1")}}); err != nil {
+		Variables: map[string]string{"backendUrl": versionBackend(t, "v1")}}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := c.CreateDeployment(ctx, &apigateway.CreateDeploymentInput{RestApiId: api.Id, StageName: &stage,
-		CanarySettings: &types.DeploymentCanarySettings{PercentTraffic: 100, StageVariableOverrides: map[string]string{gatewayemu.BackendVariable: versionBackend(t, "v2")}}}); err != nil {
+		CanarySettings: &types.DeploymentCanarySettings{PercentTraffic: 100, StageVariableOverrides: map[string]string{"backendUrl": versionBackend(t, "v2")}}}); err != nil {
 		t.Fatal(err)
 	}
 	return Target{APIID: *api.Id, Stage: stage}, emu.InvokeURL
@@ -81,5 +86,5 @@ func canaryStage(t *testing.T) (Target, func(apiID, stage string) string) {
 func versionBackend(t *testing.T, version string) string {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { fmt.Fprint(w, version) }))
 	t.Cleanup(srv.Close)
-	return srv.URL
+	return strings.TrimPrefix(srv.URL, "http://") // the stage variable the integration URI reads as http://${stageVariables.backendUrl}/
 }

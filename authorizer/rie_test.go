@@ -16,7 +16,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/apigateway/types"
 
 	"github.com/rollgate/rollgate/testsuite"
-	"github.com/rollgate/rollgate/testsuite/gatewayemu"
 )
 
 // underRIE is the authorizer's real Lambda bootstrap running under the AWS Lambda Runtime
@@ -188,13 +187,18 @@ func restAPIBehind(t *testing.T, bed *testsuite.Bed, u *underRIE, authType types
 		t.Fatal(err)
 	}
 	if _, err := c.PutMethod(ctx, &apigateway.PutMethodInput{RestApiId: api.Id, ResourceId: proxy.Id, HttpMethod: aws.String("ANY"),
-		AuthorizationType: aws.String("CUSTOM"), AuthorizerId: auth.Id}); err != nil {
+		AuthorizationType: aws.String("CUSTOM"), AuthorizerId: auth.Id, RequestParameters: map[string]bool{"method.request.path.proxy": true}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.PutIntegration(ctx, &apigateway.PutIntegrationInput{RestApiId: api.Id, ResourceId: proxy.Id, HttpMethod: aws.String("ANY"),
+		Type: types.IntegrationTypeHttpProxy, IntegrationHttpMethod: aws.String("ANY"), Uri: aws.String("http://${stageVariables.backendUrl}/{proxy}"),
+		RequestParameters: map[string]string{"integration.request.path.proxy": "method.request.path.proxy"}}); err != nil {
 		t.Fatal(err)
 	}
 	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "orders "+r.URL.Path) }))
 	t.Cleanup(backend.Close)
 	if _, err := c.CreateDeployment(ctx, &apigateway.CreateDeploymentInput{RestApiId: api.Id, StageName: aws.String("prod"),
-		Variables: map[string]string{gatewayemu.BackendVariable: backend.URL, "rollgateRelease": "r1"}}); err != nil {
+		Variables: map[string]string{"backendUrl": strings.TrimPrefix(backend.URL, "http://"), "rollgateRelease": "r1"}}); err != nil {
 		t.Fatal(err)
 	}
 	return *api.Id, bed.Gateway.InvokeURL(*api.Id, "prod")

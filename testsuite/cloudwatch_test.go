@@ -35,12 +35,12 @@ func TestCloudWatch_RealAuthorizerEMFAndGatewayMetrics_CanaryAgainstStable(t *te
 	canaryRelease, stableRelease := uniqueName("cw-canary-"), uniqueName("cw-stable-")
 	api := r.Bed.APIGateway(cfg)
 	if _, err := api.CreateDeployment(ctx, &apigateway.CreateDeploymentInput{RestApiId: &r.APIID, StageName: &r.Stage,
-		Variables: map[string]string{gatewayemu.BackendVariable: r.Backends["v1"], spec.DefaultReleaseVariable: stableRelease}}); err != nil {
+		Variables: map[string]string{"backendUrl": r.Backends["v1"], spec.DefaultReleaseVariable: stableRelease}}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := api.CreateDeployment(ctx, &apigateway.CreateDeploymentInput{RestApiId: &r.APIID, StageName: &r.Stage,
 		CanarySettings: &agtypes.DeploymentCanarySettings{PercentTraffic: 40, StageVariableOverrides: map[string]string{
-			gatewayemu.BackendVariable: r.Backends["v3"], spec.DefaultReleaseVariable: canaryRelease}}}); err != nil {
+			"backendUrl": r.Backends["v3"], spec.DefaultReleaseVariable: canaryRelease}}}); err != nil {
 		t.Fatal(err)
 	}
 	good, err := mintFor(ctx, r, "cloudwatch-client")

@@ -18,7 +18,6 @@ import (
 	"github.com/rollgate/rollgate/internal/releases"
 	"github.com/rollgate/rollgate/internal/tokens"
 	"github.com/rollgate/rollgate/testsuite"
-	"github.com/rollgate/rollgate/testsuite/gatewayemu"
 	"github.com/rollgate/rollgate/workflows"
 )
 
@@ -48,7 +47,7 @@ func provisionCachingStage(t *testing.T, name string) cachingStage {
 	}
 	// As on AWS, the stage runs the authorizer's new settings from its next deployment on.
 	if _, err := api.CreateDeployment(ctx, &apigateway.CreateDeploymentInput{RestApiId: &r.APIID, StageName: &r.Stage, Description: aws.String("v1, cached authorizer"),
-		Variables: map[string]string{gatewayemu.BackendVariable: r.Backends["v1"]}}); err != nil {
+		Variables: map[string]string{"backendUrl": r.Backends["v1"]}}); err != nil {
 		t.Fatal(err)
 	}
 	s := cachingStage{r: r}

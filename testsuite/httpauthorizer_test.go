@@ -147,14 +147,19 @@ func (h *httpAuthorizerBed) createAPI(t *testing.T, name string, ttl int32) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	integ, err := h.v2.CreateIntegration(ctx, &apigatewayv2.CreateIntegrationInput{ApiId: api.ApiId, IntegrationType: v2types.IntegrationTypeHttpProxy,
+		IntegrationMethod: aws.String("ANY"), IntegrationUri: aws.String("http://${stageVariables.backendUrl}/{proxy}"), PayloadFormatVersion: aws.String("1.0")})
+	if err != nil {
+		t.Fatal(err)
+	}
 	if _, err := h.v2.CreateRoute(ctx, &apigatewayv2.CreateRouteInput{ApiId: api.ApiId, RouteKey: aws.String("ANY /{proxy+}"),
-		AuthorizationType: v2types.AuthorizationTypeCustom, AuthorizerId: auth.AuthorizerId}); err != nil {
+		AuthorizationType: v2types.AuthorizationTypeCustom, AuthorizerId: auth.AuthorizerId, Target: aws.String("integrations/" + *integ.IntegrationId)}); err != nil {
 		t.Fatal(err)
 	}
 	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "orders "+r.URL.Path) }))
 	t.Cleanup(backend.Close)
 	if _, err := h.v2.CreateStage(ctx, &apigatewayv2.CreateStageInput{ApiId: api.ApiId, StageName: aws.String("prod"), AutoDeploy: aws.Bool(true),
-		StageVariables: map[string]string{gatewayemu.BackendVariable: backend.URL, "rollgateRelease": "r1"}}); err != nil {
+		StageVariables: map[string]string{"backendUrl": strings.TrimPrefix(backend.URL, "http://"), "rollgateRelease": "r1"}}); err != nil {
 		t.Fatal(err)
 	}
 	h.apiID, h.url = *api.ApiId, h.bed.Gateway.InvokeURL(*api.ApiId, "prod")+"/orders/42"

@@ -18,16 +18,18 @@ import (
 // posts, and the answer is judged as API Gateway judges it. The error Unauthorized is a 401; a
 // policy is evaluated against the method ARN (an explicit Deny wins, then an Allow of
 // execute-api:Invoke, and no matching statement is a deny: 403); anything else is a failed
-// invocation (500).
+// invocation (500). An Allow keeps the answer's principalId and context, which the integration's
+// requestParameters hand to the backend (context.authorizer.<key>), and its policy, evaluated
+// again for each method ARN answered from the cache.
 func (f *LambdaFunction) RESTAuthorizer() gatewayemu.LambdaAuthorizer {
-	return func(ctx context.Context, req gatewayemu.AuthorizerRequest) (gatewayemu.Effect, error) {
+	return func(ctx context.Context, req gatewayemu.AuthorizerRequest) (gatewayemu.Decision, error) {
 		event, err := json.Marshal(restAuthorizerEvent(req))
 		if err != nil {
-			return 0, err
+			return gatewayemu.Decision{}, err
 		}
 		answer, err := f.Invoke(ctx, event)
 		if err != nil {
-			return 0, err
+			return gatewayemu.Decision{}, err
 		}
 		return judgeRESTAnswer(answer, req.MethodArn)
 	}
@@ -84,12 +86,12 @@ func (s *stringOrList) UnmarshalJSON(b []byte) error {
 	return json.Unmarshal(b, (*[]string)(s))
 }
 
-func judgeRESTAnswer(answer []byte, methodARN string) (gatewayemu.Effect, error) {
+func judgeRESTAnswer(answer []byte, methodARN string) (gatewayemu.Decision, error) {
 	a, err := readPolicyAnswer(answer)
 	if err != nil || a.ErrorMessage != nil {
-		return gatewayemu.Unauthorized, err
+		return gatewayemu.Decision{Effect: gatewayemu.Unauthorized}, err
 	}
-	return a.effectFor(methodARN), nil
+	return gatewayemu.Decision{Effect: a.effectFor(methodARN), PrincipalID: a.PrincipalID, Context: a.Context, Policy: a.effectFor}, nil
 }
 
 // readPolicyAnswer reads an IAM policy answer. The function error Unauthorized comes back as the

@@ -14,7 +14,7 @@ func TestJudgeRESTAnswer_EvaluatesThePolicyAgainstTheMethodARN(t *testing.T) {
 	const arn = "arn:aws:execute-api:us-east-1:000000000000:k3q9x2m7pa/prod/GET/orders/42"
 	policy := func(effect, action, resource string) string {
 		return `{"principalId":"alice","policyDocument":{"Version":"2012-10-17","Statement":[{"Effect":"` + effect +
-			`","Action":` + action + `,"Resource":` + resource + `}]}}`
+			`","Action":` + action + `,"Resource":` + resource + `}]},"context":{"sub":"alice"}}`
 	}
 	for _, tc := range []struct {
 		name, answer string
@@ -33,8 +33,11 @@ func TestJudgeRESTAnswer_EvaluatesThePolicyAgainstTheMethodARN(t *testing.T) {
 		{"not JSON", `Task timed out`, 0, true},
 	} {
 		got, err := judgeRESTAnswer([]byte(tc.answer), arn)
-		if (err != nil) != tc.fails || (err == nil && got != tc.want) {
-			t.Errorf("%s: %v, %v; want %v (fails %v)", tc.name, got, err, tc.want, tc.fails)
+		if (err != nil) != tc.fails || (err == nil && got.Effect != tc.want) {
+			t.Errorf("%s: %v, %v; want %v (fails %v)", tc.name, got.Effect, err, tc.want, tc.fails)
+		}
+		if err == nil && tc.want != gatewayemu.Unauthorized && (got.PrincipalID != "alice" || got.Context["sub"] != "alice") {
+			t.Errorf("%s: principalId %q, context %v; want alice's", tc.name, got.PrincipalID, got.Context)
 		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"math"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -54,16 +55,22 @@ func newCanaryStage(t *testing.T, bed *testsuite.Bed) canaryStage {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.PutMethod(ctx, &apigateway.PutMethodInput{RestApiId: api.Id, ResourceId: proxy.Id, HttpMethod: aws.String("ANY"), AuthorizationType: aws.String("NONE")}); err != nil {
+	if _, err := c.PutMethod(ctx, &apigateway.PutMethodInput{RestApiId: api.Id, ResourceId: proxy.Id, HttpMethod: aws.String("ANY"), AuthorizationType: aws.String("NONE"),
+		RequestParameters: map[string]bool{"method.request.path.proxy": true}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.PutIntegration(ctx, &apigateway.PutIntegrationInput{RestApiId: api.Id, ResourceId: proxy.Id, HttpMethod: aws.String("ANY"),
+		Type: types.IntegrationTypeHttpProxy, IntegrationHttpMethod: aws.String("ANY"), Uri: aws.String("http://${stageVariables.backendUrl}/{proxy}"),
+		RequestParameters: map[string]string{"integration.request.path.proxy": "method.request.path.proxy"}}); err != nil {
 		t.Fatal(err)
 	}
 	s := canaryStage{apiID: *api.Id, stage: "prod"}
 	if _, err := c.CreateDeployment(ctx, &apigateway.CreateDeploymentInput{RestApiId: api.Id, StageName: &s.stage,
-		Variables: map[string]string{gatewayemu.BackendVariable: ok.URL}}); err != nil {
+		Variables: map[string]string{"backendUrl": strings.TrimPrefix(ok.URL, "http://")}}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := c.CreateDeployment(ctx, &apigateway.CreateDeploymentInput{RestApiId: api.Id, StageName: &s.stage,
-		CanarySettings: &types.DeploymentCanarySettings{PercentTraffic: 50, StageVariableOverrides: map[string]string{gatewayemu.BackendVariable: failing.URL}}}); err != nil {
+		CanarySettings: &types.DeploymentCanarySettings{PercentTraffic: 50, StageVariableOverrides: map[string]string{"backendUrl": strings.TrimPrefix(failing.URL, "http://")}}}); err != nil {
 		t.Fatal(err)
 	}
 	s.url = bed.Gateway.InvokeURL(s.apiID, s.stage) + "/orders"

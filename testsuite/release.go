@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -45,7 +46,9 @@ type ReleaseBed struct {
 	Bucket       string
 	Key          string
 	Clients      []string
-	// Backends: "v1" the stable release, "v2" a good release, "v3" a broken one answering 500.
+	// Backends: "v1" the stable release, "v2" a good release, "v3" a broken one answering 500,
+	// each as the host:port a release writes to the stage variable backendUrl, which the REST
+	// API's integration URI reads as http://${stageVariables.backendUrl}/{proxy}.
 	Backends map[string]string
 	Temporal client.Client
 	Activity *activities.Set
@@ -57,6 +60,35 @@ type ReleaseBed struct {
 	gatewayWorkers []worker.Worker // the gateway task queues', as the worker program runs them
 	authorizerURI  string
 	stop           []func()
+
+	mu         sync.Mutex
+	lastCaller CallerIdentity
+}
+
+// CallerIdentity is what a backend received about its caller: the headers the API's integration
+// maps from the authorizer's context (REST) or the token's claims (HTTP API), as a user of API
+// Gateway maps them.
+type CallerIdentity struct{ Subject, Client, JTI string }
+
+// Caller headers: the REST API maps context.authorizer.sub, .client_id and .jti to them, the HTTP
+// API $context.authorizer.claims.sub, .client_id and .jti.
+const (
+	SubjectHeader = "X-Rollgate-Subject"
+	ClientHeader  = "X-Rollgate-Client"
+	JTIHeader     = "X-Rollgate-Jti"
+)
+
+// LastCaller is the identity the backends received with the latest request that reached them.
+func (r *ReleaseBed) LastCaller() CallerIdentity {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.lastCaller
+}
+
+func (r *ReleaseBed) sawCaller(id CallerIdentity) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.lastCaller = id
 }
 
 // ProvisionRelease builds a ReleaseBed named name (lower-case letters and digits) on b, around a
@@ -108,7 +140,9 @@ func provision(ctx context.Context, b *Bed, name string, kind gateway.Kind, opti
 		}
 	}()
 	for v, status := range map[string]int{"v1": 200, "v2": 200, "v3": 500} {
-		url, stop, err := versionBackend(v, status)
+		// Each backend wants the caller's identity, which the API's integration maps from the
+		// authorizer's answer (REST) or the token's claims (HTTP API).
+		url, stop, err := versionBackend(v, status, r.sawCaller)
 		if err != nil {
 			return nil, err
 		}
@@ -258,13 +292,38 @@ func (r *ReleaseBed) createAPI(ctx context.Context, c *apigateway.Client, lambda
 		return err
 	}
 	for _, res := range []*string{api.RootResourceId, proxy.Id} {
-		if _, err := c.PutMethod(ctx, &apigateway.PutMethodInput{RestApiId: api.Id, ResourceId: res, HttpMethod: aws.String("ANY"),
-			AuthorizationType: aws.String("CUSTOM"), AuthorizerId: auth.Id}); err != nil {
+		if err := putProxyMethod(ctx, c, *api.Id, *res, *auth.Id, res == proxy.Id); err != nil {
 			return err
 		}
 	}
 	_, err = c.CreateDeployment(ctx, &apigateway.CreateDeploymentInput{RestApiId: api.Id, StageName: &r.Stage, Description: aws.String("v1"),
-		Variables: map[string]string{gatewayemu.BackendVariable: r.Backends["v1"]}})
+		Variables: map[string]string{"backendUrl": r.Backends["v1"]}})
+	return err
+}
+
+// putProxyMethod makes the ANY method of / or of /{proxy+} as one does on AWS: guarded by the
+// authorizer, with an HTTP_PROXY integration to the release's backend (the stage variable
+// backendUrl, which a release sets), the greedy path mapped into the URI and the authorizer's
+// identity mapped to the caller headers.
+func putProxyMethod(ctx context.Context, c *apigateway.Client, apiID, resourceID, authorizerID string, greedy bool) error {
+	method := &apigateway.PutMethodInput{RestApiId: &apiID, ResourceId: &resourceID, HttpMethod: aws.String("ANY"),
+		AuthorizationType: aws.String("CUSTOM"), AuthorizerId: &authorizerID}
+	uri := "http://${stageVariables.backendUrl}/"
+	params := map[string]string{
+		"integration.request.header." + SubjectHeader: "context.authorizer.sub",
+		"integration.request.header." + ClientHeader:  "context.authorizer.client_id",
+		"integration.request.header." + JTIHeader:     "context.authorizer.jti",
+	}
+	if greedy {
+		method.RequestParameters = map[string]bool{"method.request.path.proxy": true}
+		uri += "{proxy}"
+		params["integration.request.path.proxy"] = "method.request.path.proxy"
+	}
+	if _, err := c.PutMethod(ctx, method); err != nil {
+		return err
+	}
+	_, err := c.PutIntegration(ctx, &apigateway.PutIntegrationInput{RestApiId: &apiID, ResourceId: &resourceID, HttpMethod: aws.String("ANY"),
+		Type: agtypes.IntegrationTypeHttpProxy, IntegrationHttpMethod: aws.String("ANY"), Uri: &uri, RequestParameters: params})
 	return err
 }
 
@@ -283,13 +342,34 @@ func (r *ReleaseBed) createHTTPAPI(ctx context.Context, c *apigatewayv2.Client) 
 		return err
 	}
 	r.AuthorizerID = *auth.AuthorizerId
+	target, err := httpProxyIntegration(ctx, c, *api.ApiId, map[string]string{
+		"overwrite:header." + SubjectHeader: "$context.authorizer.claims.sub",
+		"overwrite:header." + ClientHeader:  "$context.authorizer.claims.client_id",
+		"overwrite:header." + JTIHeader:     "$context.authorizer.claims.jti",
+	})
+	if err != nil {
+		return err
+	}
 	if _, err := c.CreateRoute(ctx, &apigatewayv2.CreateRouteInput{ApiId: api.ApiId, RouteKey: aws.String("$default"),
-		AuthorizationType: v2types.AuthorizationTypeJwt, AuthorizerId: auth.AuthorizerId}); err != nil {
+		AuthorizationType: v2types.AuthorizationTypeJwt, AuthorizerId: auth.AuthorizerId, Target: &target}); err != nil {
 		return err
 	}
 	_, err = c.CreateStage(ctx, &apigatewayv2.CreateStageInput{ApiId: api.ApiId, StageName: &r.Stage, AutoDeploy: aws.Bool(true),
-		StageVariables: map[string]string{gatewayemu.BackendVariable: r.Backends["v1"]}})
+		StageVariables: map[string]string{"backendUrl": r.Backends["v1"]}})
 	return err
+}
+
+// httpProxyIntegration creates an HTTP API's HTTP_PROXY integration to the release's backend (the
+// stage variable backendUrl, which a release sets), with the parameter mappings given, and returns
+// the route target naming it.
+func httpProxyIntegration(ctx context.Context, c *apigatewayv2.Client, apiID string, params map[string]string) (string, error) {
+	integ, err := c.CreateIntegration(ctx, &apigatewayv2.CreateIntegrationInput{ApiId: &apiID, IntegrationType: v2types.IntegrationTypeHttpProxy,
+		IntegrationMethod: aws.String("ANY"), IntegrationUri: aws.String("http://${stageVariables.backendUrl}/"), PayloadFormatVersion: aws.String("1.0"),
+		RequestParameters: params})
+	if err != nil {
+		return "", err
+	}
+	return "integrations/" + *integ.IntegrationId, nil
 }
 
 // Spec is a release of backend version to the bed's stage: key rotation, two canary steps of
@@ -298,7 +378,7 @@ func (r *ReleaseBed) Spec(version string, bake time.Duration) spec.DeploySpec {
 	s := spec.DeploySpec{
 		Service: r.Name,
 		Gateway: spec.Gateway{Kind: r.Kind, APIID: r.APIID, Stage: r.Stage},
-		Release: spec.Release{Description: version, Variables: map[string]string{gatewayemu.BackendVariable: r.Backends[version]}},
+		Release: spec.Release{Description: version, Variables: map[string]string{"backendUrl": r.Backends[version]}},
 		Auth: spec.Auth{
 			AuthorizerID: r.AuthorizerID, Issuer: r.Issuer, Audiences: []string{"orders"}, JWKSBucket: r.Bucket,
 			TransitKey: r.Key, RotateKey: true, TokenTTL: spec.Duration(time.Hour), VerifierCacheTTL: spec.Duration(time.Second),
@@ -351,19 +431,31 @@ func (r *ReleaseBed) Close() {
 	}
 }
 
-// versionBackend is a backend that answers with its version, or with status if not 200.
-func versionBackend(version string, status int) (string, func(), error) {
+// versionBackend is a backend that answers with its version, or with status if not 200. With
+// caller set it wants the caller's subject and token id, which every token has (400 naming the
+// missing header otherwise), and reports each identity, client included (only a client's token has
+// one; the release's probe tokens do not), to caller. It returns its host:port.
+func versionBackend(version string, status int, caller func(CallerIdentity)) (string, func(), error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return "", nil, err
 	}
-	srv := &http.Server{ReadHeaderTimeout: time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+	srv := &http.Server{ReadHeaderTimeout: time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("X-Backend-Version", version)
+		if caller != nil {
+			for _, h := range []string{SubjectHeader, JTIHeader} {
+				if r.Header.Get(h) == "" {
+					http.Error(w, "no caller identity: missing "+h, http.StatusBadRequest)
+					return
+				}
+			}
+			caller(CallerIdentity{Subject: r.Header.Get(SubjectHeader), Client: r.Header.Get(ClientHeader), JTI: r.Header.Get(JTIHeader)})
+		}
 		w.WriteHeader(status)
 		fmt.Fprintln(w, version)
 	})}
 	go func() { _ = srv.Serve(l) }()
-	return "http://" + l.Addr().String(), func() { _ = srv.Close() }, nil
+	return l.Addr().String(), func() { _ = srv.Close() }, nil
 }
 
 // StopWorker stops the in-process worker, so that a test can run the worker program instead.

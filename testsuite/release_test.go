@@ -63,6 +63,7 @@ type state struct {
 	authorizer  map[string]string
 	labels      keys.Labels
 	clientKID   string
+	clientJTI   string
 	clientCalls int
 }
 
@@ -83,6 +84,7 @@ func observe(t *testing.T, r *testsuite.ReleaseBed) state {
 		t.Fatal(err)
 	}
 	s.clientKID = cur.KID
+	s.clientJTI = cur.JTI
 	probe, err := r.Activity.Health.ProbeClients(ctx, activitiesClients(r))
 	if err != nil {
 		t.Fatal(err)
@@ -94,6 +96,11 @@ func observe(t *testing.T, r *testsuite.ReleaseBed) state {
 func TestRelease_HealthyCanaryIsPromoted_StageKeyAndTokensMoveTogether(t *testing.T) {
 	r := provision(t, "promoted")
 	before := observe(t, r)
+	// The authorizer's identity reached the backend as a user of API Gateway passes it on: the
+	// integration maps the authorizer's context to headers (the backends refuse a request without them).
+	if got := r.LastCaller(); got.Client != r.Clients[0] || got.Subject == "" || got.JTI != before.clientJTI {
+		t.Fatalf("the backend received caller %+v; want client %s and the token's jti %s", got, r.Clients[0], before.clientJTI)
+	}
 	run := startDeployment(t, r, "v2", 10*time.Second)
 
 	// A second deployment of the same stage is refused while the first runs.
@@ -379,6 +386,10 @@ func TestRelease_HTTPAPI_PromotedThenABrokenReleaseRolledBack(t *testing.T) {
 	before := observe(t, r)
 	if before.clientCalls != 1 {
 		t.Fatalf("the client's token is not accepted by the JWT authorizer before any release")
+	}
+	// The token's claims reached the backend through the integration's parameter mappings.
+	if got := r.LastCaller(); got.Client != r.Clients[0] || got.Subject == "" || got.JTI != before.clientJTI {
+		t.Fatalf("the backend received caller %+v; want client %s and the token's jti %s", got, r.Clients[0], before.clientJTI)
 	}
 	res := deployResult(t, startDeployment(t, r, "v2", 10*time.Second))
 	if res.Outcome != workflows.OutcomePromoted {

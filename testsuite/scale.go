@@ -10,7 +10,6 @@ import (
 
 	"github.com/rollgate/rollgate/internal/gateway"
 	"github.com/rollgate/rollgate/internal/spec"
-	"github.com/rollgate/rollgate/testsuite/gatewayemu"
 )
 
 // StagesPerAPI is how many stages ExtraStages gives each REST API: AWS's default quota.
@@ -53,7 +52,7 @@ func (r *ReleaseBed) ExtraStages(ctx context.Context, n int) ([]ExtraStage, erro
 			name := fmt.Sprintf("s%d", k)
 			if k > 0 {
 				if _, err := c.CreateStage(ctx, &apigateway.CreateStageInput{RestApiId: &api.APIID, StageName: &name, DeploymentId: st.DeploymentId,
-					Variables: map[string]string{gatewayemu.BackendVariable: r.Backends["v1"]}}); err != nil {
+					Variables: map[string]string{"backendUrl": r.Backends["v1"]}}); err != nil {
 					return nil, err
 				}
 			}

@@ -73,12 +73,12 @@ func RunSmoke(ctx context.Context, b *Bed, out io.Writer) (*SmokeReport, error) 
 	step("s3: issuer %s published with JWKS [%s-v1]", issuer, key)
 
 	// Two backends: the stable release and the canary.
-	stable, stopStable, err := versionBackend("v1", http.StatusOK)
+	stable, stopStable, err := versionBackend("v1", http.StatusOK, nil)
 	if err != nil {
 		return nil, err
 	}
 	defer stopStable()
-	canary, stopCanary, err := versionBackend("v2", http.StatusOK)
+	canary, stopCanary, err := versionBackend("v2", http.StatusOK, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -191,12 +191,16 @@ func smokeHTTPAPI(ctx context.Context, c *apigatewayv2.Client, emu *gatewayemu.E
 	if err != nil {
 		return "", err
 	}
+	target, err := httpProxyIntegration(ctx, c, *api.ApiId, nil)
+	if err != nil {
+		return "", err
+	}
 	if _, err := c.CreateRoute(ctx, &apigatewayv2.CreateRouteInput{ApiId: api.ApiId, RouteKey: aws.String("$default"),
-		AuthorizationType: v2types.AuthorizationTypeJwt, AuthorizerId: auth.AuthorizerId}); err != nil {
+		AuthorizationType: v2types.AuthorizationTypeJwt, AuthorizerId: auth.AuthorizerId, Target: &target}); err != nil {
 		return "", err
 	}
 	if _, err := c.CreateStage(ctx, &apigatewayv2.CreateStageInput{ApiId: api.ApiId, StageName: aws.String("prod"), AutoDeploy: aws.Bool(true),
-		StageVariables: map[string]string{gatewayemu.BackendVariable: backend}}); err != nil {
+		StageVariables: map[string]string{"backendUrl": backend}}); err != nil {
 		return "", err
 	}
 	return emu.InvokeURL(*api.ApiId, "prod") + "/orders", nil
@@ -211,12 +215,16 @@ func smokeCanary(ctx context.Context, c *apigateway.Client, emu *gatewayemu.Emul
 		HttpMethod: aws.String("GET"), AuthorizationType: aws.String("NONE")}); err != nil {
 		return 0, err
 	}
-	if _, err := c.CreateDeployment(ctx, &apigateway.CreateDeploymentInput{RestApiId: api.Id, StageName: aws.String("prod"),
-		Variables: map[string]string{gatewayemu.BackendVariable: stable}}); err != nil {
+	if _, err := c.PutIntegration(ctx, &apigateway.PutIntegrationInput{RestApiId: api.Id, ResourceId: api.RootResourceId, HttpMethod: aws.String("GET"),
+		Type: agtypes.IntegrationTypeHttpProxy, IntegrationHttpMethod: aws.String("GET"), Uri: aws.String("http://${stageVariables.backendUrl}/")}); err != nil {
 		return 0, err
 	}
 	if _, err := c.CreateDeployment(ctx, &apigateway.CreateDeploymentInput{RestApiId: api.Id, StageName: aws.String("prod"),
-		CanarySettings: &agtypes.DeploymentCanarySettings{PercentTraffic: 10, StageVariableOverrides: map[string]string{gatewayemu.BackendVariable: canary}}}); err != nil {
+		Variables: map[string]string{"backendUrl": stable}}); err != nil {
+		return 0, err
+	}
+	if _, err := c.CreateDeployment(ctx, &apigateway.CreateDeploymentInput{RestApiId: api.Id, StageName: aws.String("prod"),
+		CanarySettings: &agtypes.DeploymentCanarySettings{PercentTraffic: 10, StageVariableOverrides: map[string]string{"backendUrl": canary}}}); err != nil {
 		return 0, err
 	}
 	hits := 0

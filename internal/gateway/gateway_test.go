@@ -54,8 +54,12 @@ func newFixture(t *testing.T) fixture {
 	if _, err := c.PutMethod(ctx, &apigateway.PutMethodInput{RestApiId: api.Id, ResourceId: api.RootResourceId, HttpMethod: aws.String("ANY"), AuthorizationType: aws.String("NONE")}); err != nil {
 		t.Fatal(err)
 	}
+	if _, err := c.PutIntegration(ctx, &apigateway.PutIntegrationInput{RestApiId: api.Id, ResourceId: api.RootResourceId, HttpMethod: aws.String("ANY"),
+		Type: types.IntegrationTypeHttpProxy, IntegrationHttpMethod: aws.String("ANY"), Uri: aws.String("http://${stageVariables.backendUrl}/")}); err != nil {
+		t.Fatal(err)
+	}
 	dep, err := c.CreateDeployment(ctx, &apigateway.CreateDeploymentInput{RestApiId: api.Id, StageName: aws.String("prod"),
-		Variables: map[string]string{"backendUrl": "http://127.0.0.1:1/v1", "color": "blue"}})
+		Variables: map[string]string{"backendUrl": "127.0.0.1:1", "color": "blue"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -65,7 +69,7 @@ func newFixture(t *testing.T) fixture {
 func TestStartCanary_RetriedCreatesNoSecondDeployment(t *testing.T) {
 	ctx := context.Background()
 	f := newFixture(t)
-	vars := map[string]string{"backendUrl": "http://127.0.0.1:1/v2"}
+	vars := map[string]string{"backendUrl": "127.0.0.1:2"}
 	first, err := f.g.StartCanary(ctx, f.apiID, f.stage, gateway.Canary{Marker: "rollgate deploy/x run-1", Weight: 10, Variables: vars})
 	if err != nil {
 		t.Fatal(err)
@@ -101,7 +105,7 @@ func TestPromoteAndRestore_RoundTripTheStage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	canary, err := f.g.StartCanary(ctx, f.apiID, f.stage, gateway.Canary{Marker: "m", Weight: 25, Variables: map[string]string{"backendUrl": "http://127.0.0.1:1/v2"}})
+	canary, err := f.g.StartCanary(ctx, f.apiID, f.stage, gateway.Canary{Marker: "m", Weight: 25, Variables: map[string]string{"backendUrl": "127.0.0.1:2"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -111,7 +115,7 @@ func TestPromoteAndRestore_RoundTripTheStage(t *testing.T) {
 		}
 	}
 	st, _ := f.g.GetStage(ctx, f.apiID, f.stage)
-	if st.DeploymentID != canary || st.HasCanary() || st.Variables["backendUrl"] != "http://127.0.0.1:1/v2" || st.Variables["color"] != "blue" {
+	if st.DeploymentID != canary || st.HasCanary() || st.Variables["backendUrl"] != "127.0.0.1:2" || st.Variables["color"] != "blue" {
 		t.Fatalf("after promotion: %+v", st)
 	}
 	for range 2 {
@@ -120,7 +124,7 @@ func TestPromoteAndRestore_RoundTripTheStage(t *testing.T) {
 		}
 	}
 	st, _ = f.g.GetStage(ctx, f.apiID, f.stage)
-	if st.DeploymentID != f.stable || st.HasCanary() || st.Variables["backendUrl"] != "http://127.0.0.1:1/v1" {
+	if st.DeploymentID != f.stable || st.HasCanary() || st.Variables["backendUrl"] != "127.0.0.1:1" {
 		t.Fatalf("after restore: %+v", st)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync/atomic"
 	"testing"
 
@@ -49,14 +50,19 @@ func TestHTTP_FlushAuthorizerCache_EndsACachedAllowOfALambdaAuthorizer(t *testin
 	if err != nil {
 		t.Fatal(err)
 	}
+	integ, err := c.CreateIntegration(ctx, &apigatewayv2.CreateIntegrationInput{ApiId: api.ApiId, IntegrationType: v2types.IntegrationTypeHttpProxy,
+		IntegrationMethod: aws.String("ANY"), IntegrationUri: aws.String("http://${stageVariables.backendUrl}/"), PayloadFormatVersion: aws.String("1.0")})
+	if err != nil {
+		t.Fatal(err)
+	}
 	if _, err := c.CreateRoute(ctx, &apigatewayv2.CreateRouteInput{ApiId: api.ApiId, RouteKey: aws.String("$default"),
-		AuthorizationType: v2types.AuthorizationTypeCustom, AuthorizerId: auth.AuthorizerId}); err != nil {
+		AuthorizationType: v2types.AuthorizationTypeCustom, AuthorizerId: auth.AuthorizerId, Target: aws.String("integrations/" + *integ.IntegrationId)}); err != nil {
 		t.Fatal(err)
 	}
 	backend := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
 	t.Cleanup(backend.Close)
 	if _, err := c.CreateStage(ctx, &apigatewayv2.CreateStageInput{ApiId: api.ApiId, StageName: aws.String("prod"), AutoDeploy: aws.Bool(true),
-		StageVariables: map[string]string{gatewayemu.BackendVariable: backend.URL}}); err != nil {
+		StageVariables: map[string]string{"backendUrl": strings.TrimPrefix(backend.URL, "http://")}}); err != nil {
 		t.Fatal(err)
 	}
 	status := func() int {

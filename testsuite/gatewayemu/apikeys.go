@@ -7,13 +7,17 @@ import (
 
 type apiKey struct {
 	ID              string `json:"id"`
-	Name            string `json:"name"`
+	Name            string `json:"name,omitempty"` // AWS omits a nameless key's name
 	Description     string `json:"description,omitempty"`
 	Enabled         bool   `json:"enabled"`
 	Value           string `json:"value,omitempty"`
 	CustomerID      string `json:"customerId,omitempty"`
 	CreatedDate     epoch  `json:"createdDate"`
 	LastUpdatedDate epoch  `json:"lastUpdatedDate"`
+	// StageKeys is always [] here: the emulator does not take stageKeys (a legacy form of usage
+	// plans) and refuses them.
+	StageKeys []string          `json:"stageKeys"`
+	Tags      map[string]string `json:"tags,omitempty"`
 }
 
 type apiStage struct {
@@ -25,21 +29,26 @@ type usagePlan struct {
 	ID          string     `json:"id"`
 	Name        string     `json:"name"`
 	Description string     `json:"description,omitempty"`
-	APIStages   []apiStage `json:"apiStages,omitempty"`
+	APIStages   []apiStage `json:"apiStages"`
 
 	keys map[string]bool
 }
 
 func (e *Emulator) createAPIKey(r *http.Request) (int, any, error) {
 	var in struct {
-		Name        string `json:"name"`
-		Description string `json:"description"`
-		Enabled     bool   `json:"enabled"`
-		Value       string `json:"value"`
-		CustomerID  string `json:"customerId"`
+		Name        string            `json:"name"`
+		Description string            `json:"description"`
+		Enabled     bool              `json:"enabled"`
+		Value       string            `json:"value"`
+		CustomerID  string            `json:"customerId"`
+		Tags        map[string]string `json:"tags"`
+		StageKeys   []any             `json:"stageKeys"`
 	}
 	if err := decode(r, &in); err != nil {
 		return 0, nil, err
+	}
+	if len(in.StageKeys) > 0 {
+		return 0, nil, badRequest("the API Gateway emulator does not support stageKeys: add the key to a usage plan")
 	}
 	if in.Value != "" && (len(in.Value) < 20 || len(in.Value) > 128) {
 		return 0, nil, badRequest("API Key value should be at least 20 characters and at most 128")
@@ -59,7 +68,7 @@ func (e *Emulator) createAPIKey(r *http.Request) (int, any, error) {
 	}
 	now := e.now()
 	k := &apiKey{ID: newID(10), Name: in.Name, Description: in.Description, Enabled: in.Enabled, Value: in.Value,
-		CustomerID: in.CustomerID, CreatedDate: now, LastUpdatedDate: now}
+		CustomerID: in.CustomerID, CreatedDate: now, LastUpdatedDate: now, StageKeys: []string{}, Tags: copyMap(in.Tags)}
 	e.apiKeys[k.ID] = k
 	return http.StatusCreated, k, nil
 }
@@ -93,10 +102,8 @@ func (e *Emulator) updateAPIKey(r *http.Request) (int, any, error) {
 	for _, p := range ops {
 		switch {
 		case p.Op == "replace" && p.Path == "/enabled":
-			b, err := strconv.ParseBool(p.Value)
-			if err != nil {
-				return 0, nil, badRequest("Invalid value for enabled: %q", p.Value)
-			}
+			// AWS reads any value other than a true boolean as false rather than refusing it.
+			b, _ := strconv.ParseBool(p.Value)
 			next.Enabled = b
 		case p.Op == "replace" && p.Path == "/name":
 			next.Name = p.Value
@@ -120,9 +127,14 @@ func (e *Emulator) createUsagePlan(r *http.Request) (int, any, error) {
 		Name        string     `json:"name"`
 		Description string     `json:"description"`
 		APIStages   []apiStage `json:"apiStages"`
+		Throttle    any        `json:"throttle"`
+		Quota       any        `json:"quota"`
 	}
 	if err := decode(r, &in); err != nil {
 		return 0, nil, err
+	}
+	if in.Throttle != nil || in.Quota != nil {
+		return 0, nil, badRequest("the API Gateway emulator does not support usage plan throttle and quota")
 	}
 	if in.Name == "" {
 		return 0, nil, badRequest("Usage plan name must be specified")
@@ -135,7 +147,7 @@ func (e *Emulator) createUsagePlan(r *http.Request) (int, any, error) {
 			return 0, nil, notFound("Invalid stage identifier specified: %s/%s", s.APIID, s.Stage)
 		}
 	}
-	p := &usagePlan{ID: newID(6), Name: in.Name, Description: in.Description, APIStages: in.APIStages, keys: map[string]bool{}}
+	p := &usagePlan{ID: newID(6), Name: in.Name, Description: in.Description, APIStages: append([]apiStage{}, in.APIStages...), keys: map[string]bool{}}
 	e.usagePlans[p.ID] = p
 	return http.StatusCreated, p, nil
 }

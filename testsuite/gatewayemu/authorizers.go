@@ -41,8 +41,11 @@ type AuthorizerRequest struct {
 }
 
 // LambdaAuthorizer stands in for the Lambda function behind an authorizer's authorizerUri. An
-// error is a failed invocation: API Gateway answers 500 AuthorizerConfigurationException.
-type LambdaAuthorizer func(ctx context.Context, req AuthorizerRequest) (Effect, error)
+// error is a failed invocation: API Gateway answers 500 AuthorizerConfigurationException. The
+// decision's PrincipalID and Context are what an integration's requestParameters read as
+// context.authorizer.principalId and context.authorizer.<key>; a Policy is evaluated again for
+// each method ARN answered from the cache.
+type LambdaAuthorizer func(ctx context.Context, req AuthorizerRequest) (Decision, error)
 
 // RegisterLambda backs every authorizer whose authorizerUri equals uri with fn.
 func (e *Emulator) RegisterLambda(uri string, fn LambdaAuthorizer) {
@@ -161,19 +164,28 @@ func (r jwtRejection) Error() string { return string(r) }
 
 // verifyJWT checks a bearer token the way an HTTP API JWT authorizer does: RSA signature by a
 // key from the issuer's JWKS (by kid), iss equal to the configured issuer, aud or client_id in
-// the configured audiences, exp and nbf.
-func (e *Emulator) verifyJWT(ctx context.Context, header string, cfg jwtConfiguration) error {
+// the configured audiences, exp and nbf. It returns the token's claims, which mappings read as
+// $context.authorizer.claims.<name>.
+func (e *Emulator) verifyJWT(ctx context.Context, header string, cfg jwtConfiguration) (map[string]any, error) {
+	claims, err := e.checkJWT(ctx, header, cfg)
+	if err != nil {
+		return nil, err
+	}
+	return claims, nil
+}
+
+func (e *Emulator) checkJWT(ctx context.Context, header string, cfg jwtConfiguration) (jwt.MapClaims, error) {
 	fields := strings.Fields(header)
 	if len(fields) > 0 && strings.EqualFold(fields[0], "bearer") {
 		fields = fields[1:]
 	}
 	raw := strings.Join(fields, " ")
 	if raw == "" {
-		return jwtRejection("the token is missing")
+		return nil, jwtRejection("the token is missing")
 	}
 	kf, err := e.jwks.keyfunc(ctx, cfg.Issuer)
 	if err != nil {
-		return jwtRejection("unable to fetch the issuer's JWKS")
+		return nil, jwtRejection("unable to fetch the issuer's JWKS")
 	}
 	claims := jwt.MapClaims{}
 	_, err = jwt.ParseWithClaims(raw, claims, kf.KeyfuncCtx(ctx),
@@ -185,19 +197,19 @@ func (e *Emulator) verifyJWT(ctx context.Context, header string, cfg jwtConfigur
 	switch {
 	case err == nil:
 	case errors.Is(err, jwt.ErrTokenExpired):
-		return jwtRejection("the token has expired")
+		return nil, jwtRejection("the token has expired")
 	case errors.Is(err, jwt.ErrTokenNotValidYet):
-		return jwtRejection("the token is not valid yet")
+		return nil, jwtRejection("the token is not valid yet")
 	case errors.Is(err, jwt.ErrTokenInvalidIssuer):
-		return jwtRejection("the token does not have a valid issuer")
+		return nil, jwtRejection("the token does not have a valid issuer")
 	case errors.Is(err, jwt.ErrTokenSignatureInvalid):
-		return jwtRejection("the token does not have a valid signature")
+		return nil, jwtRejection("the token does not have a valid signature")
 	case errors.Is(err, jwt.ErrTokenUnverifiable):
-		return jwtRejection("the token's signing key is not in the JWKS")
+		return nil, jwtRejection("the token's signing key is not in the JWKS")
 	case errors.Is(err, jwt.ErrTokenMalformed):
-		return jwtRejection("the token is malformed")
+		return nil, jwtRejection("the token is malformed")
 	default:
-		return jwtRejection("invalid token: " + err.Error())
+		return nil, jwtRejection("invalid token: " + err.Error())
 	}
 	aud, _ := claims.GetAudience()
 	if clientID, ok := claims["client_id"].(string); ok {
@@ -205,8 +217,8 @@ func (e *Emulator) verifyJWT(ctx context.Context, header string, cfg jwtConfigur
 	}
 	for _, a := range aud {
 		if slices.Contains(cfg.Audience, a) {
-			return nil
+			return claims, nil
 		}
 	}
-	return jwtRejection("the token does not have a valid audience")
+	return nil, jwtRejection("the token does not have a valid audience")
 }

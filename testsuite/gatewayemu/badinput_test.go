@@ -75,9 +75,9 @@ func TestControlPlane_BadInputGetsAWSShaped400s(t *testing.T) {
 	if status != http.StatusOK || strings.Contains(body, "canarySettings") || !strings.Contains(body, f.deployment) {
 		t.Fatalf("stage after refused requests: %d %s", status, body)
 	}
-	// An operation the emulator does not implement says so in AWS's error shape.
+	// An operation the emulator does not implement says so in AWS's error shape, not as a 404.
 	status, header, _ := raw(t, "DELETE", base+"/restapis/"+f.api, "")
-	if status != http.StatusNotFound || header.Get("X-Amzn-ErrorType") != "UnknownOperationException" {
+	if status != http.StatusBadRequest || header.Get("X-Amzn-ErrorType") != "InvalidAction" {
 		t.Fatalf("unknown operation: %d %q", status, header.Get("X-Amzn-ErrorType"))
 	}
 }
@@ -91,11 +91,13 @@ func FuzzControlPlane_NeverFailsWith5xx(f *testing.F) {
 	f.Add("POST", `{"stageName":"prod","canarySettings":{"percentTraffic":5}}`)
 	f.Add("POST", `{"name":"a","type":"TOKEN","authorizerUri":"u","identityValidationExpression":"("}`)
 	f.Add("PATCH", `null`)
+	f.Add("PUT", `{"type":"HTTP_PROXY","httpMethod":"ANY","uri":"http://${stageVariables.backendUrl}/{proxy}","requestParameters":{"integration.request.path.proxy":"method.request.path.proxy"}}`)
 	emu, c, _ := startEmulator(f, gatewayemu.Options{})
 	fx := newRESTFixture(f, emu, c, "http://127.0.0.1:1")
 	targets := map[string][]string{
 		"PATCH": {"/restapis/" + fx.api + "/stages/" + fx.stage, "/restapis/" + fx.api + "/authorizers/" + fx.authorizer},
 		"POST":  {"/restapis/" + fx.api + "/deployments", "/restapis/" + fx.api + "/authorizers", "/restapis/" + fx.api + "/stages", "/apikeys"},
+		"PUT":   {"/restapis/" + fx.api + "/resources/" + fx.rootID + "/methods/ANY/integration"},
 	}
 	f.Fuzz(func(t *testing.T, method, body string) {
 		paths, ok := targets[method]

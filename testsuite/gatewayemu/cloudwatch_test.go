@@ -39,7 +39,7 @@ func TestCloudWatchMetrics_ReportTheCanaryApartAsAPIGatewayDoes(t *testing.T) {
 	t.Cleanup(broken.Close)
 	if _, err := c.CreateDeployment(ctx, &apigateway.CreateDeploymentInput{
 		RestApiId: &f.api, StageName: &f.stage,
-		CanarySettings: &types.DeploymentCanarySettings{PercentTraffic: 30, StageVariableOverrides: map[string]string{gatewayemu.BackendVariable: broken.URL}},
+		CanarySettings: &types.DeploymentCanarySettings{PercentTraffic: 30, StageVariableOverrides: map[string]string{"backendUrl": hostPort(broken.URL)}},
 	}); err != nil {
 		t.Fatal(err)
 	}

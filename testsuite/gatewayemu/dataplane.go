@@ -4,8 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
-	"net/http/httputil"
-	"net/url"
 	"regexp"
 	"strconv"
 	"strings"
@@ -86,14 +84,15 @@ func (e *Emulator) invokeREST(w http.ResponseWriter, r *http.Request, api *restA
 		}
 	}
 	d := api.deployments[rt.deploymentID]
-	var m *method
+	var match restMatch
 	var auth *authorizer
 	if d != nil {
-		m = matchMethod(d, r.Method, path)
-		if m != nil && m.AuthorizationType == "CUSTOM" {
+		match = matchMethod(d, r.Method, path)
+		if m := match.method; m != nil && m.AuthorizationType == "CUSTOM" {
 			auth = d.authorizers[m.AuthorizerID]
 		}
 	}
+	m := match.method
 	keyOK := m != nil && (!m.APIKeyRequired || e.apiKeyAllowedLocked(api.ID, stageName, r.Header.Get("X-Api-Key")))
 	var lambda LambdaAuthorizer
 	if auth != nil {
@@ -112,6 +111,7 @@ func (e *Emulator) invokeREST(w http.ResponseWriter, r *http.Request, api *restA
 		gatewayError(w, http.StatusForbidden, "ForbiddenException", "Forbidden")
 		return
 	}
+	call := integrationCall{apiID: api.ID, stage: stageName, match: match, variables: rt.variables}
 	if auth != nil {
 		req := AuthorizerRequest{
 			Type: auth.Type, HTTPMethod: r.Method, Path: path, Headers: r.Header.Clone(), StageVariables: rt.variables,
@@ -142,12 +142,13 @@ func (e *Emulator) invokeREST(w http.ResponseWriter, r *http.Request, api *restA
 		if auth.AuthorizerResultTTLInSeconds != nil {
 			ttl = *auth.AuthorizerResultTTLInSeconds
 		}
-		effect, err := e.authorize(r, cache, auth.ID+"\x00"+auth.AuthorizerURI+"\x00"+identity, ttl, lambda, req)
+		decision, err := e.authorize(r, cache, auth.ID+"\x00"+auth.AuthorizerURI+"\x00"+identity, ttl, lambda, req)
 		if err != nil {
 			gatewayError(w, http.StatusInternalServerError, "AuthorizerConfigurationException", "Internal Server Error")
 			return
 		}
-		switch effect {
+		call.decision = decision
+		switch decision.Effect {
 		case Deny:
 			gatewayError(w, http.StatusForbidden, "AccessDeniedException", "User is not authorized to access this resource with an explicit deny")
 			return
@@ -156,7 +157,7 @@ func (e *Emulator) invokeREST(w http.ResponseWriter, r *http.Request, api *restA
 			return
 		}
 	}
-	e.proxy(w, r, rt.variables[BackendVariable], path)
+	e.integrate(w, r, call)
 }
 
 // requestIdentity reads a REQUEST authorizer's identity sources (a comma-separated list of
@@ -188,95 +189,60 @@ func requestIdentity(sources string, r *http.Request, variables map[string]strin
 	return strings.Join(values, "\x00"), true
 }
 
-// authorize runs the Lambda through the stage's decision cache. An error is a missing or
-// failing Lambda, which API Gateway reports as a 500 AuthorizerConfigurationException.
-func (e *Emulator) authorize(r *http.Request, cache *authorizerCache, key string, ttl int32, lambda LambdaAuthorizer, req AuthorizerRequest) (Effect, error) {
+// authorize runs the Lambda through the stage's decision cache; a cached policy is evaluated
+// again for this request's method ARN. An error is a missing or failing Lambda, which API
+// Gateway reports as a 500 AuthorizerConfigurationException.
+func (e *Emulator) authorize(r *http.Request, cache *authorizerCache, key string, ttl int32, lambda LambdaAuthorizer, req AuthorizerRequest) (Decision, error) {
 	if ttl > 0 {
 		if d, ok := cache.get(key, e.opts.Now()); ok {
-			return d.Effect, nil
+			if d.Policy != nil {
+				d.Effect = d.Policy(req.MethodArn)
+			}
+			return d, nil
 		}
 	}
 	if lambda == nil {
-		return 0, errors.New("no Lambda registered for the authorizer URI")
+		return Decision{}, errors.New("no Lambda registered for the authorizer URI")
 	}
-	effect, err := lambda(r.Context(), req)
+	d, err := lambda(r.Context(), req)
 	if err != nil {
-		return 0, err
+		return Decision{}, err
 	}
 	if ttl > 0 {
-		cache.put(key, Decision{Effect: effect}, e.opts.Now().Add(time.Duration(ttl)*time.Second))
+		cache.put(key, d, e.opts.Now().Add(time.Duration(ttl)*time.Second))
 	}
-	return effect, nil
-}
-
-// matchMethod finds the method for a request in a deployment: the resource whose path equals the
-// request path, else the nearest greedy {proxy+} resource; the verb's method, else ANY.
-func matchMethod(d *deployment, verb, path string) *method {
-	var exact, greedy *resource
-	for _, res := range d.resources {
-		if res.Path == path {
-			exact = res
-		}
-		if base, ok := strings.CutSuffix(res.Path, "/{proxy+}"); ok && strings.HasPrefix(path, base+"/") {
-			if greedy == nil || len(res.Path) > len(greedy.Path) {
-				greedy = res
-			}
-		}
-	}
-	for _, res := range []*resource{exact, greedy} {
-		if res == nil {
-			continue
-		}
-		if m := res.Methods[verb]; m != nil {
-			return m
-		}
-		if m := res.Methods["ANY"]; m != nil {
-			return m
-		}
-	}
-	return nil
-}
-
-// proxy forwards the request to the backend base URL, keeping the path below the stage.
-func (e *Emulator) proxy(w http.ResponseWriter, r *http.Request, backend, path string) {
-	target, err := url.Parse(backend)
-	if backend == "" || err != nil || !target.IsAbs() {
-		gatewayError(w, http.StatusInternalServerError, "InternalServerErrorException", "Internal server error")
-		return
-	}
-	p := &httputil.ReverseProxy{
-		Rewrite: func(pr *httputil.ProxyRequest) {
-			pr.SetURL(target)
-			pr.Out.URL.Path = strings.TrimSuffix(target.Path, "/") + path
-			pr.Out.URL.RawPath = ""
-		},
-		Transport: e.opts.HTTPClient.Transport,
-		ErrorHandler: func(w http.ResponseWriter, _ *http.Request, _ error) {
-			gatewayError(w, http.StatusBadGateway, "InternalServerErrorException", "Internal server error")
-		},
-	}
-	defer timeIntegration(w)()
-	p.ServeHTTP(w, r)
+	return d, nil
 }
 
 func (e *Emulator) invokeHTTP(w http.ResponseWriter, r *http.Request, api *httpAPI, stageName, path string) {
 	e.mu.Lock()
 	st := api.stages[stageName]
-	if st == nil {
+	var view httpView
+	ok := st != nil
+	if ok {
+		// As on AWS, a stage serves its deployment, or the live API with autoDeploy, and nothing
+		// before a deployment reaches it.
+		view, ok = api.servedView(st)
+	}
+	if !ok {
 		e.mu.Unlock()
 		gatewayError(w, http.StatusNotFound, "NotFoundException", "Not Found")
 		return
 	}
-	rt := matchRoute(api, r.Method, path)
+	rt, params := matchRoute(view.routes, r.Method, path)
 	var auth *httpAuthorizer
 	if rt != nil && rt.AuthorizationType != "NONE" {
-		if a := api.authorizers[rt.AuthorizerID]; a != nil {
+		if a := view.authorizers[rt.AuthorizerID]; a != nil {
 			c := *a
 			auth = &c
 		}
 	}
 	vars := copyMap(st.StageVariables)
 	deploymentID := st.DeploymentID
+	var integ *httpIntegration
+	if rt != nil {
+		integ = routeIntegration(view.integrations, rt)
+	}
 	var lambda HTTPLambdaAuthorizer
 	if auth != nil && auth.AuthorizerType == "REQUEST" {
 		lambda = e.httpLambdas[auth.AuthorizerURI]
@@ -290,6 +256,7 @@ func (e *Emulator) invokeHTTP(w http.ResponseWriter, r *http.Request, api *httpA
 		gatewayError(w, http.StatusNotFound, "NotFoundException", "Not Found")
 		return
 	}
+	var authorizerContext map[string]any
 	if auth != nil {
 		switch auth.AuthorizerType {
 		case "JWT":
@@ -297,42 +264,21 @@ func (e *Emulator) invokeHTTP(w http.ResponseWriter, r *http.Request, api *httpA
 			if len(auth.IdentitySource) > 0 {
 				source = strings.TrimPrefix(auth.IdentitySource[0], "$request.header.")
 			}
-			if err := e.verifyJWT(r.Context(), r.Header.Get(source), *auth.JWTConfiguration); err != nil {
+			claims, err := e.verifyJWT(r.Context(), r.Header.Get(source), *auth.JWTConfiguration)
+			if err != nil {
 				w.Header().Set("Www-Authenticate", `Bearer scope="" error="invalid_token" error_description="`+err.Error()+`"`)
 				gatewayError(w, http.StatusUnauthorized, "UnauthorizedException", "Unauthorized")
 				return
 			}
+			authorizerContext = map[string]any{"claims": claims}
 		case "REQUEST":
-			call := httpLambdaCall{api: api.APIID, stage: stageName, route: rt, auth: auth, variables: vars, lambda: lambda, cache: cache}
-			if !e.authorizeHTTPLambda(w, r, call, path) {
+			call := httpLambdaCall{api: api.APIID, stage: stageName, route: rt, pathParams: params, auth: auth, variables: vars, lambda: lambda, cache: cache}
+			d, ok := e.authorizeHTTPLambda(w, r, call, path)
+			if !ok {
 				return
 			}
+			authorizerContext = d.Context
 		}
 	}
-	e.proxy(w, r, vars[BackendVariable], path)
-}
-
-// matchRoute picks the route for a request: an exact "VERB /path", then "ANY /path", then a
-// greedy "/{proxy+}" route, then $default.
-func matchRoute(api *httpAPI, verb, path string) *route {
-	var best *route
-	bestRank := 0
-	for _, rt := range api.routes {
-		rank := 0
-		v, p, _ := strings.Cut(rt.RouteKey, " ")
-		switch {
-		case rt.RouteKey == "$default":
-			rank = 1
-		case p == path && v == verb:
-			rank = 4
-		case p == path && v == "ANY":
-			rank = 3
-		case strings.HasSuffix(p, "/{proxy+}") && strings.HasPrefix(path, strings.TrimSuffix(p, "{proxy+}")) && (v == verb || v == "ANY"):
-			rank = 2
-		}
-		if rank > bestRank {
-			best, bestRank = rt, rank
-		}
-	}
-	return best
+	e.integrateHTTP(w, r, httpCall{api: api.APIID, stage: stageName, route: rt, integ: integ, variables: vars, pathParams: params, authorizer: authorizerContext})
 }

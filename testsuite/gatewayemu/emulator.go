@@ -3,7 +3,7 @@
 // paths, status codes, field names and x-amzn-ErrorType error shapes, so the unmodified
 // aws-sdk-go-v2 clients drive it through BaseEndpoint. Its data plane serves each stage at
 // InvokeURL, splits traffic between the stable and canary deployments, runs the configured
-// authorizer and proxies to the backend named by the stage variable "backendUrl".
+// authorizer and calls the integration of the method (REST) or route (HTTP API).
 package gatewayemu
 
 import (
@@ -33,10 +33,6 @@ const (
 	DeploymentHeader = "X-Gateway-Deployment-Id"
 	CanaryHeader     = "X-Gateway-Canary"
 )
-
-// BackendVariable is the stage variable that holds a deployment's backend base URL, the way a
-// real integration URI would reference ${stageVariables.backendUrl}.
-const BackendVariable = "backendUrl"
 
 // Options tune the emulator. The zero value is usable.
 type Options struct {

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -56,6 +57,51 @@ func backend(t *testing.T, name string) string {
 	}))
 	t.Cleanup(srv.Close)
 	return srv.URL
+}
+
+// hostPort is a backend URL without its scheme: the value of a backendUrl stage variable that an
+// integration URI uses as http://${stageVariables.backendUrl}/..., as AWS wants the scheme written.
+func hostPort(backendURL string) string {
+	return strings.TrimPrefix(backendURL, "http://")
+}
+
+// putProxyIntegration puts the method and its HTTP_PROXY integration to the backend named by the
+// stage variable backendUrl. On a {proxy+} resource the method declares the path parameter and
+// the integration maps it into the URI, as on AWS; elsewhere the URI is the resource's own path.
+func putProxyIntegration(t testing.TB, c *apigateway.Client, m *apigateway.PutMethodInput) {
+	t.Helper()
+	ctx := context.Background()
+	res, err := c.GetResource(ctx, &apigateway.GetResourceInput{RestApiId: m.RestApiId, ResourceId: m.ResourceId})
+	if err != nil {
+		t.Fatal(err)
+	}
+	uri := "http://${stageVariables.backendUrl}" + *res.Path
+	var params map[string]string
+	if base, ok := strings.CutSuffix(*res.Path, "{proxy+}"); ok {
+		m.RequestParameters = map[string]bool{"method.request.path.proxy": true}
+		uri = "http://${stageVariables.backendUrl}" + base + "{proxy}"
+		params = map[string]string{"integration.request.path.proxy": "method.request.path.proxy"}
+	}
+	if _, err := c.PutMethod(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.PutIntegration(ctx, &apigateway.PutIntegrationInput{RestApiId: m.RestApiId, ResourceId: m.ResourceId,
+		HttpMethod: m.HttpMethod, Type: "HTTP_PROXY", IntegrationHttpMethod: aws.String("ANY"), Uri: &uri,
+		RequestParameters: params}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// httpProxyTarget creates an HTTP API's HTTP_PROXY integration to uri (stage variables and the
+// route's path parameters allowed) and returns the route target naming it.
+func httpProxyTarget(t testing.TB, c *apigatewayv2.Client, apiID *string, uri string) *string {
+	t.Helper()
+	integ, err := c.CreateIntegration(context.Background(), &apigatewayv2.CreateIntegrationInput{ApiId: apiID,
+		IntegrationType: "HTTP_PROXY", IntegrationMethod: aws.String("ANY"), IntegrationUri: &uri, PayloadFormatVersion: aws.String("1.0")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return aws.String("integrations/" + *integ.IntegrationId)
 }
 
 // issuer is an OpenID issuer serving a discovery document and a JWKS that tests can change.

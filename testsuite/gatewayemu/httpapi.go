@@ -16,17 +16,20 @@ func (t isoTime) MarshalJSON() ([]byte, error) {
 }
 
 type httpAPI struct {
-	APIID                    string  `json:"apiId"`
-	Name                     string  `json:"name"`
-	ProtocolType             string  `json:"protocolType"`
-	APIEndpoint              string  `json:"apiEndpoint"`
-	RouteSelectionExpression string  `json:"routeSelectionExpression"`
-	CreatedDate              isoTime `json:"createdDate"`
+	APIID                     string  `json:"apiId"`
+	Name                      string  `json:"name"`
+	ProtocolType              string  `json:"protocolType"`
+	APIEndpoint               string  `json:"apiEndpoint"`
+	RouteSelectionExpression  string  `json:"routeSelectionExpression"`
+	APIKeySelectionExpression string  `json:"apiKeySelectionExpression"`
+	DisableExecuteAPIEndpoint bool    `json:"disableExecuteApiEndpoint"`
+	CreatedDate               isoTime `json:"createdDate"`
 
-	routes      map[string]*route
-	authorizers map[string]*httpAuthorizer
-	stages      map[string]*httpStage
-	deployments map[string]bool
+	routes       map[string]*route
+	integrations map[string]*httpIntegration
+	authorizers  map[string]*httpAuthorizer
+	stages       map[string]*httpStage
+	deployments  map[string]*httpDeployment
 }
 
 type route struct {
@@ -61,12 +64,22 @@ func (e *Emulator) createHTTPAPI(r *http.Request) (int, any, error) {
 	var in struct {
 		Name         string `json:"name"`
 		ProtocolType string `json:"protocolType"`
+		Target       string `json:"target"`
+		RouteKey     string `json:"routeKey"`
+		CORS         any    `json:"corsConfiguration"`
 	}
 	if err := decode(r, &in); err != nil {
 		return 0, nil, err
 	}
 	if in.Name == "" {
 		return 0, nil, badRequest("Name must be specified")
+	}
+	// Settings the emulator would otherwise drop are refused by name.
+	if in.Target != "" || in.RouteKey != "" {
+		return 0, nil, badRequest("the API Gateway emulator does not support quick create (target, routeKey): create the integration, route and stage")
+	}
+	if in.CORS != nil {
+		return 0, nil, badRequest("the API Gateway emulator does not support corsConfiguration")
 	}
 	if in.ProtocolType != "HTTP" {
 		return 0, nil, badRequest("the API Gateway emulator supports protocolType HTTP only, got %q", in.ProtocolType)
@@ -76,8 +89,9 @@ func (e *Emulator) createHTTPAPI(r *http.Request) (int, any, error) {
 	id := newID(10)
 	api := &httpAPI{
 		APIID: id, Name: in.Name, ProtocolType: "HTTP", APIEndpoint: e.DataURL + "/" + id,
-		RouteSelectionExpression: "${request.method} ${request.path}", CreatedDate: isoTime(e.opts.Now()),
-		routes: map[string]*route{}, authorizers: map[string]*httpAuthorizer{}, stages: map[string]*httpStage{}, deployments: map[string]bool{},
+		RouteSelectionExpression: "${request.method} ${request.path}", APIKeySelectionExpression: "$request.header.x-api-key",
+		CreatedDate: isoTime(e.opts.Now()),
+		routes:      map[string]*route{}, integrations: map[string]*httpIntegration{}, authorizers: map[string]*httpAuthorizer{}, stages: map[string]*httpStage{}, deployments: map[string]*httpDeployment{},
 	}
 	e.httpAPIs[id] = api
 	return http.StatusCreated, api, nil
@@ -117,6 +131,9 @@ func (e *Emulator) createRoute(r *http.Request) (int, any, error) {
 		default:
 			return 0, nil, badRequest("Invalid authorization type %q: the emulator supports NONE, JWT, CUSTOM", in.AuthorizationType)
 		}
+		if err := checkRouteTarget(api, in.Target); err != nil {
+			return 0, nil, err
+		}
 		for _, existing := range api.routes {
 			if existing.RouteKey == in.RouteKey {
 				return 0, nil, conflict("Route with key %s already exists for this API", in.RouteKey)
@@ -141,9 +158,15 @@ func (e *Emulator) createHTTPStage(r *http.Request) (int, any, error) {
 		AutoDeploy     bool              `json:"autoDeploy"`
 		DeploymentID   string            `json:"deploymentId"`
 		Description    string            `json:"description"`
+		Default        any               `json:"defaultRouteSettings"`
+		Routes         any               `json:"routeSettings"`
+		AccessLogs     any               `json:"accessLogSettings"`
 	}
 	if err := decode(r, &in); err != nil {
 		return 0, nil, err
+	}
+	if in.Default != nil || in.Routes != nil || in.AccessLogs != nil {
+		return 0, nil, badRequest("the API Gateway emulator does not support defaultRouteSettings, routeSettings (throttling) or accessLogSettings")
 	}
 	return e.onHTTPAPI(r, func(api *httpAPI) (int, any, error) {
 		if in.StageName == "" || (in.StageName != "$default" && !validStageName(in.StageName)) {
@@ -152,7 +175,7 @@ func (e *Emulator) createHTTPStage(r *http.Request) (int, any, error) {
 		if api.stages[in.StageName] != nil {
 			return 0, nil, conflict("Stage %s already exists", in.StageName)
 		}
-		if in.DeploymentID != "" && !api.deployments[in.DeploymentID] {
+		if in.DeploymentID != "" && api.deployments[in.DeploymentID] == nil {
 			return 0, nil, badRequest("Invalid deployment identifier specified")
 		}
 		if err := checkVariables(in.StageVariables); err != nil {
@@ -176,6 +199,12 @@ func (e *Emulator) httpStageLocked(r *http.Request) (*httpAPI, *httpStage, error
 		return nil, nil, notFound("Invalid stage identifier specified")
 	}
 	return api, st, nil
+}
+
+func (e *Emulator) getHTTPStages(r *http.Request) (int, any, error) {
+	return e.onHTTPAPI(r, func(api *httpAPI) (int, any, error) {
+		return http.StatusOK, map[string]any{"items": sortedValues(api.stages, func(st *httpStage) string { return st.StageName })}, nil
+	})
 }
 
 func (e *Emulator) getHTTPStage(r *http.Request) (int, any, error) {
@@ -214,7 +243,7 @@ func (e *Emulator) updateHTTPStage(r *http.Request) (int, any, error) {
 	if err := checkVariables(set); err != nil {
 		return 0, nil, err
 	}
-	if in.DeploymentID != nil && !api.deployments[*in.DeploymentID] {
+	if in.DeploymentID != nil && api.deployments[*in.DeploymentID] == nil {
 		return 0, nil, badRequest("Invalid deployment identifier specified")
 	}
 	for k, v := range in.StageVariables {
@@ -238,35 +267,6 @@ func (e *Emulator) updateHTTPStage(r *http.Request) (int, any, error) {
 	}
 	st.LastUpdatedDate = isoTime(e.opts.Now())
 	return http.StatusOK, st, nil
-}
-
-func (e *Emulator) createHTTPDeployment(r *http.Request) (int, any, error) {
-	var in struct {
-		StageName   string `json:"stageName"`
-		Description string `json:"description"`
-	}
-	if err := decode(r, &in); err != nil {
-		return 0, nil, err
-	}
-	return e.onHTTPAPI(r, func(api *httpAPI) (int, any, error) {
-		if len(api.routes) == 0 {
-			return 0, nil, badRequest("Unable to deploy API because no routes exist in this API")
-		}
-		id := newID(6)
-		api.deployments[id] = true
-		if in.StageName != "" {
-			st := api.stages[in.StageName]
-			if st == nil {
-				return 0, nil, notFound("Invalid stage identifier specified")
-			}
-			st.DeploymentID = id
-			st.LastUpdatedDate = isoTime(e.opts.Now())
-		}
-		return http.StatusCreated, map[string]any{
-			"deploymentId": id, "deploymentStatus": "DEPLOYED", "description": in.Description,
-			"createdDate": isoTime(e.opts.Now()), "autoDeployed": false,
-		}, nil
-	})
 }
 
 // onHTTPAPI answers with f's answer for the request's HTTP API, under the emulator's lock.

@@ -50,6 +50,8 @@ type HTTPAuthorizerRequest struct {
 // keeps.
 type Decision struct {
 	Effect Effect
+	// PrincipalID is a REST authorizer's principalId (context.authorizer.principalId in mappings).
+	PrincipalID string
 	// Context is the answer's context object, which API Gateway hands on to the integration.
 	Context map[string]any
 	// Policy judges an IAM policy answer again for another request's route ARN, as API Gateway
@@ -74,6 +76,7 @@ func (e *Emulator) RegisterHTTPLambda(uri string, fn HTTPLambdaAuthorizer) {
 type httpLambdaCall struct {
 	api, stage string
 	route      *route
+	pathParams map[string]string
 	auth       *httpAuthorizer
 	variables  map[string]string
 	lambda     HTTPLambdaAuthorizer
@@ -83,29 +86,29 @@ type httpLambdaCall struct {
 // authorizeHTTPLambda runs the route's Lambda REQUEST authorizer through the stage's result cache
 // and answers as API Gateway does when it refuses: 401 without invoking the function when an
 // identity source is missing, 403 when the answer denies, 500 when the function fails or its
-// answer is unreadable. It reports whether the request goes on.
-func (e *Emulator) authorizeHTTPLambda(w http.ResponseWriter, r *http.Request, c httpLambdaCall, path string) bool {
+// answer is unreadable. It reports whether the request goes on, with the decision.
+func (e *Emulator) authorizeHTTPLambda(w http.ResponseWriter, r *http.Request, c httpLambdaCall, path string) (Decision, bool) {
 	req := e.httpAuthorizerRequest(r, c, path)
 	values, ok := identityValues(c.auth.IdentitySource, r, c.variables, contextVariables(req))
 	if !ok {
 		gatewayError(w, http.StatusUnauthorized, "UnauthorizedException", "Unauthorized")
-		return false
+		return Decision{}, false
 	}
 	req.IdentitySource = values
 	d, err := e.decideHTTP(r.Context(), c, req)
 	if err != nil {
 		gatewayError(w, http.StatusInternalServerError, "AuthorizerConfigurationException", "Internal Server Error")
-		return false
+		return Decision{}, false
 	}
 	switch d.Effect {
 	case Allow:
-		return true
+		return d, true
 	case Unauthorized:
 		gatewayError(w, http.StatusUnauthorized, "UnauthorizedException", "Unauthorized")
 	default:
 		gatewayError(w, http.StatusForbidden, "ForbiddenException", "Forbidden")
 	}
-	return false
+	return Decision{}, false
 }
 
 // decideHTTP answers from the cache, keyed by the authorizer and its identity sources' values,
@@ -148,21 +151,10 @@ func (e *Emulator) httpAuthorizerRequest(r *http.Request, c httpLambdaCall, path
 		PayloadFormatVersion: c.auth.AuthorizerPayloadFormatVersion, SimpleResponses: c.auth.EnableSimpleResponses,
 		RouteArn: executeAPIARN + c.api + "/" + c.stage + "/" + r.Method + path, RouteKey: c.route.RouteKey,
 		Method: r.Method, RawPath: rawPath, Path: path, RawQueryString: r.URL.RawQuery, Headers: r.Header.Clone(),
-		PathParameters: pathParameters(c.route.RouteKey, path), StageVariables: c.variables,
+		PathParameters: c.pathParams, StageVariables: c.variables,
 		AccountID: emulatorAccount, APIID: c.api, Stage: c.stage, DomainName: r.Host, RequestID: newID(16),
 		Protocol: r.Proto, SourceIP: sourceIP, UserAgent: r.UserAgent(), Time: e.opts.Now(),
 	}
-}
-
-// pathParameters names what a greedy route's {name+} segment matched.
-func pathParameters(routeKey, path string) map[string]string {
-	_, p, _ := strings.Cut(routeKey, " ")
-	i := strings.LastIndex(p, "/{")
-	if i < 0 || !strings.HasSuffix(p, "+}") {
-		return nil
-	}
-	name := p[i+2 : len(p)-2]
-	return map[string]string{name: strings.TrimPrefix(path, p[:i+1])}
 }
 
 // contextVariables are the $context variables an identity source may name (checkIdentitySource

@@ -215,11 +215,12 @@ func lambdaFixture(t *testing.T, opts gatewayemu.Options, ttl int32) (*apigatewa
 		t.Fatal(err)
 	}
 	if _, err := c.CreateRoute(ctx, &apigatewayv2.CreateRouteInput{ApiId: apiID, RouteKey: aws.String("ANY /{proxy+}"),
-		AuthorizationType: types.AuthorizationTypeCustom, AuthorizerId: auth.AuthorizerId}); err != nil {
+		AuthorizationType: types.AuthorizationTypeCustom, AuthorizerId: auth.AuthorizerId,
+		Target: httpProxyTarget(t, c, apiID, "http://${stageVariables.backendUrl}/{proxy}")}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := c.CreateStage(ctx, &apigatewayv2.CreateStageInput{ApiId: apiID, StageName: aws.String("prod"), AutoDeploy: aws.Bool(true),
-		StageVariables: map[string]string{gatewayemu.BackendVariable: backend(t, "stable"), "rollgateRelease": "r1"}}); err != nil {
+		StageVariables: map[string]string{"backendUrl": hostPort(backend(t, "stable")), "rollgateRelease": "r1"}}); err != nil {
 		t.Fatal(err)
 	}
 	return c, fn, *apiID, emu.InvokeURL(*apiID, "prod")
@@ -322,11 +323,12 @@ func TestHTTPAPI_LambdaAuthorizer_EveryIdentitySourceMustBePresent(t *testing.T)
 		t.Fatal(err)
 	}
 	if _, err := c.CreateRoute(ctx, &apigatewayv2.CreateRouteInput{ApiId: apiID, RouteKey: aws.String("GET /orders"),
-		AuthorizationType: types.AuthorizationTypeCustom, AuthorizerId: auth.AuthorizerId}); err != nil {
+		AuthorizationType: types.AuthorizationTypeCustom, AuthorizerId: auth.AuthorizerId,
+		Target: httpProxyTarget(t, c, apiID, "http://${stageVariables.backendUrl}/orders")}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := c.CreateStage(ctx, &apigatewayv2.CreateStageInput{ApiId: apiID, StageName: aws.String("prod"), AutoDeploy: aws.Bool(true),
-		StageVariables: map[string]string{gatewayemu.BackendVariable: backend(t, "stable"), "rollgateRelease": "r1"}}); err != nil {
+		StageVariables: map[string]string{"backendUrl": hostPort(backend(t, "stable")), "rollgateRelease": "r1"}}); err != nil {
 		t.Fatal(err)
 	}
 	url := emu.InvokeURL(*apiID, "prod") + "/orders"

@@ -64,7 +64,7 @@ func TestDataPlaneMetrics_CountTheCanarySplitByDeploymentAndStatusClass(t *testi
 	t.Cleanup(broken.Close)
 	canary, err := c.CreateDeployment(ctx, &apigateway.CreateDeploymentInput{
 		RestApiId: &f.api, StageName: &f.stage,
-		CanarySettings: &types.DeploymentCanarySettings{PercentTraffic: 30, StageVariableOverrides: map[string]string{gatewayemu.BackendVariable: broken.URL}},
+		CanarySettings: &types.DeploymentCanarySettings{PercentTraffic: 30, StageVariableOverrides: map[string]string{"backendUrl": hostPort(broken.URL)}},
 	})
 	if err != nil {
 		t.Fatal(err)

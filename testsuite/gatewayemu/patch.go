@@ -32,7 +32,14 @@ func decodePatch(r *http.Request) ([]patchOp, error) {
 	return in.PatchOperations, nil
 }
 
+// errNoCanaryToPromote is AWS's answer to a promotion (a copy from /canarySettings) on a stage
+// without a canary.
+var errNoCanaryToPromote = badRequest("Promotion not available. Canary does not exist.")
+
 func invalidPatch(p patchOp) error {
+	if p.Op == "add" {
+		return badRequest("Invalid add operation with path: %s", p.Path)
+	}
 	return badRequest("Invalid patch path '%s' specified for op '%s'. Must be one of: %s", p.Path, p.Op, "[/deploymentId, /description, /tracingEnabled, /variables/*, /canarySettings/*]")
 }
 
@@ -127,12 +134,12 @@ func applyStagePatch(api *restAPI, st *stage, p patchOp) error {
 		return patchVariable(&st.CanarySettings.StageVariableOverrides, name, p)
 	case p.Op == "copy" && p.From == "/canarySettings/deploymentId" && p.Path == "/deploymentId":
 		if st.CanarySettings == nil {
-			return badRequest("Canary settings are not enabled for stage %s", st.StageName)
+			return errNoCanaryToPromote
 		}
 		st.DeploymentID = st.CanarySettings.DeploymentID
 	case p.Op == "copy" && p.From == "/canarySettings/stageVariableOverrides" && p.Path == "/variables":
 		if st.CanarySettings == nil {
-			return badRequest("Canary settings are not enabled for stage %s", st.StageName)
+			return errNoCanaryToPromote
 		}
 		for k, v := range st.CanarySettings.StageVariableOverrides {
 			if st.Variables == nil {
@@ -268,6 +275,25 @@ func applyAuthorizerPatch(a *authorizer, p patchOp) error {
 	}
 	return badRequest("Invalid patch path '%s' specified for op '%s'. Must be one of: %s", p.Path, p.Op,
 		"[/name, /type, /authorizerUri, /identitySource, /identityValidationExpression, /authorizerResultTtlInSeconds, /authorizerCredentials, /authType, /providerARNs/*]")
+}
+
+// defaultAuthorizerTTL is AWS's authorizerResultTtlInSeconds when none is given.
+const defaultAuthorizerTTL = 300
+
+// setAuthorizerDefaults fills in what AWS returns for a new authorizer that did not set it:
+// authType "custom" for a Lambda authorizer, "cognito_user_pools" for a user pool one, and the
+// default result TTL.
+func setAuthorizerDefaults(a *authorizer) {
+	if a.AuthType == "" {
+		a.AuthType = "custom"
+		if a.Type == "COGNITO_USER_POOLS" {
+			a.AuthType = "cognito_user_pools"
+		}
+	}
+	if a.AuthorizerResultTTLInSeconds == nil {
+		ttl := int32(defaultAuthorizerTTL)
+		a.AuthorizerResultTTLInSeconds = &ttl
+	}
 }
 
 // checkAuthorizer enforces what AWS enforces on a REST API authorizer.

@@ -9,12 +9,18 @@ import (
 // REST API (apigateway) state. JSON field names are AWS's.
 
 type restAPI struct {
-	ID             string `json:"id"`
-	Name           string `json:"name"`
-	Description    string `json:"description,omitempty"`
-	CreatedDate    epoch  `json:"createdDate"`
-	RootResourceID string `json:"rootResourceId"`
-	APIKeySource   string `json:"apiKeySource"`
+	ID                        string                `json:"id"`
+	Name                      string                `json:"name"`
+	Description               string                `json:"description,omitempty"`
+	Version                   string                `json:"version,omitempty"`
+	CreatedDate               epoch                 `json:"createdDate"`
+	RootResourceID            string                `json:"rootResourceId"`
+	APIKeySource              string                `json:"apiKeySource"`
+	BinaryMediaTypes          []string              `json:"binaryMediaTypes,omitempty"`
+	MinimumCompressionSize    *int32                `json:"minimumCompressionSize,omitempty"`
+	EndpointConfiguration     endpointConfiguration `json:"endpointConfiguration"`
+	DisableExecuteAPIEndpoint bool                  `json:"disableExecuteApiEndpoint"`
+	Tags                      map[string]string     `json:"tags,omitempty"`
 
 	resources   map[string]*resource
 	deployments map[string]*deployment
@@ -36,6 +42,25 @@ type method struct {
 	AuthorizationType string `json:"authorizationType"`
 	AuthorizerID      string `json:"authorizerId,omitempty"`
 	APIKeyRequired    bool   `json:"apiKeyRequired"`
+	// RequestParameters declares the request's parameters (method.request.path.proxy: true means
+	// required), which an integration's requestParameters may then map.
+	RequestParameters map[string]bool `json:"requestParameters,omitempty"`
+	OperationName     string          `json:"operationName,omitempty"`
+	MethodIntegration *integration    `json:"methodIntegration,omitempty"`
+}
+
+func (m *method) clone() *method {
+	c := *m
+	if m.RequestParameters != nil {
+		c.RequestParameters = make(map[string]bool, len(m.RequestParameters))
+		for k, v := range m.RequestParameters {
+			c.RequestParameters[k] = v
+		}
+	}
+	if m.MethodIntegration != nil {
+		c.MethodIntegration = m.MethodIntegration.clone()
+	}
+	return &c
 }
 
 // deployment is an immutable snapshot of the API's resources, methods and authorizers, as in AWS,
@@ -65,8 +90,19 @@ type stage struct {
 	TracingEnabled  bool              `json:"tracingEnabled"`
 	CreatedDate     epoch             `json:"createdDate"`
 	LastUpdatedDate epoch             `json:"lastUpdatedDate"`
+	// The emulator has no stage cache (cacheClusterEnabled true is refused) and no method
+	// settings; AWS always returns these fields, so they carry its answers for that case.
+	CacheClusterEnabled bool           `json:"cacheClusterEnabled"`
+	CacheClusterStatus  string         `json:"cacheClusterStatus"`
+	MethodSettings      map[string]any `json:"methodSettings"`
 
 	cache *authorizerCache
+}
+
+// newStage is a stage with AWS's defaults for what the emulator does not model.
+func newStage(name string, now epoch) *stage {
+	return &stage{StageName: name, CreatedDate: now, LastUpdatedDate: now, CacheClusterStatus: "NOT_AVAILABLE",
+		MethodSettings: map[string]any{}, cache: newAuthorizerCache()}
 }
 
 type authorizer struct {
@@ -96,8 +132,7 @@ func (r *resource) clone() *resource {
 	c := *r
 	c.Methods = make(map[string]*method, len(r.Methods))
 	for k, m := range r.Methods {
-		mc := *m
-		c.Methods[k] = &mc
+		c.Methods[k] = m.clone()
 	}
 	return &c
 }
@@ -109,15 +144,21 @@ func (e *Emulator) controlHandler() http.Handler {
 	}
 	// REST APIs.
 	op("POST /restapis", "CreateRestApi", e.createRestAPI)
+	op("GET /restapis", "GetRestApis", e.getRestAPIs)
 	op("GET /restapis/{restApiId}", "GetRestApi", e.getRestAPI)
 	op("GET /restapis/{restApiId}/resources", "GetResources", e.getResources)
 	op("POST /restapis/{restApiId}/resources/{parentId}", "CreateResource", e.createResource)
+	op("GET /restapis/{restApiId}/resources/{resourceId}", "GetResource", e.getResource)
 	op("PUT /restapis/{restApiId}/resources/{resourceId}/methods/{httpMethod}", "PutMethod", e.putMethod)
 	op("GET /restapis/{restApiId}/resources/{resourceId}/methods/{httpMethod}", "GetMethod", e.getMethod)
+	op("PUT /restapis/{restApiId}/resources/{resourceId}/methods/{httpMethod}/integration", "PutIntegration", e.putIntegration)
+	op("GET /restapis/{restApiId}/resources/{resourceId}/methods/{httpMethod}/integration", "GetIntegration", e.getIntegration)
+	op("DELETE /restapis/{restApiId}/resources/{resourceId}/methods/{httpMethod}/integration", "DeleteIntegration", e.deleteIntegration)
 	op("POST /restapis/{restApiId}/deployments", "CreateDeployment", e.createDeployment)
 	op("GET /restapis/{restApiId}/deployments", "GetDeployments", e.getDeployments)
 	op("GET /restapis/{restApiId}/deployments/{deploymentId}", "GetDeployment", e.getDeployment)
 	op("POST /restapis/{restApiId}/stages", "CreateStage", e.createStage)
+	op("GET /restapis/{restApiId}/stages", "GetStages", e.getStages)
 	op("GET /restapis/{restApiId}/stages/{stageName}", "GetStage", e.getStage)
 	op("PATCH /restapis/{restApiId}/stages/{stageName}", "UpdateStage", e.updateStage)
 	op("DELETE /restapis/{restApiId}/stages/{stageName}/cache/authorizers", "FlushStageAuthorizersCache", e.flushStageAuthorizersCache)
@@ -135,18 +176,24 @@ func (e *Emulator) controlHandler() http.Handler {
 	op("GET /v2/apis/{apiId}", "GetApi", e.getHTTPAPI)
 	op("POST /v2/apis/{apiId}/routes", "CreateRoute", e.createRoute)
 	op("GET /v2/apis/{apiId}/routes", "GetRoutes", e.getRoutes)
+	op("POST /v2/apis/{apiId}/integrations", "CreateIntegration", e.createHTTPIntegration)
+	op("GET /v2/apis/{apiId}/integrations", "GetIntegrations", e.getHTTPIntegrations)
+	op("GET /v2/apis/{apiId}/integrations/{integrationId}", "GetIntegrationV2", e.getHTTPIntegration)
 	op("POST /v2/apis/{apiId}/authorizers", "CreateAuthorizerV2", e.createHTTPAuthorizer)
 	op("GET /v2/apis/{apiId}/authorizers/{authorizerId}", "GetAuthorizerV2", e.getHTTPAuthorizer)
 	op("PATCH /v2/apis/{apiId}/authorizers/{authorizerId}", "UpdateAuthorizerV2", e.updateHTTPAuthorizer)
 	op("POST /v2/apis/{apiId}/stages", "CreateStageV2", e.createHTTPStage)
+	op("GET /v2/apis/{apiId}/stages", "GetStagesV2", e.getHTTPStages)
 	op("GET /v2/apis/{apiId}/stages/{stageName}", "GetStageV2", e.getHTTPStage)
 	op("PATCH /v2/apis/{apiId}/stages/{stageName}", "UpdateStageV2", e.updateHTTPStage)
 	op("DELETE /v2/apis/{apiId}/stages/{stageName}/cache/authorizers", "ResetAuthorizersCache", e.resetAuthorizersCache)
 	op("POST /v2/apis/{apiId}/deployments", "CreateDeploymentV2", e.createHTTPDeployment)
-	// Anything else is an operation the emulator does not know.
+	// Anything else is an operation the emulator does not implement. It answers with AWS's common
+	// error for an invalid action (400 InvalidAction), never a 404 that a caller would read as a
+	// missing resource.
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, &awsError{http.StatusNotFound, "UnknownOperationException",
-			"the API Gateway emulator does not support " + r.Method + " " + r.URL.Path})
+		writeError(w, &awsError{http.StatusBadRequest, "InvalidAction",
+			"the API Gateway emulator does not support the operation " + r.Method + " " + r.URL.Path + " (its README lists the supported ones)"})
 	})
 	return mux
 }
@@ -155,88 +202,28 @@ func (e *Emulator) controlHandler() http.Handler {
 func (e *Emulator) restAPILocked(r *http.Request) (*restAPI, error) {
 	api := e.restAPIs[r.PathValue("restApiId")]
 	if api == nil {
-		return nil, notFound("Invalid API identifier specified %s", r.PathValue("restApiId"))
+		return nil, notFound("Invalid API identifier specified %s:%s", emulatorAccount, r.PathValue("restApiId"))
 	}
 	return api, nil
-}
-
-func (e *Emulator) createRestAPI(r *http.Request) (int, any, error) {
-	var in struct {
-		Name        string `json:"name"`
-		Description string `json:"description"`
-	}
-	if err := decode(r, &in); err != nil {
-		return 0, nil, err
-	}
-	if strings.TrimSpace(in.Name) == "" {
-		return 0, nil, badRequest("Invalid REST API name specified")
-	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	root := &resource{ID: newID(10), Path: "/", Methods: map[string]*method{}}
-	api := &restAPI{
-		ID: newID(10), Name: in.Name, Description: in.Description, CreatedDate: e.now(),
-		RootResourceID: root.ID, APIKeySource: "HEADER",
-		resources:   map[string]*resource{root.ID: root},
-		deployments: map[string]*deployment{},
-		stages:      map[string]*stage{},
-		authorizers: map[string]*authorizer{},
-	}
-	e.restAPIs[api.ID] = api
-	return http.StatusCreated, api, nil
-}
-
-func (e *Emulator) getRestAPI(r *http.Request) (int, any, error) {
-	return e.onRESTAPI(r, func(api *restAPI) (int, any, error) {
-		return http.StatusOK, api, nil
-	})
-}
-
-func (e *Emulator) getResources(r *http.Request) (int, any, error) {
-	return e.onRESTAPI(r, func(api *restAPI) (int, any, error) {
-		return http.StatusOK, map[string]any{"item": sortedValues(api.resources, func(res *resource) string { return res.Path })}, nil
-	})
-}
-
-func (e *Emulator) createResource(r *http.Request) (int, any, error) {
-	var in struct {
-		PathPart string `json:"pathPart"`
-	}
-	if err := decode(r, &in); err != nil {
-		return 0, nil, err
-	}
-	return e.onRESTAPI(r, func(api *restAPI) (int, any, error) {
-		parent := api.resources[r.PathValue("parentId")]
-		if parent == nil {
-			return 0, nil, notFound("Invalid Resource identifier specified")
-		}
-		if in.PathPart == "" || strings.Contains(in.PathPart, "/") {
-			return 0, nil, badRequest("Resource's path part must be specified and contain no '/'")
-		}
-		if len(api.resources) >= maxResourcesPerAPI {
-			return 0, nil, limitExceeded("Resources per API exceed the limit of %d", maxResourcesPerAPI)
-		}
-		path := strings.TrimSuffix(parent.Path, "/") + "/" + in.PathPart
-		for _, res := range api.resources {
-			if res.Path == path {
-				return 0, nil, conflict("Another resource with the same parent already has this name: %s", in.PathPart)
-			}
-		}
-		res := &resource{ID: newID(6), ParentID: parent.ID, PathPart: in.PathPart, Path: path, Methods: map[string]*method{}}
-		api.resources[res.ID] = res
-		return http.StatusCreated, res, nil
-	})
 }
 
 var httpMethods = map[string]bool{"GET": true, "POST": true, "PUT": true, "PATCH": true, "DELETE": true, "HEAD": true, "OPTIONS": true, "ANY": true}
 
 func (e *Emulator) putMethod(r *http.Request) (int, any, error) {
 	var in struct {
-		AuthorizationType string `json:"authorizationType"`
-		AuthorizerID      string `json:"authorizerId"`
-		APIKeyRequired    bool   `json:"apiKeyRequired"`
+		AuthorizationType  string          `json:"authorizationType"`
+		RequestValidatorID string          `json:"requestValidatorId"`
+		AuthorizerID       string          `json:"authorizerId"`
+		APIKeyRequired     bool            `json:"apiKeyRequired"`
+		RequestParameters  map[string]bool `json:"requestParameters"`
+		OperationName      string          `json:"operationName"`
+		RequestModels      map[string]any  `json:"requestModels"`
+		AuthorizationScope []string        `json:"authorizationScopes"`
 	}
 	if err := decode(r, &in); err != nil {
+		return 0, nil, err
+	}
+	if err := checkMethodRequestParameters(in.RequestParameters); err != nil {
 		return 0, nil, err
 	}
 	return e.onRESTAPI(r, func(api *restAPI) (int, any, error) {
@@ -248,6 +235,18 @@ func (e *Emulator) putMethod(r *http.Request) (int, any, error) {
 		if !httpMethods[verb] {
 			return 0, nil, badRequest("Invalid HTTP method specified: %s", r.PathValue("httpMethod"))
 		}
+		switch {
+		case len(in.RequestModels) > 0:
+			return 0, nil, badRequest("the API Gateway emulator does not support requestModels (models)")
+		case len(in.AuthorizationScope) > 0:
+			return 0, nil, badRequest("the API Gateway emulator does not support authorizationScopes (Cognito user pools)")
+		}
+		if in.RequestValidatorID != "" {
+			// The emulator has no request validators, so every id is unknown.
+			return 0, nil, badRequest("Invalid Request Validator identifier specified")
+		}
+		// AWS takes the authorization type in lower case too ("none"); the emulator keeps it in upper case.
+		in.AuthorizationType = strings.ToUpper(in.AuthorizationType)
 		switch in.AuthorizationType {
 		case "NONE":
 			if in.AuthorizerID != "" {
@@ -266,7 +265,8 @@ func (e *Emulator) putMethod(r *http.Request) (int, any, error) {
 		if res.Methods[verb] != nil {
 			return 0, nil, conflict("Method already exists for this resource")
 		}
-		m := &method{HTTPMethod: verb, AuthorizationType: in.AuthorizationType, AuthorizerID: in.AuthorizerID, APIKeyRequired: in.APIKeyRequired}
+		m := &method{HTTPMethod: verb, AuthorizationType: in.AuthorizationType, AuthorizerID: in.AuthorizerID, APIKeyRequired: in.APIKeyRequired,
+			RequestParameters: in.RequestParameters, OperationName: in.OperationName}
 		res.Methods[verb] = m
 		return http.StatusCreated, m, nil
 	})
@@ -291,6 +291,14 @@ func (e *Emulator) createAuthorizer(r *http.Request) (int, any, error) {
 	if err := decode(r, &in); err != nil {
 		return 0, nil, err
 	}
+	e.mu.Lock()
+	unknown := e.restAPIs[r.PathValue("restApiId")] == nil
+	e.mu.Unlock()
+	if unknown {
+		// AWS answers CreateAuthorizer on an unknown REST API with 409 ConflictException, not
+		// the 404 every other operation gives; the emulator follows it.
+		return 0, nil, conflict("Unable to create authorizer: Invalid API identifier specified %s:%s", emulatorAccount, r.PathValue("restApiId"))
+	}
 	return e.onRESTAPI(r, func(api *restAPI) (int, any, error) {
 		if in.Name == "" {
 			return 0, nil, badRequest("Authorizer name must be specified")
@@ -302,6 +310,7 @@ func (e *Emulator) createAuthorizer(r *http.Request) (int, any, error) {
 			return 0, nil, limitExceeded("Authorizers per API exceed the limit of %d", maxAuthorizersPerAPI)
 		}
 		in.ID = newID(6)
+		setAuthorizerDefaults(&in)
 		if err := checkAuthorizer(&in); err != nil {
 			return 0, nil, err
 		}

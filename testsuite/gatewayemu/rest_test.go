@@ -30,15 +30,15 @@ func newRESTFixture(t testing.TB, emu *gatewayemu.Emulator, c *apigateway.Client
 		t.Fatal(err)
 	}
 	f := restFixture{api: *api.Id, stage: "prod", rootID: *api.RootResourceId, calls: &atomic.Int32{}}
-	emu.RegisterLambda("arn:lambda:allow-good", func(_ context.Context, req gatewayemu.AuthorizerRequest) (gatewayemu.Effect, error) {
+	emu.RegisterLambda("arn:lambda:allow-good", func(_ context.Context, req gatewayemu.AuthorizerRequest) (gatewayemu.Decision, error) {
 		f.calls.Add(1)
 		switch req.AuthorizationToken {
 		case "good":
-			return gatewayemu.Allow, nil
+			return gatewayemu.Decision{Effect: gatewayemu.Allow}, nil
 		case "denied":
-			return gatewayemu.Deny, nil
+			return gatewayemu.Decision{Effect: gatewayemu.Deny}, nil
 		}
-		return gatewayemu.Unauthorized, nil
+		return gatewayemu.Decision{Effect: gatewayemu.Unauthorized}, nil
 	})
 	auth, err := c.CreateAuthorizer(ctx, &apigateway.CreateAuthorizerInput{
 		RestApiId: api.Id, Name: aws.String("tokens"), Type: types.AuthorizerTypeToken,
@@ -54,15 +54,12 @@ func newRESTFixture(t testing.TB, emu *gatewayemu.Emulator, c *apigateway.Client
 		t.Fatal(err)
 	}
 	for _, res := range []string{f.rootID, *proxy.Id} {
-		if _, err := c.PutMethod(ctx, &apigateway.PutMethodInput{
-			RestApiId: api.Id, ResourceId: aws.String(res), HttpMethod: aws.String("ANY"),
-			AuthorizationType: aws.String("CUSTOM"), AuthorizerId: auth.Id,
-		}); err != nil {
-			t.Fatal(err)
-		}
+		in := &apigateway.PutMethodInput{RestApiId: api.Id, ResourceId: aws.String(res), HttpMethod: aws.String("ANY"),
+			AuthorizationType: aws.String("CUSTOM"), AuthorizerId: auth.Id}
+		putProxyIntegration(t, c, in)
 	}
 	dep, err := c.CreateDeployment(ctx, &apigateway.CreateDeploymentInput{
-		RestApiId: api.Id, StageName: aws.String(f.stage), Variables: map[string]string{gatewayemu.BackendVariable: stableURL},
+		RestApiId: api.Id, StageName: aws.String(f.stage), Variables: map[string]string{"backendUrl": hostPort(stableURL)},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -84,9 +81,14 @@ func TestREST_ControlPlaneRoundTripsThroughTheSDK(t *testing.T) {
 	if err != nil || *st.DeploymentId != f.deployment || st.CanarySettings != nil {
 		t.Fatalf("GetStage = %+v, %v", st, err)
 	}
+	// As on AWS, methods come with the resources only when embedded.
 	res, err := c.GetResources(ctx, &apigateway.GetResourcesInput{RestApiId: &f.api})
-	if err != nil || len(res.Items) != 2 || res.Items[0].ResourceMethods["ANY"].AuthorizerId == nil {
+	if err != nil || len(res.Items) != 2 || len(res.Items[0].ResourceMethods) != 0 {
 		t.Fatalf("GetResources = %+v, %v", res, err)
+	}
+	res, err = c.GetResources(ctx, &apigateway.GetResourcesInput{RestApiId: &f.api, Embed: []string{"methods"}})
+	if err != nil || len(res.Items) != 2 || res.Items[0].ResourceMethods["ANY"].AuthorizerId == nil || res.Items[1].ResourceMethods["ANY"].MethodIntegration == nil {
+		t.Fatalf("GetResources embed=methods = %+v, %v", res, err)
 	}
 	m, err := c.GetMethod(ctx, &apigateway.GetMethodInput{RestApiId: &f.api, ResourceId: &f.rootID, HttpMethod: aws.String("ANY")})
 	if err != nil || *m.AuthorizationType != "CUSTOM" || *m.AuthorizerId != f.authorizer {
@@ -96,7 +98,7 @@ func TestREST_ControlPlaneRoundTripsThroughTheSDK(t *testing.T) {
 	// A canary deployment, its weight, then promotion by copy and removal of the canary.
 	canary, err := c.CreateDeployment(ctx, &apigateway.CreateDeploymentInput{
 		RestApiId: &f.api, StageName: &f.stage,
-		CanarySettings: &types.DeploymentCanarySettings{PercentTraffic: 5, StageVariableOverrides: map[string]string{gatewayemu.BackendVariable: "http://127.0.0.1:1/canary"}},
+		CanarySettings: &types.DeploymentCanarySettings{PercentTraffic: 5, StageVariableOverrides: map[string]string{"backendUrl": "127.0.0.1:1"}},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -114,7 +116,7 @@ func TestREST_ControlPlaneRoundTripsThroughTheSDK(t *testing.T) {
 		{Op: types.OpRemove, Path: aws.String("/canarySettings")},
 		{Op: types.OpRemove, Path: aws.String("/variables/release")},
 	}})
-	if err != nil || *up.DeploymentId != *canary.Id || up.CanarySettings != nil || up.Variables[gatewayemu.BackendVariable] != "http://127.0.0.1:1/canary" || up.Variables["release"] != "" {
+	if err != nil || *up.DeploymentId != *canary.Id || up.CanarySettings != nil || up.Variables["backendUrl"] != "127.0.0.1:1" || up.Variables["release"] != "" {
 		t.Fatalf("UpdateStage promote = %+v, %v", up, err)
 	}
 	// Roll back by pointing the stage at the earlier deployment.
@@ -261,7 +263,7 @@ func TestREST_CanarySplitFollowsPercentTraffic(t *testing.T) {
 	f := newRESTFixture(t, emu, c, backend(t, "stable"))
 	canary, err := c.CreateDeployment(ctx, &apigateway.CreateDeploymentInput{
 		RestApiId: &f.api, StageName: &f.stage,
-		CanarySettings: &types.DeploymentCanarySettings{PercentTraffic: 10, StageVariableOverrides: map[string]string{gatewayemu.BackendVariable: backend(t, "canary")}},
+		CanarySettings: &types.DeploymentCanarySettings{PercentTraffic: 10, StageVariableOverrides: map[string]string{"backendUrl": hostPort(backend(t, "canary"))}},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -327,8 +329,8 @@ func TestREST_TokenAuthorizerAnswersLikeAPIGatewayAndCachesUntilFlushed(t *testi
 	}
 
 	// An authorizer change reaches traffic only through a new deployment, as on AWS.
-	emu.RegisterLambda("arn:lambda:deny-all", func(context.Context, gatewayemu.AuthorizerRequest) (gatewayemu.Effect, error) {
-		return gatewayemu.Deny, nil
+	emu.RegisterLambda("arn:lambda:deny-all", func(context.Context, gatewayemu.AuthorizerRequest) (gatewayemu.Decision, error) {
+		return gatewayemu.Decision{Effect: gatewayemu.Deny}, nil
 	})
 	if _, err := c.UpdateAuthorizer(ctx, &apigateway.UpdateAuthorizerInput{RestApiId: &f.api, AuthorizerId: &f.authorizer, PatchOperations: []types.PatchOperation{
 		{Op: types.OpReplace, Path: aws.String("/authorizerUri"), Value: aws.String("arn:lambda:deny-all")},
@@ -353,12 +355,10 @@ func TestREST_APIKeyRequiredMethodsCheckTheKey(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.PutMethod(ctx, &apigateway.PutMethodInput{RestApiId: api.Id, ResourceId: api.RootResourceId, HttpMethod: aws.String("GET"),
-		AuthorizationType: aws.String("NONE"), ApiKeyRequired: true}); err != nil {
-		t.Fatal(err)
-	}
+	putProxyIntegration(t, c, &apigateway.PutMethodInput{RestApiId: api.Id, ResourceId: api.RootResourceId, HttpMethod: aws.String("GET"),
+		AuthorizationType: aws.String("NONE"), ApiKeyRequired: true})
 	if _, err := c.CreateDeployment(ctx, &apigateway.CreateDeploymentInput{RestApiId: api.Id, StageName: aws.String("prod"),
-		Variables: map[string]string{gatewayemu.BackendVariable: backend(t, "stable")}}); err != nil {
+		Variables: map[string]string{"backendUrl": hostPort(backend(t, "stable"))}}); err != nil {
 		t.Fatal(err)
 	}
 	key, err := c.CreateApiKey(ctx, &apigateway.CreateApiKeyInput{Name: aws.String("partner"), Enabled: true})

@@ -9,6 +9,7 @@ func (e *Emulator) createDeployment(r *http.Request) (int, any, error) {
 		Description      string            `json:"description"`
 		Variables        map[string]string `json:"variables"`
 		TracingEnabled   *bool             `json:"tracingEnabled"`
+		CacheCluster     bool              `json:"cacheClusterEnabled"`
 		CanarySettings   *struct {
 			PercentTraffic         float64           `json:"percentTraffic"`
 			StageVariableOverrides map[string]string `json:"stageVariableOverrides"`
@@ -18,6 +19,9 @@ func (e *Emulator) createDeployment(r *http.Request) (int, any, error) {
 	if err := decode(r, &in); err != nil {
 		return 0, nil, err
 	}
+	if in.CacheCluster {
+		return 0, nil, errNoStageCache
+	}
 	return e.onRESTAPI(r, func(api *restAPI) (int, any, error) {
 		hasMethod := false
 		for _, res := range api.resources {
@@ -25,6 +29,9 @@ func (e *Emulator) createDeployment(r *http.Request) (int, any, error) {
 		}
 		if !hasMethod {
 			return 0, nil, badRequest("The REST API doesn't contain any methods")
+		}
+		if !everyMethodIntegrated(api) {
+			return 0, nil, badRequest("No integration defined for method")
 		}
 		if in.StageName != "" && api.stages[in.StageName] == nil && len(api.stages) >= maxStagesPerAPI {
 			return 0, nil, limitExceeded("Stages per API exceed the limit of %d", maxStagesPerAPI)
@@ -66,7 +73,8 @@ func (e *Emulator) createDeployment(r *http.Request) (int, any, error) {
 				UseStageCache:          in.CanarySettings.UseStageCache,
 			}
 		case st == nil:
-			st = &stage{StageName: in.StageName, Description: in.StageDescription, CreatedDate: now, cache: newAuthorizerCache()}
+			st = newStage(in.StageName, now)
+			st.Description = in.StageDescription
 			api.stages[in.StageName] = st
 			fallthrough
 		default:
@@ -106,9 +114,13 @@ func (e *Emulator) createStage(r *http.Request) (int, any, error) {
 		Variables      map[string]string `json:"variables"`
 		TracingEnabled bool              `json:"tracingEnabled"`
 		CanarySettings *canarySettings   `json:"canarySettings"`
+		CacheCluster   bool              `json:"cacheClusterEnabled"`
 	}
 	if err := decode(r, &in); err != nil {
 		return 0, nil, err
+	}
+	if in.CacheCluster {
+		return 0, nil, errNoStageCache
 	}
 	return e.onRESTAPI(r, func(api *restAPI) (int, any, error) {
 		if in.StageName == "" || !validStageName(in.StageName) {
@@ -138,11 +150,9 @@ func (e *Emulator) createStage(r *http.Request) (int, any, error) {
 			}
 		}
 		now := e.now()
-		st := &stage{
-			StageName: in.StageName, DeploymentID: in.DeploymentID, Description: in.Description,
-			Variables: copyMap(in.Variables), CanarySettings: in.CanarySettings, TracingEnabled: in.TracingEnabled,
-			CreatedDate: now, LastUpdatedDate: now, cache: newAuthorizerCache(),
-		}
+		st := newStage(in.StageName, now)
+		st.DeploymentID, st.Description, st.Variables = in.DeploymentID, in.Description, copyMap(in.Variables)
+		st.CanarySettings, st.TracingEnabled = in.CanarySettings, in.TracingEnabled
 		api.stages[st.StageName] = st
 		return http.StatusCreated, st, nil
 	})
@@ -158,6 +168,23 @@ func (e *Emulator) stageLocked(r *http.Request) (*restAPI, *stage, error) {
 		return nil, nil, notFound("Invalid Stage identifier specified")
 	}
 	return api, st, nil
+}
+
+// errNoStageCache refuses a stage cache, which the emulator does not have, naming the setting.
+var errNoStageCache = badRequest("the API Gateway emulator does not support stage caches (cacheClusterEnabled)")
+
+// getStages lists the API's stages, those of one deployment when deploymentId is given.
+func (e *Emulator) getStages(r *http.Request) (int, any, error) {
+	return e.onRESTAPI(r, func(api *restAPI) (int, any, error) {
+		want := r.URL.Query().Get("deploymentId")
+		items := []*stage{}
+		for _, st := range sortedValues(api.stages, func(st *stage) string { return st.StageName }) {
+			if want == "" || st.DeploymentID == want {
+				items = append(items, st)
+			}
+		}
+		return http.StatusOK, map[string]any{"item": items}, nil
+	})
 }
 
 func (e *Emulator) getStage(r *http.Request) (int, any, error) {
@@ -179,4 +206,17 @@ func (e *Emulator) flushStageAuthorizersCache(r *http.Request) (int, any, error)
 	}
 	st.cache.flush()
 	return http.StatusAccepted, nil, nil
+}
+
+// everyMethodIntegrated reports whether each method has an integration, which AWS requires of a
+// deployment.
+func everyMethodIntegrated(api *restAPI) bool {
+	for _, res := range api.resources {
+		for _, m := range res.Methods {
+			if m.MethodIntegration == nil {
+				return false
+			}
+		}
+	}
+	return true
 }

@@ -27,6 +27,10 @@ func TestThrottle_ControlPlaneQuotasAnswer429AsAWSDoes(t *testing.T) {
 	if _, err := c.PutMethod(ctx, &apigateway.PutMethodInput{RestApiId: api.Id, ResourceId: api.RootResourceId, HttpMethod: aws.String("GET"), AuthorizationType: aws.String("NONE")}, noRetry); err != nil {
 		t.Fatal(err)
 	}
+	if _, err := c.PutIntegration(ctx, &apigateway.PutIntegrationInput{RestApiId: api.Id, ResourceId: api.RootResourceId, HttpMethod: aws.String("GET"),
+		Type: types.IntegrationTypeMock}, noRetry); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := c.CreateDeployment(ctx, &apigateway.CreateDeploymentInput{RestApiId: api.Id, StageName: aws.String("prod")}, noRetry); err != nil {
 		t.Fatal(err)
 	}
