@@ -290,6 +290,10 @@ func checkAuthorizer(a *authorizer) error {
 	if ttl := a.AuthorizerResultTTLInSeconds; ttl != nil && (*ttl < 0 || *ttl > 3600) {
 		return badRequest("Authorizer result TTL must be between 0 and 3600 seconds, got %d", *ttl)
 	}
+	// Cached under no identity source, one decision would answer every request until it expires.
+	if cached := a.AuthorizerResultTTLInSeconds == nil || *a.AuthorizerResultTTLInSeconds > 0; a.Type == "REQUEST" && cached && strings.TrimSpace(a.IdentitySource) == "" {
+		return badRequest("Identity source must be set if authorizer caching is enabled (authorizerResultTtlInSeconds is greater than 0; default 300)")
+	}
 	if a.IdentityValidationExpression != "" {
 		if _, err := regexp.Compile(a.IdentityValidationExpression); err != nil {
 			return badRequest("Invalid identity validation expression: %v", err)
