@@ -54,7 +54,11 @@ type deployment struct {
 // operator asks.
 func Deployment(ctx workflow.Context, s spec.DeploySpec) (DeployResult, error) {
 	s.Normalize()
-	if err := checkInput(ctx, s.Validate, func() error { return s.ValidateWith(spec.RulesOriginal) }); err != nil {
+	current := func() error { return s.ValidateWith(spec.RulesBounded) }
+	if workflow.GetVersion(ctx, changeReleaseLabelRule, workflow.DefaultVersion, 1) == 1 {
+		current = s.Validate
+	}
+	if err := checkInput(ctx, current, func() error { return s.ValidateWith(spec.RulesOriginal) }); err != nil {
 		return DeployResult{}, err
 	}
 	d := newDeployment(ctx, s)
@@ -239,6 +243,10 @@ func (d *deployment) canarySteps(ctx workflow.Context) error {
 	}
 	return nil
 }
+
+// changeReleaseLabelRule: a release label the spec sets itself must be one the authorizer counts
+// (spec.RulesReleaseLabel); runs started before validate with the rules they ran under.
+const changeReleaseLabelRule = "release-label-rule"
 
 // changeReleaseVariable: the canary's stage variable overrides (and so the stage's variables
 // after promotion) carry the release's label, the variable a REQUEST authorizer counts each
