@@ -70,6 +70,9 @@ func (p *Problems) Err(what string) error {
 // two the same): the only labels it counts a release's verifications under.
 const ReleaseLabelPattern = `^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$`
 
+// IsReleaseLabel tells whether v is a release label the authorizer counts.
+func IsReleaseLabel(v string) bool { return releaseLabel.MatchString(v) }
+
 var (
 	apiIDPattern   = regexp.MustCompile(`^[a-z0-9]{10}$`)
 	stagePattern   = regexp.MustCompile(`^[A-Za-z0-9_-]{1,128}$`)
