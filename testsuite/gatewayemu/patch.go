@@ -287,6 +287,11 @@ func checkAuthorizer(a *authorizer) error {
 	if a.Type == "TOKEN" && !strings.HasPrefix(a.IdentitySource, "method.request.header.") {
 		return badRequest("Invalid identity source %q: a TOKEN authorizer reads one header, method.request.header.<name>", a.IdentitySource)
 	}
+	if a.Type == "REQUEST" {
+		if err := checkRequestIdentitySources(a.IdentitySource); err != nil {
+			return err
+		}
+	}
 	if ttl := a.AuthorizerResultTTLInSeconds; ttl != nil && (*ttl < 0 || *ttl > 3600) {
 		return badRequest("Authorizer result TTL must be between 0 and 3600 seconds, got %d", *ttl)
 	}
@@ -297,6 +302,30 @@ func checkAuthorizer(a *authorizer) error {
 	if a.IdentityValidationExpression != "" {
 		if _, err := regexp.Compile(a.IdentityValidationExpression); err != nil {
 			return badRequest("Invalid identity validation expression: %v", err)
+		}
+	}
+	return nil
+}
+
+// requestSourcePrefixes are the REST REQUEST identity sources requestIdentity reads, with a name
+// after the prefix; context.httpMethod is the one context variable it reads.
+var requestSourcePrefixes = []string{"method.request.header.", "method.request.querystring.", "stageVariables."}
+
+// checkRequestIdentitySources refuses an identity source the data plane could not read: AWS
+// refuses one that is not a mapping expression, and one the emulator cannot read would refuse
+// every request with 401 where AWS would call the Lambda.
+func checkRequestIdentitySources(sources string) error {
+	if strings.TrimSpace(sources) == "" {
+		return nil
+	}
+	for _, src := range strings.Split(sources, ",") {
+		src = strings.TrimSpace(src)
+		known := src == "context.httpMethod"
+		for _, p := range requestSourcePrefixes {
+			known = known || (strings.HasPrefix(src, p) && len(src) > len(p))
+		}
+		if !known {
+			return badRequest("Invalid identity source %q: the emulator reads method.request.header.<name>, method.request.querystring.<name>, stageVariables.<name> and context.httpMethod", src)
 		}
 	}
 	return nil
