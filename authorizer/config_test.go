@@ -8,6 +8,7 @@ import (
 
 	"github.com/sethvargo/go-envconfig"
 
+	"github.com/rollgate/rollgate/internal/spec"
 	"github.com/rollgate/rollgate/internal/tokens"
 )
 
@@ -61,6 +62,13 @@ func TestLoadConfig_RefusesBadValuesNamingTheVariable(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tc.key) {
 			t.Errorf("%s=%q: error %v does not name the variable", tc.key, tc.value, err)
 		}
+	}
+}
+
+// A deploy spec refuses a release label this authorizer would count as invalid: one rule for both.
+func TestReleaseLabels_SameRuleAsTheSpec(t *testing.T) {
+	if releaseID.String() != spec.ReleaseLabelPattern {
+		t.Fatalf("the authorizer counts releases matching %s; a spec accepts labels matching %s", releaseID, spec.ReleaseLabelPattern)
 	}
 }
 

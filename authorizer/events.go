@@ -65,6 +65,10 @@ func (a *Authorizer) restRequest(ctx context.Context, raw json.RawMessage) (any,
 	err := json.Unmarshal(raw, &ev)
 	r := request{Token: bearer(header(ev.Headers, "Authorization")), Release: ev.StageVariables[a.cfg.ReleaseVariable],
 		SourceIP: ev.RequestContext.Identity.SourceIP}
+	if len(headerValues(ev.MultiValueHeaders, "Authorization")) > 1 {
+		// headers holds the last; the backend also gets every one, and could read another.
+		r.Token = ""
+	}
 	stage, ok := stageWideARN(ev.MethodArn)
 	if err != nil || !ok {
 		a.reject(r, a.releases.label(r.Release), reasonBadEvent, nil)
@@ -156,4 +160,15 @@ func bearer(v string) string {
 		return strings.TrimSpace(v[7:])
 	}
 	return v
+}
+
+// headerValues is every value of a header in multiValueHeaders, under whatever case of its name.
+func headerValues(h map[string][]string, name string) []string {
+	var out []string
+	for k, v := range h {
+		if strings.EqualFold(k, name) {
+			out = append(out, v...)
+		}
+	}
+	return out
 }

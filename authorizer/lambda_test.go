@@ -277,3 +277,26 @@ func TestLambda_MissingJWKSAtStart_RefusesEveryTokenThenRecovers(t *testing.T) {
 		return err == nil
 	})
 }
+
+// API Gateway puts the last of two Authorization headers in headers and both in
+// multiValueHeaders, which the backend also receives: a REQUEST authorizer refuses the request,
+// as the backend could read the one it did not check (a forged token first, a good one last).
+func TestLambda_RESTRequest_TwoAuthorizationHeaders_Unauthorized(t *testing.T) {
+	iss := newTestIssuer(t, true)
+	m := iss.mint(t, "billing")[0]
+	u := iss.startLambda(t, nil)
+	forged := m.Token[:strings.LastIndex(m.Token, ".")] + ".AAAA"
+	iss.secrets.add(forged)
+	var ev map[string]any
+	if err := json.Unmarshal(event(t, "rest-request", m.Token, "a1b2c3d4e5"), &ev); err != nil {
+		t.Fatal(err)
+	}
+	ev["multiValueHeaders"].(map[string]any)["Authorization"] = []string{"Bearer " + forged, "Bearer " + m.Token}
+	raw, _ := json.Marshal(ev)
+	if _, err := u.invoke(t, raw); err == nil || err.Error() != "Unauthorized" {
+		t.Fatalf("two Authorization headers: %v, want the error Unauthorized", err)
+	}
+	if _, err := u.invoke(t, event(t, "rest-request", m.Token, "a1b2c3d4e5")); err != nil {
+		t.Fatalf("the good token alone: %v", err)
+	}
+}

@@ -37,7 +37,13 @@ func (a *Authorizer) forwardAuth(reg *prometheus.Registry) http.Handler {
 
 func (a *Authorizer) serveAuth(w http.ResponseWriter, r *http.Request) {
 	authz := r.Header.Get("Authorization")
-	id := a.check(r.Context(), request{Token: bearer(authz), Release: r.Header.Get(a.cfg.ReleaseHeader), SourceIP: sourceIP(r)})
+	token := bearer(authz)
+	if len(r.Header.Values("Authorization")) > 1 {
+		// A singleton field (RFC 9110 §11.6.2): the proxy passes every copy on, and the backend
+		// could read one this check never saw.
+		token = ""
+	}
+	id := a.check(r.Context(), request{Token: token, Release: r.Header.Get(a.cfg.ReleaseHeader), SourceIP: sourceIP(r)})
 	if id == nil {
 		// RFC 6750 §3: no error code when the request carried no credentials at all.
 		challenge := `Bearer realm="rollgate"`

@@ -221,3 +221,30 @@ func TestServe_StopsWhenItsContextEnds(t *testing.T) {
 		t.Fatal("still listening after shutdown")
 	}
 }
+
+// Authorization is a singleton field (RFC 9110 §11.6.2): a request with two is refused, since
+// the proxy in front passes both on and the backend may read the one the authorizer did not check
+// (a good token first, a forged one after it).
+func TestServe_TwoAuthorizationHeaders_Refused(t *testing.T) {
+	iss := newTestIssuer(t, true)
+	ms := iss.mint(t, "billing", "mallory")
+	s := iss.startServe(t, nil)
+	forged := ms[0].Token[:strings.LastIndex(ms[0].Token, ".")] + ".AAAA"
+	iss.secrets.add(forged)
+	for _, pair := range [][2]string{{ms[0].Token, forged}, {forged, ms[0].Token}, {ms[0].Token, ms[0].Token}} {
+		req, _ := http.NewRequest("GET", s.url+"/auth", nil)
+		req.Header.Add("Authorization", "Bearer "+pair[0])
+		req.Header.Add("Authorization", "Bearer "+pair[1])
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 401 || resp.Header.Get("X-Rollgate-Subject") != "" {
+			t.Fatalf("two Authorization headers: %d %v; want 401", resp.StatusCode, resp.Header)
+		}
+	}
+	if resp, _ := s.call(t, "GET", "/auth", ms[0].Token, ""); resp.StatusCode != 200 {
+		t.Fatalf("the good token alone: %d", resp.StatusCode)
+	}
+}

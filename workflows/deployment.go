@@ -54,7 +54,11 @@ type deployment struct {
 // operator asks.
 func Deployment(ctx workflow.Context, s spec.DeploySpec) (DeployResult, error) {
 	s.Normalize()
-	if err := checkInput(ctx, s.Validate, func() error { return s.ValidateWith(spec.RulesOriginal) }); err != nil {
+	current := func() error { return s.ValidateWith(spec.RulesBounded) }
+	if workflow.GetVersion(ctx, changeReleaseLabelRule, workflow.DefaultVersion, 1) == 1 {
+		current = s.Validate
+	}
+	if err := checkInput(ctx, current, func() error { return s.ValidateWith(spec.RulesOriginal) }); err != nil {
 		return DeployResult{}, err
 	}
 	d := newDeployment(ctx, s)
@@ -138,6 +142,11 @@ func (d *deployment) run(ctx workflow.Context) error {
 	d.enter(ctx, PhasePreflight, preflight)
 	if err := workflow.ExecuteActivity(controlPlane(short(ctx)), gw.SnapshotGateway, activities.SnapshotInput{Target: d.target, AuthorizerID: s.Auth.AuthorizerID}).Get(ctx, &d.snapshot); err != nil {
 		return err
+	}
+	if workflow.GetVersion(ctx, changeReleaseVariableInUse, workflow.DefaultVersion, 1) == 1 {
+		if err := checkReleaseVariable(s, d.snapshot.Stage); err != nil {
+			return err
+		}
 	}
 	if err := workflow.ExecuteActivity(short(ctx), keysA.SnapshotKey, d.issuer.Key).Get(ctx, &d.key); err != nil {
 		return err
@@ -236,6 +245,30 @@ func (d *deployment) canarySteps(ctx workflow.Context) error {
 		if err := d.bake(stepCtx, step); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// changeReleaseLabelRule: a release label the spec sets itself must be one the authorizer counts
+// (spec.RulesReleaseLabel); runs started before validate with the rules they ran under.
+const changeReleaseLabelRule = "release-label-rule"
+
+// changeReleaseVariableInUse: a release variable naming a stage variable that holds something
+// else than a release label is refused once the stage is read (checkReleaseVariable).
+const changeReleaseVariableInUse = "release-variable-in-use"
+
+// checkReleaseVariable refuses a release variable the stage already uses for something else (a
+// backend URL, a flag): the release would overwrite it with its run id, in the canary and, once
+// promoted, on the stage. A value the spec sets itself is the operator's choice and spec-checked.
+// The error leaves the value out: stage variables may hold what the timeline should not.
+func checkReleaseVariable(s spec.DeploySpec, stage gateway.Stage) error {
+	name := s.Gateway.ReleaseVariableName()
+	if _, set := s.Release.Variables[name]; set {
+		return nil
+	}
+	if v := stage.Variables[name]; v != "" && !spec.IsReleaseLabel(v) {
+		msg := fmt.Sprintf("gateway.releaseVariable %q: the stage's variable of that name holds something else than a release label (%s); name another variable", name, spec.ReleaseLabelPattern)
+		return temporal.NewNonRetryableApplicationError(msg, ErrInvalidSpec, nil)
 	}
 	return nil
 }

@@ -628,6 +628,32 @@ func TestDeployment_InvalidSpecFailsBeforeAnyActivity(t *testing.T) {
 	}
 }
 
+// A release variable naming a stage variable that holds something else than a release label
+// (here the stable backend's URL) is refused once the stage is read, before anything changes: the
+// release would overwrite it with its run id, in the canary and, once promoted, on the stage.
+func TestDeployment_ReleaseVariableNamingAnotherStageVariableIsRefused(t *testing.T) {
+	w := &world{}
+	env := newEnv(t, w)
+	s := testSpec()
+	s.Gateway.ReleaseVariable = "backendUrl"
+	s.Release.Variables = map[string]string{"color": "blue"}
+	env.ExecuteWorkflow(workflows.Deployment, s)
+	r := result(t, env)
+	if r.Outcome != workflows.OutcomeRolledBack || r.Rollback == nil || !strings.Contains(r.Rollback.Reason, "gateway.releaseVariable") {
+		t.Fatalf("outcome %s, rollback %+v", r.Outcome, r.Rollback)
+	}
+	if strings.Contains(r.Rollback.Reason, "127.0.0.1") {
+		t.Fatalf("the reason repeats the stage variable's value: %s", r.Rollback.Reason)
+	}
+	for _, write := range []string{"PrepareKey", "PublishJWKS", "ApplyAuthorizer", "StartCanary", "Restore"} {
+		for _, c := range w.called() {
+			if strings.HasPrefix(c, write) {
+				t.Fatalf("%s ran for a release variable in use: %v", c, w.called())
+			}
+		}
+	}
+}
+
 // A webhook that times out is logged as "notification not delivered" by scheme://host only: the
 // path and query, where Slack-style webhooks keep their secret, stay out of the workflow's log.
 func TestDeployment_UndeliveredNotification_LogsNoWebhookSecret(t *testing.T) {

@@ -77,6 +77,7 @@ func TestDeployment_RefusesEveryInvalidSpecBeforeAnyActivity(t *testing.T) {
 		{"bucket name", func(s *spec.DeploySpec) { s.Auth.JWKSBucket = "Bad_Bucket" }, "auth.jwksBucket"},
 		{"bake too long", func(s *spec.DeploySpec) { s.Canary.Steps[0].Bake = spec.Duration(48 * time.Hour) }, "canary.steps[0].bake"},
 		{"webhook URL instead of a name", func(s *spec.DeploySpec) { s.Notify.Webhook = "https://hooks.example.com/" + webhookSecret }, "notify.webhook"},
+		{"release label the authorizer refuses", func(s *spec.DeploySpec) { s.Release.Variables[s.Gateway.ReleaseVariableName()] = "v2?x" }, "release.variables.rollgateRelease"},
 	}, newEnv)
 }
 

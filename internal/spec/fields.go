@@ -66,6 +66,13 @@ func (p *Problems) Err(what string) error {
 	return &ValidationError{What: what, Problems: slices.Clone(p.list)}
 }
 
+// ReleaseLabelPattern is the authorizer's release id (authorizer/labels.go, whose test holds the
+// two the same): the only labels it counts a release's verifications under.
+const ReleaseLabelPattern = `^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$`
+
+// IsReleaseLabel tells whether v is a release label the authorizer counts.
+func IsReleaseLabel(v string) bool { return releaseLabel.MatchString(v) }
+
 var (
 	apiIDPattern   = regexp.MustCompile(`^[a-z0-9]{10}$`)
 	stagePattern   = regexp.MustCompile(`^[A-Za-z0-9_-]{1,128}$`)
@@ -73,6 +80,7 @@ var (
 	regionPattern  = regexp.MustCompile(`^[a-z]{2}(-[a-z]+)+-\d$`)
 	varName        = regexp.MustCompile(`^[A-Za-z0-9_]{1,64}$`)
 	varValue       = regexp.MustCompile(`^[A-Za-z0-9\-._~:/?#&=,]{0,512}$`)
+	releaseLabel   = regexp.MustCompile(ReleaseLabelPattern)
 	deploymentID   = regexp.MustCompile(`^[a-z0-9]{6,10}$`)
 	authorizerID   = regexp.MustCompile(`^[A-Za-z0-9]{1,64}$`)
 	bucketPattern  = regexp.MustCompile(`^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$`)

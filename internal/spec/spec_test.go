@@ -57,6 +57,14 @@ func TestValidate_NamesTheFieldAndTheAllowedRange(t *testing.T) {
 		{"canary on an HTTP API", func(s *spec.DeploySpec) { s.Gateway.Kind = "http" }, "canary.steps", "HTTP APIs have no canary"},
 		{"variable value", func(s *spec.DeploySpec) { s.Release.Variables["backendUrl"] = "a b" }, "release.variables.backendUrl", "characters"},
 		{"release variable", func(s *spec.DeploySpec) { s.Gateway.ReleaseVariable = "rollgate-release" }, "gateway.releaseVariable", "[A-Za-z0-9_]{1,64}"},
+		// The authorizer would count it as "invalid" (or "unknown" when empty): the canary's
+		// verifications would be counted under no release.
+		{"release label the authorizer refuses", func(s *spec.DeploySpec) { s.Release.Variables["rollgateRelease"] = "v2/../stable" }, "release.variables.rollgateRelease", "[A-Za-z0-9][A-Za-z0-9._:-]{0,63}"},
+		{"empty release label", func(s *spec.DeploySpec) { s.Release.Variables["rollgateRelease"] = "" }, "release.variables.rollgateRelease", "[A-Za-z0-9][A-Za-z0-9._:-]{0,63}"},
+		{"release label too long", func(s *spec.DeploySpec) {
+			s.Gateway.ReleaseVariable = "release"
+			s.Release.Variables["release"] = strings.Repeat("a", 65)
+		}, "release.variables.release", "[A-Za-z0-9][A-Za-z0-9._:-]{0,63}"},
 		{"authorizer", func(s *spec.DeploySpec) { s.Auth.AuthorizerID = "" }, "auth.authorizerId", "required"},
 		{"plain http issuer", func(s *spec.DeploySpec) { s.Auth.Issuer = "http://issuer.example.com" }, "auth.issuer", "https"},
 		{"no audience", func(s *spec.DeploySpec) { s.Auth.Audiences = nil }, "auth.audiences", "at least one"},
@@ -160,6 +168,19 @@ func TestValidateWith_OriginalRulesStillAcceptWhatTheyAccepted(t *testing.T) {
 	v, ok := spec.AsValidation(s.Validate())
 	if !ok || len(v.Problems) != 3 {
 		t.Fatalf("latest rules: %v", v)
+	}
+}
+
+// A deployment started before the release label was checked replays with the rules it ran under.
+func TestValidateWith_BoundedRulesStillAcceptAnyReleaseLabel(t *testing.T) {
+	s := validSpec()
+	s.Release.Variables["rollgateRelease"] = "a/b"
+	if err := s.ValidateWith(spec.RulesBounded); err != nil {
+		t.Fatalf("bounded rules: %v", err)
+	}
+	s.Release.Variables["rollgateRelease"] = "v2.1:canary-7"
+	if err := s.Validate(); err != nil {
+		t.Fatalf("a label the authorizer counts: %v", err)
 	}
 }
 

@@ -22,8 +22,11 @@ const (
 	// RulesBounded also bound free text and canary.stepTimeout, accept http issuers only on a
 	// parsed loopback host, and check the shape of every id, bucket, prefix and audience.
 	RulesBounded
+	// RulesReleaseLabel also check a release label the spec sets itself (its value of
+	// gateway.releaseVariable) against what the authorizer counts a release under.
+	RulesReleaseLabel
 	// LatestRules are the rules of new specs.
-	LatestRules = RulesBounded
+	LatestRules = RulesReleaseLabel
 )
 
 // Validate checks every field and returns a *ValidationError listing all problems, or nil.
@@ -35,6 +38,7 @@ func (s *DeploySpec) ValidateWith(r Rules) error {
 	v.header(s)
 	kind := v.gateway(s.Gateway, s.Canary)
 	v.release(s.Release)
+	v.releaseLabel(s.Gateway, s.Release)
 	v.issuer(s.Auth, kind)
 	v.tokens(s.Auth, kind)
 	v.canary(s.Canary)
@@ -90,6 +94,17 @@ func (v *validation) gateway(g Gateway, c Canary) gateway.Description {
 		v.Add("canary.steps", "%ss have no canary: use a single step of weight 100 (weighted Lambda aliases are not supported yet)", kind.Name)
 	}
 	return kind
+}
+
+// releaseLabel checks the value the spec gives the release variable itself: the authorizer counts
+// a value outside its release ids as "invalid" (and an empty one as "unknown"), which would hide
+// the canary's verifications among no release.
+func (v *validation) releaseLabel(g Gateway, r Release) {
+	name := g.ReleaseVariableName()
+	if label, ok := r.Variables[name]; ok && v.rules >= RulesReleaseLabel && !releaseLabel.MatchString(label) {
+		v.Add("release.variables."+name, "%q: the release's label (gateway.releaseVariable) must match %s, what the authorizer counts releases under",
+			label, releaseLabel.String()[1:len(releaseLabel.String())-1])
+	}
 }
 
 func (v *validation) release(r Release) {

@@ -50,6 +50,12 @@ func TestControlPlane_BadInputGetsAWSShaped400s(t *testing.T) {
 		{"bad authorizer ttl", "PATCH", base + "/restapis/" + f.api + "/authorizers/" + f.authorizer, `{"patchOperations": [{"op": "replace", "path": "/authorizerResultTtlInSeconds", "value": "x"}]}`},
 		{"authorizer unknown path", "PATCH", base + "/restapis/" + f.api + "/authorizers/" + f.authorizer, `{"patchOperations": [{"op": "replace", "path": "/id", "value": "x"}]}`},
 		{"authorizer bad type", "POST", base + "/restapis/" + f.api + "/authorizers", `{"name": "a", "type": "MAGIC"}`},
+		// AWS refuses them: cached under no identity source, one decision would answer every request.
+		{"request authorizer cached without identity source", "POST", base + "/restapis/" + f.api + "/authorizers", `{"name": "a", "type": "REQUEST", "authorizerUri": "u"}`},
+		{"request authorizer identity source the data plane cannot read", "POST", base + "/restapis/" + f.api + "/authorizers", `{"name": "a", "type": "REQUEST", "authorizerUri": "u", "identitySource": "method.request.header.Authorization, context.identity.sourceIp"}`},
+		{"request authorizer identity source not an expression", "POST", base + "/restapis/" + f.api + "/authorizers", `{"name": "a", "type": "REQUEST", "authorizerUri": "u", "identitySource": "Authorization"}`},
+		{"request authorizer identity source without a name", "POST", base + "/restapis/" + f.api + "/authorizers", `{"name": "a", "type": "REQUEST", "authorizerUri": "u", "identitySource": "method.request.header."}`},
+		{"request authorizer cached with an empty identity source", "POST", base + "/restapis/" + f.api + "/authorizers", `{"name": "a", "type": "REQUEST", "authorizerUri": "u", "identitySource": " ", "authorizerResultTtlInSeconds": 60}`},
 		{"deployment bad canary", "POST", base + "/restapis/" + f.api + "/deployments", `{"stageName": "prod", "canarySettings": {"percentTraffic": 101}}`},
 		{"api key too short", "POST", base + "/apikeys", `{"name": "k", "value": "short"}`},
 		{"usage plan key type", "POST", base + "/usageplans/x/keys", `{"keyId": "k", "keyType": "OTHER"}`},
@@ -69,6 +75,14 @@ func TestControlPlane_BadInputGetsAWSShaped400s(t *testing.T) {
 				t.Fatalf("got %d %q %s; want 400 BadRequestException with a message", status, header.Get("X-Amzn-ErrorType"), body)
 			}
 		})
+	}
+	// The sources the data plane reads are accepted together.
+	if status, _, body := raw(t, "POST", base+"/restapis/"+f.api+"/authorizers", `{"name": "a", "type": "REQUEST", "authorizerUri": "u", "identitySource": "method.request.header.Authorization, stageVariables.rollgateRelease,method.request.querystring.v, context.httpMethod"}`); status != http.StatusCreated {
+		t.Fatalf("a REQUEST authorizer with every kind of identity source: %d %s", status, body)
+	}
+	// Without caching, a REQUEST authorizer may have no identity source.
+	if status, _, body := raw(t, "POST", base+"/restapis/"+f.api+"/authorizers", `{"name": "a", "type": "REQUEST", "authorizerUri": "u", "authorizerResultTtlInSeconds": 0}`); status != http.StatusCreated {
+		t.Fatalf("an uncached REQUEST authorizer without identity source: %d %s", status, body)
 	}
 	// Nothing above changed the stage.
 	status, _, body := raw(t, "GET", stage, "")

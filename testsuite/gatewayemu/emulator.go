@@ -265,8 +265,9 @@ func (e *Emulator) fault(operation string) (time.Duration, int) {
 	defer e.mu.Unlock()
 	e.calls[operation]++
 	if e.throttle != nil && operation != "Invoke" {
-		// A call refused by its own quota takes nothing from the shared bucket.
-		if op := e.opThrottle[operation]; (op != nil && !op.Allow()) || !e.throttle.Allow() {
+		// A refused call takes nothing from either bucket: the shared one is looked at first, and
+		// under e.mu nothing else can take its token before this call does.
+		if op := e.opThrottle[operation]; e.throttle.Tokens() < 1 || (op != nil && !op.Allow()) || !e.throttle.Allow() {
 			if e.throttled == nil {
 				e.throttled = map[string]int{}
 			}

@@ -313,12 +313,45 @@ func checkAuthorizer(a *authorizer) error {
 	if a.Type == "TOKEN" && !strings.HasPrefix(a.IdentitySource, "method.request.header.") {
 		return badRequest("Invalid identity source %q: a TOKEN authorizer reads one header, method.request.header.<name>", a.IdentitySource)
 	}
+	if a.Type == "REQUEST" {
+		if err := checkRequestIdentitySources(a.IdentitySource); err != nil {
+			return err
+		}
+	}
 	if ttl := a.AuthorizerResultTTLInSeconds; ttl != nil && (*ttl < 0 || *ttl > 3600) {
 		return badRequest("Authorizer result TTL must be between 0 and 3600 seconds, got %d", *ttl)
+	}
+	// Cached under no identity source, one decision would answer every request until it expires.
+	if cached := a.AuthorizerResultTTLInSeconds == nil || *a.AuthorizerResultTTLInSeconds > 0; a.Type == "REQUEST" && cached && strings.TrimSpace(a.IdentitySource) == "" {
+		return badRequest("Identity source must be set if authorizer caching is enabled (authorizerResultTtlInSeconds is greater than 0; default 300)")
 	}
 	if a.IdentityValidationExpression != "" {
 		if _, err := regexp.Compile(a.IdentityValidationExpression); err != nil {
 			return badRequest("Invalid identity validation expression: %v", err)
+		}
+	}
+	return nil
+}
+
+// requestSourcePrefixes are the REST REQUEST identity sources requestIdentity reads, with a name
+// after the prefix; context.httpMethod is the one context variable it reads.
+var requestSourcePrefixes = []string{"method.request.header.", "method.request.querystring.", "stageVariables."}
+
+// checkRequestIdentitySources refuses an identity source the data plane could not read: AWS
+// refuses one that is not a mapping expression, and one the emulator cannot read would refuse
+// every request with 401 where AWS would call the Lambda.
+func checkRequestIdentitySources(sources string) error {
+	if strings.TrimSpace(sources) == "" {
+		return nil
+	}
+	for _, src := range strings.Split(sources, ",") {
+		src = strings.TrimSpace(src)
+		known := src == "context.httpMethod"
+		for _, p := range requestSourcePrefixes {
+			known = known || (strings.HasPrefix(src, p) && len(src) > len(p))
+		}
+		if !known {
+			return badRequest("Invalid identity source %q: the emulator reads method.request.header.<name>, method.request.querystring.<name>, stageVariables.<name> and context.httpMethod", src)
 		}
 	}
 	return nil
