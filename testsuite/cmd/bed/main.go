@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -62,7 +63,26 @@ func run(ctx context.Context, install, smoke, demo bool, logDir string, ui bool)
 	for _, kv := range bed.Env() {
 		fmt.Printf("export %s=%q\n", kv[0], kv[1])
 	}
+	// CLIs older than the service-specific endpoint variables (AWS CLI v1 before 1.29, v2 before
+	// 2.13) need the endpoint on every command.
+	for _, kv := range bed.Env() {
+		if service, ok := strings.CutPrefix(kv[0], "AWS_ENDPOINT_URL_"); ok {
+			fmt.Printf("# older AWS CLIs: aws %s --endpoint-url %s ...\n", cliService(service), kv[1])
+		}
+	}
 	fmt.Fprintf(os.Stderr, "# test bed up in %s; Ctrl-C stops it\n", time.Since(start).Round(time.Millisecond))
 	<-ctx.Done()
 	return nil
+}
+
+// cliService is the AWS CLI's command for an AWS_ENDPOINT_URL_<SERVICE> variable's service.
+func cliService(service string) string {
+	switch service {
+	case "API_GATEWAY":
+		return "apigateway"
+	case "S3":
+		return "s3api"
+	default:
+		return strings.ToLower(service)
+	}
 }
