@@ -75,6 +75,10 @@ func TestThrottle_ACallRefusedByTheSharedBucketKeepsItsOperationsQuota(t *testin
 	if _, err := c.PutMethod(ctx, &apigateway.PutMethodInput{RestApiId: api.Id, ResourceId: api.RootResourceId, HttpMethod: aws.String("GET"), AuthorizationType: aws.String("NONE")}); err != nil {
 		t.Fatal(err)
 	}
+	if _, err := c.PutIntegration(ctx, &apigateway.PutIntegrationInput{RestApiId: api.Id, ResourceId: api.RootResourceId, HttpMethod: aws.String("GET"),
+		Type: types.IntegrationTypeMock}); err != nil {
+		t.Fatal(err)
+	}
 	// One call every 5 s for the account; CreateDeployment's own quota never refills in this test.
 	emu.SetThrottle(&gatewayemu.Throttle{Rate: 0.2, Burst: 1, PerOperation: map[string]float64{"CreateDeployment": 0.0001}})
 	if _, err := c.GetRestApi(ctx, &apigateway.GetRestApiInput{RestApiId: api.Id}, noRetry); err != nil {
