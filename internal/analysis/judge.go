@@ -58,18 +58,28 @@ func (j Judgement) Acts() bool {
 // Conclude decides at the end of a bake.
 func Judge(m spec.Metric, obs []Observation) Judgement {
 	j := Judgement{Metric: m.Name, Verdict: Running, DryRun: m.DryRun}
+	for _, o := range obs {
+		if j.Verdict != Running {
+			break
+		}
+		j = j.Observe(m, o)
+	}
+	return j
+}
+
+// Observe is the judgement after one more observation: Judge(m, append(obs, o)) for
+// j = Judge(m, obs). A long bake keeps its judgements (a few counters), not every observation.
+func (j Judgement) Observe(m spec.Metric, o Observation) Judgement {
+	if j.Verdict != Running {
+		return j
+	}
 	errLimit := spec.DefaultConsecutiveErrorLimit
 	if m.ConsecutiveErrorLimit != nil {
 		errLimit = *m.ConsecutiveErrorLimit
 	}
-	for _, o := range obs {
-		j.Measured++
-		j.Last = o
-		j.observe(m, o, errLimit)
-		if j.Verdict != Running {
-			break
-		}
-	}
+	j.Measured++
+	j.Last = o
+	j.observe(m, o, errLimit)
 	return j
 }
 
