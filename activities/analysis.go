@@ -15,10 +15,38 @@ import (
 // canary's release and, for maxDelta and maxRatio, the stable release's.
 type AnalysisInput struct {
 	Metrics []spec.Metric
+	// Target is the stage MeasureBaseline measures (a bake measures its probes' target).
+	Target Target `json:",omitzero"`
 	// Release is the label the canary's traffic is counted under; StableRelease the stable
 	// deployment's ("unknown" when the stage carried none before the release).
 	Release       string
 	StableRelease string
+	// Side is the traffic judged: the canary's (default), or the whole stage's for the watch
+	// after promotion, whose maxDelta and maxRatio compare against Baseline (one measurement per
+	// metric, the stage's before the release) instead of a stable side.
+	Side     analysis.Side          `json:",omitempty"`
+	Baseline []analysis.Measurement `json:",omitempty"`
+}
+
+// MeasureBaseline measures each metric over the whole stage for the stable release, before the
+// release changes anything: what the watch after promotion compares against. A metric that
+// cannot be measured has an observation with its error (and then no baseline).
+func (a *Health) MeasureBaseline(ctx context.Context, in AnalysisInput) ([]analysis.Observation, error) {
+	out := make([]analysis.Observation, len(in.Metrics))
+	for i, m := range in.Metrics {
+		p := a.Providers[m.Provider]
+		if p == nil {
+			return nil, temporal.NewNonRetryableApplicationError("no "+m.Provider+" provider on this worker", ErrTypeInvalid, nil)
+		}
+		q := analysis.QueryFor(m, analysis.SideStage, in.StableRelease, in.Target.APIID, in.Target.Stage)
+		meas, err := p.Measure(ctx, q)
+		if err != nil {
+			out[i] = errorObservation(err)
+			continue
+		}
+		out[i] = analysis.Observation{Canary: meas}
+	}
+	return out, nil
 }
 
 // CheckAnalysisInput names the metrics a release will measure.
@@ -82,7 +110,7 @@ func (j *judging) measureDue(ctx context.Context, elapsed time.Duration) {
 		if j.judgements[i].Verdict != analysis.Running {
 			continue
 		}
-		o := j.observe(ctx, m)
+		o := j.observe(ctx, i, m)
 		if ctx.Err() != nil {
 			return // cancelled (an operator's promote, skip or rollback): not the provider's fault
 		}
@@ -91,21 +119,31 @@ func (j *judging) measureDue(ctx context.Context, elapsed time.Duration) {
 }
 
 // observe measures m for the canary and, when the rule compares, for the stable release over
-// the same window ending at the same time.
-func (j *judging) observe(ctx context.Context, m spec.Metric) analysis.Observation {
+// the same window ending at the same time; in a watch, the whole stage against its baseline.
+func (j *judging) observe(ctx context.Context, i int, m spec.Metric) analysis.Observation {
 	p := j.providers[m.Provider]
 	if p == nil {
 		return analysis.Observation{Error: "no " + m.Provider + " provider on this worker"}
 	}
+	side := analysis.SideCanary
+	if j.in.Side != "" {
+		side = j.in.Side
+	}
 	at := time.Now()
-	q := analysis.QueryFor(m, analysis.SideCanary, j.in.Release, j.target.APIID, j.target.Stage)
+	q := analysis.QueryFor(m, side, j.in.Release, j.target.APIID, j.target.Stage)
 	q.At = at
 	var o analysis.Observation
 	var err error
 	if o.Canary, err = p.Measure(ctx, q); err != nil {
 		return errorObservation(err)
 	}
-	if m.MaxDelta != nil || m.MaxRatio != nil {
+	switch {
+	case m.MaxDelta == nil && m.MaxRatio == nil:
+	case side == analysis.SideStage:
+		if i < len(j.in.Baseline) {
+			o.Stable = j.in.Baseline[i]
+		}
+	default:
 		q = analysis.QueryFor(m, analysis.SideStable, j.in.StableRelease, j.target.APIID, j.target.Stage)
 		q.At = at
 		if o.Stable, err = p.Measure(ctx, q); err != nil {

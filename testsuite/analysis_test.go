@@ -43,10 +43,11 @@ func provisionAnalysis(t *testing.T, name string) analysisBed {
 }
 
 // flaky adds a backend failing ratio of its requests, released as version.
-func (b analysisBed) flaky(t *testing.T, version string, ratio float64) {
-	url, stop := testsuite.StartFlakyBackend(version, ratio)
-	t.Cleanup(stop)
-	b.Backends[version] = url
+func (b analysisBed) flaky(t *testing.T, version string, ratio float64) *testsuite.FlakyBackend {
+	fb := testsuite.StartFlakyBackend(version, ratio)
+	t.Cleanup(fb.Close)
+	b.Backends[version] = fb.URL
+	return fb
 }
 
 // traffic drives the stage with the client's delivered token at 50 requests a second.
@@ -72,9 +73,14 @@ func gateway5xx() spec.Metric {
 // own 5xx bound is loose: what is tested is the judgement of the traffic.
 func (b analysisBed) start(t *testing.T, version string, metrics ...spec.Metric) client.WorkflowRun {
 	t.Helper()
+	return b.startWith(t, version, spec.Analysis{Metrics: metrics})
+}
+
+func (b analysisBed) startWith(t *testing.T, version string, a spec.Analysis) client.WorkflowRun {
+	t.Helper()
 	s := b.Spec(version, 30*time.Second)
 	s.Canary.Max5xxRatio, s.Canary.MinProbes = 0.5, 20
-	s.Analysis = &spec.Analysis{Metrics: metrics}
+	s.Analysis = &a
 	s.Normalize()
 	if err := s.Validate(); err != nil {
 		t.Fatal(err)
@@ -224,6 +230,31 @@ func TestAnalysis_PrometheusDownMidBake_InconclusiveAfterTheErrorLimitNeverPromo
 	update(t, b, run, workflows.UpdateRollback, workflows.OperatorRequest{Actor: "bob", Reason: "no metrics"})
 	if res := deployResult(t, run); res.Outcome != workflows.OutcomeRolledBack {
 		t.Fatalf("result %+v", res)
+	}
+}
+
+// A release that starts failing after promotion is rolled back by the watch: the whole stage
+// judged against its baseline, trigger post-promotion, the stage back on the stable deployment,
+// verified.
+func TestAnalysis_ReleaseFailingAfterPromotion_IsRolledBackByTheWatch(t *testing.T) {
+	b := provisionAnalysis(t, "anawatch")
+	fb := b.flaky(t, "later", 0)
+	before := observe(t, b.ReleaseBed)
+	b.traffic(t)
+	m := gateway5xx()
+	m.Window = m.Interval // a short window: the failures show within one interval
+	run := b.startWith(t, "later", spec.Analysis{Metrics: []spec.Metric{m}, Watch: spec.Duration(2 * time.Minute)})
+	awaitStatus(t, b, run, 4*time.Minute, func(st workflows.Status) bool { return st.Phase == workflows.PhaseWatching })
+	fb.SetRatio(0.2)
+	res := deployResult(t, run)
+	if res.Outcome != workflows.OutcomeRolledBack || res.Rollback == nil || res.Rollback.Trigger != workflows.TriggerPostPromotion || !res.Rollback.Verified {
+		t.Fatalf("result %+v, rollback %+v", res, res.Rollback)
+	}
+	if !strings.Contains(res.Rollback.Reason, "metric gateway-5xx fail") || !timelineHas(res.Timeline, "analysis baseline of the stage before the release: gateway-5xx") {
+		t.Fatalf("reason %q, timeline %+v", res.Rollback.Reason, res.Timeline)
+	}
+	if after := observe(t, b.ReleaseBed); after.stage.DeploymentID != before.stage.DeploymentID || after.stage.HasCanary() || after.labels != before.labels {
+		t.Fatalf("after the rollback: stage %+v labels %+v; before: %+v %+v", after.stage, after.labels, before.stage, before.labels)
 	}
 }
 

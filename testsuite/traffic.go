@@ -183,19 +183,36 @@ func (r *ReleaseBed) StartTraffic(ctx context.Context, rate float64) (*Traffic, 
 	})
 }
 
-// StartFlakyBackend is a backend that fails (500) the given ratio of the requests it serves,
-// evenly spread (request n fails when ⌊n·ratio⌋ grows), so that any window of traffic sees the
-// ratio; it answers with version otherwise. It stops with the returned function.
-func StartFlakyBackend(version string, ratio float64) (string, func()) {
-	var served atomic.Int64
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		n := served.Add(1)
+// FlakyBackend is a backend that fails (500) a ratio of the requests it serves, evenly spread
+// (request n fails when ⌊n·ratio⌋ grows), so that any window of traffic sees the ratio; it
+// answers with its version otherwise. The ratio can change while it serves (a release that starts
+// failing after promotion).
+type FlakyBackend struct {
+	URL    string
+	ratio  atomic.Uint64 // math.Float64bits
+	served atomic.Int64
+	srv    *httptest.Server
+}
+
+// StartFlakyBackend starts a backend failing ratio of its requests.
+func StartFlakyBackend(version string, ratio float64) *FlakyBackend {
+	b := &FlakyBackend{}
+	b.SetRatio(ratio)
+	b.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		n, r := b.served.Add(1), math.Float64frombits(b.ratio.Load())
 		w.Header().Set("X-Backend-Version", version)
-		if math.Floor(float64(n)*ratio) > math.Floor(float64(n-1)*ratio) {
+		if math.Floor(float64(n)*r) > math.Floor(float64(n-1)*r) {
 			http.Error(w, version+" failed", http.StatusInternalServerError)
 			return
 		}
 		fmt.Fprintln(w, version)
 	}))
-	return srv.URL, srv.Close
+	b.URL = b.srv.URL
+	return b
 }
+
+// SetRatio changes the ratio of requests that fail from now on.
+func (b *FlakyBackend) SetRatio(ratio float64) { b.ratio.Store(math.Float64bits(ratio)) }
+
+// Close stops the backend.
+func (b *FlakyBackend) Close() { b.srv.Close() }

@@ -136,3 +136,69 @@ func bakeHeartbeat(probeInterval time.Duration, withAnalysis bool) time.Duration
 	}
 	return hb
 }
+
+// measureBaseline measures, before the release changes anything, each metric over the whole
+// stage: what the watch after promotion judges the stage against.
+func (d *deployment) measureBaseline(ctx workflow.Context) error {
+	a := d.spec.Analysis
+	if a == nil || a.Watch.D() == 0 {
+		return nil
+	}
+	var obs []analysis.Observation
+	in := activities.AnalysisInput{Metrics: a.Metrics, Target: d.target, StableRelease: d.stableRelease()}
+	if err := workflow.ExecuteActivity(short(ctx), health.MeasureBaseline, in).Get(ctx, &obs); err != nil {
+		return err
+	}
+	parts := make([]string, len(obs))
+	d.baseline = make([]analysis.Measurement, len(obs))
+	for i, o := range obs {
+		d.baseline[i] = o.Canary
+		parts[i] = fmt.Sprintf("%s %s", a.Metrics[i].Name, o.Canary)
+		if o.Error != "" {
+			parts[i] = fmt.Sprintf("%s not measured (%s)", a.Metrics[i].Name, o.Error)
+		}
+	}
+	d.event(ctx, "analysis baseline of the stage before the release: "+strings.Join(parts, "; "))
+	return nil
+}
+
+// watch keeps judging the whole stage for analysis.watch after promotion, against the baseline;
+// a failed metric or a probe breach rolls the release back (trigger post-promotion). An
+// inconclusive watch is reported; the release, promoted already, stays.
+func (d *deployment) watch(ctx workflow.Context) error {
+	a := d.spec.Analysis
+	if a == nil || a.Watch.D() == 0 {
+		return nil
+	}
+	c := d.spec.Canary
+	d.enter(ctx, PhaseWatching, fmt.Sprintf("watching the whole stage for %s against its baseline before the release", a.Watch.D()))
+	wctx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: a.Watch.D() + 5*time.Minute,
+		HeartbeatTimeout:    bakeHeartbeat(c.ProbeInterval.D(), true),
+		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: time.Second, MaximumAttempts: 5},
+	})
+	var res activities.BakeResult
+	if err := workflow.ExecuteActivity(wctx, health.Bake, activities.BakeInput{
+		Probe:    activities.ProbeInput{Target: d.target, Issuer: d.issuer, Versions: []int{d.version}},
+		Duration: a.Watch.D(), Interval: c.ProbeInterval.D(),
+		MaxRejectionRatio: c.MaxRejectionRatio, Max5xxRatio: c.Max5xxRatio, MinProbes: c.MinProbes,
+		Analysis: &activities.AnalysisInput{Metrics: a.Metrics, Release: d.status.Release, Side: analysis.SideStage, Baseline: d.baseline},
+	}).Get(ctx, &res); err != nil {
+		return err
+	}
+	d.status.Probes, d.status.Analysis = res.ProbeResult, res.Analysis
+	if res.Breach != "" {
+		d.status.Breach = "after promotion: " + res.Breach
+		return temporal.NewNonRetryableApplicationError("health breach after promotion: "+res.Breach, ErrPostPromotionBreach, nil)
+	}
+	switch analysis.Overall(res.Analysis) {
+	case analysis.Fail:
+		d.status.Breach = "after promotion: " + describe(firstActing(res.Analysis, analysis.Fail))
+		return temporal.NewNonRetryableApplicationError("analysis after promotion: "+describe(firstActing(res.Analysis, analysis.Fail)), ErrPostPromotionBreach, nil)
+	case analysis.Inconclusive:
+		d.event(ctx, "watch inconclusive, the release stays promoted: "+describe(firstActing(res.Analysis, analysis.Inconclusive)))
+	default:
+		d.event(ctx, "watch done: "+summary(res.Analysis))
+	}
+	return nil
+}

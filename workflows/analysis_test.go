@@ -203,3 +203,69 @@ func TestDeployment_WithoutAnalysis_BakesProbesOnly(t *testing.T) {
 func timelineHas(tl []workflows.Event, text string) bool {
 	return slices.ContainsFunc(tl, func(e workflows.Event) bool { return strings.Contains(e.Message, text) })
 }
+
+// watchSpec is analysisSpec with a 15-minute watch after promotion.
+func watchSpec() spec.DeploySpec {
+	s := analysisSpec(false)
+	s.Analysis.Watch = spec.Duration(15 * time.Minute)
+	return s
+}
+
+// A watch that sees the stage keep to its rule lets the release finish: the whole stage judged,
+// against the baseline measured in preflight, before the release is recorded.
+func TestDeployment_WatchAfterPromotion_JudgesTheStageThenRecordsTheRelease(t *testing.T) {
+	w := &world{}
+	s := watchSpec()
+	w.judge = func(n int, in activities.BakeInput) []analysis.Judgement {
+		return judged(s, true, []analysis.Observation{measured(0.001, 500)})
+	}
+	env := newEnv(t, w)
+	env.ExecuteWorkflow(workflows.Deployment, s)
+	r := result(t, env)
+	if r.Outcome != workflows.OutcomePromoted || w.count("Bake") != 4 {
+		t.Fatalf("outcome %s, calls %v", r.Outcome, w.called())
+	}
+	calls := w.called()
+	if i := slices.Index(calls, "MeasureBaseline"); i < 0 || i > slices.Index(calls, "PrepareKey") {
+		t.Fatalf("no baseline before the first change: %v", calls)
+	}
+	if tail := calls[len(calls)-3:]; !slices.Equal(tail, []string{"ProbeClients", "Bake", "RecordRelease"}) {
+		t.Fatalf("the watch is not between the reissue and the record: %v", calls)
+	}
+	watch := w.bakes[3]
+	if watch.Duration != 15*time.Minute || watch.Analysis.Side != analysis.SideStage || len(watch.Analysis.Baseline) != 1 ||
+		watch.Analysis.Baseline[0].Value != 0.001 || !slices.Equal(watch.Probe.Versions, []int{4}) {
+		t.Fatalf("watch input %+v, analysis %+v", watch, watch.Analysis)
+	}
+	if !timelineHas(r.Timeline, "watching the whole stage for 15m0s") || !timelineHas(r.Timeline, "watch done: metric gateway-5xx pass") {
+		t.Fatalf("timeline %+v", r.Timeline)
+	}
+}
+
+// A breach seen by the watch rolls the promoted release back through the same saga: trigger
+// post-promotion, the stage and the tokens restored, the release never recorded.
+func TestDeployment_WatchAfterPromotion_BreachRollsBack(t *testing.T) {
+	w := &world{}
+	s := watchSpec()
+	w.judge = func(n int, in activities.BakeInput) []analysis.Judgement {
+		if n == 4 {
+			return judged(s, false, []analysis.Observation{measured(0.001, 500), measured(0.2, 900)})
+		}
+		return judged(s, true, []analysis.Observation{measured(0.001, 500)})
+	}
+	env := newEnv(t, w)
+	env.ExecuteWorkflow(workflows.Deployment, s)
+	r := result(t, env)
+	if r.Outcome != workflows.OutcomeRolledBack || r.Rollback.Trigger != workflows.TriggerPostPromotion || !strings.Contains(r.Rollback.Reason, "canary 0.2 > max 0.01") {
+		t.Fatalf("result %+v, rollback %+v", r, r.Rollback)
+	}
+	after := w.after("PromoteCanary")
+	for _, want := range []string{"RestoreStage", "ReissueTokens(previous)", "VerifyRestored"} {
+		if !slices.Contains(after, want) {
+			t.Fatalf("rollback after promotion lacks %s: %v", want, after)
+		}
+	}
+	if slices.Contains(w.called(), "RecordRelease") {
+		t.Fatalf("a rolled-back release was recorded: %v", w.called())
+	}
+}

@@ -23,6 +23,8 @@ const (
 	ErrHealthBreach = "HealthBreach" // tokens or traffic failed a check: roll back, do not retry
 	// ErrAnalysisFailed: an analysis metric of the real traffic failed its rule: roll back.
 	ErrAnalysisFailed = "AnalysisFailed"
+	// ErrPostPromotionBreach: the watch after promotion saw the stage break a rule: roll back.
+	ErrPostPromotionBreach = "PostPromotionBreach"
 )
 
 // Rollback triggers: a RollbackReport's Trigger and the trigger label of rollgate_rollbacks_total.
@@ -32,7 +34,8 @@ const (
 	TriggerActivityFailure = "activity-failure"
 	TriggerStepTimeout     = "step-timeout"
 	TriggerCancelled       = "cancelled"
-	TriggerAnalysis        = "analysis" // a metric of the real traffic failed its rule
+	TriggerAnalysis        = "analysis"       // a metric of the real traffic failed its rule
+	TriggerPostPromotion   = "post-promotion" // the watch after promotion saw the stage break a rule
 )
 
 // Phase is where a deployment is; it is also the RollgatePhase search attribute.
@@ -47,6 +50,7 @@ const (
 	PhaseBaking       Phase = "baking"
 	PhasePromoting    Phase = "promoting"
 	PhaseReissuing    Phase = "reissuing"
+	PhaseWatching     Phase = "watching" // promoted, the whole stage judged against its baseline
 	PhaseFinalizing   Phase = "finalizing"
 	PhasePromoted     Phase = "promoted"
 	PhaseRollingBack  Phase = "rolling-back"

@@ -41,6 +41,8 @@ type deployment struct {
 	version  int // the key version the release signs with
 	canaryID string
 	reissued []activities.Issued
+	// baseline is each analysis metric over the whole stage before the release, for the watch.
+	baseline []analysis.Measurement
 
 	cancelRun  workflow.CancelFunc
 	cancelBake workflow.CancelFunc
@@ -153,6 +155,9 @@ func (d *deployment) run(ctx workflow.Context) error {
 		return err
 	}
 	d.event(ctx, fmt.Sprintf("snapshot: deployment %s, key %s labels %+v", d.snapshot.Stage.DeploymentID, s.Auth.TransitKey, d.key.Labels))
+	if err := d.measureBaseline(ctx); err != nil {
+		return err
+	}
 
 	if s.Auth.RotateKey {
 		d.enter(ctx, PhasePreparingKey, "rotating the signing key in Vault")

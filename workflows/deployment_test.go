@@ -218,6 +218,13 @@ func newEnv(t *testing.T, w *world) *testsuite.TestWorkflowEnvironment {
 	env.OnActivity(health.CheckAnalysis, mock.Anything, mock.Anything).Return(func(context.Context, activities.CheckAnalysisInput) error {
 		return w.record("CheckAnalysis")
 	})
+	env.OnActivity(health.MeasureBaseline, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.AnalysisInput) ([]analysis.Observation, error) {
+		out := make([]analysis.Observation, len(in.Metrics))
+		for i := range out {
+			out[i] = analysis.Observation{Canary: analysis.Measurement{Value: 0.001, Samples: 5000, HasData: true}}
+		}
+		return out, w.record("MeasureBaseline")
+	})
 	env.OnActivity(health.ProbeClients, mock.Anything, mock.Anything).Return(func(context.Context, activities.ClientsInput) (activities.ProbeResult, error) {
 		return activities.ProbeResult{Probes: 2, Accepted: 2}, w.record("ProbeClients")
 	})
