@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
+	"sync"
 	"time"
 
 	"go.temporal.io/sdk/activity"
@@ -208,6 +210,8 @@ func (a *Health) Bake(ctx context.Context, in BakeInput) (BakeResult, error) {
 	defer a.revoke(ctx, toks)
 	start := time.Now().Add(-p.Elapsed)
 	judge := newJudging(in.Analysis, in.Probe.Target, a.Providers, p.Analysis, p.Elapsed)
+	beat := startKeepAlive(ctx, in.Analysis != nil)
+	defer beat.stop()
 	res := BakeResult{ProbeResult: p.Result}
 	nextProbe := p.Elapsed
 	for {
@@ -223,7 +227,7 @@ func (a *Health) Bake(ctx context.Context, in BakeInput) (BakeResult, error) {
 			nextProbe = max(nextProbe+in.Interval, elapsed)
 		}
 		judge.measureDue(ctx, elapsed)
-		activity.RecordHeartbeat(ctx, BakeProgress{Result: res.ProbeResult, Elapsed: time.Since(start), Analysis: judge.judgements})
+		beat.record(BakeProgress{Result: res.ProbeResult, Elapsed: time.Since(start), Analysis: slices.Clone(judge.judgements)})
 		if res.Breach = breach(res.ProbeResult, in); res.Breach != "" || judge.stops() {
 			res.Analysis = judge.judgements
 			return res, nil
@@ -243,6 +247,60 @@ func (a *Health) Bake(ctx context.Context, in BakeInput) (BakeResult, error) {
 	}
 	res.Analysis = judge.concluded()
 	return res, nil
+}
+
+// keepAlive heartbeats a bake's last progress every second from a goroutine of its own, so that
+// a slow measurement (a provider may take its whole timeout, seconds) never lets the heartbeat
+// timeout expire; the SDK throttles what it sends to the server.
+type keepAlive struct {
+	ctx  context.Context
+	mu   sync.Mutex
+	last *BakeProgress
+	quit chan struct{}
+	done chan struct{}
+}
+
+// startKeepAlive starts heartbeating when on; off, record heartbeats only when called.
+func startKeepAlive(ctx context.Context, on bool) *keepAlive {
+	k := &keepAlive{ctx: ctx}
+	if !on {
+		return k
+	}
+	k.quit, k.done = make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(k.done)
+		tick := time.NewTicker(time.Second)
+		defer tick.Stop()
+		for {
+			select {
+			case <-k.quit:
+				return
+			case <-tick.C:
+			}
+			k.mu.Lock()
+			last := k.last
+			k.mu.Unlock()
+			if last != nil {
+				activity.RecordHeartbeat(ctx, *last)
+			}
+		}
+	}()
+	return k
+}
+
+// record heartbeats p now and keeps it for the next beats.
+func (k *keepAlive) record(p BakeProgress) {
+	k.mu.Lock()
+	k.last = &p
+	k.mu.Unlock()
+	activity.RecordHeartbeat(k.ctx, p)
+}
+
+func (k *keepAlive) stop() {
+	if k.quit != nil {
+		close(k.quit)
+		<-k.done
+	}
 }
 
 // cancelled is what a cancelled bake returns: its counts and its judgements as they stand.

@@ -22,7 +22,7 @@ type analysisBed struct {
 	prom *testsuite.Prometheus
 }
 
-func provisionAnalysis(t *testing.T, name string) analysisBed {
+func provisionAnalysis(t testing.TB, name string) analysisBed {
 	t.Helper()
 	bed := shared.Bed(t)
 	target, err := bed.Gateway.ServeMetrics()
@@ -43,7 +43,7 @@ func provisionAnalysis(t *testing.T, name string) analysisBed {
 }
 
 // flaky adds a backend failing ratio of its requests, released as version.
-func (b analysisBed) flaky(t *testing.T, version string, ratio float64) *testsuite.FlakyBackend {
+func (b analysisBed) flaky(t testing.TB, version string, ratio float64) *testsuite.FlakyBackend {
 	fb := testsuite.StartFlakyBackend(version, ratio)
 	t.Cleanup(fb.Close)
 	b.Backends[version] = fb.URL
@@ -51,7 +51,7 @@ func (b analysisBed) flaky(t *testing.T, version string, ratio float64) *testsui
 }
 
 // traffic drives the stage with the client's delivered token at 50 requests a second.
-func (b analysisBed) traffic(t *testing.T) *testsuite.Traffic {
+func (b analysisBed) traffic(t testing.TB) *testsuite.Traffic {
 	t.Helper()
 	tr, err := b.StartTraffic(context.Background(), 50)
 	if err != nil {
@@ -71,12 +71,12 @@ func gateway5xx() spec.Metric {
 
 // start starts a release of version (two 30 s canary steps) judged by the metrics. The probes'
 // own 5xx bound is loose: what is tested is the judgement of the traffic.
-func (b analysisBed) start(t *testing.T, version string, metrics ...spec.Metric) client.WorkflowRun {
+func (b analysisBed) start(t testing.TB, version string, metrics ...spec.Metric) client.WorkflowRun {
 	t.Helper()
 	return b.startWith(t, version, spec.Analysis{Metrics: metrics})
 }
 
-func (b analysisBed) startWith(t *testing.T, version string, a spec.Analysis) client.WorkflowRun {
+func (b analysisBed) startWith(t testing.TB, version string, a spec.Analysis) client.WorkflowRun {
 	t.Helper()
 	s := b.Spec(version, 30*time.Second)
 	s.Canary.Max5xxRatio, s.Canary.MinProbes = 0.5, 20
@@ -96,7 +96,7 @@ func (b analysisBed) startWith(t *testing.T, version string, a spec.Analysis) cl
 }
 
 // awaitStatus polls the status query until ok, for up to limit.
-func awaitStatus(t *testing.T, b analysisBed, run client.WorkflowRun, limit time.Duration, ok func(workflows.Status) bool) workflows.Status {
+func awaitStatus(t testing.TB, b analysisBed, run client.WorkflowRun, limit time.Duration, ok func(workflows.Status) bool) workflows.Status {
 	t.Helper()
 	deadline := time.Now().Add(limit)
 	var st workflows.Status

@@ -128,13 +128,10 @@ func summary(js []analysis.Judgement) string {
 }
 
 // bakeHeartbeat is the bake's heartbeat timeout: short, since a cancellation reaches an activity
-// with a heartbeat, but with analysis long enough for a measurement against a slow provider.
-func bakeHeartbeat(probeInterval time.Duration, withAnalysis bool) time.Duration {
-	hb := max(3*probeInterval, 10*time.Second)
-	if withAnalysis {
-		hb = max(hb, 45*time.Second)
-	}
-	return hb
+// with a heartbeat. With analysis the bake heartbeats every second from a goroutine of its own,
+// so a slow measurement does not need a longer timeout.
+func bakeHeartbeat(probeInterval time.Duration) time.Duration {
+	return max(3*probeInterval, 10*time.Second)
 }
 
 // measureBaseline measures, before the release changes anything, each metric over the whole
@@ -174,7 +171,7 @@ func (d *deployment) watch(ctx workflow.Context) error {
 	d.enter(ctx, PhaseWatching, fmt.Sprintf("watching the whole stage for %s against its baseline before the release", a.Watch.D()))
 	wctx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		StartToCloseTimeout: a.Watch.D() + 5*time.Minute,
-		HeartbeatTimeout:    bakeHeartbeat(c.ProbeInterval.D(), true),
+		HeartbeatTimeout:    bakeHeartbeat(c.ProbeInterval.D()),
 		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: time.Second, MaximumAttempts: 5},
 	})
 	var res activities.BakeResult

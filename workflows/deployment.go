@@ -316,7 +316,7 @@ func (d *deployment) bakeOnce(ctx workflow.Context, step spec.Step) ([]analysis.
 		// The SDK sends heartbeats at most every 80% of this timeout, and an activity learns of its
 		// cancellation from a heartbeat, so keep it short. The workflow does not wait for the bake
 		// to acknowledge a cancellation: a rollback starts at once.
-		HeartbeatTimeout: bakeHeartbeat(c.ProbeInterval.D(), d.spec.Analysis != nil),
+		HeartbeatTimeout: bakeHeartbeat(c.ProbeInterval.D()),
 		RetryPolicy:      &temporal.RetryPolicy{InitialInterval: time.Second, MaximumAttempts: 5},
 	})
 	var res activities.BakeResult
