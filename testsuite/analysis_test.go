@@ -182,6 +182,12 @@ func TestAnalysis_CanaryFailingHalfAPercent_IsPromotedAndADryRunBreachIsOnlyRepo
 	if after := observe(t, b.ReleaseBed); after.stage.DeploymentID != res.ReleaseDeploymentID {
 		t.Fatalf("stage %+v, want the release %s", after.stage, res.ReleaseDeploymentID)
 	}
+	// Measurements live in the bake activity: the history does not grow with them.
+	events := historyLength(t, b.ReleaseBed, run)
+	if events >= 300 {
+		t.Fatalf("a 2-step canary with 2 metrics wrote %d history events", events)
+	}
+	t.Logf("promoted in %d history events, %d measurements of gateway-5xx", events, res.Analysis[0].Measured)
 }
 
 // Without traffic on the canary nothing can be judged: the release pauses, inconclusive, and is
