@@ -150,6 +150,7 @@ func TestAnalysis_CanaryFailing3Percent_IsRolledBackByGateway5xx(t *testing.T) {
 	if after := observe(t, b.ReleaseBed); after.stage.DeploymentID != before.stage.DeploymentID || after.stage.HasCanary() {
 		t.Fatalf("stage after the rollback %+v, before %+v", after.stage, before.stage)
 	}
+	replay(t, b.ReleaseBed, run, "deployment-analysis-rollback.json")
 	c := tr.Counts()
 	t.Logf("traffic %+v; judgement %+v", c, res.Analysis[0])
 	if c.CanaryErrors == 0 {
@@ -262,6 +263,7 @@ func TestAnalysis_ReleaseFailingAfterPromotion_IsRolledBackByTheWatch(t *testing
 	if after := observe(t, b.ReleaseBed); after.stage.DeploymentID != before.stage.DeploymentID || after.stage.HasCanary() || after.labels != before.labels {
 		t.Fatalf("after the rollback: stage %+v labels %+v; before: %+v %+v", after.stage, after.labels, before.stage, before.labels)
 	}
+	replay(t, b.ReleaseBed, run, "deployment-watch-rollback.json")
 }
 
 func timelineHas(tl []workflows.Event, text string) bool {
