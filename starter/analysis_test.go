@@ -45,8 +45,8 @@ func TestPrintStatusAndResult_ShowEachMetricsJudgement(t *testing.T) {
 	}
 }
 
-// While a step bakes, status shows the judgements of the bake's last heartbeat: the workflow
-// learns them only when the bake ends.
+// While a step bakes, or the stage is watched after promotion, status shows the judgements of the
+// bake's last heartbeat: the workflow learns them only when the bake ends.
 func TestWithLiveBake_ShowsTheBakesJudgements(t *testing.T) {
 	js := judgements()
 	dc := converter.GetDefaultDataConverter()
@@ -57,11 +57,15 @@ func TestWithLiveBake_ShowsTheBakesJudgements(t *testing.T) {
 	desc := &workflowservice.DescribeWorkflowExecutionResponse{PendingActivities: []*workflowpb.PendingActivityInfo{{
 		ActivityType: &commonpb.ActivityType{Name: activities.BakeActivity}, HeartbeatDetails: details,
 	}}}
+	for _, phase := range []workflows.Phase{workflows.PhaseBaking, workflows.PhaseWatching} {
+		st := workflows.Status{Phase: phase}
+		withLiveBake(&st, desc, dc)
+		if len(st.Analysis) != 2 || st.Analysis[0].Verdict != analysis.Fail || st.Probes.Probes != 4 {
+			t.Fatalf("%s: status %+v", phase, st)
+		}
+	}
 	st := workflows.Status{Phase: workflows.PhaseBaking}
 	withLiveBake(&st, desc, dc)
-	if len(st.Analysis) != 2 || st.Analysis[0].Verdict != analysis.Fail || st.Probes.Probes != 4 {
-		t.Fatalf("status %+v", st)
-	}
 	if line := analysisLine(st.Analysis); !strings.Contains(line, "gateway-5xx 0.031 (1000 req) fail") {
 		t.Fatalf("progress line %q", line)
 	}

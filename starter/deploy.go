@@ -109,9 +109,9 @@ func follow(ctx context.Context, c *temporalConn, run client.WorkflowRun) (workf
 			if st, err := liveStatus(ctx, c, run.GetID(), run.GetRunID()); err == nil {
 				printTimeline(os.Stderr, "", st.Timeline[min(seen, len(st.Timeline)):])
 				seen = max(seen, len(st.Timeline))
-				if st.Phase == workflows.PhaseBaking && !st.BakeEnds.IsZero() {
-					line := fmt.Sprintf("          baking at %v%%: %d probes, %d rejected, %d 5xx, %s left",
-						st.Weight, st.Probes.Probes, st.Probes.Rejected, st.Probes.ServerErrors, time.Until(st.BakeEnds).Round(time.Second))
+				if (st.Phase == workflows.PhaseBaking || st.Phase == workflows.PhaseWatching) && !st.BakeEnds.IsZero() {
+					line := fmt.Sprintf("          %s at %v%%: %d probes, %d rejected, %d 5xx, %s left",
+						st.Phase, st.Weight, st.Probes.Probes, st.Probes.Rejected, st.Probes.ServerErrors, time.Until(st.BakeEnds).Round(time.Second))
 					if len(st.Analysis) > 0 {
 						line += "; " + analysisLine(st.Analysis)
 					}

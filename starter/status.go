@@ -130,7 +130,7 @@ func liveStatus(ctx context.Context, c *temporalConn, id, runID string) (workflo
 // the workflow's own counters are the previous check's until the bake ends. A bake whose
 // heartbeat has not arrived (or cannot be read) shows none rather than the previous check's.
 func withLiveBake(st *workflows.Status, desc *workflowservice.DescribeWorkflowExecutionResponse, payloads converter.DataConverter) {
-	if st.Phase != workflows.PhaseBaking {
+	if st.Phase != workflows.PhaseBaking && st.Phase != workflows.PhaseWatching {
 		return
 	}
 	for _, pa := range desc.GetPendingActivities() {

@@ -169,6 +169,8 @@ func (d *deployment) watch(ctx workflow.Context) error {
 	}
 	c := d.spec.Canary
 	d.enter(ctx, PhaseWatching, fmt.Sprintf("watching the whole stage for %s against its baseline before the release", a.Watch.D()))
+	d.status.BakeEnds = workflow.Now(ctx).Add(a.Watch.D())
+	defer func() { d.status.BakeEnds = time.Time{} }()
 	wctx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		StartToCloseTimeout: a.Watch.D() + 5*time.Minute,
 		HeartbeatTimeout:    bakeHeartbeat(c.ProbeInterval.D()),

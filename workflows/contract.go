@@ -80,7 +80,7 @@ type Status struct {
 	Steps     int
 	Weight    float64
 	Paused    bool
-	BakeEnds  time.Time // zero when not baking
+	BakeEnds  time.Time // zero when not baking (or watching after promotion)
 	Probes    activities.ProbeResult
 	Breach    string
 	Timeline  []Event
