@@ -5,10 +5,13 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
+	"sync"
 	"time"
 
 	"go.temporal.io/sdk/activity"
 
+	"github.com/rollgate/rollgate/internal/analysis"
 	"github.com/rollgate/rollgate/internal/keys"
 	"github.com/rollgate/rollgate/internal/registry"
 	"github.com/rollgate/rollgate/internal/tokens"
@@ -27,6 +30,8 @@ type Health struct {
 	// CanaryHeader is a response header that the release's backend sets to "true", so probes
 	// can count the answers the canary served; empty counts none.
 	CanaryHeader string
+	// Providers measure the analysis metrics a bake judges.
+	Providers analysis.Providers
 }
 
 // ProbeInput says how to probe a stage.
@@ -157,7 +162,7 @@ func (a *Health) Probe(ctx context.Context, in ProbeInput) (ProbeResult, error) 
 }
 
 // BakeInput is a bake: probes every Interval for Duration, judged against the thresholds once
-// at least MinProbes were made.
+// at least MinProbes were made, and the analysis metrics measured every metric's interval.
 type BakeInput struct {
 	Probe             ProbeInput
 	Duration          time.Duration
@@ -165,29 +170,34 @@ type BakeInput struct {
 	MaxRejectionRatio float64
 	Max5xxRatio       float64
 	MinProbes         int
+	Analysis          *AnalysisInput `json:",omitempty"`
 }
 
-// BakeResult is what a bake saw; Breach, when set, says which threshold was crossed.
+// BakeResult is what a bake saw; Breach, when set, says which threshold was crossed. Analysis
+// is each metric's judgement: concluded when the bake ran its length, as it stood when a verdict
+// ended the bake early or an operator cancelled it.
 type BakeResult struct {
 	ProbeResult
-	Breach string
+	Breach   string
+	Analysis []analysis.Judgement `json:",omitempty"`
 }
 
 // BakeProgress is what a running bake has seen so far, in its heartbeat details: the workflow
 // learns a bake's counters only when it ends, so an operator's view reads them from the
-// deployment's description (pending activity BakeActivity).
+// deployment's description (pending activity BakeActivity). A retried bake resumes from it.
 type BakeProgress struct {
-	Result  ProbeResult
-	Elapsed time.Duration
+	Result   ProbeResult
+	Elapsed  time.Duration
+	Analysis []analysis.Judgement `json:",omitempty"`
 }
 
 // BakeActivity is the activity type name the worker registers Health.Bake under.
 const BakeActivity = "Bake"
 
-// Bake probes for the bake's duration inside one heartbeating activity, so hours of probes cost
-// the workflow a handful of history events. It returns early on a breach, and resumes from its
-// last heartbeat after a worker crash. Cancelling it (an operator's promote, skip or rollback)
-// returns what it saw so far.
+// Bake probes and measures for the bake's duration inside one heartbeating activity, so hours of
+// probes and measurements cost the workflow a handful of history events. It returns early on a
+// probe breach or a metric's acting verdict, and resumes from its last heartbeat after a worker
+// crash. Cancelling it (an operator's promote, skip or rollback) returns what it saw so far.
 func (a *Health) Bake(ctx context.Context, in BakeInput) (BakeResult, error) {
 	var p BakeProgress
 	if activity.HasHeartbeatDetails(ctx) {
@@ -198,34 +208,121 @@ func (a *Health) Bake(ctx context.Context, in BakeInput) (BakeResult, error) {
 		return BakeResult{}, err
 	}
 	defer a.revoke(ctx, toks)
-	tick := time.NewTicker(in.Interval)
-	defer tick.Stop()
 	start := time.Now().Add(-p.Elapsed)
+	judge := newJudging(in.Analysis, in.Probe.Target, a.Providers, p.Analysis, p.Elapsed)
+	beat := startKeepAlive(ctx, in.Analysis != nil)
+	defer beat.stop()
 	res := BakeResult{ProbeResult: p.Result}
-	for time.Since(start) < in.Duration {
-		for _, t := range toks {
-			status, canary, err := a.call(ctx, in.Probe, t.Token)
-			if ctx.Err() != nil {
-				return res, nil
-			}
-			if err != nil {
-				res.ServerErrors++ // an unreachable stage counts against it
-				res.Probes++
-				continue
-			}
-			res.add(status, canary)
+	nextProbe := p.Elapsed
+	for {
+		elapsed := time.Since(start)
+		if elapsed >= in.Duration {
+			judge.measureDue(ctx, in.Duration) // a measurement due as the bake ends still counts
+			break
 		}
-		activity.RecordHeartbeat(ctx, BakeProgress{Result: res.ProbeResult, Elapsed: time.Since(start)})
-		if res.Breach = breach(res.ProbeResult, in); res.Breach != "" {
+		if elapsed >= nextProbe {
+			if a.probeRound(ctx, in.Probe, toks, &res.ProbeResult); ctx.Err() != nil {
+				return cancelled(res, judge), nil
+			}
+			nextProbe = max(nextProbe+in.Interval, elapsed)
+		}
+		judge.measureDue(ctx, elapsed)
+		beat.record(BakeProgress{Result: res.ProbeResult, Elapsed: time.Since(start), Analysis: slices.Clone(judge.judgements)})
+		if res.Breach = breach(res.ProbeResult, in); res.Breach != "" || judge.stops() {
+			res.Analysis = judge.judgements
 			return res, nil
+		}
+		wake := min(nextProbe, in.Duration)
+		if due, ok := judge.nextDue(); ok {
+			wake = min(wake, due)
 		}
 		select {
 		case <-ctx.Done():
-			return res, nil
-		case <-tick.C:
+			return cancelled(res, judge), nil
+		case <-time.After(wake - time.Since(start)):
 		}
 	}
+	if ctx.Err() != nil {
+		return cancelled(res, judge), nil
+	}
+	res.Analysis = judge.concluded()
 	return res, nil
+}
+
+// keepAlive heartbeats a bake's last progress every second from a goroutine of its own, so that
+// a slow measurement (a provider may take its whole timeout, seconds) never lets the heartbeat
+// timeout expire; the SDK throttles what it sends to the server.
+type keepAlive struct {
+	ctx  context.Context
+	mu   sync.Mutex
+	last *BakeProgress
+	quit chan struct{}
+	done chan struct{}
+}
+
+// startKeepAlive starts heartbeating when on; off, record heartbeats only when called.
+func startKeepAlive(ctx context.Context, on bool) *keepAlive {
+	k := &keepAlive{ctx: ctx}
+	if !on {
+		return k
+	}
+	k.quit, k.done = make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(k.done)
+		tick := time.NewTicker(time.Second)
+		defer tick.Stop()
+		for {
+			select {
+			case <-k.quit:
+				return
+			case <-tick.C:
+			}
+			k.mu.Lock()
+			last := k.last
+			k.mu.Unlock()
+			if last != nil {
+				activity.RecordHeartbeat(ctx, *last)
+			}
+		}
+	}()
+	return k
+}
+
+// record heartbeats p now and keeps it for the next beats.
+func (k *keepAlive) record(p BakeProgress) {
+	k.mu.Lock()
+	k.last = &p
+	k.mu.Unlock()
+	activity.RecordHeartbeat(k.ctx, p)
+}
+
+func (k *keepAlive) stop() {
+	if k.quit != nil {
+		close(k.quit)
+		<-k.done
+	}
+}
+
+// cancelled is what a cancelled bake returns: its counts and its judgements as they stand.
+func cancelled(res BakeResult, j *judging) BakeResult {
+	res.Analysis = j.judgements
+	return res
+}
+
+// probeRound presents each probe token once; an unreachable stage counts against it.
+func (a *Health) probeRound(ctx context.Context, in ProbeInput, toks []tokens.Minted, res *ProbeResult) {
+	for _, t := range toks {
+		status, canary, err := a.call(ctx, in, t.Token)
+		if ctx.Err() != nil {
+			return
+		}
+		if err != nil {
+			res.ServerErrors++
+			res.Probes++
+			continue
+		}
+		res.add(status, canary)
+	}
 }
 
 func breach(r ProbeResult, in BakeInput) string {

@@ -11,6 +11,7 @@ import (
 	vault "github.com/hashicorp/vault/api"
 	"go.temporal.io/sdk/worker"
 
+	"github.com/rollgate/rollgate/internal/analysis"
 	"github.com/rollgate/rollgate/internal/gateway"
 	"github.com/rollgate/rollgate/internal/keys"
 	"github.com/rollgate/rollgate/internal/registry"
@@ -38,6 +39,9 @@ type Clients struct {
 	ReleasesTable string
 	// MaxTokenLifetime is the verifiers' maximum token lifetime (0: no limit on reissue).
 	MaxTokenLifetime time.Duration
+	// Providers measure analysis metrics, by the provider name a spec gives; none: a spec with
+	// analysis fails in preflight.
+	Providers analysis.Providers
 }
 
 // Set is one of each activity struct, wired to the same clients.
@@ -60,7 +64,7 @@ func NewSet(c Clients) *Set {
 		Gateway:  &Gateway{Gateways: gateway.NewSet(c.APIGateway, c.HTTPAPIs), APIKeys: &gateway.REST{API: c.APIGateway}},
 		Keys:     &Keys{Transit: transit, Labels: &keys.LabelStore{Client: c.Vault, Mount: c.KVMount}},
 		Tokens:   &Tokens{Transit: transit, S3: c.S3, Registry: &reg, Delivery: delivery, HTTP: c.HTTP, MaxLifetime: c.MaxTokenLifetime},
-		Health:   &Health{Transit: transit, Registry: &reg, Delivery: delivery, HTTP: c.HTTP, InvokeURL: c.InvokeURL, CanaryHeader: c.CanaryHeader},
+		Health:   &Health{Transit: transit, Registry: &reg, Delivery: delivery, HTTP: c.HTTP, InvokeURL: c.InvokeURL, CanaryHeader: c.CanaryHeader, Providers: c.Providers},
 		Notify:   &Notify{HTTP: c.HTTP, Webhooks: c.Webhooks},
 		Releases: &Releases{History: &releases.History{DB: c.DynamoDB, Table: c.ReleasesTable}},
 	}

@@ -109,9 +109,13 @@ func follow(ctx context.Context, c *temporalConn, run client.WorkflowRun) (workf
 			if st, err := liveStatus(ctx, c, run.GetID(), run.GetRunID()); err == nil {
 				printTimeline(os.Stderr, "", st.Timeline[min(seen, len(st.Timeline)):])
 				seen = max(seen, len(st.Timeline))
-				if st.Phase == workflows.PhaseBaking && !st.BakeEnds.IsZero() {
-					fmt.Fprintf(os.Stderr, "          baking at %v%%: %d probes, %d rejected, %d 5xx, %s left\r",
-						st.Weight, st.Probes.Probes, st.Probes.Rejected, st.Probes.ServerErrors, time.Until(st.BakeEnds).Round(time.Second))
+				if (st.Phase == workflows.PhaseBaking || st.Phase == workflows.PhaseWatching) && !st.BakeEnds.IsZero() {
+					line := fmt.Sprintf("          %s at %v%%: %d probes, %d rejected, %d 5xx, %s left",
+						st.Phase, st.Weight, st.Probes.Probes, st.Probes.Rejected, st.Probes.ServerErrors, time.Until(st.BakeEnds).Round(time.Second))
+					if len(st.Analysis) > 0 {
+						line += "; " + analysisLine(st.Analysis)
+					}
+					fmt.Fprint(os.Stderr, line+"\r")
 				}
 			}
 		}
@@ -123,6 +127,7 @@ func printResult(w io.Writer, res workflows.DeployResult) {
 	if res.ReleaseDeploymentID != "" {
 		fmt.Fprintf(w, "release deployment: %s, key version: %d\n", res.ReleaseDeploymentID, res.KeyVersion)
 	}
+	printAnalysis(w, res.Analysis)
 	if res.Rollback != nil {
 		printReport(w, *res.Rollback)
 	}

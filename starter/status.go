@@ -108,7 +108,7 @@ func statusOf(ctx context.Context, c *temporalConn, id string) (workflows.Status
 	if err := c.GetWorkflow(ctx, id, runID).Get(ctx, &res); err != nil {
 		return workflows.Status{}, runID, fmt.Errorf("deployment %s ended without a result: %w", id, rootCause(err))
 	}
-	return workflows.Status{Phase: workflows.Phase(res.Outcome), Timeline: res.Timeline, Rollback: res.Rollback}, runID, nil
+	return workflows.Status{Phase: workflows.Phase(res.Outcome), Timeline: res.Timeline, Rollback: res.Rollback, Analysis: res.Analysis}, runID, nil
 }
 
 // liveStatus is a running deployment's status with the running bake's own counters.
@@ -125,11 +125,12 @@ func liveStatus(ctx context.Context, c *temporalConn, id, runID string) (workflo
 	return st, nil
 }
 
-// withLiveBake shows a baking deployment's probe counters as its bake's last heartbeat has them:
+// withLiveBake shows a baking deployment's probe counters and metric judgements as its bake's
+// last heartbeat has them:
 // the workflow's own counters are the previous check's until the bake ends. A bake whose
 // heartbeat has not arrived (or cannot be read) shows none rather than the previous check's.
 func withLiveBake(st *workflows.Status, desc *workflowservice.DescribeWorkflowExecutionResponse, payloads converter.DataConverter) {
-	if st.Phase != workflows.PhaseBaking {
+	if st.Phase != workflows.PhaseBaking && st.Phase != workflows.PhaseWatching {
 		return
 	}
 	for _, pa := range desc.GetPendingActivities() {
@@ -141,6 +142,9 @@ func withLiveBake(st *workflows.Status, desc *workflowservice.DescribeWorkflowEx
 			p = activities.BakeProgress{}
 		}
 		st.Probes = p.Result
+		if len(p.Analysis) > 0 {
+			st.Analysis = p.Analysis
+		}
 		return
 	}
 }
@@ -216,6 +220,7 @@ func printStatus(w io.Writer, id string, st workflows.Status) {
 	if !st.BakeEnds.IsZero() {
 		fmt.Fprintf(w, "bake ends: %s\n", st.BakeEnds.Format(time.RFC3339))
 	}
+	printAnalysis(w, st.Analysis)
 	printTimeline(w, "  ", st.Timeline)
 	if st.Rollback != nil {
 		printReport(w, *st.Rollback)

@@ -20,6 +20,7 @@ import (
 	"go.temporal.io/sdk/worker"
 
 	"github.com/rollgate/rollgate/activities"
+	"github.com/rollgate/rollgate/internal/analysis"
 	"github.com/rollgate/rollgate/internal/gateway"
 	"github.com/rollgate/rollgate/internal/keys"
 	"github.com/rollgate/rollgate/internal/registry"
@@ -101,7 +102,14 @@ func ProvisionRelease(ctx context.Context, b *Bed, name string, options ...Relea
 type ReleaseOption func(*releaseOptions)
 
 type releaseOptions struct {
-	client []func(*client.Options)
+	client    []func(*client.Options)
+	providers analysis.Providers
+}
+
+// WithAnalysisProviders gives the bed's worker the analysis providers (the worker program builds
+// them from ROLLGATE_PROMETHEUS_*).
+func WithAnalysisProviders(ps analysis.Providers) ReleaseOption {
+	return func(o *releaseOptions) { o.providers = ps }
 }
 
 // WithClientOptions applies f to the options of the Temporal client the bed's worker (and
@@ -181,6 +189,7 @@ func provision(ctx context.Context, b *Bed, name string, kind gateway.Kind, opti
 	r.Activity = activities.NewSet(activities.Clients{
 		Vault: vc, APIGateway: b.APIGateway(cfg), HTTPAPIs: b.APIGatewayV2(cfg), S3: s3c, DynamoDB: b.DynamoDBClient(cfg),
 		HTTP: &http.Client{Timeout: 10 * time.Second}, InvokeURL: b.Gateway.InvokeURL, CanaryHeader: gatewayemu.CanaryHeader,
+		Providers: ro.providers,
 	})
 
 	if kind == gateway.KindHTTP {

@@ -100,6 +100,10 @@ func run(ctx context.Context, logger *slog.Logger) error {
 		return fmt.Errorf("aws configuration: %w", err)
 	}
 
+	providers, err := cfg.Providers(awsCfg.Credentials)
+	if err != nil {
+		return err
+	}
 	metrics := tokens.NewMetrics(reg)
 	set := activities.NewSet(activities.Clients{
 		Vault: vc, TransitKV: cfg.TransitMount, KVMount: cfg.KVMount,
@@ -113,6 +117,7 @@ func run(ctx context.Context, logger *slog.Logger) error {
 		InvokeURL:  cfg.InvokeURLFunc(), CanaryHeader: cfg.CanaryHeader,
 		Webhooks: cfg.Webhooks, ReleasesTable: cfg.ReleasesTable,
 		MaxTokenLifetime: cfg.Verification.MaxLifetime,
+		Providers:        providers,
 	})
 	if cfg.CreateTables {
 		if err := set.Tokens.Registry.CreateTables(ctx); err != nil {

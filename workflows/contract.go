@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/rollgate/rollgate/activities"
+	"github.com/rollgate/rollgate/internal/analysis"
 )
 
 // Operator updates and the status query of a Deployment workflow.
@@ -20,6 +21,10 @@ const (
 const (
 	ErrInvalidSpec  = "InvalidSpec"  // an input is refused before anything changes
 	ErrHealthBreach = "HealthBreach" // tokens or traffic failed a check: roll back, do not retry
+	// ErrAnalysisFailed: an analysis metric of the real traffic failed its rule: roll back.
+	ErrAnalysisFailed = "AnalysisFailed"
+	// ErrPostPromotionBreach: the watch after promotion saw the stage break a rule: roll back.
+	ErrPostPromotionBreach = "PostPromotionBreach"
 )
 
 // Rollback triggers: a RollbackReport's Trigger and the trigger label of rollgate_rollbacks_total.
@@ -29,6 +34,8 @@ const (
 	TriggerActivityFailure = "activity-failure"
 	TriggerStepTimeout     = "step-timeout"
 	TriggerCancelled       = "cancelled"
+	TriggerAnalysis        = "analysis"       // a metric of the real traffic failed its rule
+	TriggerPostPromotion   = "post-promotion" // the watch after promotion saw the stage break a rule
 )
 
 // Phase is where a deployment is; it is also the RollgatePhase search attribute.
@@ -43,6 +50,7 @@ const (
 	PhaseBaking       Phase = "baking"
 	PhasePromoting    Phase = "promoting"
 	PhaseReissuing    Phase = "reissuing"
+	PhaseWatching     Phase = "watching" // promoted, the whole stage judged against its baseline
 	PhaseFinalizing   Phase = "finalizing"
 	PhasePromoted     Phase = "promoted"
 	PhaseRollingBack  Phase = "rolling-back"
@@ -72,7 +80,7 @@ type Status struct {
 	Steps     int
 	Weight    float64
 	Paused    bool
-	BakeEnds  time.Time // zero when not baking
+	BakeEnds  time.Time // zero when not baking (or watching after promotion)
 	Probes    activities.ProbeResult
 	Breach    string
 	Timeline  []Event
@@ -82,6 +90,9 @@ type Status struct {
 	// value of the spec's release variable in the canary's stage variables); empty before the
 	// canary starts.
 	Release string `json:",omitempty"`
+	// Analysis is each metric's judgement after the last bake that measured it: last canary and
+	// stable values, failures, verdict (the rule's threshold is in the spec and in Reason).
+	Analysis []analysis.Judgement `json:",omitempty"`
 	// Compensations are the steps of a rollback under way (or done), newest step first, so that an
 	// operator can watch a slow rollback; empty before a rollback starts.
 	Compensations []CompensationStatus `json:",omitempty"`
@@ -152,6 +163,8 @@ type DeployResult struct {
 	Reissued            []activities.Issued
 	Rollback            *RollbackReport
 	Timeline            []Event
+	// Analysis is each metric's last judgement, when the spec has analysis.
+	Analysis []analysis.Judgement `json:",omitempty"`
 }
 
 // KeyRetirementInput asks to retire a key version once no token it signed can be valid.

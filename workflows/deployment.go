@@ -11,6 +11,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/rollgate/rollgate/activities"
+	"github.com/rollgate/rollgate/internal/analysis"
 	"github.com/rollgate/rollgate/internal/gateway"
 	"github.com/rollgate/rollgate/internal/spec"
 )
@@ -40,6 +41,8 @@ type deployment struct {
 	version  int // the key version the release signs with
 	canaryID string
 	reissued []activities.Issued
+	// baseline is each analysis metric over the whole stage before the release, for the watch.
+	baseline []analysis.Measurement
 
 	cancelRun  workflow.CancelFunc
 	cancelBake workflow.CancelFunc
@@ -54,10 +57,14 @@ type deployment struct {
 // operator asks.
 func Deployment(ctx workflow.Context, s spec.DeploySpec) (DeployResult, error) {
 	s.Normalize()
-	current := func() error { return s.ValidateWith(spec.RulesBounded) }
+	rules := spec.RulesBounded
 	if workflow.GetVersion(ctx, changeReleaseLabelRule, workflow.DefaultVersion, 1) == 1 {
-		current = s.Validate
+		rules = spec.RulesReleaseLabel
 	}
+	if analysisRules(ctx, s) == spec.RulesAnalysis {
+		rules = spec.RulesAnalysis // which include the release label's rule
+	}
+	current := func() error { return s.ValidateWith(rules) }
 	if err := checkInput(ctx, current, func() error { return s.ValidateWith(spec.RulesOriginal) }); err != nil {
 		return DeployResult{}, err
 	}
@@ -69,7 +76,7 @@ func Deployment(ctx workflow.Context, s spec.DeploySpec) (DeployResult, error) {
 	d.cancelRun = cancel
 	err := d.run(runCtx)
 
-	result := DeployResult{ReleaseDeploymentID: d.canaryID, KeyVersion: d.version, Reissued: d.reissued}
+	result := DeployResult{ReleaseDeploymentID: d.canaryID, KeyVersion: d.version, Reissued: d.reissued, Analysis: d.status.Analysis}
 	if err == nil && d.rollback == nil {
 		d.enter(ctx, PhasePromoted, "release promoted")
 		result.Outcome = OutcomePromoted
@@ -140,6 +147,9 @@ func (d *deployment) run(ctx workflow.Context) error {
 		preflight = fmt.Sprintf("release requested by %s: %s; %s", or(d.spec.Actor, "unknown"), or(d.spec.Reason, "no reason given"), preflight)
 	}
 	d.enter(ctx, PhasePreflight, preflight)
+	if err := d.checkAnalysis(ctx); err != nil {
+		return err
+	}
 	if err := workflow.ExecuteActivity(controlPlane(short(ctx)), gw.SnapshotGateway, activities.SnapshotInput{Target: d.target, AuthorizerID: s.Auth.AuthorizerID}).Get(ctx, &d.snapshot); err != nil {
 		return err
 	}
@@ -157,6 +167,9 @@ func (d *deployment) run(ctx workflow.Context) error {
 		return err
 	}
 	d.event(ctx, fmt.Sprintf("snapshot: deployment %s, key %s labels %+v", d.snapshot.Stage.DeploymentID, s.Auth.TransitKey, d.key.Labels))
+	if err := d.measureBaseline(ctx); err != nil {
+		return err
+	}
 
 	if s.Auth.RotateKey {
 		d.enter(ctx, PhasePreparingKey, "rotating the signing key in Vault")
@@ -304,14 +317,30 @@ func (d *deployment) stepDeadline(ctx workflow.Context, step spec.Step) workflow
 	return workflow.WithScheduleToCloseTimeout(ctx, timeout)
 }
 
-// bake runs the step's probes in one heartbeating activity; an operator's promote or skip-step
-// cancels it early.
+// bake runs the step's probes, and measures its analysis metrics, in one heartbeating activity;
+// an operator's promote or skip-step cancels it early. A step whose analysis is inconclusive
+// bakes again once an operator resumes it.
 func (d *deployment) bake(ctx workflow.Context, step spec.Step) error {
-	c := d.spec.Canary
 	if d.promoteNow && workflow.GetVersion(ctx, changePromoteBeforeCanary, workflow.DefaultVersion, 1) == 1 {
 		d.event(ctx, "operator promoted early: bake skipped")
 		return nil
 	}
+	for {
+		js, err := d.bakeOnce(ctx, step)
+		if err != nil {
+			return err
+		}
+		again, err := d.judgeBake(ctx, js)
+		if err != nil || !again {
+			return err
+		}
+	}
+}
+
+// bakeOnce runs the bake activity once and acts on its probes; it returns the analysis
+// judgements for judgeBake.
+func (d *deployment) bakeOnce(ctx workflow.Context, step spec.Step) ([]analysis.Judgement, error) {
+	c := d.spec.Canary
 	d.enter(ctx, PhaseBaking, fmt.Sprintf("baking %s with probes every %s", step.Bake.D(), c.ProbeInterval.D()))
 	d.status.BakeEnds = workflow.Now(ctx).Add(step.Bake.D())
 	defer func() { d.status.BakeEnds = time.Time{} }()
@@ -323,7 +352,7 @@ func (d *deployment) bake(ctx workflow.Context, step spec.Step) error {
 		// The SDK sends heartbeats at most every 80% of this timeout, and an activity learns of its
 		// cancellation from a heartbeat, so keep it short. The workflow does not wait for the bake
 		// to acknowledge a cancellation: a rollback starts at once.
-		HeartbeatTimeout: max(3*c.ProbeInterval.D(), 10*time.Second),
+		HeartbeatTimeout: bakeHeartbeat(c.ProbeInterval.D()),
 		RetryPolicy:      &temporal.RetryPolicy{InitialInterval: time.Second, MaximumAttempts: 5},
 	})
 	var res activities.BakeResult
@@ -331,12 +360,13 @@ func (d *deployment) bake(ctx workflow.Context, step spec.Step) error {
 		Probe:    activities.ProbeInput{Target: d.target, Issuer: d.issuer, Versions: d.probeVersions()},
 		Duration: step.Bake.D(), Interval: c.ProbeInterval.D(),
 		MaxRejectionRatio: c.MaxRejectionRatio, Max5xxRatio: c.Max5xxRatio, MinProbes: c.MinProbes,
+		Analysis: d.analysisInput(),
 	}).Get(ctx, &res)
 	d.status.Probes = res.ProbeResult
 	switch {
 	case err != nil && (d.promoteNow || d.skipStep) && temporal.IsCanceledError(err):
 	case err != nil:
-		return err
+		return nil, err
 	}
 	if d.skipStep {
 		d.skipStep = false
@@ -345,14 +375,14 @@ func (d *deployment) bake(ctx workflow.Context, step spec.Step) error {
 	if res.Breach != "" {
 		d.status.Breach = res.Breach
 		if c.AutoRollback {
-			return temporal.NewNonRetryableApplicationError("health breach during bake: "+res.Breach, ErrHealthBreach, nil)
+			return nil, temporal.NewNonRetryableApplicationError("health breach during bake: "+res.Breach, ErrHealthBreach, nil)
 		}
 		d.status.Paused = true
 		d.event(ctx, "health breach during bake ("+res.Breach+"); automatic rollback is off: paused for an operator")
-		return d.waitWhilePaused(ctx)
+		return nil, d.waitWhilePaused(ctx)
 	}
 	d.event(ctx, fmt.Sprintf("bake done: %d probes, %d rejected, %d 5xx", res.Probes, res.Rejected, res.ServerErrors))
-	return nil
+	return res.Analysis, nil
 }
 
 func (d *deployment) waitWhilePaused(ctx workflow.Context) error {

@@ -22,6 +22,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/rollgate/rollgate/activities"
+	"github.com/rollgate/rollgate/internal/analysis"
 	"github.com/rollgate/rollgate/internal/gateway"
 	"github.com/rollgate/rollgate/internal/keys"
 	"github.com/rollgate/rollgate/internal/spec"
@@ -75,6 +76,10 @@ type world struct {
 	// times of the last revocation and flush.
 	flushes              []activities.FlushInput
 	revokedAt, flushedAt time.Time
+	// judge gives the analysis judgements of the n-th bake (1-based); bakes is what each bake
+	// was asked.
+	judge func(n int, in activities.BakeInput) []analysis.Judgement
+	bakes []activities.BakeInput
 }
 
 func (w *world) record(name string) error {
@@ -210,6 +215,16 @@ func newEnv(t *testing.T, w *world) *testsuite.TestWorkflowEnvironment {
 	env.OnActivity(health.Probe, mock.Anything, mock.Anything).Return(func(context.Context, activities.ProbeInput) (activities.ProbeResult, error) {
 		return healthy, w.record("Probe")
 	})
+	env.OnActivity(health.CheckAnalysis, mock.Anything, mock.Anything).Return(func(context.Context, activities.CheckAnalysisInput) error {
+		return w.record("CheckAnalysis")
+	})
+	env.OnActivity(health.MeasureBaseline, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.AnalysisInput) ([]analysis.Observation, error) {
+		out := make([]analysis.Observation, len(in.Metrics))
+		for i := range out {
+			out[i] = analysis.Observation{Canary: analysis.Measurement{Value: 0.001, Samples: 5000, HasData: true}}
+		}
+		return out, w.record("MeasureBaseline")
+	})
 	env.OnActivity(health.ProbeClients, mock.Anything, mock.Anything).Return(func(context.Context, activities.ClientsInput) (activities.ProbeResult, error) {
 		return activities.ProbeResult{Probes: 2, Accepted: 2}, w.record("ProbeClients")
 	})
@@ -226,6 +241,13 @@ func newEnv(t *testing.T, w *world) *testsuite.TestWorkflowEnvironment {
 				time.Sleep(5 * time.Millisecond)
 			}
 			return activities.BakeResult{}, ctx.Err()
+		}
+		if w.judge != nil {
+			w.mu.Lock()
+			w.bakes = append(w.bakes, in)
+			n := len(w.bakes)
+			w.mu.Unlock()
+			return activities.BakeResult{ProbeResult: activities.ProbeResult{Probes: 360, Accepted: 360}, Analysis: w.judge(n, in)}, nil
 		}
 		if w.breach {
 			return activities.BakeResult{ProbeResult: activities.ProbeResult{Probes: 10, Accepted: 5, Rejected: 5}, Breach: "rejection ratio 0.500 over 0.010 (5 of 10 probes)"}, nil

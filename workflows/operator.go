@@ -117,6 +117,9 @@ func (d *deployment) validatePromote(req OperatorRequest) error {
 	if d.promoteNow || d.status.Phase == PhasePromoting || d.status.Phase == PhaseReissuing || d.status.Phase == PhaseFinalizing {
 		return errors.New("already promoting")
 	}
+	if d.status.Phase == PhaseWatching {
+		return errors.New("already promoted: the stage is watched after promotion (a rollback still rolls it back)")
+	}
 	return nil
 }
 

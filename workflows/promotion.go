@@ -41,6 +41,9 @@ func (d *deployment) promote(ctx workflow.Context) error {
 		}
 	}
 
+	if err := d.watch(ctx); err != nil {
+		return err
+	}
 	if err := workflow.ExecuteActivity(short(ctx), rel.RecordRelease, d.record(ctx)).Get(ctx, nil); err != nil {
 		return err
 	}

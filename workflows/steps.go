@@ -70,6 +70,10 @@ func failureTrigger(ctx workflow.Context, err error) (string, OperatorRequest) {
 		return TriggerStepTimeout, OperatorRequest{Actor: "rollgate", Reason: err.Error()}
 	case errors.As(err, &app) && app.Type() == ErrHealthBreach:
 		return TriggerHealth, OperatorRequest{Actor: "rollgate", Reason: app.Message()}
+	case errors.As(err, &app) && app.Type() == ErrAnalysisFailed:
+		return TriggerAnalysis, OperatorRequest{Actor: "rollgate", Reason: app.Message()}
+	case errors.As(err, &app) && app.Type() == ErrPostPromotionBreach:
+		return TriggerPostPromotion, OperatorRequest{Actor: "rollgate", Reason: app.Message()}
 	default:
 		return TriggerActivityFailure, OperatorRequest{Actor: "rollgate", Reason: fmt.Sprint(err)}
 	}

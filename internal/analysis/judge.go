@@ -3,6 +3,7 @@ package analysis
 import (
 	"fmt"
 	"math"
+	"strings"
 
 	"github.com/rollgate/rollgate/internal/spec"
 )
@@ -35,6 +36,7 @@ type Observation struct {
 // reported and never act (see Acts).
 type Judgement struct {
 	Metric            string      `json:"metric"`
+	Rule              string      `json:"rule,omitempty"` // the thresholds, e.g. "max 0.01"
 	Verdict           Verdict     `json:"verdict"`
 	Reason            string      `json:"reason,omitempty"`
 	Measured          int         `json:"measured"` // observations
@@ -57,19 +59,29 @@ func (j Judgement) Acts() bool {
 // inconclusive) stands; later observations do not change it. Until then the verdict is Running;
 // Conclude decides at the end of a bake.
 func Judge(m spec.Metric, obs []Observation) Judgement {
-	j := Judgement{Metric: m.Name, Verdict: Running, DryRun: m.DryRun}
+	j := Judgement{Metric: m.Name, Rule: Rule(m), Verdict: Running, DryRun: m.DryRun}
+	for _, o := range obs {
+		if j.Verdict != Running {
+			break
+		}
+		j = j.Observe(m, o)
+	}
+	return j
+}
+
+// Observe is the judgement after one more observation: Judge(m, append(obs, o)) for
+// j = Judge(m, obs). A long bake keeps its judgements (a few counters), not every observation.
+func (j Judgement) Observe(m spec.Metric, o Observation) Judgement {
+	if j.Verdict != Running {
+		return j
+	}
 	errLimit := spec.DefaultConsecutiveErrorLimit
 	if m.ConsecutiveErrorLimit != nil {
 		errLimit = *m.ConsecutiveErrorLimit
 	}
-	for _, o := range obs {
-		j.Measured++
-		j.Last = o
-		j.observe(m, o, errLimit)
-		if j.Verdict != Running {
-			break
-		}
-	}
+	j.Measured++
+	j.Last = o
+	j.observe(m, o, errLimit)
 	return j
 }
 
@@ -160,6 +172,20 @@ func Overall(js []Judgement) Verdict {
 		}
 	}
 	return out
+}
+
+// Rule is what a metric's thresholds say, for operators: "max 0.01", "maxDelta 0.01, maxRatio 2".
+func Rule(m spec.Metric) string {
+	var parts []string
+	for _, b := range []struct {
+		name string
+		v    *float64
+	}{{"min", m.Min}, {"max", m.Max}, {"maxDelta", m.MaxDelta}, {"maxRatio", m.MaxRatio}} {
+		if b.v != nil {
+			parts = append(parts, fmt.Sprintf("%s %.6g", b.name, *b.v))
+		}
+	}
+	return strings.Join(parts, ", ")
 }
 
 // compares says whether the metric needs the stable release's value.

@@ -53,6 +53,8 @@ type Worker struct {
 	Verification Verification
 	// Scale tunes the worker for many releases at once.
 	Scale Scale
+	// Prometheus is the provider of analysis metrics a spec names "prometheus".
+	Prometheus Prometheus
 }
 
 // Scale is what a worker runs at once and how fast it calls the gateway's control plane.
@@ -180,6 +182,9 @@ func Load(ctx context.Context, lookup envconfig.Lookuper) (Worker, error) {
 		return Worker{}, fmt.Errorf("configuration: %w", err)
 	}
 	if err := c.Scale.Check(); err != nil {
+		return Worker{}, fmt.Errorf("configuration: %w", err)
+	}
+	if err := c.Prometheus.check(); err != nil {
 		return Worker{}, fmt.Errorf("configuration: %w", err)
 	}
 	return c, nil

@@ -145,3 +145,53 @@ func TestLoad_CanaryHeaderIsOffUnlessConfigured(t *testing.T) {
 		t.Fatalf("a malformed header name: %v", err)
 	}
 }
+
+// The Prometheus provider is configured from ROLLGATE_PROMETHEUS_*: off without a URL, built
+// with its authentication when set, and no error or printed configuration carries a secret.
+func TestLoad_PrometheusProvider(t *testing.T) {
+	ctx := context.Background()
+	c, err := config.Load(ctx, envconfig.MapLookuper(map[string]string{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ps, err := c.Providers(nil); err != nil || len(ps) != 0 {
+		t.Fatalf("without a URL: providers %v, %v", ps, err)
+	}
+	const secret = "pr0m-s3cret-value"
+	c, err = config.Load(ctx, envconfig.MapLookuper(map[string]string{
+		"ROLLGATE_PROMETHEUS_URL": "https://prom.example.com", "ROLLGATE_PROMETHEUS_USERNAME": "rollgate",
+		"ROLLGATE_PROMETHEUS_PASSWORD": secret, "ROLLGATE_PROMETHEUS_TIMEOUT": "3s",
+	}))
+	if err != nil || c.Prometheus.Timeout != 3*time.Second {
+		t.Fatalf("load: %+v, %v", c.Prometheus, err)
+	}
+	if ps, err := c.Providers(nil); err != nil || ps[spec.ProviderPrometheus] == nil {
+		t.Fatalf("providers %v, %v", ps, err)
+	}
+	if printed := fmt.Sprintf("%v %+v %s", c, c, c.Prometheus); strings.Contains(printed, secret) {
+		t.Fatal("the printed configuration shows the password")
+	}
+	for name, env := range map[string]map[string]string{
+		"a secret without a URL": {"ROLLGATE_PROMETHEUS_BEARER_TOKEN": secret},
+		"timeout out of range":   {"ROLLGATE_PROMETHEUS_URL": "http://127.0.0.1:9090", "ROLLGATE_PROMETHEUS_TIMEOUT": "0s"},
+	} {
+		_, err := config.Load(ctx, envconfig.MapLookuper(env))
+		if err == nil || !strings.Contains(err.Error(), "ROLLGATE_PROMETHEUS_") || strings.Contains(err.Error(), secret) {
+			t.Fatalf("%s: %v", name, err)
+		}
+	}
+	// Checked when the provider is built: a password in clear text to another machine, two
+	// authentications at once.
+	for name, env := range map[string]map[string]string{
+		"clear text": {"ROLLGATE_PROMETHEUS_URL": "http://prom.example.com", "ROLLGATE_PROMETHEUS_USERNAME": "u", "ROLLGATE_PROMETHEUS_PASSWORD": secret},
+		"two auths":  {"ROLLGATE_PROMETHEUS_URL": "https://prom.example.com", "ROLLGATE_PROMETHEUS_BEARER_TOKEN": secret, "ROLLGATE_PROMETHEUS_USERNAME": "u", "ROLLGATE_PROMETHEUS_PASSWORD": secret},
+	} {
+		c, err := config.Load(ctx, envconfig.MapLookuper(env))
+		if err != nil {
+			t.Fatalf("%s: load: %v", name, err)
+		}
+		if _, err := c.Providers(nil); err == nil || !strings.Contains(err.Error(), "ROLLGATE_PROMETHEUS_") || strings.Contains(err.Error(), secret) {
+			t.Fatalf("%s: %v", name, err)
+		}
+	}
+}

@@ -119,27 +119,37 @@ func TestAnalysis_NamesTheFieldAndTheAllowedRange(t *testing.T) {
 	}
 }
 
-// Until the worker judges analysis, a deploy spec with the block is refused rather than run
-// without it; the block itself is still checked by Validate on its own.
-func TestValidate_RefusesAnAnalysisBlockUntilTheWorkerJudgesIt(t *testing.T) {
+// A deploy spec's analysis block is checked whole under the rules that judge it, and refused
+// under the earlier rules (runs that started under them, on workers that did not judge it).
+func TestValidate_AnalysisBlockIsJudgedUnderLatestRulesAndRefusedUnderEarlierOnes(t *testing.T) {
 	s := validSpec()
 	a := validAnalysis()
 	s.Analysis = &a
-	ps := problemsOf(t, s.Validate())
-	if len(ps) != 1 || !hasProblem(ps, "analysis", "not supported by this version yet") {
-		t.Fatalf("problems %v, want only analysis: not supported", ps)
+	if err := s.Validate(); err != nil {
+		t.Fatalf("latest rules refused a good block: %v", err)
 	}
-	if err := s.ValidateWith(spec.RulesOriginal); err == nil {
-		t.Fatal("the original rules accepted a spec with analysis")
+	for _, r := range []spec.Rules{spec.RulesOriginal, spec.RulesBounded} {
+		if ps := problemsOf(t, s.ValidateWith(r)); !hasProblem(ps, "analysis", "not supported by this version yet") {
+			t.Fatalf("rules %d: problems %v, want analysis: not supported", r, ps)
+		}
+	}
+	bad := validAnalysis()
+	bad.Metrics[1].Interval = spec.Duration(6 * time.Minute) // the first step bakes 5m
+	bad.Metrics[1].Window = bad.Metrics[1].Interval
+	bad.Metrics[0].NoData = "maybe"
+	s.Analysis = &bad
+	ps := problemsOf(t, s.Validate())
+	if !hasProblem(ps, "analysis.metrics[1].interval", "longer than canary.steps[0].bake 5m0s") || !hasProblem(ps, "analysis.metrics[0].noData", `"maybe"`) {
+		t.Fatalf("problems %v", ps)
 	}
 	raw := exampleSpec(t) + `
 analysis:
   metrics:
     - {name: rejections, template: tokenRejections, maxDelta: 0.01, interval: 30s}
 `
-	_, err := spec.Parse([]byte(raw))
-	if ps := problemsOf(t, err); !hasProblem(ps, "analysis", "not supported by this version yet") {
-		t.Fatalf("Parse: %v", ps)
+	parsed, err := spec.Parse([]byte(raw))
+	if err != nil || parsed.Analysis == nil || parsed.Analysis.Metrics[0].NoData != spec.NoDataInconclusive {
+		t.Fatalf("Parse: %+v, %v", parsed.Analysis, err)
 	}
 	raw = exampleSpec(t) + "analysis:\n  metrics:\n    - {name: r, template: tokenRejections, maxDelta: 0.01, interval: 30s, colour: blue}\n"
 	_, err = spec.Parse([]byte(raw))

@@ -41,7 +41,8 @@ type DeploySpec struct {
 	Auth    Auth    `json:"auth"`
 	Canary  Canary  `json:"canary"`
 	Notify  Notify  `json:"notify,omitzero"`
-	// Analysis judges the release by its real traffic. Not yet acted on: Validate refuses it.
+	// Analysis judges the release by its real traffic (rules RulesAnalysis and later; earlier
+	// rules refuse it).
 	Analysis *Analysis `json:"analysis,omitempty"`
 	// Actor and Reason say who started the release and why; the starter fills them from
 	// --actor (default: the OS user) and --reason. They are recorded in the workflow history.
@@ -168,6 +169,9 @@ func (s *DeploySpec) Normalize() {
 	}
 	if s.Gateway.Region == "" {
 		s.Gateway.Region = "us-east-1"
+	}
+	if s.Analysis != nil {
+		s.Analysis.Normalize()
 	}
 }
 

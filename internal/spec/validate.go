@@ -25,8 +25,11 @@ const (
 	// RulesReleaseLabel also check a release label the spec sets itself (its value of
 	// gateway.releaseVariable) against what the authorizer counts a release under.
 	RulesReleaseLabel
+	// RulesAnalysis also accept an analysis block, checked whole, each metric's interval within
+	// the shortest bake. Earlier rules refuse it: their workers did not judge it.
+	RulesAnalysis
 	// LatestRules are the rules of new specs.
-	LatestRules = RulesReleaseLabel
+	LatestRules = RulesAnalysis
 )
 
 // Validate checks every field and returns a *ValidationError listing all problems, or nil.
@@ -44,10 +47,7 @@ func (s *DeploySpec) ValidateWith(r Rules) error {
 	v.canary(s.Canary)
 	v.steps(s.Canary)
 	v.CheckWebhook("notify.webhook", s.Notify.Webhook)
-	if s.Analysis != nil {
-		// The worker does not judge analysis yet; a block it would ignore must not look accepted.
-		v.Add("analysis", "not supported by this version yet (remove the block; metrics are not judged)")
-	}
+	v.analysis(s.Analysis, s.Canary)
 	return v.Err("")
 }
 
@@ -58,6 +58,27 @@ type validation struct {
 }
 
 func (v *validation) bounded() bool { return v.rules >= RulesBounded }
+
+// analysis checks the block under the rules that judge it, and refuses it under the earlier ones.
+func (v *validation) analysis(a *Analysis, c Canary) {
+	if a == nil {
+		return
+	}
+	if v.rules < RulesAnalysis {
+		// A worker of these rules did not judge analysis; a block it would ignore must not look accepted.
+		v.Add("analysis", "not supported by this version yet (remove the block; metrics are not judged)")
+		return
+	}
+	v.CheckAnalysis("analysis", a)
+	for i, m := range a.Metrics {
+		for k, st := range c.Steps {
+			if st.Bake.D() > 0 && m.Interval.D() > st.Bake.D() {
+				v.Add(fmt.Sprintf("analysis.metrics[%d].interval", i), "%s is longer than canary.steps[%d].bake %s: the step would end before its first measurement", m.Interval.D(), k, st.Bake.D())
+				break
+			}
+		}
+	}
+}
 
 func (v *validation) header(s *DeploySpec) {
 	v.CheckName("service", s.Service, "a service name")
