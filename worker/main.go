@@ -100,7 +100,7 @@ func run(ctx context.Context, logger *slog.Logger) error {
 		return fmt.Errorf("aws configuration: %w", err)
 	}
 
-	providers, err := cfg.Providers(awsCfg.Credentials)
+	providers, err := cfg.Providers(awsCfg)
 	if err != nil {
 		return err
 	}

@@ -68,12 +68,15 @@ func (p Prometheus) check() error {
 
 // Providers builds the analysis providers the configuration names (none without
 // ROLLGATE_PROMETHEUS_URL); creds sign SigV4 requests. Errors name the setting, never a secret.
-func (c Worker) Providers(creds aws.CredentialsProvider) (analysis.Providers, error) {
+func (c Worker) Providers(awsCfg aws.Config) (analysis.Providers, error) {
 	ps := analysis.Providers{}
+	if c.CloudWatchAnalysis {
+		ps[spec.ProviderCloudWatch] = analysis.NewCloudWatchFromConfig(awsCfg)
+	}
 	if c.Prometheus.URL == "" {
 		return ps, nil
 	}
-	prom, err := analysis.NewPrometheus(c.Prometheus.config(creds))
+	prom, err := analysis.NewPrometheus(c.Prometheus.config(awsCfg.Credentials))
 	if err != nil {
 		return nil, fmt.Errorf("configuration: ROLLGATE_PROMETHEUS_*: %w", err)
 	}

@@ -55,6 +55,10 @@ type Worker struct {
 	Scale Scale
 	// Prometheus is the provider of analysis metrics a spec names "prometheus".
 	Prometheus Prometheus
+	// CloudWatchAnalysis makes CloudWatch (through the worker's AWS configuration) the provider a
+	// spec names "cloudwatch"; off by default, since its role needs cloudwatch:GetMetricData and
+	// cloudwatch:ListMetrics, which AWS grants only on every resource.
+	CloudWatchAnalysis bool `env:"ROLLGATE_CLOUDWATCH_ANALYSIS, default=false"`
 }
 
 // Scale is what a worker runs at once and how fast it calls the gateway's control plane.

@@ -3,6 +3,7 @@ package config_test
 import (
 	"context"
 	"fmt"
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"strings"
 	"testing"
 	"time"
@@ -154,7 +155,7 @@ func TestLoad_PrometheusProvider(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if ps, err := c.Providers(nil); err != nil || len(ps) != 0 {
+	if ps, err := c.Providers(aws.Config{}); err != nil || len(ps) != 0 {
 		t.Fatalf("without a URL: providers %v, %v", ps, err)
 	}
 	const secret = "pr0m-s3cret-value"
@@ -165,8 +166,15 @@ func TestLoad_PrometheusProvider(t *testing.T) {
 	if err != nil || c.Prometheus.Timeout != 3*time.Second {
 		t.Fatalf("load: %+v, %v", c.Prometheus, err)
 	}
-	if ps, err := c.Providers(nil); err != nil || ps[spec.ProviderPrometheus] == nil {
+	if ps, err := c.Providers(aws.Config{}); err != nil || ps[spec.ProviderPrometheus] == nil || ps[spec.ProviderCloudWatch] != nil {
 		t.Fatalf("providers %v, %v", ps, err)
+	}
+	cw, err := config.Load(ctx, envconfig.MapLookuper(map[string]string{"ROLLGATE_CLOUDWATCH_ANALYSIS": "true"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ps, err := cw.Providers(aws.Config{Region: "us-east-1"}); err != nil || ps[spec.ProviderCloudWatch] == nil || ps[spec.ProviderPrometheus] != nil {
+		t.Fatalf("with ROLLGATE_CLOUDWATCH_ANALYSIS: providers %v, %v", ps, err)
 	}
 	if printed := fmt.Sprintf("%v %+v %s", c, c, c.Prometheus); strings.Contains(printed, secret) {
 		t.Fatal("the printed configuration shows the password")
@@ -190,7 +198,7 @@ func TestLoad_PrometheusProvider(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: load: %v", name, err)
 		}
-		if _, err := c.Providers(nil); err == nil || !strings.Contains(err.Error(), "ROLLGATE_PROMETHEUS_") || strings.Contains(err.Error(), secret) {
+		if _, err := c.Providers(aws.Config{}); err == nil || !strings.Contains(err.Error(), "ROLLGATE_PROMETHEUS_") || strings.Contains(err.Error(), secret) {
 			t.Fatalf("%s: %v", name, err)
 		}
 	}
