@@ -1,0 +1,119 @@
+package registry
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+)
+
+// Read helpers for the token monitor. They only read, and every one of them is bounded: the
+// monitor calls them every interval, forever.
+
+// SubjectUses is the uses of one subject's revoked tokens: the clients and addresses that
+// presented them (each at most MaxUseAddresses, sorted) and how often.
+type SubjectUses struct {
+	Subject   string
+	Clients   []string
+	Addresses []string
+	JTIs      int
+	Count     int
+	First     time.Time
+	Last      time.Time
+}
+
+// GroupUsesBySubject groups the uses of an issuer's revoked tokens by subject, ordered by
+// subject. Uses recorded for another issuer are left out; an empty issuer keeps every use.
+func GroupUsesBySubject(uses []RevokedUse, issuer string) []SubjectUses {
+	by := map[string]*SubjectUses{}
+	var subjects []string
+	for _, u := range uses {
+		if issuer != "" && u.Issuer != issuer {
+			continue
+		}
+		g := by[u.Subject]
+		if g == nil {
+			g = &SubjectUses{Subject: u.Subject, First: u.First, Last: u.Last}
+			by[u.Subject] = g
+			subjects = append(subjects, u.Subject)
+		}
+		g.Clients = addBounded(g.Clients, u.ClientID)
+		for _, a := range u.Addresses {
+			g.Addresses = addBounded(g.Addresses, a)
+		}
+		g.JTIs++
+		g.Count += u.Count
+		if u.First.Before(g.First) {
+			g.First = u.First
+		}
+		if u.Last.After(g.Last) {
+			g.Last = u.Last
+		}
+	}
+	slices.Sort(subjects)
+	out := make([]SubjectUses, len(subjects))
+	for i, s := range subjects {
+		out[i] = *by[s]
+	}
+	return out
+}
+
+// addBounded adds v to the sorted set unless it is there or the set holds MaxUseAddresses.
+func addBounded(set []string, v string) []string {
+	i, found := slices.BinarySearch(set, v)
+	if found || v == "" || len(set) >= MaxUseAddresses {
+		return set
+	}
+	return slices.Insert(set, i, v)
+}
+
+// ExpiringActive lists active tokens of key versions whose kid starts with kidPrefix that expire
+// in (from, to], at most limit of them (truncated says there were more). It scans the tokens
+// table: the table has no index by expiry.
+func (r *Registry) ExpiringActive(ctx context.Context, kidPrefix string, from, to time.Time, limit int) (recs []Record, truncated bool, err error) {
+	p := dynamodb.NewScanPaginator(r.DB, &dynamodb.ScanInput{
+		TableName:                aws.String(r.tokensTable()),
+		FilterExpression:         aws.String("#s = :active AND #e > :from AND #e <= :to AND begins_with(kid, :prefix)"),
+		ExpressionAttributeNames: map[string]string{"#s": "status", "#e": "exp"},
+		ExpressionAttributeValues: map[string]types.AttributeValue{
+			":active": str(string(Active)), ":from": num(from.Unix()), ":to": num(to.Unix()), ":prefix": str(kidPrefix),
+		},
+	})
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return nil, false, fmt.Errorf("scan %s for expiring tokens: %w", r.tokensTable(), err)
+		}
+		for _, item := range page.Items {
+			if len(recs) == limit {
+				return recs, true, nil
+			}
+			recs = append(recs, fromItem(item))
+		}
+	}
+	return recs, false, nil
+}
+
+// Successor is the newest active token of rec's subject and client that outlives rec, if any:
+// the token rec's client renews to.
+func (r *Registry) Successor(ctx context.Context, rec Record) (Record, bool, error) {
+	recs, err := r.BySubject(ctx, rec.Subject)
+	if err != nil {
+		return Record{}, false, err
+	}
+	var best Record
+	found := false
+	for _, o := range recs {
+		if o.JTI == rec.JTI || o.ClientID != rec.ClientID || o.Status != Active || !o.ExpiresAt.After(rec.ExpiresAt) {
+			continue
+		}
+		if !found || o.ExpiresAt.After(best.ExpiresAt) {
+			best, found = o, true
+		}
+	}
+	return best, found, nil
+}
