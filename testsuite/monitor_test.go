@@ -151,3 +151,138 @@ func (s *webhookSink) texts() []string {
 	defer s.mu.Unlock()
 	return append([]string(nil), s.seen...)
 }
+
+// The worker program is killed while the monitor's notification is in flight (the webhook holds
+// it): after a new worker takes over, the revocation is not taken again, the notification is
+// acknowledged once, and each action counts once in rollgate_monitor_incidents_total.
+func TestTokenMonitor_WorkerKilledMidAction_EachActionOnceAndCounted(t *testing.T) {
+	bin := buildWorker(t)
+	r := provision(t, "monitorcrash")
+	r.StopWorker()
+	ctx := context.Background()
+	hook := &heldWebhook{arrived: make(chan struct{}), release: make(chan int)}
+	srv := httptest.NewServer(hook)
+	defer srv.Close()
+	w := newWorkerProcess(t, bin)
+	w.env = append(w.env, "ROLLGATE_WEBHOOKS=oncall="+srv.URL+"/hook")
+	w.start(t)
+
+	subject := r.Clients[0]
+	reg := r.Activity.Tokens.Registry
+	if err := reg.RecordRevokedUse(ctx, registry.UseEvent{JTI: r.Name + "-stolen", Subject: subject, ClientID: subject, Issuer: r.Issuer, Address: "192.0.2.10"}); err != nil {
+		t.Fatal(err)
+	}
+	run, err := r.Temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: workflows.MonitorID(r.Key), TaskQueue: workflows.TaskQueue},
+		workflows.TokenMonitor, workflows.MonitorSpec{Issuer: r.IssuerRef(), Interval: workflows.MinMonitorInterval, Webhook: "oncall", Actor: "sec",
+			RevokedUses: workflows.RevokedUsesPolicy{Actions: []string{"revoke", "notify"}}, ExpiringRenewal: workflows.RenewalPolicy{Off: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-hook.arrived:
+	case <-time.After(2 * time.Minute):
+		t.Fatal("the notification never arrived")
+	}
+	counted := func(addr, action string) float64 {
+		f := scrape(t, addr)["rollgate_monitor_incidents_total"]
+		if f == nil {
+			return 0
+		}
+		for _, m := range f.Metric {
+			labels := map[string]string{}
+			for _, l := range m.Label {
+				labels[l.GetName()] = l.GetValue()
+			}
+			if labels["signal"] == workflows.SignalRevokedPresented && labels["action"] == action {
+				return m.Counter.GetValue()
+			}
+		}
+		return 0
+	}
+	deadline := time.Now().Add(time.Minute)
+	for counted(w.metrics, "revoke") != 1 {
+		if time.Now().After(deadline) {
+			t.Fatal("the revocation is not counted on the worker's /metrics")
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	w.kill()
+	hook.release <- http.StatusServiceUnavailable // the held request fails: nobody is waiting for it
+
+	w2 := newWorkerProcess(t, bin)
+	w2.env = append(w2.env, "ROLLGATE_WEBHOOKS=oncall="+srv.URL+"/hook")
+	w2.start(t)
+	defer w2.kill()
+	go func() {
+		for range hook.arrived {
+			hook.release <- http.StatusOK
+		}
+	}()
+	st := waitForMonitor(t, r, run, func(st workflows.MonitorStatus) bool {
+		return len(st.Incidents) == 1 && st.Incidents[0].Actions[1].Done
+	})
+	if a := st.Incidents[0].Actions; a[0].Action != "revoke" || a[0].Attempts != 1 || !a[0].Done {
+		t.Fatalf("actions %+v, want the revocation taken once", a)
+	}
+	deadline = time.Now().Add(time.Minute)
+	for counted(w2.metrics, "notify") != 1 {
+		if time.Now().After(deadline) {
+			t.Fatal("the notification is not counted on the new worker's /metrics")
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	if n := counted(w2.metrics, "revoke"); n != 0 {
+		t.Fatalf("the new worker counted %v revocations, want none (taken before the crash)", n)
+	}
+	if f := scrape(t, w2.metrics)["temporal_activity_execution_latency_seconds"]; f != nil {
+		for _, m := range f.Metric {
+			for _, l := range m.Label {
+				if l.GetName() == "activity_type" && l.GetValue() == "RevokeByRule" {
+					t.Fatal("the new worker ran RevokeByRule again")
+				}
+			}
+		}
+	}
+	if acked := hook.acknowledged(); acked != 1 {
+		t.Fatalf("%d notifications acknowledged, want 1", acked)
+	}
+	stopMonitor(t, r, run)
+}
+
+func stopMonitor(t *testing.T, r *testsuite.ReleaseBed, run client.WorkflowRun) {
+	t.Helper()
+	ctx := context.Background()
+	h, err := r.Temporal.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{WorkflowID: run.GetID(), UpdateName: workflows.UpdateStopMonitor,
+		Args: []any{workflows.StopRequest{Actor: "sec", Reason: "test over"}}, WaitForStage: client.WorkflowUpdateStageCompleted})
+	if err == nil {
+		err = h.Get(ctx, nil)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// heldWebhook holds each request until the test says how to answer it.
+type heldWebhook struct {
+	arrived chan struct{}
+	release chan int
+	mu      sync.Mutex
+	acked   int
+}
+
+func (h *heldWebhook) ServeHTTP(w http.ResponseWriter, _ *http.Request) {
+	h.arrived <- struct{}{}
+	code := <-h.release
+	if code == http.StatusOK {
+		h.mu.Lock()
+		h.acked++
+		h.mu.Unlock()
+	}
+	w.WriteHeader(code)
+}
+
+func (h *heldWebhook) acknowledged() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.acked
+}
