@@ -73,7 +73,8 @@ type ExpiringReport struct {
 // ExpiringWithoutSuccessor finds, per client, the soonest-expiring active token of the key that
 // is within its expiry window and that no newer active token of the client outlives.
 func (a *Tokens) ExpiringWithoutSuccessor(ctx context.Context, in ExpiringInput) (ExpiringReport, error) {
-	recs, truncated, err := a.Registry.ExpiringActive(ctx, in.Key+"-v", in.Now, in.Now.Add(a.expiryHorizon(in)), readLimit(in.Limit))
+	prefix := in.Key + "-v"
+	recs, truncated, err := a.Registry.ExpiringActive(ctx, prefix, in.Now, in.Now.Add(a.expiryHorizon(in)), readLimit(in.Limit))
 	if err != nil {
 		return ExpiringReport{}, err
 	}
@@ -93,7 +94,7 @@ func (a *Tokens) ExpiringWithoutSuccessor(ctx context.Context, in ExpiringInput)
 		if cur, ok := by[client]; ok && !rec.ExpiresAt.Before(cur.ExpiresAt) {
 			continue
 		}
-		if _, renewed, err := a.Registry.Successor(ctx, rec); err != nil || renewed {
+		if _, renewed, err := a.Registry.Successor(ctx, rec, prefix); err != nil || renewed {
 			if err != nil {
 				return ExpiringReport{}, err
 			}
@@ -138,16 +139,16 @@ type RenewInput struct {
 }
 
 // RenewToken mints, records and delivers (Vault KV) a successor of the expiring token and marks
-// the old one superseded. A client already delivered a token that outlives the expiring one is
-// left alone, so a retry renews nothing twice. ReissueTokens cannot do this: it skips a client
-// that already holds a token of the version, which is exactly the client to renew.
+// the old one superseded. A client already delivered another token that lives at least as long
+// as the expiring one is left alone, so a retry renews nothing twice. ReissueTokens cannot do
+// this: it skips a client that already holds a token of the version, the very client to renew.
 func (a *Tokens) RenewToken(ctx context.Context, in RenewInput) (Issued, error) {
 	t := in.Token
 	cur, err := a.Delivery.Current(ctx, t.Client)
 	if err != nil {
 		return Issued{}, err
 	}
-	if cur.JTI != "" && cur.JTI != t.JTI && cur.ExpiresAt.After(t.ExpiresAt) {
+	if cur.JTI != "" && cur.JTI != t.JTI && !cur.ExpiresAt.Before(t.ExpiresAt) {
 		return Issued{Client: t.Client, JTI: cur.JTI, KID: cur.KID}, nil
 	}
 	key, version, err := keys.ParseKID(t.KID)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -98,9 +99,10 @@ func (r *Registry) ExpiringActive(ctx context.Context, kidPrefix string, from, t
 	return recs, false, nil
 }
 
-// Successor is the newest active token of rec's subject and client that outlives rec, if any:
-// the token rec's client renews to.
-func (r *Registry) Successor(ctx context.Context, rec Record) (Record, bool, error) {
+// Successor is the longest-lived other active token of rec's subject and client, of a key whose
+// kid starts with kidPrefix, that lives at least as long as rec, if any: the token rec's client renews to. Expiry has a resolution of a
+// second, so a renewal within the second of issuance expires with it.
+func (r *Registry) Successor(ctx context.Context, rec Record, kidPrefix string) (Record, bool, error) {
 	recs, err := r.BySubject(ctx, rec.Subject)
 	if err != nil {
 		return Record{}, false, err
@@ -108,7 +110,7 @@ func (r *Registry) Successor(ctx context.Context, rec Record) (Record, bool, err
 	var best Record
 	found := false
 	for _, o := range recs {
-		if o.JTI == rec.JTI || o.ClientID != rec.ClientID || o.Status != Active || !o.ExpiresAt.After(rec.ExpiresAt) {
+		if o.JTI == rec.JTI || o.ClientID != rec.ClientID || o.Status != Active || o.ExpiresAt.Before(rec.ExpiresAt) || !strings.HasPrefix(o.KID, kidPrefix) {
 			continue
 		}
 		if !found || o.ExpiresAt.After(best.ExpiresAt) {
