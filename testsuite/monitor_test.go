@@ -47,18 +47,25 @@ func TestTokenMonitor_RevokedTokenPresented_SubjectRevokedInTheRegistry(t *testi
 			}
 		}
 	}
-	present()
-
 	run, err := r.Temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: workflows.MonitorID(r.Key), TaskQueue: workflows.TaskQueue},
 		workflows.TokenMonitor, workflows.MonitorSpec{Issuer: r.IssuerRef(), Interval: workflows.MinMonitorInterval, Webhook: "oncall", Actor: "sec",
 			RevokedUses: workflows.RevokedUsesPolicy{Actions: []string{"revoke", "notify"}}})
 	if err != nil {
 		t.Fatal(err)
 	}
+	waitForMonitor(t, r, run, func(st workflows.MonitorStatus) bool { return st.Judgements >= 1 })
+	presented := time.Now()
+	present()
 	st := waitForMonitor(t, r, run, func(st workflows.MonitorStatus) bool {
 		return len(st.Incidents) == 1 && st.Incidents[0].Actions[0].Done && st.Incidents[0].Actions[1].Done
 	})
 	inc := st.Incidents[0]
+	// Detection latency: from the use to the judgement that opened the incident, at most an interval.
+	t.Logf("revoked token presented → incident opened in %s, revoked and notified %s after the use (interval %s)",
+		inc.OpenedAt.Sub(presented).Round(time.Millisecond), time.Since(presented).Round(time.Millisecond), workflows.MinMonitorInterval)
+	if d := inc.OpenedAt.Sub(presented); d > workflows.MinMonitorInterval+5*time.Second {
+		t.Fatalf("incident opened %s after the use, want within an interval (%s)", d, workflows.MinMonitorInterval)
+	}
 	if inc.Key != subject || inc.Signal != workflows.SignalRevokedPresented || len(inc.Evidence.Addresses) != 2 {
 		t.Fatalf("incident %+v", inc)
 	}

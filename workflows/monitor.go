@@ -52,8 +52,8 @@ const (
 	// the status, not opened.
 	MaxOpenIncidents = 100
 	// maxJudgementsPerRun and maxHistoryEvents make a run continue-as-new long before Temporal's
-	// history limits: a judgement of a quiet issuer writes about a dozen events.
-	maxJudgementsPerRun = 20
+	// history limits: a judgement of a quiet issuer with both signals writes 17 events.
+	maxJudgementsPerRun = 15
 	maxHistoryEvents    = 300
 	// maxActionAttempts is how many judgements try a failing action before it is given up.
 	maxActionAttempts = 3

@@ -93,7 +93,7 @@ func runMonitor(t *testing.T, f *monitorFakes, in workflows.MonitorSpec, start t
 		if in.Carry != nil {
 			done = in.Carry.Judgements
 		}
-		if left := judgements - done; left <= 20 {
+		if left := judgements - done; left <= 15 {
 			// The first judgement of a run continued as new is due one interval after the last.
 			due := time.Duration(left-1) * interval
 			if in.Carry != nil {
@@ -113,8 +113,8 @@ func runMonitor(t *testing.T, f *monitorFakes, in workflows.MonitorSpec, start t
 			if err := converter.GetDefaultDataConverter().FromPayloads(can.Input, &next); err != nil {
 				t.Fatal(err)
 			}
-			if next.Carry == nil || next.Carry.Judgements-done > 20 {
-				t.Fatalf("run %d continued as new after %d judgements, want at most 20", runs, next.Carry.Judgements-done)
+			if next.Carry == nil || next.Carry.Judgements-done > 15 {
+				t.Fatalf("run %d continued as new after %d judgements, want at most 15", runs, next.Carry.Judgements-done)
 			}
 			in, at = next, next.Carry.LastJudged
 			continue
@@ -145,7 +145,7 @@ func TestTokenMonitor_QuietWeek_NoIncidentAndBoundedHistory(t *testing.T) {
 	if len(f.rules)+len(f.renewals)+len(f.notes) != 0 {
 		t.Fatalf("a quiet week acted: rules %v, renewals %v, notes %v", f.rules, f.renewals, f.notes)
 	}
-	if runs < week/20 {
+	if runs < week/15 {
 		t.Fatalf("%d runs for %d judgements: the monitor did not continue as new", runs, week)
 	}
 }
