@@ -32,7 +32,7 @@ func monitorCmd() *cobra.Command {
 		Use:   "monitor",
 		Short: "Start, stop and inspect an issuer's token lifecycle monitor",
 	}
-	cmd.AddCommand(monitorStartCmd(), monitorStopCmd(), monitorStatusCmd())
+	cmd.AddCommand(monitorStartCmd(), monitorStopCmd(), monitorStatusCmd(), monitorAuditCmd())
 	return cmd
 }
 

@@ -1,9 +1,12 @@
 package main_test
 
 import (
+	"context"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/rollgate/rollgate/internal/registry"
 )
 
 func TestStarter_MonitorStartValidatesNamingTheFlag(t *testing.T) {
@@ -26,11 +29,17 @@ func TestStarter_MonitorStartValidatesNamingTheFlag(t *testing.T) {
 }
 
 // An operator starts the issuer's monitor twice (the second start starts nothing), reads its
-// status, and stops it.
-func TestStarter_MonitorStartIsIdempotent_StatusShowsTheSignals_StopEndsIt(t *testing.T) {
+// status while it revokes a subject whose revoked token is presented, finds that action with its
+// reason in the monitor's audit, and stops it.
+func TestStarter_MonitorStartIsIdempotent_StatusAndAuditShowTheAction_StopEndsIt(t *testing.T) {
 	b := shared.Bed(t)
 	r := provisionUnique(t, b, "climon")
 	c := bedCLI(t, b)
+	subject := r.Clients[0]
+	if err := r.Activity.Tokens.Registry.RecordRevokedUse(context.Background(), registry.UseEvent{JTI: r.Name + "-stolen", Subject: subject, ClientID: subject,
+		Issuer: r.Issuer, Address: "192.0.2.44"}); err != nil {
+		t.Fatal(err)
+	}
 	start := []string{"monitor", "start", "--issuer", r.Issuer, "--transit-key", r.Key, "--interval", "10s", "--revoked-actions", "revoke", "--renewal-actions", "reissue"}
 	code, out, stderr := c.run(t, start...)
 	if code != 0 || !strings.Contains(out, "started monitor/"+r.Key) {
@@ -39,26 +48,37 @@ func TestStarter_MonitorStartIsIdempotent_StatusShowsTheSignals_StopEndsIt(t *te
 	if code, out, stderr := c.run(t, start...); code != 0 || !strings.Contains(out, "already runs") {
 		t.Fatalf("second start: exit %d\n%s\n%s", code, out, stderr)
 	}
-	for _, want := range []string{"revoked_presented", "expiring_unrenewed", "threshold 1", "open incidents: 0"} {
-		deadline := time.Now().Add(time.Minute)
-		for {
-			code, out, stderr = c.run(t, "monitor", "status", r.Key)
-			if code == 0 && strings.Contains(out, want) && !strings.Contains(out, " 0 judgements") {
+	want := []string{"revoked_presented", "expiring_unrenewed", "threshold 1", "open incidents: 1", subject, "192.0.2.44", "revoke (policy for revoked_presented", "done: revoked every token of subject " + subject}
+	deadline := time.Now().Add(time.Minute)
+	for {
+		code, out, stderr = c.run(t, "monitor", "status", r.Key)
+		missing := ""
+		for _, w := range want {
+			if !strings.Contains(out, w) {
+				missing = w
 				break
 			}
-			if time.Now().After(deadline) {
-				t.Fatalf("status lacks %q: exit %d\n%s\n%s", want, code, out, stderr)
-			}
-			time.Sleep(200 * time.Millisecond)
 		}
+		if code == 0 && missing == "" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("status lacks %q: exit %d\n%s\n%s", missing, code, out, stderr)
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 	if strings.Contains(out, "not observed") {
 		t.Fatalf("a signal could not be read:\n%s", out)
 	}
+	t.Logf("starter monitor status:\n%s", out)
+	code, out, stderr = c.run(t, "monitor", "audit", r.Key)
+	if code != 0 || !strings.Contains(out, "monitor-start") || strings.Count(out, " revoke ") != 1 || !strings.Contains(out, "every token of subject "+subject) || !strings.Contains(out, "→ done") {
+		t.Fatalf("audit: exit %d\n%s\n%s", code, out, stderr)
+	}
 	if code, out, stderr := c.run(t, "monitor", "stop", r.Key, "--reason", "test over"); code != 0 || !strings.Contains(out, "stopping") {
 		t.Fatalf("stop: exit %d\n%s\n%s", code, out, stderr)
 	}
-	deadline := time.Now().Add(time.Minute)
+	deadline = time.Now().Add(time.Minute)
 	for {
 		code, _, stderr = c.run(t, "monitor", "stop", r.Key, "--reason", "again")
 		if code == 1 && strings.Contains(stderr, "no running monitor") {
@@ -68,5 +88,10 @@ func TestStarter_MonitorStartIsIdempotent_StatusShowsTheSignals_StopEndsIt(t *te
 			t.Fatalf("stop of a stopped monitor: exit %d\n%s", code, stderr)
 		}
 		time.Sleep(200 * time.Millisecond)
+	}
+	if code, out, _ := c.run(t, "monitor", "audit", r.Key); code != 0 || !strings.Contains(out, "monitor-stop") || !strings.Contains(out, "test over") {
+		t.Fatalf("audit after the stop: exit %d\n%s", code, out)
+	} else {
+		t.Logf("starter monitor audit:\n%s", out)
 	}
 }
