@@ -158,7 +158,7 @@ type MonitorStatus struct {
 // SignalStatus is one signal's latest judgement.
 type SignalStatus struct {
 	Name      string
-	Value     float64 // the largest value of the last judgement (uses of one subject, clients expiring)
+	Value     float64 // the largest value one subject or client had at the last judgement
 	Threshold float64
 	Actions   []string
 	Truncated bool   `json:",omitempty"`

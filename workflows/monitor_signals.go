@@ -102,6 +102,9 @@ func (s revokedPresented) act(ctx workflow.Context, action string, inc *Incident
 	if action != ActionRevoke {
 		return "", fmt.Errorf("%s cannot %s", s.name(), action)
 	}
+	if inc.Key == "" || inc.Key == "-" { // the registry's mark for a use whose token named no subject
+		return "", fmt.Errorf("the uses name no subject: nothing to revoke by subject")
+	}
 	rule := activities.RuleInput{Scope: registry.BySubject, Value: inc.Key, Before: inc.OpenedAt,
 		Reason: fmt.Sprintf("token monitor: %d uses of revoked tokens of %s", inc.Evidence.Uses, inc.Key)}
 	if err := workflow.ExecuteActivity(short(ctx), tokA.RevokeByRule, rule).Get(ctx, nil); err != nil {

@@ -254,3 +254,20 @@ func TestTokenMonitor_InvalidSpec_RejectedBeforeAnyActivity(t *testing.T) {
 		})
 	}
 }
+
+// Uses of a revoked token that named no subject (the registry records "-") are notified, never
+// revoked by subject: a rule for "-" would revoke nothing anyone meant.
+func TestTokenMonitor_UsesWithoutSubject_NotifiedNotRevoked(t *testing.T) {
+	f := &monitorFakes{uses: func(time.Time, activities.RevokedUsesInput) activities.RevokedUsesReport {
+		return activities.RevokedUsesReport{Subjects: []registry.SubjectUses{{Subject: "-", Clients: []string{"-"}, Addresses: []string{"10.0.0.3"}, JTIs: 1, Count: 2}}}
+	}}
+	in := monitorSpec()
+	in.RevokedUses.Actions = []string{"revoke", "notify"}
+	rep, _ := runMonitor(t, f, in, monitorStart, 5)
+	if len(f.rules) != 0 || len(f.notes) != 1 || !strings.Contains(f.notes[0], "revoke failed: the uses name no subject") {
+		t.Fatalf("rules %+v, notes %q", f.rules, f.notes)
+	}
+	if a := rep.Open[0].Actions[0]; a.Done || a.Attempts != 3 {
+		t.Fatalf("revoke %+v: want given up after 3 attempts", a)
+	}
+}
