@@ -70,11 +70,24 @@ type ExpiringReport struct {
 	Truncated bool
 }
 
+// MaxMonitoredVersions is how many of the key's newest versions the expiry signal reads tokens of:
+// older versions are retired, their tokens expired.
+const MaxMonitoredVersions = 10
+
 // ExpiringWithoutSuccessor finds, per client, the soonest-expiring active token of the key that
-// is within its expiry window and that no newer active token of the client outlives.
+// is within its expiry window and that no other active token of the client and key outlives.
 func (a *Tokens) ExpiringWithoutSuccessor(ctx context.Context, in ExpiringInput) (ExpiringReport, error) {
-	prefix := in.Key + "-v"
-	recs, truncated, err := a.Registry.ExpiringActive(ctx, prefix, in.Now, in.Now.Add(a.expiryHorizon(in)), readLimit(in.Limit))
+	k, err := a.Transit.ReadKey(ctx, in.Key)
+	if err != nil {
+		return ExpiringReport{}, classify(err)
+	}
+	versions := k.Versions()
+	versions = versions[max(0, len(versions)-MaxMonitoredVersions):]
+	kids := make([]string, len(versions))
+	for i, v := range versions {
+		kids[i] = keys.KID(in.Key, v)
+	}
+	recs, truncated, err := a.Registry.ExpiringActive(ctx, kids, in.Now.Add(-a.longestLifetime()), in.Now, in.Now.Add(a.expiryHorizon(in)), readLimit(in.Limit))
 	if err != nil {
 		return ExpiringReport{}, err
 	}
@@ -94,7 +107,7 @@ func (a *Tokens) ExpiringWithoutSuccessor(ctx context.Context, in ExpiringInput)
 		if cur, ok := by[client]; ok && !rec.ExpiresAt.Before(cur.ExpiresAt) {
 			continue
 		}
-		if _, renewed, err := a.Registry.Successor(ctx, rec, prefix); err != nil || renewed {
+		if _, renewed, err := a.Registry.Successor(ctx, rec, in.Key+"-v"); err != nil || renewed {
 			if err != nil {
 				return ExpiringReport{}, err
 			}
@@ -110,17 +123,21 @@ func (a *Tokens) ExpiringWithoutSuccessor(ctx context.Context, in ExpiringInput)
 	return out, nil
 }
 
+// longestLifetime is the longest lifetime a token can have: the verifiers' maximum, or the spec's.
+func (a *Tokens) longestLifetime() time.Duration {
+	if a.MaxLifetime > 0 {
+		return a.MaxLifetime
+	}
+	return spec.MaxTokenTTL
+}
+
 // expiryHorizon is how far ahead the scan looks: the fixed window, or the fraction of the longest
 // lifetime a token can have.
 func (a *Tokens) expiryHorizon(in ExpiringInput) time.Duration {
 	if in.Window > 0 {
 		return in.Window
 	}
-	longest := a.MaxLifetime
-	if longest <= 0 {
-		longest = spec.MaxTokenTTL
-	}
-	return time.Duration(in.Fraction * float64(longest))
+	return time.Duration(in.Fraction * float64(a.longestLifetime()))
 }
 
 func readLimit(n int) int {

@@ -72,28 +72,32 @@ func addBounded(set []string, v string) []string {
 	return slices.Insert(set, i, v)
 }
 
-// ExpiringActive lists active tokens of key versions whose kid starts with kidPrefix that expire
-// in (from, to], at most limit of them (truncated says there were more). It scans the tokens
-// table: the table has no index by expiry.
-func (r *Registry) ExpiringActive(ctx context.Context, kidPrefix string, from, to time.Time, limit int) (recs []Record, truncated bool, err error) {
-	p := dynamodb.NewScanPaginator(r.DB, &dynamodb.ScanInput{
-		TableName:                aws.String(r.tokensTable()),
-		FilterExpression:         aws.String("#s = :active AND #e > :from AND #e <= :to AND begins_with(kid, :prefix)"),
-		ExpressionAttributeNames: map[string]string{"#s": "status", "#e": "exp"},
-		ExpressionAttributeValues: map[string]types.AttributeValue{
-			":active": str(string(Active)), ":from": num(from.Unix()), ":to": num(to.Unix()), ":prefix": str(kidPrefix),
-		},
-	})
-	for p.HasMorePages() {
-		page, err := p.NextPage(ctx)
-		if err != nil {
-			return nil, false, fmt.Errorf("scan %s for expiring tokens: %w", r.tokensTable(), err)
-		}
-		for _, item := range page.Items {
-			if len(recs) == limit {
-				return recs, true, nil
+// ExpiringActive lists active tokens of the kids, issued at or after issuedAfter, that expire in
+// (from, to], at most limit of them (truncated says there were more). It queries the by-kid index
+// (kid, iat) once per kid, reading only tokens issued since issuedAfter: the worker may not scan
+// the table, and a token issued before now minus the longest lifetime has expired anyway.
+func (r *Registry) ExpiringActive(ctx context.Context, kids []string, issuedAfter, from, to time.Time, limit int) (recs []Record, truncated bool, err error) {
+	for _, kid := range kids {
+		p := dynamodb.NewQueryPaginator(r.DB, &dynamodb.QueryInput{
+			TableName: aws.String(r.tokensTable()), IndexName: aws.String("by-kid"),
+			KeyConditionExpression:   aws.String("kid = :kid AND iat >= :after"),
+			FilterExpression:         aws.String("#s = :active AND #e > :from AND #e <= :to"),
+			ExpressionAttributeNames: map[string]string{"#s": "status", "#e": "exp"},
+			ExpressionAttributeValues: map[string]types.AttributeValue{
+				":kid": str(kid), ":after": num(issuedAfter.Unix()), ":active": str(string(Active)), ":from": num(from.Unix()), ":to": num(to.Unix()),
+			},
+		})
+		for p.HasMorePages() {
+			page, err := p.NextPage(ctx)
+			if err != nil {
+				return nil, false, fmt.Errorf("query expiring tokens of %s: %w", kid, err)
 			}
-			recs = append(recs, fromItem(item))
+			for _, item := range page.Items {
+				if len(recs) == limit {
+					return recs, true, nil
+				}
+				recs = append(recs, fromItem(item))
+			}
 		}
 	}
 	return recs, false, nil

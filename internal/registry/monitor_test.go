@@ -56,7 +56,8 @@ func TestExpiringActive_AndSuccessor_FindTheTokensWhoseRenewalIsBroken(t *testin
 	if err := reg.RecordIssued(ctx, minted); err != nil {
 		t.Fatal(err)
 	}
-	recs, truncated, err := reg.ExpiringActive(ctx, "orders-v", now, now.Add(10*time.Minute), 10)
+	kids := []string{"orders-v1", "orders-v2"}
+	recs, truncated, err := reg.ExpiringActive(ctx, kids, now.Add(-24*time.Hour), now, now.Add(10*time.Minute), 10)
 	if err != nil || truncated {
 		t.Fatal(truncated, err)
 	}
@@ -68,6 +69,10 @@ func TestExpiringActive_AndSuccessor_FindTheTokensWhoseRenewalIsBroken(t *testin
 	if !slices.Equal(jtis, []string{"renewed-old", "stuck"}) {
 		t.Fatalf("expiring %v, want renewed-old and stuck", jtis)
 	}
+	// Tokens issued before the cut-off are not read: they expired long ago, or outlive any window.
+	if old, _, err := reg.ExpiringActive(ctx, kids, now.Add(-50*time.Minute), now, now.Add(10*time.Minute), 10); err != nil || len(old) != 0 {
+		t.Fatalf("issued in the last 50 minutes and expiring within 10: %+v, %v", old, err)
+	}
 	for _, r := range recs {
 		next, ok, err := reg.Successor(ctx, r, "orders-v")
 		if err != nil {
@@ -77,7 +82,7 @@ func TestExpiringActive_AndSuccessor_FindTheTokensWhoseRenewalIsBroken(t *testin
 			t.Fatalf("successor of %s: %+v %v", r.JTI, next, ok)
 		}
 	}
-	if _, truncated, err := reg.ExpiringActive(ctx, "orders-v", now, now.Add(10*time.Minute), 1); err != nil || !truncated {
+	if _, truncated, err := reg.ExpiringActive(ctx, kids, now.Add(-24*time.Hour), now, now.Add(10*time.Minute), 1); err != nil || !truncated {
 		t.Fatalf("a read bounded to 1 of 2: truncated %v, %v", truncated, err)
 	}
 }
