@@ -14,4 +14,5 @@ func Register(r workflowRegistry) {
 	r.RegisterWorkflow(Rollback)
 	r.RegisterWorkflow(TokenRevocation)
 	r.RegisterWorkflow(KeyRotation)
+	r.RegisterWorkflow(TokenMonitor)
 }

@@ -1,0 +1,190 @@
+package activities
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	"go.temporal.io/sdk/activity"
+
+	"github.com/rollgate/rollgate/internal/keys"
+	"github.com/rollgate/rollgate/internal/registry"
+	"github.com/rollgate/rollgate/internal/spec"
+	"github.com/rollgate/rollgate/internal/tokens"
+)
+
+// The token monitor's doors to the registry: bounded reads it judges every interval, and the
+// one write it makes on its own, a renewal ahead of expiry.
+
+// MaxMonitorReads bounds what one judgement reads: revoked uses, or expiring tokens.
+const MaxMonitorReads = 500
+
+// RevokedUsesInput asks for the uses of an issuer's revoked tokens last seen at or after Since.
+type RevokedUsesInput struct {
+	IssuerURL string
+	Since     time.Time
+	Limit     int // default and at most MaxMonitorReads
+}
+
+// RevokedUsesReport is those uses grouped by subject; Truncated says more uses were left unread.
+type RevokedUsesReport struct {
+	Subjects  []registry.SubjectUses
+	Truncated bool
+}
+
+// RevokedUsesBySubject reads the uses of the issuer's revoked tokens since a time, by subject.
+func (a *Tokens) RevokedUsesBySubject(ctx context.Context, in RevokedUsesInput) (RevokedUsesReport, error) {
+	uses, truncated, err := a.Registry.RevokedUses(ctx, in.Since, readLimit(in.Limit))
+	if err != nil {
+		return RevokedUsesReport{}, err
+	}
+	return RevokedUsesReport{Subjects: registry.GroupUsesBySubject(uses, in.IssuerURL), Truncated: truncated}, nil
+}
+
+// ExpiringInput asks for the clients whose token of the key expires soon without a successor.
+// A token is expiring once what is left of it is at most Window or, without a Window, Fraction of
+// its lifetime.
+type ExpiringInput struct {
+	Key      string // the transit key: its versions' kids start with it
+	Now      time.Time
+	Window   time.Duration
+	Fraction float64
+	Limit    int // default and at most MaxMonitorReads
+}
+
+// ExpiringToken is a client's token nearing expiry with no newer active token to renew to.
+type ExpiringToken struct {
+	Client    string
+	Subject   string
+	JTI       string
+	KID       string
+	IssuedAt  time.Time
+	ExpiresAt time.Time
+}
+
+// ExpiringReport lists one expiring token per client, ordered by client.
+type ExpiringReport struct {
+	Tokens    []ExpiringToken
+	Truncated bool
+}
+
+// MaxMonitoredVersions is how many of the key's newest versions the expiry signal reads tokens of:
+// older versions are retired, their tokens expired.
+const MaxMonitoredVersions = 10
+
+// ExpiringWithoutSuccessor finds, per client, the soonest-expiring active token of the key that
+// is within its expiry window and that no other active token of the client and key outlives.
+func (a *Tokens) ExpiringWithoutSuccessor(ctx context.Context, in ExpiringInput) (ExpiringReport, error) {
+	k, err := a.Transit.ReadKey(ctx, in.Key)
+	if err != nil {
+		return ExpiringReport{}, classify(err)
+	}
+	versions := k.Versions()
+	versions = versions[max(0, len(versions)-MaxMonitoredVersions):]
+	kids := make([]string, len(versions))
+	for i, v := range versions {
+		kids[i] = keys.KID(in.Key, v)
+	}
+	recs, truncated, err := a.Registry.ExpiringActive(ctx, kids, in.Now.Add(-a.longestLifetime()), in.Now, in.Now.Add(a.expiryHorizon(in)), readLimit(in.Limit))
+	if err != nil {
+		return ExpiringReport{}, err
+	}
+	by := map[string]ExpiringToken{}
+	for _, rec := range recs {
+		window := in.Window
+		if window == 0 {
+			window = time.Duration(in.Fraction * float64(rec.ExpiresAt.Sub(rec.IssuedAt)))
+		}
+		client := rec.ClientID
+		if client == "" {
+			client = rec.Subject
+		}
+		if rec.ExpiresAt.Sub(in.Now) > window {
+			continue
+		}
+		if cur, ok := by[client]; ok && !rec.ExpiresAt.Before(cur.ExpiresAt) {
+			continue
+		}
+		if _, renewed, err := a.Registry.Successor(ctx, rec, in.Key+"-v"); err != nil || renewed {
+			if err != nil {
+				return ExpiringReport{}, err
+			}
+			continue
+		}
+		by[client] = ExpiringToken{Client: client, Subject: rec.Subject, JTI: rec.JTI, KID: rec.KID, IssuedAt: rec.IssuedAt, ExpiresAt: rec.ExpiresAt}
+	}
+	out := ExpiringReport{Truncated: truncated}
+	for _, t := range by {
+		out.Tokens = append(out.Tokens, t)
+	}
+	slices.SortFunc(out.Tokens, func(x, y ExpiringToken) int { return cmp.Compare(x.Client, y.Client) })
+	return out, nil
+}
+
+// longestLifetime is the longest lifetime a token can have: the verifiers' maximum, or the spec's.
+func (a *Tokens) longestLifetime() time.Duration {
+	if a.MaxLifetime > 0 {
+		return a.MaxLifetime
+	}
+	return spec.MaxTokenTTL
+}
+
+// expiryHorizon is how far ahead the scan looks: the fixed window, or the fraction of the longest
+// lifetime a token can have.
+func (a *Tokens) expiryHorizon(in ExpiringInput) time.Duration {
+	if in.Window > 0 {
+		return in.Window
+	}
+	return time.Duration(in.Fraction * float64(a.longestLifetime()))
+}
+
+func readLimit(n int) int {
+	if n <= 0 || n > MaxMonitorReads {
+		return MaxMonitorReads
+	}
+	return n
+}
+
+// RenewInput asks for a client's expiring token to be replaced ahead of its expiry by a token of
+// the same key version and lifetime.
+type RenewInput struct {
+	Issuer Issuer
+	Token  ExpiringToken
+	Reason string
+}
+
+// RenewToken mints, records and delivers (Vault KV) a successor of the expiring token and marks
+// the old one superseded. A client already delivered another token that lives at least as long
+// as the expiring one is left alone, so a retry renews nothing twice. ReissueTokens cannot do
+// this: it skips a client that already holds a token of the version, the very client to renew.
+func (a *Tokens) RenewToken(ctx context.Context, in RenewInput) (Issued, error) {
+	t := in.Token
+	cur, err := a.Delivery.Current(ctx, t.Client)
+	if err != nil {
+		return Issued{}, err
+	}
+	if cur.JTI != "" && cur.JTI != t.JTI && !cur.ExpiresAt.Before(t.ExpiresAt) {
+		return Issued{Client: t.Client, JTI: cur.JTI, KID: cur.KID}, nil
+	}
+	key, version, err := keys.ParseKID(t.KID)
+	if err != nil || key != in.Issuer.Key.Name {
+		return Issued{}, classify(fmt.Errorf("renew %s: kid %q is not a version of %s: %w", t.JTI, t.KID, in.Issuer.Key.Name, keys.ErrInvalid))
+	}
+	m := &tokens.Minter{Transit: a.Transit, Key: key, Type: in.Issuer.Key.Type, Alg: in.Issuer.Algorithm, Issuer: in.Issuer.URL, MaxLifetime: a.MaxLifetime}
+	minted, err := m.Mint(ctx, version, tokens.MintRequest{Subject: t.Subject, ClientID: t.Client, Audience: in.Issuer.Audiences, TTL: t.ExpiresAt.Sub(t.IssuedAt)})
+	if err != nil {
+		return Issued{}, classify(err)
+	}
+	if err := a.Registry.RecordIssued(ctx, minted); err != nil {
+		return Issued{}, err
+	}
+	if _, err := a.Delivery.Deliver(ctx, minted[0]); err != nil {
+		return Issued{}, err
+	}
+	if err := a.Registry.Supersede(ctx, t.JTI, minted[0].JTI, in.Reason); err != nil {
+		activity.GetLogger(ctx).Warn("expiring token not superseded", "client", t.Client, "jti", t.JTI, "error", err)
+	}
+	return Issued{Client: t.Client, JTI: minted[0].JTI, KID: minted[0].KID}, nil
+}

@@ -1,0 +1,101 @@
+package activities_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"go.temporal.io/sdk/testsuite"
+
+	"github.com/rollgate/rollgate/activities"
+	"github.com/rollgate/rollgate/internal/keys"
+	"github.com/rollgate/rollgate/internal/registry"
+)
+
+// A client's token nearing expiry without a successor is found, renewed once however often the
+// renewal is retried (a new token of the same version and lifetime, delivered to Vault KV, the old
+// one superseded), and is no longer found afterwards.
+func TestRenewToken_FoundRenewedOnceAndDeliveredThenNoLongerExpiring(t *testing.T) {
+	b := shared.Bed(t)
+	ctx := context.Background()
+	vc, err := b.Vault.Client()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := b.AWSConfig(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := fmt.Sprintf("renew-%d", time.Now().UnixNano())
+	transit := &keys.Transit{Client: vc}
+	if _, err := transit.EnsureKey(ctx, name, keys.RSA2048); err != nil {
+		t.Fatal(err)
+	}
+	reg := &registry.Registry{DB: b.DynamoDBClient(cfg), TokensTable: name + "-tokens", RevocationsTable: name + "-revocations", RevokedUsesTable: name + "-uses"}
+	if err := reg.CreateTables(ctx); err != nil {
+		t.Fatal(err)
+	}
+	delivery := &registry.Delivery{Client: vc}
+	var suite testsuite.WorkflowTestSuite
+	env := suite.NewTestActivityEnvironment()
+	env.RegisterActivity(&activities.Tokens{Transit: transit, Registry: reg, Delivery: delivery, MaxLifetime: time.Hour})
+	issuer := activities.Issuer{URL: "https://issuer.test", Audiences: []string{"orders"}, Key: activities.KeyRef{Name: name, Type: keys.RSA2048}, Algorithm: "RS256"}
+	client := name + "-client"
+	tok := &activities.Tokens{}
+	call := func(fn any, in any, out any) {
+		t.Helper()
+		v, err := env.ExecuteActivity(fn, in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := v.Get(out); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var first []activities.Issued
+	call(tok.ReissueTokens, activities.ReissueInput{Issuer: issuer, Version: 1, Clients: []string{client}, TTL: time.Hour, Reason: "initial"}, &first)
+	old, err := reg.Get(ctx, first[0].JTI)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// Five minutes before its expiry, within the last tenth of its hour.
+	at := old.ExpiresAt.Add(-5 * time.Minute)
+	var found activities.ExpiringReport
+	call(tok.ExpiringWithoutSuccessor, activities.ExpiringInput{Key: name, Now: at, Fraction: 0.1}, &found)
+	if len(found.Tokens) != 1 || found.Tokens[0].JTI != old.JTI || found.Tokens[0].Client != client {
+		t.Fatalf("expiring %+v, want the client's token %s", found.Tokens, old.JTI)
+	}
+	var early activities.ExpiringReport
+	call(tok.ExpiringWithoutSuccessor, activities.ExpiringInput{Key: name, Now: at.Add(-10 * time.Minute), Fraction: 0.1}, &early)
+	if len(early.Tokens) != 0 {
+		t.Fatalf("15 minutes before expiry: %+v, want nothing yet", early.Tokens)
+	}
+
+	var renewed, again activities.Issued
+	in := activities.RenewInput{Issuer: issuer, Token: found.Tokens[0], Reason: "renewed ahead of expiry"}
+	call(tok.RenewToken, in, &renewed)
+	call(tok.RenewToken, in, &again) // a retry
+	if renewed.JTI == old.JTI || again.JTI != renewed.JTI || renewed.KID != keys.KID(name, 1) {
+		t.Fatalf("renewed %+v, retried %+v, want one new token of v1", renewed, again)
+	}
+	cur, err := delivery.Current(ctx, client)
+	if err != nil || cur.JTI != renewed.JTI {
+		t.Fatalf("delivered %+v, %v, want %s", cur, err, renewed.JTI)
+	}
+	all, err := reg.BySubject(ctx, client)
+	if err != nil || len(all) != 2 {
+		t.Fatalf("%d tokens of the client, want 2 (%v)", len(all), err)
+	}
+	if prev, err := reg.Get(ctx, old.JTI); err != nil || prev.Status != registry.Superseded || prev.ReplacedBy != renewed.JTI {
+		t.Fatalf("old token %+v, %v, want superseded by %s", prev, err, renewed.JTI)
+	}
+	// The renewal was minted now, not at the simulated time: seen from then, the client's token
+	// is the new one, nearing its own expiry; the old one is gone from the signal.
+	var after activities.ExpiringReport
+	call(tok.ExpiringWithoutSuccessor, activities.ExpiringInput{Key: name, Now: at, Fraction: 0.1}, &after)
+	if len(after.Tokens) != 1 || after.Tokens[0].JTI != renewed.JTI {
+		t.Fatalf("after the renewal: %+v, want only the new token %s", after.Tokens, renewed.JTI)
+	}
+}

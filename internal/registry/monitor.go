@@ -1,0 +1,125 @@
+package registry
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+)
+
+// Read helpers for the token monitor. They only read, and every one of them is bounded: the
+// monitor calls them every interval, forever.
+
+// SubjectUses is the uses of one subject's revoked tokens: the clients and addresses that
+// presented them (each at most MaxUseAddresses, sorted) and how often.
+type SubjectUses struct {
+	Subject   string
+	Clients   []string
+	Addresses []string
+	JTIs      int
+	Count     int
+	First     time.Time
+	Last      time.Time
+}
+
+// GroupUsesBySubject groups the uses of an issuer's revoked tokens by subject, ordered by
+// subject. Uses recorded for another issuer are left out; an empty issuer keeps every use.
+func GroupUsesBySubject(uses []RevokedUse, issuer string) []SubjectUses {
+	by := map[string]*SubjectUses{}
+	var subjects []string
+	for _, u := range uses {
+		if issuer != "" && u.Issuer != issuer {
+			continue
+		}
+		g := by[u.Subject]
+		if g == nil {
+			g = &SubjectUses{Subject: u.Subject, First: u.First, Last: u.Last}
+			by[u.Subject] = g
+			subjects = append(subjects, u.Subject)
+		}
+		g.Clients = addBounded(g.Clients, u.ClientID)
+		for _, a := range u.Addresses {
+			g.Addresses = addBounded(g.Addresses, a)
+		}
+		g.JTIs++
+		g.Count += u.Count
+		if u.First.Before(g.First) {
+			g.First = u.First
+		}
+		if u.Last.After(g.Last) {
+			g.Last = u.Last
+		}
+	}
+	slices.Sort(subjects)
+	out := make([]SubjectUses, len(subjects))
+	for i, s := range subjects {
+		out[i] = *by[s]
+	}
+	return out
+}
+
+// addBounded adds v to the sorted set unless it is there or the set holds MaxUseAddresses.
+func addBounded(set []string, v string) []string {
+	i, found := slices.BinarySearch(set, v)
+	if found || v == "" || len(set) >= MaxUseAddresses {
+		return set
+	}
+	return slices.Insert(set, i, v)
+}
+
+// ExpiringActive lists active tokens of the kids, issued at or after issuedAfter, that expire in
+// (from, to], at most limit of them (truncated says there were more). It queries the by-kid index
+// (kid, iat) once per kid, reading only tokens issued since issuedAfter: the worker may not scan
+// the table, and a token issued before now minus the longest lifetime has expired anyway.
+func (r *Registry) ExpiringActive(ctx context.Context, kids []string, issuedAfter, from, to time.Time, limit int) (recs []Record, truncated bool, err error) {
+	for _, kid := range kids {
+		p := dynamodb.NewQueryPaginator(r.DB, &dynamodb.QueryInput{
+			TableName: aws.String(r.tokensTable()), IndexName: aws.String("by-kid"),
+			KeyConditionExpression:   aws.String("kid = :kid AND iat >= :after"),
+			FilterExpression:         aws.String("#s = :active AND #e > :from AND #e <= :to"),
+			ExpressionAttributeNames: map[string]string{"#s": "status", "#e": "exp"},
+			ExpressionAttributeValues: map[string]types.AttributeValue{
+				":kid": str(kid), ":after": num(issuedAfter.Unix()), ":active": str(string(Active)), ":from": num(from.Unix()), ":to": num(to.Unix()),
+			},
+		})
+		for p.HasMorePages() {
+			page, err := p.NextPage(ctx)
+			if err != nil {
+				return nil, false, fmt.Errorf("query expiring tokens of %s: %w", kid, err)
+			}
+			for _, item := range page.Items {
+				if len(recs) == limit {
+					return recs, true, nil
+				}
+				recs = append(recs, fromItem(item))
+			}
+		}
+	}
+	return recs, false, nil
+}
+
+// Successor is the longest-lived other active token of rec's subject and client, of a key whose
+// kid starts with kidPrefix, that lives at least as long as rec, if any: the token rec's client renews to. Expiry has a resolution of a
+// second, so a renewal within the second of issuance expires with it.
+func (r *Registry) Successor(ctx context.Context, rec Record, kidPrefix string) (Record, bool, error) {
+	recs, err := r.BySubject(ctx, rec.Subject)
+	if err != nil {
+		return Record{}, false, err
+	}
+	var best Record
+	found := false
+	for _, o := range recs {
+		if o.JTI == rec.JTI || o.ClientID != rec.ClientID || o.Status != Active || o.ExpiresAt.Before(rec.ExpiresAt) || !strings.HasPrefix(o.KID, kidPrefix) {
+			continue
+		}
+		if !found || o.ExpiresAt.After(best.ExpiresAt) {
+			best, found = o, true
+		}
+	}
+	return best, found, nil
+}

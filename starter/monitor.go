@@ -1,0 +1,219 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/sdk/client"
+
+	"github.com/rollgate/rollgate/activities"
+	"github.com/rollgate/rollgate/internal/keys"
+	"github.com/rollgate/rollgate/workflows"
+)
+
+// monitorFlagNames are the flags behind a MonitorSpec's fields.
+var monitorFlagNames = map[string]string{
+	"Issuer.URL": "--issuer", "Issuer.Key.Name": "--transit-key", "Issuer.Key.Type": "--key-type", "Issuer.Algorithm": "--key-type",
+	"Issuer.Audiences": "--audience", "Interval": "--interval", "CloseAfter": "--close-after", "Webhook": "--webhook", "Actor": "--actor",
+	"RevokedUses.Threshold": "--revoked-threshold", "RevokedUses.Actions": "--revoked-actions",
+	"ExpiringRenewal.Window": "--renewal-window", "ExpiringRenewal.Fraction": "--renewal-fraction", "ExpiringRenewal.Actions": "--renewal-actions",
+	"RevokedUses.Off|ExpiringRenewal.Off": "--no-revoked|--no-renewal",
+}
+
+func monitorCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "monitor",
+		Short: "Start, stop and inspect an issuer's token lifecycle monitor",
+	}
+	cmd.AddCommand(monitorStartCmd(), monitorStopCmd(), monitorStatusCmd(), monitorAuditCmd())
+	return cmd
+}
+
+func monitorStartCmd() *cobra.Command {
+	var in workflows.MonitorSpec
+	var issuer, key, keyType, audiences, revokedActions, renewalActions string
+	var noRevoked, noRenewal bool
+	cmd := &cobra.Command{
+		Use:   "start --issuer URL --transit-key KEY [--webhook NAME]",
+		Short: "Start the issuer's token monitor (nothing happens when it already runs)",
+		Example: `  starter monitor start --issuer https://issuer.example.com/orders --transit-key rollgate-orders \
+    --webhook oncall --revoked-actions notify,revoke --renewal-actions notify,reissue`,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			typ := keys.Type(keyType)
+			in.Issuer = activities.Issuer{URL: issuer, Key: activities.KeyRef{Name: key, Type: typ}, Audiences: splitList(audiences)}
+			if algs := typ.Algorithms(); len(algs) > 0 {
+				in.Issuer.Algorithm = algs[0]
+			}
+			in.RevokedUses.Actions, in.RevokedUses.Off = splitList(revokedActions), noRevoked
+			in.ExpiringRenewal.Actions, in.ExpiringRenewal.Off = splitList(renewalActions), noRenewal
+			if err := invalidFlags(in.Validate(), monitorFlagNames); err != nil {
+				return err
+			}
+			c, err := dial(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			id := workflows.MonitorID(key)
+			run, err := startExclusive(cmd.Context(), c, id, "monitor", func(runID string) error {
+				fmt.Printf("%s already runs (run %s): not started again\n", id, runID)
+				return nil
+			}, workflows.TokenMonitor, in)
+			if err != nil || run == nil {
+				return err
+			}
+			fmt.Printf("started %s (run %s)\n", id, run.GetRunID())
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&issuer, "issuer", "", "the issuer URL (required)")
+	f.StringVar(&key, "transit-key", "", "the issuer's Vault transit key: one monitor per key (required)")
+	f.StringVar(&keyType, "key-type", "rsa-2048", "the transit key's type")
+	f.StringVar(&audiences, "audience", "orders", "audiences of reissued tokens (comma-separated)")
+	f.DurationVar(&in.Interval, "interval", workflows.DefaultMonitorInterval, "time between judgements (10s to 1h)")
+	f.DurationVar(&in.CloseAfter, "close-after", workflows.DefaultCloseAfter, "close an incident not seen for this long")
+	f.StringVar(&in.Webhook, "webhook", "", "the worker's webhook (by name, ROLLGATE_WEBHOOKS) that notify posts to")
+	f.IntVar(&in.RevokedUses.Threshold, "revoked-threshold", 1, "uses of a subject's revoked tokens that open an incident")
+	f.StringVar(&revokedActions, "revoked-actions", "notify", "on revoked tokens still presented: notify and/or revoke (the subject)")
+	f.BoolVar(&noRevoked, "no-revoked", false, "do not watch revoked tokens still presented")
+	f.DurationVar(&in.ExpiringRenewal.Window, "renewal-window", 0, "a token is expiring once this much of it is left (0: --renewal-fraction of its lifetime)")
+	f.Float64Var(&in.ExpiringRenewal.Fraction, "renewal-fraction", 0.1, "the fraction of a token's lifetime left that makes it expiring (up to 0.5)")
+	f.StringVar(&renewalActions, "renewal-actions", "notify", "on a token expiring without a newer one: notify and/or reissue (to Vault KV)")
+	f.BoolVar(&noRenewal, "no-renewal", false, "do not watch tokens expiring without renewal")
+	f.StringVar(&in.Actor, "actor", defaultActor(), "who is asking")
+	_ = cmd.MarkFlagRequired("issuer")
+	_ = cmd.MarkFlagRequired("transit-key")
+	return cmd
+}
+
+func monitorStopCmd() *cobra.Command {
+	var req workflows.StopRequest
+	cmd := &cobra.Command{
+		Use:   "stop <transit-key>",
+		Short: "Stop the issuer's token monitor after its judgement in progress",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if strings.TrimSpace(req.Actor) == "" {
+				return &codeError{exitInvalid, fmt.Errorf("--actor: required")}
+			}
+			c, err := dial(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			id := workflows.MonitorID(args[0])
+			// No run id: a monitor continues as new, and the stop goes to whichever run is current.
+			h, err := c.UpdateWorkflow(cmd.Context(), client.UpdateWorkflowOptions{WorkflowID: id, UpdateName: workflows.UpdateStopMonitor,
+				WaitForStage: client.WorkflowUpdateStageCompleted, Args: []any{req}})
+			if err == nil {
+				err = h.Get(cmd.Context(), nil)
+			}
+			if err != nil {
+				return monitorError(id, "stop", err)
+			}
+			fmt.Printf("stopping %s\n", id)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&req.Actor, "actor", defaultActor(), "who is asking")
+	cmd.Flags().StringVar(&req.Reason, "reason", "", "why")
+	return cmd
+}
+
+func monitorStatusCmd() *cobra.Command {
+	var output string
+	cmd := &cobra.Command{
+		Use:   "status <transit-key>",
+		Short: "Each signal's value and threshold, and the open incidents with their actions",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := dial(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			id := workflows.MonitorID(args[0])
+			v, err := c.QueryWorkflow(cmd.Context(), id, "", workflows.QueryMonitorStatus)
+			if err != nil {
+				return monitorError(id, "status", err)
+			}
+			var st workflows.MonitorStatus
+			if err := v.Get(&st); err != nil {
+				return fmt.Errorf("monitor status of %s: %w", id, err)
+			}
+			if output == "json" {
+				return json.NewEncoder(os.Stdout).Encode(st)
+			}
+			printMonitorStatus(os.Stdout, st)
+			return nil
+		},
+	}
+	cmd.Flags().StringVarP(&output, "output", "o", "text", "text or json")
+	return cmd
+}
+
+func printMonitorStatus(w io.Writer, st workflows.MonitorStatus) {
+	fmt.Fprintf(w, "issuer %s, every %s, %d judgements, last %s", st.Issuer, st.Interval, st.Judgements, st.LastJudged.UTC().Format(time.RFC3339))
+	if st.Stopping {
+		fmt.Fprint(w, " (stopping)")
+	}
+	fmt.Fprintln(w)
+	for _, s := range st.Signals {
+		fmt.Fprintf(w, "  %-20s value %g, threshold %g, actions %s", s.Name, s.Value, s.Threshold, strings.Join(s.Actions, ","))
+		if s.Truncated {
+			fmt.Fprint(w, " (reads truncated)")
+		}
+		if s.Error != "" {
+			fmt.Fprintf(w, " — not observed: %s", s.Error)
+		}
+		fmt.Fprintln(w)
+	}
+	fmt.Fprintf(w, "open incidents: %d (closed %d, not opened for lack of room %d)\n", len(st.Incidents), st.Closed, st.Overflow)
+	for _, inc := range st.Incidents {
+		fmt.Fprintf(w, "  %s %s since %s, last seen %s", inc.Signal, inc.Key, inc.OpenedAt.UTC().Format(time.RFC3339), inc.LastSeen.UTC().Format(time.RFC3339))
+		if e := inc.Evidence; len(e.Addresses) > 0 || e.Uses > 0 {
+			fmt.Fprintf(w, ": %d uses by %s from %s", e.Uses, strings.Join(e.Clients, ","), strings.Join(e.Addresses, ","))
+		}
+		if e := inc.Evidence; e.JTI != "" {
+			fmt.Fprintf(w, ": token %s (%s) expires %s", e.JTI, e.KID, e.ExpiresAt.UTC().Format(time.RFC3339))
+		}
+		fmt.Fprintln(w)
+		for _, a := range inc.Actions {
+			state := "pending"
+			switch {
+			case a.Done:
+				state = "done: " + a.Result
+			case a.Error != "":
+				state = fmt.Sprintf("failed %d times: %s", a.Attempts, a.Error)
+			}
+			fmt.Fprintf(w, "    %s (%s): %s\n", a.Action, a.Reason, state)
+		}
+	}
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, v := range strings.Split(s, ",") {
+		if v = strings.TrimSpace(v); v != "" {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+// monitorError says what a refused monitor request means: most often, that no monitor runs.
+func monitorError(id, what string, err error) error {
+	var nf *serviceerror.NotFound
+	if errors.As(err, &nf) {
+		return fmt.Errorf("no running monitor %s (start it: starter monitor start)", id)
+	}
+	return fmt.Errorf("%s %s refused: %w", what, id, rootCause(err))
+}

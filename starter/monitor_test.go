@@ -1,0 +1,97 @@
+package main_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rollgate/rollgate/internal/registry"
+)
+
+func TestStarter_MonitorStartValidatesNamingTheFlag(t *testing.T) {
+	c := cli{bin: starter(t), env: []string{"TEMPORAL_ADDRESS=127.0.0.1:1"}}
+	start := []string{"monitor", "start", "--issuer", "https://issuer.example.com", "--transit-key", "orders-issuer", "--webhook", "oncall"}
+	for _, bad := range []struct {
+		args []string
+		says string
+	}{
+		{append(start, "--interval", "1s"), "--interval: 1s: allowed 10s to 1h0m0s"},
+		{append(start, "--revoked-actions", "notify,reissue"), "--revoked-actions[1]: "},
+		{append(start, "--renewal-fraction", "0.9"), "--renewal-fraction: 0.9: allowed"},
+		{append(start, "--no-revoked", "--no-renewal"), "--no-revoked|--no-renewal: every signal is off"},
+		{[]string{"monitor", "start", "--issuer", "https://issuer.example.com", "--transit-key", "orders-issuer"}, "--webhook: required: a policy notifies"},
+	} {
+		if code, _, stderr := c.run(t, bad.args...); code != 3 || !strings.Contains(stderr, bad.says) || strings.Count(strings.TrimSpace(stderr), "\n") != 0 {
+			t.Errorf("%v: exit %d, want %q in one line\n%s", bad.args[2:], code, bad.says, stderr)
+		}
+	}
+}
+
+// An operator starts the issuer's monitor twice (the second start starts nothing), reads its
+// status while it revokes a subject whose revoked token is presented, finds that action with its
+// reason in the monitor's audit, and stops it.
+func TestStarter_MonitorStartIsIdempotent_StatusAndAuditShowTheAction_StopEndsIt(t *testing.T) {
+	b := shared.Bed(t)
+	r := provisionUnique(t, b, "climon")
+	c := bedCLI(t, b)
+	subject := r.Clients[0]
+	if err := r.Activity.Tokens.Registry.RecordRevokedUse(context.Background(), registry.UseEvent{JTI: r.Name + "-stolen", Subject: subject, ClientID: subject,
+		Issuer: r.Issuer, Address: "192.0.2.44"}); err != nil {
+		t.Fatal(err)
+	}
+	start := []string{"monitor", "start", "--issuer", r.Issuer, "--transit-key", r.Key, "--interval", "10s", "--revoked-actions", "revoke", "--renewal-actions", "reissue"}
+	code, out, stderr := c.run(t, start...)
+	if code != 0 || !strings.Contains(out, "started monitor/"+r.Key) {
+		t.Fatalf("start: exit %d\n%s\n%s", code, out, stderr)
+	}
+	if code, out, stderr := c.run(t, start...); code != 0 || !strings.Contains(out, "already runs") {
+		t.Fatalf("second start: exit %d\n%s\n%s", code, out, stderr)
+	}
+	want := []string{"revoked_presented", "expiring_unrenewed", "threshold 1", "open incidents: 1", subject, "192.0.2.44", "revoke (policy for revoked_presented", "done: revoked every token of subject " + subject}
+	deadline := time.Now().Add(time.Minute)
+	for {
+		code, out, stderr = c.run(t, "monitor", "status", r.Key)
+		missing := ""
+		for _, w := range want {
+			if !strings.Contains(out, w) {
+				missing = w
+				break
+			}
+		}
+		if code == 0 && missing == "" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("status lacks %q: exit %d\n%s\n%s", missing, code, out, stderr)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if strings.Contains(out, "not observed") {
+		t.Fatalf("a signal could not be read:\n%s", out)
+	}
+	t.Logf("starter monitor status:\n%s", out)
+	code, out, stderr = c.run(t, "monitor", "audit", r.Key)
+	if code != 0 || !strings.Contains(out, "monitor-start") || strings.Count(out, " revoke ") != 1 || !strings.Contains(out, "every token of subject "+subject) || !strings.Contains(out, "→ done") {
+		t.Fatalf("audit: exit %d\n%s\n%s", code, out, stderr)
+	}
+	if code, out, stderr := c.run(t, "monitor", "stop", r.Key, "--reason", "test over"); code != 0 || !strings.Contains(out, "stopping") {
+		t.Fatalf("stop: exit %d\n%s\n%s", code, out, stderr)
+	}
+	deadline = time.Now().Add(time.Minute)
+	for {
+		code, _, stderr = c.run(t, "monitor", "stop", r.Key, "--reason", "again")
+		if code == 1 && strings.Contains(stderr, "no running monitor") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("stop of a stopped monitor: exit %d\n%s", code, stderr)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if code, out, _ := c.run(t, "monitor", "audit", r.Key); code != 0 || !strings.Contains(out, "monitor-stop") || !strings.Contains(out, "test over") {
+		t.Fatalf("audit after the stop: exit %d\n%s", code, out)
+	} else {
+		t.Logf("starter monitor audit:\n%s", out)
+	}
+}

@@ -1,0 +1,260 @@
+package workflows
+
+import (
+	"fmt"
+	"slices"
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/rollgate/rollgate/activities"
+	"github.com/rollgate/rollgate/internal/spec"
+)
+
+// The token lifecycle monitor's contract: one TokenMonitor per issuer, id MonitorID(key), judging
+// its signals every interval until stopped.
+
+// Signals the monitor judges today; the provider-based ones (unknown kid, bad signature, expired
+// by client, issuance rate, verifier staleness) plug in as further monitorSignal implementations.
+const (
+	// SignalRevokedPresented: revoked tokens still presented at a gateway, by subject.
+	SignalRevokedPresented = "revoked_presented"
+	// SignalExpiringUnrenewed: a client's token nears expiry with no newer active token.
+	SignalExpiringUnrenewed = "expiring_unrenewed"
+)
+
+// Actions a policy may take on an incident.
+const (
+	ActionNotify  = "notify"  // post the evidence to the spec's webhook
+	ActionRevoke  = "revoke"  // revoke every token of the subject issued before the incident opened
+	ActionReissue = "reissue" // renew the client's token ahead of expiry (delivered to Vault KV)
+)
+
+// The monitor's operator interface.
+const (
+	// UpdateStopMonitor stops the monitor after the judgement in progress, if any.
+	UpdateStopMonitor = "stop"
+	// QueryMonitorStatus returns a MonitorStatus.
+	QueryMonitorStatus = QueryStatus
+	// MetricMonitorIncidents counts actions taken on incidents by signal and action.
+	MetricMonitorIncidents = "rollgate_monitor_incidents"
+)
+
+// Monitor bounds.
+const (
+	DefaultMonitorInterval = time.Minute
+	MinMonitorInterval     = 10 * time.Second
+	MaxMonitorInterval     = time.Hour
+	DefaultCloseAfter      = time.Hour
+	MaxCloseAfter          = 7 * 24 * time.Hour
+	// MaxOpenIncidents bounds the incidents a monitor carries; a finding beyond it is counted in
+	// the status, not opened.
+	MaxOpenIncidents = 100
+	// maxJudgementsPerRun and maxHistoryEvents make a run continue-as-new long before Temporal's
+	// history limits: a judgement of a quiet issuer with both signals writes 17 events.
+	maxJudgementsPerRun = 15
+	maxHistoryEvents    = 300
+	// maxActionAttempts is how many judgements try a failing action before it is given up.
+	maxActionAttempts = 3
+)
+
+// MonitorID is the workflow id of the issuer's monitor: one per transit key.
+func MonitorID(key string) string { return "monitor/" + key }
+
+// MonitorSpec is what a TokenMonitor watches and how it acts.
+type MonitorSpec struct {
+	Issuer activities.Issuer
+	// Interval between judgements; 0 is DefaultMonitorInterval.
+	Interval time.Duration `json:",omitempty"`
+	// CloseAfter closes an incident whose subject or client has not been seen for that long; 0 is
+	// DefaultCloseAfter.
+	CloseAfter time.Duration `json:",omitempty"`
+	// Webhook is the worker's webhook (by name) that the notify action posts to.
+	Webhook         string `json:",omitempty"`
+	RevokedUses     RevokedUsesPolicy
+	ExpiringRenewal RenewalPolicy
+	Actor           string
+	// Carry is what a run hands the next one when it continues as new; nil when started.
+	Carry *MonitorCarry `json:",omitempty"`
+}
+
+// RevokedUsesPolicy judges revoked tokens still presented, per subject.
+type RevokedUsesPolicy struct {
+	Off bool `json:",omitempty"`
+	// Threshold is how many uses of a subject's revoked tokens since the last judgement open an
+	// incident; 0 is 1.
+	Threshold int `json:",omitempty"`
+	// Actions: notify and/or revoke; none is notify.
+	Actions []string `json:",omitempty"`
+}
+
+// RenewalPolicy judges tokens nearing expiry whose client has no newer active token.
+type RenewalPolicy struct {
+	Off bool `json:",omitempty"`
+	// Window: a token is expiring once at most this much of it is left; 0 uses Fraction.
+	Window time.Duration `json:",omitempty"`
+	// Fraction of a token's lifetime that, once left, makes it expiring; 0 is 0.1.
+	Fraction float64 `json:",omitempty"`
+	// Actions: notify and/or reissue; none is notify.
+	Actions []string `json:",omitempty"`
+}
+
+// MonitorCarry is the state that survives continue-as-new: small by construction.
+type MonitorCarry struct {
+	LastJudged time.Time
+	Judgements int
+	Incidents  []Incident
+	Closed     int
+	Overflow   int
+}
+
+// Incident is one irregularity, open while its subject or client keeps showing up.
+type Incident struct {
+	Signal   string
+	Key      string // the subject or client it is about
+	OpenedAt time.Time
+	LastSeen time.Time
+	Evidence Evidence
+	Actions  []ActionRecord
+}
+
+// Evidence is what the monitor saw; never a token.
+type Evidence struct {
+	Clients   []string `json:",omitempty"`
+	Addresses []string `json:",omitempty"`
+	Uses      int      `json:",omitempty"`
+	Subject   string   `json:",omitempty"`
+	JTI       string   `json:",omitempty"`
+	KID       string   `json:",omitempty"`
+	IssuedAt  time.Time
+	ExpiresAt time.Time
+}
+
+// ActionRecord is one action on an incident, with why it was taken and what came of it.
+type ActionRecord struct {
+	Action   string
+	Reason   string
+	At       time.Time
+	Attempts int
+	Done     bool
+	Result   string `json:",omitempty"`
+	Error    string `json:",omitempty"`
+}
+
+// MonitorStatus is the monitor's answer to QueryMonitorStatus.
+type MonitorStatus struct {
+	Issuer     string
+	Interval   time.Duration
+	LastJudged time.Time
+	Judgements int
+	Signals    []SignalStatus
+	Incidents  []Incident
+	Closed     int
+	Overflow   int
+	Stopping   bool
+}
+
+// SignalStatus is one signal's latest judgement.
+type SignalStatus struct {
+	Name      string
+	Value     float64 // the largest value one subject or client had at the last judgement
+	Threshold float64
+	Actions   []string
+	Truncated bool   `json:",omitempty"`
+	Error     string `json:",omitempty"`
+}
+
+// MonitorReport is what a stopped monitor returns.
+type MonitorReport struct {
+	Judgements int
+	Open       []Incident
+	Closed     int
+	StoppedBy  string
+}
+
+// StopRequest stops a monitor.
+type StopRequest struct {
+	Actor  string
+	Reason string
+}
+
+func (in MonitorSpec) interval() time.Duration {
+	if in.Interval == 0 {
+		return DefaultMonitorInterval
+	}
+	return in.Interval
+}
+
+func (in MonitorSpec) closeAfter() time.Duration {
+	if in.CloseAfter == 0 {
+		return DefaultCloseAfter
+	}
+	return in.CloseAfter
+}
+
+func policyActions(actions []string) []string {
+	if len(actions) == 0 {
+		return []string{ActionNotify}
+	}
+	return actions
+}
+
+// Validate checks every field of a monitor spec before the monitor acts; the starter calls it too.
+func (in MonitorSpec) Validate() error {
+	var p spec.Problems
+	checkIssuer(&p, in.Issuer, !in.ExpiringRenewal.Off && slices.Contains(in.ExpiringRenewal.Actions, ActionReissue), false)
+	if in.Interval != 0 {
+		p.CheckDuration("Interval", in.Interval, MinMonitorInterval, MaxMonitorInterval)
+	}
+	if in.CloseAfter != 0 {
+		p.CheckDuration("CloseAfter", in.CloseAfter, in.interval(), MaxCloseAfter)
+	}
+	p.CheckWebhook("Webhook", in.Webhook)
+	p.CheckText("Actor", in.Actor, spec.MaxActor, true)
+	if in.RevokedUses.Threshold < 0 || in.RevokedUses.Threshold > 1_000_000 {
+		p.Add("RevokedUses.Threshold", "%d: allowed 0 (one use) to 1000000", in.RevokedUses.Threshold)
+	}
+	checkActions(&p, "RevokedUses.Actions", in.RevokedUses.Actions, ActionRevoke)
+	checkActions(&p, "ExpiringRenewal.Actions", in.ExpiringRenewal.Actions, ActionReissue)
+	if in.ExpiringRenewal.Window != 0 {
+		p.CheckDuration("ExpiringRenewal.Window", in.ExpiringRenewal.Window, time.Minute, spec.MaxTokenTTL)
+	}
+	if f := in.ExpiringRenewal.Fraction; f < 0 || f > 0.5 {
+		p.Add("ExpiringRenewal.Fraction", "%g: allowed 0 (0.1) to 0.5", f)
+	}
+	notifies := (!in.RevokedUses.Off && slices.Contains(policyActions(in.RevokedUses.Actions), ActionNotify)) ||
+		(!in.ExpiringRenewal.Off && slices.Contains(policyActions(in.ExpiringRenewal.Actions), ActionNotify))
+	if notifies && in.Webhook == "" {
+		p.Add("Webhook", "required: a policy notifies (name a webhook configured on the worker, or choose other actions)")
+	}
+	if in.RevokedUses.Off && in.ExpiringRenewal.Off {
+		p.Add("RevokedUses.Off|ExpiringRenewal.Off", "every signal is off: nothing to monitor")
+	}
+	if c := in.Carry; c != nil && len(c.Incidents) > MaxOpenIncidents {
+		p.Add("Carry.Incidents", "%d: at most %d", len(c.Incidents), MaxOpenIncidents)
+	}
+	return p.Err("token monitor")
+}
+
+// checkActions checks a policy's actions: notify and the signal's own action, each at most once.
+func checkActions(p *spec.Problems, field string, actions []string, own string) {
+	for i, a := range actions {
+		if (a != ActionNotify && a != own) || slices.Index(actions, a) != i {
+			p.Add(fmt.Sprintf("%s[%d]", field, i), "%q: allowed %s, %s (each once)", a, ActionNotify, own)
+		}
+	}
+}
+
+// TokenMonitor judges an issuer's token signals every interval and acts on each incident once,
+// until stopped; it continues as new to keep its history short, carrying its open incidents.
+func TokenMonitor(ctx workflow.Context, in MonitorSpec) (MonitorReport, error) {
+	if err := in.Validate(); err != nil {
+		return MonitorReport{}, temporal.NewNonRetryableApplicationError(err.Error(), ErrInvalidSpec, err)
+	}
+	m := newMonitor(ctx, in)
+	if err := m.setup(ctx); err != nil {
+		return MonitorReport{}, err
+	}
+	return m.run(ctx)
+}

@@ -1,0 +1,258 @@
+package workflows
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"go.temporal.io/sdk/log"
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/rollgate/rollgate/activities"
+)
+
+// monitor is one TokenMonitor run's state; carry is all that passes to the next run.
+type monitor struct {
+	spec          MonitorSpec
+	carry         MonitorCarry
+	signals       []monitorSignal
+	status        []SignalStatus
+	stopping      bool
+	stoppedBy     string
+	judgedThisRun int
+	logger        log.Logger
+}
+
+func newMonitor(ctx workflow.Context, in MonitorSpec) *monitor {
+	m := &monitor{spec: in, logger: log.With(workflow.GetLogger(ctx), "issuer", in.Issuer.URL)}
+	if in.Carry != nil {
+		m.carry = *in.Carry
+	}
+	m.spec.Carry = nil
+	if !in.RevokedUses.Off {
+		m.signals = append(m.signals, revokedPresented{issuer: in.Issuer, policy: in.RevokedUses})
+	}
+	if !in.ExpiringRenewal.Off {
+		m.signals = append(m.signals, expiringUnrenewed{issuer: in.Issuer, policy: in.ExpiringRenewal})
+	}
+	for _, s := range m.signals {
+		m.status = append(m.status, SignalStatus{Name: s.name(), Threshold: s.threshold(), Actions: s.actions()})
+	}
+	return m
+}
+
+// setup registers the status query and the stop update; the validator refuses an anonymous stop
+// without writing history.
+func (m *monitor) setup(ctx workflow.Context) error {
+	if err := workflow.SetQueryHandler(ctx, QueryMonitorStatus, func() (MonitorStatus, error) { return m.view(), nil }); err != nil {
+		return err
+	}
+	return workflow.SetUpdateHandlerWithOptions(ctx, UpdateStopMonitor, func(_ workflow.Context, req StopRequest) error {
+		m.stopping, m.stoppedBy = true, req.Actor
+		m.logger.Info("monitor stopping", "actor", req.Actor, "reason", req.Reason)
+		return nil
+	}, workflow.UpdateHandlerOptions{Validator: func(req StopRequest) error {
+		if strings.TrimSpace(req.Actor) == "" {
+			return errors.New("Actor: required")
+		}
+		return nil
+	}})
+}
+
+// run judges every interval until stopped, and continues as new once this run has judged
+// maxJudgementsPerRun times or its history passed maxHistoryEvents.
+func (m *monitor) run(ctx workflow.Context) (MonitorReport, error) {
+	for !m.stopping {
+		if wait := m.nextJudgement(ctx).Sub(workflow.Now(ctx)); wait > 0 {
+			if _, err := workflow.AwaitWithTimeout(ctx, wait, func() bool { return m.stopping }); err != nil {
+				return m.report(), err
+			}
+			if m.stopping {
+				break
+			}
+		}
+		m.judge(ctx)
+		if m.judgedThisRun >= maxJudgementsPerRun || workflow.GetInfo(ctx).GetCurrentHistoryLength() > maxHistoryEvents {
+			if err := workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) }); err != nil {
+				return m.report(), err
+			}
+			if m.stopping {
+				break
+			}
+			next, carry := m.spec, m.carry
+			carry.Incidents = slices.Clone(carry.Incidents)
+			next.Carry = &carry
+			return MonitorReport{}, workflow.NewContinueAsNewError(ctx, TokenMonitor, next)
+		}
+	}
+	m.logger.Info("monitor stopped", "actor", m.stoppedBy, "judgements", m.carry.Judgements)
+	return m.report(), nil
+}
+
+// nextJudgement is now for a fresh monitor, else one interval after the last judgement: a run
+// continued as new keeps the pace of the one before.
+func (m *monitor) nextJudgement(ctx workflow.Context) time.Time {
+	if m.carry.LastJudged.IsZero() {
+		return workflow.Now(ctx)
+	}
+	return m.carry.LastJudged.Add(m.spec.interval())
+}
+
+// judge observes every signal, opens or refreshes incidents, acts on those with actions pending,
+// and closes the quiet ones.
+func (m *monitor) judge(ctx workflow.Context) {
+	now := workflow.Now(ctx)
+	since := m.carry.LastJudged
+	if since.IsZero() {
+		since = now.Add(-m.spec.interval())
+	}
+	for i, s := range m.signals {
+		obs, err := s.observe(ctx, since, now)
+		st := &m.status[i]
+		st.Value, st.Truncated, st.Error = 0, obs.truncated, ""
+		if err != nil {
+			st.Error = err.Error()
+			m.logger.Warn("signal not observed", "signal", s.name(), "error", err)
+			continue
+		}
+		for _, f := range obs.findings {
+			st.Value = max(st.Value, f.value)
+			if f.value >= s.threshold() {
+				m.see(s, f, now)
+			}
+		}
+	}
+	for i := range m.carry.Incidents {
+		m.actOn(ctx, &m.carry.Incidents[i])
+	}
+	m.closeQuiet(now)
+	m.carry.LastJudged = now
+	m.carry.Judgements++
+	m.judgedThisRun++
+}
+
+// see refreshes the open incident of the finding's signal and key, or opens one with the
+// policy's actions pending: one incident per signal and key while it is open.
+func (m *monitor) see(s monitorSignal, f finding, now time.Time) {
+	for i := range m.carry.Incidents {
+		inc := &m.carry.Incidents[i]
+		if inc.Signal == s.name() && inc.Key == f.key {
+			inc.LastSeen, inc.Evidence = now, mergeEvidence(inc.Evidence, f.evidence)
+			return
+		}
+	}
+	if len(m.carry.Incidents) >= MaxOpenIncidents {
+		m.carry.Overflow++
+		return
+	}
+	inc := Incident{Signal: s.name(), Key: f.key, OpenedAt: now, LastSeen: now, Evidence: f.evidence}
+	reason := fmt.Sprintf("policy for %s: value %g reached threshold %g", s.name(), f.value, s.threshold())
+	for _, a := range ordered(s.actions()) {
+		inc.Actions = append(inc.Actions, ActionRecord{Action: a, Reason: reason})
+	}
+	m.carry.Incidents = append(m.carry.Incidents, inc)
+	m.logger.Info("incident opened", "signal", inc.Signal, "key", inc.Key)
+}
+
+// ordered puts notify last, so that the notification says what the other actions did.
+func ordered(actions []string) []string {
+	out := slices.DeleteFunc(slices.Clone(actions), func(a string) bool { return a == ActionNotify })
+	if slices.Contains(actions, ActionNotify) {
+		out = append(out, ActionNotify)
+	}
+	return out
+}
+
+// actOn takes the incident's pending actions. An action that succeeded is never taken again,
+// across retries of the workflow task and continue-as-new alike; a failing one is tried again at
+// the next judgements, up to maxActionAttempts.
+func (m *monitor) actOn(ctx workflow.Context, inc *Incident) {
+	s := m.signal(inc.Signal)
+	if s == nil {
+		return
+	}
+	for i := range inc.Actions {
+		a := &inc.Actions[i]
+		if a.Done || a.Attempts >= maxActionAttempts {
+			continue
+		}
+		a.Attempts++
+		a.At = workflow.Now(ctx)
+		var err error
+		if a.Action == ActionNotify {
+			err = m.notify(ctx, s.describe(*inc)+outcomes(inc.Actions[:i]))
+			a.Result = "notified " + m.spec.Webhook
+		} else {
+			a.Result, err = s.act(ctx, a.Action, inc)
+		}
+		if err != nil {
+			a.Result, a.Error = "", err.Error()
+			m.logger.Warn("incident action failed", "signal", inc.Signal, "key", inc.Key, "action", a.Action, "attempt", a.Attempts, "error", err)
+			continue
+		}
+		a.Done, a.Error = true, ""
+		workflow.GetMetricsHandler(ctx).WithTags(map[string]string{"signal": inc.Signal, "action": a.Action}).Counter(MetricMonitorIncidents).Inc(1)
+		m.logger.Info("incident action taken", "signal", inc.Signal, "key", inc.Key, "action", a.Action, "reason", a.Reason, "result", a.Result)
+	}
+}
+
+// outcomes tells the notification what the actions before it did.
+func outcomes(done []ActionRecord) string {
+	var b strings.Builder
+	for _, a := range done {
+		switch {
+		case a.Done:
+			b.WriteString("; " + a.Result)
+		case a.Error != "":
+			b.WriteString(fmt.Sprintf("; %s failed: %s", a.Action, a.Error))
+		}
+	}
+	return b.String()
+}
+
+func (m *monitor) notify(ctx workflow.Context, text string) error {
+	nctx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: 10 * time.Second,
+		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: time.Second, BackoffCoefficient: 2, MaximumAttempts: 5},
+	})
+	return workflow.ExecuteActivity(nctx, notify.Send, activities.NotifyInput{Webhook: m.spec.Webhook, Text: text}).Get(ctx, nil)
+}
+
+// closeQuiet closes the incidents not seen for CloseAfter whose actions are all settled.
+func (m *monitor) closeQuiet(now time.Time) {
+	m.carry.Incidents = slices.DeleteFunc(m.carry.Incidents, func(inc Incident) bool {
+		if now.Sub(inc.LastSeen) < m.spec.closeAfter() {
+			return false
+		}
+		for _, a := range inc.Actions {
+			if !a.Done && a.Attempts < maxActionAttempts {
+				return false
+			}
+		}
+		m.carry.Closed++
+		m.logger.Info("incident closed", "signal", inc.Signal, "key", inc.Key)
+		return true
+	})
+}
+
+func (m *monitor) signal(name string) monitorSignal {
+	for _, s := range m.signals {
+		if s.name() == name {
+			return s
+		}
+	}
+	return nil
+}
+
+// view is the status query's answer: copies, so that the caller cannot touch the state.
+func (m *monitor) view() MonitorStatus {
+	return MonitorStatus{Issuer: m.spec.Issuer.URL, Interval: m.spec.interval(), LastJudged: m.carry.LastJudged, Judgements: m.carry.Judgements,
+		Signals: slices.Clone(m.status), Incidents: slices.Clone(m.carry.Incidents), Closed: m.carry.Closed, Overflow: m.carry.Overflow, Stopping: m.stopping}
+}
+
+func (m *monitor) report() MonitorReport {
+	return MonitorReport{Judgements: m.carry.Judgements, Open: slices.Clone(m.carry.Incidents), Closed: m.carry.Closed, StoppedBy: m.stoppedBy}
+}

@@ -1,0 +1,177 @@
+package workflows
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/rollgate/rollgate/activities"
+	"github.com/rollgate/rollgate/internal/registry"
+)
+
+// monitorSignal is one thing the monitor judges. A signal observes what happened since the last
+// judgement and names a finding per subject or client; the monitor opens incidents and takes the
+// policy's actions. Signals read through providers (internal/analysis) implement it too.
+type monitorSignal interface {
+	name() string
+	threshold() float64
+	actions() []string
+	// observe reads what happened in (since, now]; findings are ordered by key.
+	observe(ctx workflow.Context, since, now time.Time) (observation, error)
+	// act takes one action other than notify on an incident and says what it did.
+	act(ctx workflow.Context, action string, inc *Incident) (string, error)
+	// describe is the notification's text for an incident.
+	describe(inc Incident) string
+}
+
+type observation struct {
+	findings  []finding
+	truncated bool
+}
+
+type finding struct {
+	key      string
+	value    float64
+	evidence Evidence
+}
+
+// mergeEvidence folds a later observation of an open incident into what it holds. Uses are
+// counted per token and hour by the registry and read again while a token keeps being presented,
+// so the largest count seen stands, not a sum.
+func mergeEvidence(old, seen Evidence) Evidence {
+	out := seen
+	out.Uses = max(old.Uses, seen.Uses)
+	out.Clients = unionBounded(old.Clients, seen.Clients)
+	out.Addresses = unionBounded(old.Addresses, seen.Addresses)
+	return out
+}
+
+func unionBounded(a, b []string) []string {
+	out := append([]string(nil), a...)
+	for _, v := range b {
+		if len(out) >= registry.MaxUseAddresses {
+			break
+		}
+		if !contains(out, v) {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+func contains(list []string, v string) bool {
+	for _, x := range list {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}
+
+// revokedPresented: revoked tokens still presented at a gateway, grouped by subject.
+type revokedPresented struct {
+	issuer activities.Issuer
+	policy RevokedUsesPolicy
+}
+
+func (s revokedPresented) name() string      { return SignalRevokedPresented }
+func (s revokedPresented) actions() []string { return policyActions(s.policy.Actions) }
+func (s revokedPresented) threshold() float64 {
+	return float64(max(s.policy.Threshold, 1))
+}
+
+func (s revokedPresented) observe(ctx workflow.Context, since, _ time.Time) (observation, error) {
+	var rep activities.RevokedUsesReport
+	err := workflow.ExecuteActivity(short(ctx), tokA.RevokedUsesBySubject, activities.RevokedUsesInput{IssuerURL: s.issuer.URL, Since: since}).Get(ctx, &rep)
+	if err != nil {
+		return observation{}, err
+	}
+	obs := observation{truncated: rep.Truncated}
+	for _, u := range rep.Subjects {
+		obs.findings = append(obs.findings, finding{key: u.Subject, value: float64(u.Count),
+			evidence: Evidence{Clients: u.Clients, Addresses: u.Addresses, Uses: u.Count}})
+	}
+	return obs, nil
+}
+
+// act revokes every token of the subject issued before the incident opened: a fixed time, so a
+// retried or repeated revocation writes the same rule.
+func (s revokedPresented) act(ctx workflow.Context, action string, inc *Incident) (string, error) {
+	if action != ActionRevoke {
+		return "", fmt.Errorf("%s cannot %s", s.name(), action)
+	}
+	if inc.Key == "" || inc.Key == "-" { // the registry's mark for a use whose token named no subject
+		return "", fmt.Errorf("the uses name no subject: nothing to revoke by subject")
+	}
+	rule := activities.RuleInput{Scope: registry.BySubject, Value: inc.Key, Before: inc.OpenedAt,
+		Reason: fmt.Sprintf("token monitor: %d uses of revoked tokens of %s", inc.Evidence.Uses, inc.Key)}
+	if err := workflow.ExecuteActivity(short(ctx), tokA.RevokeByRule, rule).Get(ctx, nil); err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("revoked every token of subject %s issued before %s", inc.Key, inc.OpenedAt.UTC().Format(time.RFC3339)), nil
+}
+
+func (s revokedPresented) describe(inc Incident) string {
+	return fmt.Sprintf("rollgate monitor %s: revoked tokens of subject %s still presented: %d uses by clients %s from addresses %s (since %s)",
+		s.issuer.URL, inc.Key, inc.Evidence.Uses, list(inc.Evidence.Clients), list(inc.Evidence.Addresses), inc.OpenedAt.UTC().Format(time.RFC3339))
+}
+
+// expiringUnrenewed: a client's token nears expiry and no newer active token of the client exists.
+type expiringUnrenewed struct {
+	issuer activities.Issuer
+	policy RenewalPolicy
+}
+
+func (s expiringUnrenewed) name() string       { return SignalExpiringUnrenewed }
+func (s expiringUnrenewed) actions() []string  { return policyActions(s.policy.Actions) }
+func (s expiringUnrenewed) threshold() float64 { return 1 }
+
+func (s expiringUnrenewed) fraction() float64 {
+	if s.policy.Fraction == 0 {
+		return 0.1
+	}
+	return s.policy.Fraction
+}
+
+func (s expiringUnrenewed) observe(ctx workflow.Context, _, now time.Time) (observation, error) {
+	var rep activities.ExpiringReport
+	in := activities.ExpiringInput{Key: s.issuer.Key.Name, Now: now, Window: s.policy.Window, Fraction: s.fraction()}
+	if err := workflow.ExecuteActivity(short(ctx), tokA.ExpiringWithoutSuccessor, in).Get(ctx, &rep); err != nil {
+		return observation{}, err
+	}
+	obs := observation{truncated: rep.Truncated}
+	for _, t := range rep.Tokens {
+		obs.findings = append(obs.findings, finding{key: t.Client, value: 1,
+			evidence: Evidence{Clients: []string{t.Client}, Subject: t.Subject, JTI: t.JTI, KID: t.KID, IssuedAt: t.IssuedAt, ExpiresAt: t.ExpiresAt}})
+	}
+	return obs, nil
+}
+
+// act renews the client's token; the activity leaves a client already renewed alone.
+func (s expiringUnrenewed) act(ctx workflow.Context, action string, inc *Incident) (string, error) {
+	if action != ActionReissue {
+		return "", fmt.Errorf("%s cannot %s", s.name(), action)
+	}
+	var issued activities.Issued
+	in := activities.RenewInput{Issuer: s.issuer, Reason: "token monitor: renewed ahead of expiry",
+		Token: activities.ExpiringToken{Client: inc.Key, Subject: inc.Evidence.Subject, JTI: inc.Evidence.JTI, KID: inc.Evidence.KID,
+			IssuedAt: inc.Evidence.IssuedAt, ExpiresAt: inc.Evidence.ExpiresAt}}
+	if err := workflow.ExecuteActivity(short(ctx), tokA.RenewToken, in).Get(ctx, &issued); err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("reissued client %s a token (jti %s, %s) delivered to Vault KV", inc.Key, issued.JTI, issued.KID), nil
+}
+
+func (s expiringUnrenewed) describe(inc Incident) string {
+	return fmt.Sprintf("rollgate monitor %s: client %s holds token %s (%s) expiring at %s with no newer active token: its renewal is broken",
+		s.issuer.URL, inc.Key, inc.Evidence.JTI, inc.Evidence.KID, inc.Evidence.ExpiresAt.UTC().Format(time.RFC3339))
+}
+
+func list(v []string) string {
+	if len(v) == 0 {
+		return "(none)"
+	}
+	return strings.Join(v, ", ")
+}

@@ -1,0 +1,273 @@
+package workflows_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/mock"
+	"go.temporal.io/sdk/converter"
+	"go.temporal.io/sdk/testsuite"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/rollgate/rollgate/activities"
+	"github.com/rollgate/rollgate/internal/registry"
+	"github.com/rollgate/rollgate/workflows"
+)
+
+// monitorFakes stands in for the registry, Vault KV and the webhook of a monitor, across the runs
+// of a monitor that continues as new, and records what the monitor asked of them.
+type monitorFakes struct {
+	mu       sync.Mutex
+	uses     func(now time.Time, in activities.RevokedUsesInput) activities.RevokedUsesReport
+	expiring func(in activities.ExpiringInput) activities.ExpiringReport
+	rules    []activities.RuleInput
+	renewals []activities.RenewInput
+	renewed  []time.Time
+	notes    []string
+}
+
+func monitorSpec() workflows.MonitorSpec {
+	return workflows.MonitorSpec{
+		Issuer:  activities.Issuer{URL: "https://issuer.example.com/orders", Key: activities.KeyRef{Name: "rollgate-orders", Type: "rsa-2048"}, Audiences: []string{"orders"}},
+		Webhook: "oncall", Actor: "sec",
+	}
+}
+
+func (f *monitorFakes) env() *testsuite.TestWorkflowEnvironment {
+	var suite testsuite.WorkflowTestSuite
+	env := suite.NewTestWorkflowEnvironment()
+	env.RegisterWorkflow(workflows.TokenMonitor)
+	env.RegisterActivity(tokA)
+	env.RegisterActivity(notify)
+	env.OnActivity(tokA.RevokedUsesBySubject, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.RevokedUsesInput) (activities.RevokedUsesReport, error) {
+		if f.uses == nil {
+			return activities.RevokedUsesReport{}, nil
+		}
+		return f.uses(env.Now(), in), nil
+	})
+	env.OnActivity(tokA.ExpiringWithoutSuccessor, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.ExpiringInput) (activities.ExpiringReport, error) {
+		if f.expiring == nil {
+			return activities.ExpiringReport{}, nil
+		}
+		return f.expiring(in), nil
+	})
+	env.OnActivity(tokA.RevokeByRule, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.RuleInput) error {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		f.rules = append(f.rules, in)
+		return nil
+	})
+	env.OnActivity(tokA.RenewToken, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.RenewInput) (activities.Issued, error) {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		f.renewals, f.renewed = append(f.renewals, in), append(f.renewed, env.Now())
+		return activities.Issued{Client: in.Token.Client, JTI: fmt.Sprintf("renewed-%d", len(f.renewals)), KID: in.Token.KID}, nil
+	})
+	env.OnActivity(notify.Send, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.NotifyInput) error {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		f.notes = append(f.notes, in.Text)
+		return nil
+	})
+	return env
+}
+
+// runMonitor runs a monitor from start through its continue-as-new runs until it has judged
+// judgements times, then stops it; it returns the report and how many runs it took.
+func runMonitor(t *testing.T, f *monitorFakes, in workflows.MonitorSpec, start time.Time, judgements int) (workflows.MonitorReport, int) {
+	t.Helper()
+	interval := in.Interval
+	if interval == 0 {
+		interval = workflows.DefaultMonitorInterval
+	}
+	at := start
+	for runs := 1; ; runs++ {
+		env := f.env()
+		env.SetStartTime(at)
+		done := 0
+		if in.Carry != nil {
+			done = in.Carry.Judgements
+		}
+		if left := judgements - done; left <= 15 {
+			// The first judgement of a run continued as new is due one interval after the last.
+			due := time.Duration(left-1) * interval
+			if in.Carry != nil {
+				due += interval
+			}
+			env.RegisterDelayedCallback(func() {
+				env.UpdateWorkflow(workflows.UpdateStopMonitor, "stop", &testsuite.TestUpdateCallback{
+					OnAccept: func() {}, OnReject: func(err error) { t.Errorf("stop rejected: %v", err) }, OnComplete: func(any, error) {},
+				}, workflows.StopRequest{Actor: "test", Reason: "done"})
+			}, due+interval/2)
+		}
+		env.ExecuteWorkflow(workflows.TokenMonitor, in)
+		err := env.GetWorkflowError()
+		var can *workflow.ContinueAsNewError
+		if errors.As(err, &can) {
+			var next workflows.MonitorSpec
+			if err := converter.GetDefaultDataConverter().FromPayloads(can.Input, &next); err != nil {
+				t.Fatal(err)
+			}
+			if next.Carry == nil || next.Carry.Judgements-done > 15 {
+				t.Fatalf("run %d continued as new after %d judgements, want at most 15", runs, next.Carry.Judgements-done)
+			}
+			in, at = next, next.Carry.LastJudged
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		var rep workflows.MonitorReport
+		if err := env.GetWorkflowResult(&rep); err != nil {
+			t.Fatal(err)
+		}
+		return rep, runs
+	}
+}
+
+var monitorStart = time.Date(2026, 11, 23, 0, 0, 0, 0, time.UTC)
+
+// A quiet week: every judgement finds nothing, the monitor opens no incident and acts on
+// nothing, and each run continues as new long before its history grows.
+func TestTokenMonitor_QuietWeek_NoIncidentAndBoundedHistory(t *testing.T) {
+	f := &monitorFakes{}
+	in := monitorSpec()
+	week := 7 * 24 * 60 // the default interval, a minute
+	rep, runs := runMonitor(t, f, in, monitorStart, week)
+	if rep.Judgements != week || len(rep.Open) != 0 || rep.Closed != 0 {
+		t.Fatalf("report %+v, want %d judgements and no incident", rep, week)
+	}
+	if len(f.rules)+len(f.renewals)+len(f.notes) != 0 {
+		t.Fatalf("a quiet week acted: rules %v, renewals %v, notes %v", f.rules, f.renewals, f.notes)
+	}
+	if runs < week/15 {
+		t.Fatalf("%d runs for %d judgements: the monitor did not continue as new", runs, week)
+	}
+}
+
+// A revoked token of one subject is presented again and again from two addresses: one incident,
+// the subject revoked once as of the incident's opening, one notification naming subject, client
+// and addresses; another subject below the threshold is left alone, across continue-as-new.
+func TestTokenMonitor_RevokedTokenPresentedFromTwoAddresses_OneIncidentSubjectRevokedOnce(t *testing.T) {
+	f := &monitorFakes{}
+	f.uses = func(now time.Time, in activities.RevokedUsesInput) activities.RevokedUsesReport {
+		if in.IssuerURL != "https://issuer.example.com/orders" || now.Sub(in.Since) > 2*time.Minute {
+			t.Errorf("uses asked for %+v at %s, want the issuer's since the last judgement", in, now)
+		}
+		return activities.RevokedUsesReport{Subjects: []registry.SubjectUses{
+			{Subject: "alice", Clients: []string{"billing"}, Addresses: []string{"10.0.0.1", "10.0.0.2"}, JTIs: 1, Count: 7},
+			{Subject: "bob", Clients: []string{"reports"}, Addresses: []string{"10.0.0.9"}, JTIs: 1, Count: 1},
+		}}
+	}
+	in := monitorSpec()
+	in.RevokedUses = workflows.RevokedUsesPolicy{Threshold: 3, Actions: []string{"notify", "revoke"}}
+	rep, _ := runMonitor(t, f, in, monitorStart, 45)
+
+	if len(f.rules) != 1 || f.rules[0].Scope != registry.BySubject || f.rules[0].Value != "alice" || !f.rules[0].Before.Equal(monitorStart) {
+		t.Fatalf("revocations %+v, want alice's tokens issued before %s, once", f.rules, monitorStart)
+	}
+	if len(f.notes) != 1 {
+		t.Fatalf("%d notifications, want 1: %q", len(f.notes), f.notes)
+	}
+	for _, want := range []string{"alice", "billing", "10.0.0.1", "10.0.0.2", "revoked every token of subject alice"} {
+		if !strings.Contains(f.notes[0], want) {
+			t.Fatalf("notification %q does not name %s", f.notes[0], want)
+		}
+	}
+	if strings.Contains(f.notes[0], "bob") || len(rep.Open) != 1 || rep.Open[0].Key != "alice" || rep.Open[0].Signal != workflows.SignalRevokedPresented {
+		t.Fatalf("open incidents %+v, note %q: want alice's only", rep.Open, f.notes[0])
+	}
+	for _, a := range rep.Open[0].Actions {
+		if !a.Done || a.Attempts != 1 || a.Reason == "" {
+			t.Fatalf("action %+v: want done once with its reason", a)
+		}
+	}
+}
+
+// A client whose token nears expiry has no newer token (it never picked up a renewal): found
+// within the last tenth of the token's lifetime, renewed once before expiry, and the incident
+// closes once the client is renewed.
+func TestTokenMonitor_ClientWithoutRenewal_ReissuedBeforeExpiry(t *testing.T) {
+	f := &monitorFakes{}
+	issued, expires := monitorStart, monitorStart.Add(time.Hour)
+	f.expiring = func(in activities.ExpiringInput) activities.ExpiringReport {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		left := expires.Sub(in.Now)
+		if len(f.renewals) > 0 || left <= 0 || left > time.Duration(in.Fraction*float64(time.Hour)) {
+			return activities.ExpiringReport{}
+		}
+		return activities.ExpiringReport{Tokens: []activities.ExpiringToken{{Client: "reports", Subject: "reports", JTI: "j1", KID: "rollgate-orders-v1", IssuedAt: issued, ExpiresAt: expires}}}
+	}
+	in := monitorSpec()
+	in.RevokedUses.Off = true
+	in.CloseAfter = 10 * time.Minute
+	in.ExpiringRenewal = workflows.RenewalPolicy{Actions: []string{"reissue", "notify"}}
+	rep, _ := runMonitor(t, f, in, monitorStart, 90)
+
+	if len(f.renewals) != 1 || !f.renewed[0].Before(expires) || f.renewed[0].Before(expires.Add(-6*time.Minute)) {
+		t.Fatalf("renewals %+v at %v, want one in the last 6 minutes before %s", f.renewals, f.renewed, expires)
+	}
+	if r := f.renewals[0]; r.Token.JTI != "j1" || r.Token.Client != "reports" || r.Token.ExpiresAt.Sub(r.Token.IssuedAt) != time.Hour || r.Issuer.Key.Name != "rollgate-orders" {
+		t.Fatalf("renewal %+v", r)
+	}
+	if len(f.notes) != 1 || !strings.Contains(f.notes[0], "reports") || !strings.Contains(f.notes[0], "reissued client reports") {
+		t.Fatalf("notifications %q, want one naming the client and the reissue", f.notes)
+	}
+	if len(rep.Open) != 0 || rep.Closed != 1 {
+		t.Fatalf("report %+v, want the incident closed", rep)
+	}
+}
+
+// Bad specs fail before the monitor reads or acts, naming the field and what is allowed.
+func TestTokenMonitor_InvalidSpec_RejectedBeforeAnyActivity(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		edit  func(*workflows.MonitorSpec)
+		field string
+	}{
+		{"interval too short", func(s *workflows.MonitorSpec) { s.Interval = time.Second }, "Interval"},
+		{"unknown action", func(s *workflows.MonitorSpec) { s.RevokedUses.Actions = []string{"reissue"} }, "RevokedUses.Actions[0]"},
+		{"notify without webhook", func(s *workflows.MonitorSpec) { s.Webhook = "" }, "Webhook"},
+		{"fraction above a half", func(s *workflows.MonitorSpec) { s.ExpiringRenewal.Fraction = 0.9 }, "ExpiringRenewal.Fraction"},
+		{"nothing to watch", func(s *workflows.MonitorSpec) { s.RevokedUses.Off, s.ExpiringRenewal.Off = true, true }, "Off"},
+		{"no actor", func(s *workflows.MonitorSpec) { s.Actor = "" }, "Actor"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := &monitorFakes{uses: func(time.Time, activities.RevokedUsesInput) activities.RevokedUsesReport {
+				t.Error("the monitor read the registry with a bad spec")
+				return activities.RevokedUsesReport{}
+			}}
+			in := monitorSpec()
+			tc.edit(&in)
+			env := f.env()
+			env.ExecuteWorkflow(workflows.TokenMonitor, in)
+			err := env.GetWorkflowError()
+			if err == nil || !strings.Contains(err.Error(), tc.field) || !strings.Contains(err.Error(), workflows.ErrInvalidSpec) {
+				t.Fatalf("error %v, want an InvalidSpec naming %s", err, tc.field)
+			}
+		})
+	}
+}
+
+// Uses of a revoked token that named no subject (the registry records "-") are notified, never
+// revoked by subject: a rule for "-" would revoke nothing anyone meant.
+func TestTokenMonitor_UsesWithoutSubject_NotifiedNotRevoked(t *testing.T) {
+	f := &monitorFakes{uses: func(time.Time, activities.RevokedUsesInput) activities.RevokedUsesReport {
+		return activities.RevokedUsesReport{Subjects: []registry.SubjectUses{{Subject: "-", Clients: []string{"-"}, Addresses: []string{"10.0.0.3"}, JTIs: 1, Count: 2}}}
+	}}
+	in := monitorSpec()
+	in.RevokedUses.Actions = []string{"revoke", "notify"}
+	rep, _ := runMonitor(t, f, in, monitorStart, 5)
+	if len(f.rules) != 0 || len(f.notes) != 1 || !strings.Contains(f.notes[0], "revoke failed: the uses name no subject") {
+		t.Fatalf("rules %+v, notes %q", f.rules, f.notes)
+	}
+	if a := rep.Open[0].Actions[0]; a.Done || a.Attempts != 3 {
+		t.Fatalf("revoke %+v: want given up after 3 attempts", a)
+	}
+}
