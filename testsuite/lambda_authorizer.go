@@ -56,6 +56,7 @@ func restAuthorizerEvent(req gatewayemu.AuthorizerRequest) any {
 		Headers: headers, MultiValueHeaders: req.Headers, StageVariables: req.StageVariables,
 		RequestContext: events.APIGatewayCustomAuthorizerRequestTypeRequestContext{
 			Path: "/" + stage + req.Path, Stage: stage, APIID: apiID, HTTPMethod: req.HTTPMethod,
+			Identity: events.APIGatewayCustomAuthorizerRequestTypeRequestIdentity{SourceIP: req.SourceIP},
 		},
 	}
 }

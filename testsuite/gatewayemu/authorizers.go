@@ -38,6 +38,9 @@ type AuthorizerRequest struct {
 	Path               string
 	Headers            http.Header
 	StageVariables     map[string]string
+	// SourceIP is the caller's address as API Gateway sees it (the TCP peer), what a REQUEST
+	// authorizer's event carries as requestContext.identity.sourceIp.
+	SourceIP string
 }
 
 // LambdaAuthorizer stands in for the Lambda function behind an authorizer's authorizerUri. An

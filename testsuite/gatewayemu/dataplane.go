@@ -3,6 +3,7 @@ package gatewayemu
 import (
 	"encoding/json"
 	"errors"
+	"net"
 	"net/http"
 	"regexp"
 	"strconv"
@@ -115,7 +116,7 @@ func (e *Emulator) invokeREST(w http.ResponseWriter, r *http.Request, api *restA
 	if auth != nil {
 		req := AuthorizerRequest{
 			Type: auth.Type, HTTPMethod: r.Method, Path: path, Headers: r.Header.Clone(), StageVariables: rt.variables,
-			MethodArn: executeAPIARN + api.ID + "/" + stageName + "/" + r.Method + path,
+			MethodArn: executeAPIARN + api.ID + "/" + stageName + "/" + r.Method + path, SourceIP: peerAddress(r),
 		}
 		identity := r.Header.Get(strings.TrimPrefix(auth.IdentitySource, "method.request.header."))
 		if auth.Type == "REQUEST" {
@@ -281,4 +282,13 @@ func (e *Emulator) invokeHTTP(w http.ResponseWriter, r *http.Request, api *httpA
 		}
 	}
 	e.integrateHTTP(w, r, httpCall{api: api.APIID, stage: stageName, route: rt, integ: integ, variables: vars, pathParams: params, authorizer: authorizerContext})
+}
+
+// peerAddress is the request's TCP peer address without its port.
+func peerAddress(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
 }
