@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net"
 	"net/http"
 	"strings"
@@ -57,10 +58,11 @@ type ReleaseBed struct {
 	// authorizer is the gateway's own); its Logs hold its EMF lines and rejection logs.
 	Authorizer *LambdaFunction
 
-	worker         worker.Worker
-	gatewayWorkers []worker.Worker // the gateway task queues', as the worker program runs them
-	authorizerURI  string
-	stop           []func()
+	worker           worker.Worker
+	gatewayWorkers   []worker.Worker // the gateway task queues', as the worker program runs them
+	authorizerURI    string
+	revocationsTable string
+	stop             []func()
 
 	mu         sync.Mutex
 	lastCaller CallerIdentity
@@ -253,13 +255,35 @@ func (r *ReleaseBed) IssuerRef() activities.Issuer {
 // bootstrap under the Lambda Runtime Interface Emulator, configured for the bed's issuer and
 // registry, invoked by the API Gateway emulator as the REST REQUEST authorizer behind lambda.
 func (r *ReleaseBed) startAuthorizer(ctx context.Context, lambda string, reg *registry.Registry) error {
-	bootstrap, err := r.Bed.AuthorizerBootstrap(ctx)
+	r.revocationsTable = reg.RevocationsTableName()
+	fn, err := r.runAuthorizer(ctx, lambda, nil)
 	if err != nil {
 		return err
 	}
+	r.Authorizer = fn
+	return nil
+}
+
+// AuthorizerVariant runs another function of rollgate's authorizer for the bed's issuer, with
+// overrides to its configuration (ROLLGATE_LEEWAY, …), and returns the authorizerUri that names
+// it: what a release's authorizer patch points the canary's authorizer at.
+func (r *ReleaseBed) AuthorizerVariant(ctx context.Context, name string, overrides map[string]string) (string, error) {
+	if r.authorizerURI == "" {
+		return "", fmt.Errorf("the bed's %s API has no Lambda authorizer", r.Kind)
+	}
+	uri := strings.Replace(r.authorizerURI, "-authorizer/invocations", "-"+name+"/invocations", 1)
+	_, err := r.runAuthorizer(ctx, uri, overrides)
+	return uri, err
+}
+
+func (r *ReleaseBed) runAuthorizer(ctx context.Context, lambda string, overrides map[string]string) (*LambdaFunction, error) {
+	bootstrap, err := r.Bed.AuthorizerBootstrap(ctx)
+	if err != nil {
+		return nil, err
+	}
 	env := map[string]string{
 		"ROLLGATE_ISSUER": r.Issuer, "ROLLGATE_AUDIENCES": "orders", "ROLLGATE_ALGORITHMS": "RS256",
-		"ROLLGATE_REVOCATIONS_TABLE": reg.RevocationsTableName(),
+		"ROLLGATE_REVOCATIONS_TABLE": r.revocationsTable,
 		// As fresh as the release's verifier cache TTL (1 s): a newly published key is seen on
 		// its first use, a revocation within a fifth of a second.
 		"ROLLGATE_JWKS_CACHE_TTL": "1s", "ROLLGATE_JWKS_UNKNOWN_KID_REFRESH": "100ms", "ROLLGATE_DENYLIST_REFRESH": "200ms",
@@ -270,15 +294,15 @@ func (r *ReleaseBed) startAuthorizer(ctx context.Context, lambda string, reg *re
 			env[kv[0]] = kv[1]
 		}
 	}
+	maps.Copy(env, overrides)
 	fn, err := StartLambda(ctx, LambdaOptions{Bootstrap: bootstrap, Env: env, Progress: r.Bed.progress,
 		EnvironmentLog: r.Bed.CloudWatch.EMFWriter}) // CloudWatch Logs extracts the EMF lines
 	if err != nil {
-		return fmt.Errorf("start the authorizer: %w", err)
+		return nil, fmt.Errorf("start the authorizer: %w", err)
 	}
-	r.Authorizer = fn
 	r.stop = append(r.stop, fn.Close)
 	r.Bed.Gateway.RegisterLambda(lambda, fn.RESTAuthorizer())
-	return nil
+	return fn, nil
 }
 
 func (r *ReleaseBed) createAPI(ctx context.Context, c *apigateway.Client, lambda string) error {

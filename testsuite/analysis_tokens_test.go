@@ -1,0 +1,127 @@
+package testsuite_test
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/config"
+	"go.temporal.io/sdk/client"
+
+	"github.com/rollgate/rollgate/internal/analysis"
+	"github.com/rollgate/rollgate/internal/spec"
+	"github.com/rollgate/rollgate/internal/tokens"
+	"github.com/rollgate/rollgate/testsuite"
+	"github.com/rollgate/rollgate/workflows"
+)
+
+// The failure probes cannot see: the release points the canary's authorizer at a function with
+// no clock-skew leeway, so one client whose issuer clock runs 20 s ahead is refused by the canary
+// (not_yet_valid) while the stable authorizer, with the default 30 s leeway, accepts it; every
+// probe presents a fresh token and passes. tokenRejections, canary against stable, read from the
+// authorizer's EMF metrics in the bed's CloudWatch, rolls the release back.
+func TestAnalysis_CanaryRejectingOneClientsTokens_IsRolledBackByTokenRejections(t *testing.T) {
+	ctx := context.Background()
+	bed := shared.Bed(t)
+	for _, kv := range bed.Env() { // the worker's AWS configuration: the SDK's standard chain
+		t.Setenv(kv[0], kv[1])
+	}
+	awsCfg, err := config.LoadDefaultConfig(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := testsuite.ProvisionRelease(ctx, bed, "tokrej",
+		testsuite.WithAnalysisProviders(analysis.Providers{spec.ProviderCloudWatch: analysis.NewCloudWatchFromConfig(awsCfg)}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(r.Close)
+	strict, err := r.AuthorizerVariant(ctx, "strict", map[string]string{"ROLLGATE_LEEWAY": "0s"})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// Traffic: the bed's client with its delivered token, and a client whose tokens are issued
+	// by a clock 20 s ahead (re-minted every few seconds, so they stay ahead).
+	tr, err := r.StartTraffic(ctx, 20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(tr.Stop)
+	skewedCtx, stopSkewed := context.WithCancel(ctx)
+	t.Cleanup(stopSkewed)
+	var skewedSent, skewedRefused atomic.Int64
+	go presentSkewed(skewedCtx, t, r, &skewedSent, &skewedRefused)
+
+	s := r.Spec("v2", 30*time.Second)
+	s.Auth.AuthorizerPatch = map[string]string{"/authorizerResultTtlInSeconds": "0", "/authorizerUri": strict}
+	maxDelta := 0.05
+	s.Analysis = &spec.Analysis{Metrics: []spec.Metric{{Name: "token-rejections", Template: spec.TemplateTokenRejections, Provider: spec.ProviderCloudWatch,
+		MaxDelta: &maxDelta, Interval: spec.Duration(5 * time.Second), Window: spec.Duration(10 * time.Second), MinSamples: 10}}}
+	s.Normalize()
+	if err := s.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	run, err := r.Temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: s.WorkflowID(), TaskQueue: workflows.TaskQueue}, workflows.Deployment, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := deployResult(t, run)
+	if res.Outcome != workflows.OutcomeRolledBack || res.Rollback == nil || res.Rollback.Trigger != workflows.TriggerAnalysis || !res.Rollback.Verified {
+		t.Fatalf("outcome %s, rollback %+v", res.Outcome, res.Rollback)
+	}
+	if !strings.Contains(res.Rollback.Reason, "token-rejections") || len(res.Analysis) != 1 || res.Analysis[0].Last.Canary.Value <= res.Analysis[0].Last.Stable.Value+maxDelta {
+		t.Fatalf("reason %q, analysis %+v", res.Rollback.Reason, res.Analysis)
+	}
+	// Every probe passed: only the traffic showed it.
+	for _, e := range res.Timeline {
+		if strings.Contains(e.Message, "token health check failed") {
+			t.Fatalf("a probe saw the failure: %s", e.Message)
+		}
+	}
+	t.Logf("skewed client: %d sent, %d refused; judgement %+v", skewedSent.Load(), skewedRefused.Load(), res.Analysis[0])
+}
+
+// presentSkewed presents tokens of a client whose issuer clock runs 20 s ahead at the stage, ten
+// a second, until ctx ends.
+func presentSkewed(ctx context.Context, t *testing.T, r *testsuite.ReleaseBed, sent, refused *atomic.Int64) {
+	ref := r.IssuerRef()
+	labels, err := r.Activity.Keys.ReadLabels(ctx, ref.Key.Name)
+	if err != nil {
+		t.Error(err)
+		return
+	}
+	m := &tokens.Minter{Transit: r.Activity.Tokens.Transit, Key: ref.Key.Name, Type: ref.Key.Type, Alg: ref.Algorithm, Issuer: ref.URL,
+		Now: func() time.Time { return time.Now().Add(20 * time.Second) }}
+	url := r.Bed.Gateway.InvokeURL(r.APIID, r.Stage) + "/orders"
+	var token string
+	var minted time.Time
+	for ctx.Err() == nil {
+		if time.Since(minted) > 3*time.Second {
+			out, err := m.Mint(ctx, labels.Current, tokens.MintRequest{Subject: "skewed", ClientID: "skewed", Audience: ref.Audiences, TTL: time.Hour})
+			if err != nil {
+				if ctx.Err() == nil {
+					t.Error(err)
+				}
+				return
+			}
+			token, minted = out[0].Token, time.Now()
+		}
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		if resp, err := http.DefaultClient.Do(req); err == nil {
+			resp.Body.Close()
+			sent.Add(1)
+			if resp.StatusCode == http.StatusUnauthorized {
+				refused.Add(1)
+			}
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(100 * time.Millisecond): // pacing the traffic
+		}
+	}
+}
