@@ -2,18 +2,14 @@ package testsuite_test
 
 import (
 	"context"
-	"net/http"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/config"
 	"go.temporal.io/sdk/client"
 
 	"github.com/rollgate/rollgate/internal/analysis"
 	"github.com/rollgate/rollgate/internal/spec"
-	"github.com/rollgate/rollgate/internal/tokens"
 	"github.com/rollgate/rollgate/testsuite"
 	"github.com/rollgate/rollgate/workflows"
 )
@@ -26,15 +22,11 @@ import (
 func TestAnalysis_CanaryRejectingOneClientsTokens_IsRolledBackByTokenRejections(t *testing.T) {
 	ctx := context.Background()
 	bed := shared.Bed(t)
-	for _, kv := range bed.Env() { // the worker's AWS configuration: the SDK's standard chain
-		t.Setenv(kv[0], kv[1])
-	}
-	awsCfg, err := config.LoadDefaultConfig(ctx)
+	cw, err := bed.CloudWatchProvider(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, err := testsuite.ProvisionRelease(ctx, bed, "tokrej",
-		testsuite.WithAnalysisProviders(analysis.Providers{spec.ProviderCloudWatch: analysis.NewCloudWatchFromConfig(awsCfg)}))
+	r, err := testsuite.ProvisionRelease(ctx, bed, "tokrej", testsuite.WithAnalysisProviders(analysis.Providers{spec.ProviderCloudWatch: cw}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,10 +43,15 @@ func TestAnalysis_CanaryRejectingOneClientsTokens_IsRolledBackByTokenRejections(
 		t.Fatal(err)
 	}
 	t.Cleanup(tr.Stop)
-	skewedCtx, stopSkewed := context.WithCancel(ctx)
-	t.Cleanup(stopSkewed)
-	var skewedSent, skewedRefused atomic.Int64
-	go presentSkewed(skewedCtx, t, r, &skewedSent, &skewedRefused)
+	skewed, err := r.StartSkewedClient(ctx, 20*time.Second, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := skewed.Stop(); err != nil {
+			t.Error(err)
+		}
+	})
 
 	s := r.Spec("v2", 30*time.Second)
 	s.Auth.AuthorizerPatch = map[string]string{"/authorizerResultTtlInSeconds": "0", "/authorizerUri": strict}
@@ -82,46 +79,6 @@ func TestAnalysis_CanaryRejectingOneClientsTokens_IsRolledBackByTokenRejections(
 			t.Fatalf("a probe saw the failure: %s", e.Message)
 		}
 	}
-	t.Logf("skewed client: %d sent, %d refused; judgement %+v", skewedSent.Load(), skewedRefused.Load(), res.Analysis[0])
-}
-
-// presentSkewed presents tokens of a client whose issuer clock runs 20 s ahead at the stage, ten
-// a second, until ctx ends.
-func presentSkewed(ctx context.Context, t *testing.T, r *testsuite.ReleaseBed, sent, refused *atomic.Int64) {
-	ref := r.IssuerRef()
-	labels, err := r.Activity.Keys.ReadLabels(ctx, ref.Key.Name)
-	if err != nil {
-		t.Error(err)
-		return
-	}
-	m := &tokens.Minter{Transit: r.Activity.Tokens.Transit, Key: ref.Key.Name, Type: ref.Key.Type, Alg: ref.Algorithm, Issuer: ref.URL,
-		Now: func() time.Time { return time.Now().Add(20 * time.Second) }}
-	url := r.Bed.Gateway.InvokeURL(r.APIID, r.Stage) + "/orders"
-	var token string
-	var minted time.Time
-	for ctx.Err() == nil {
-		if time.Since(minted) > 3*time.Second {
-			out, err := m.Mint(ctx, labels.Current, tokens.MintRequest{Subject: "skewed", ClientID: "skewed", Audience: ref.Audiences, TTL: time.Hour})
-			if err != nil {
-				if ctx.Err() == nil {
-					t.Error(err)
-				}
-				return
-			}
-			token, minted = out[0].Token, time.Now()
-		}
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-		req.Header.Set("Authorization", "Bearer "+token)
-		if resp, err := http.DefaultClient.Do(req); err == nil {
-			resp.Body.Close()
-			sent.Add(1)
-			if resp.StatusCode == http.StatusUnauthorized {
-				refused.Add(1)
-			}
-		}
-		select {
-		case <-ctx.Done():
-		case <-time.After(100 * time.Millisecond): // pacing the traffic
-		}
-	}
+	sent, refused := skewed.Counts()
+	t.Logf("skewed client: %d sent, %d refused; judgement %+v", sent, refused, res.Analysis[0])
 }

@@ -11,13 +11,17 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/client"
 
+	"github.com/rollgate/rollgate/internal/analysis"
+	"github.com/rollgate/rollgate/internal/spec"
 	"github.com/rollgate/rollgate/workflows"
 )
 
-// RunDemo is the README's main job: on the bed, with a real worker, it releases three times and
-// prints each timeline: a healthy canary promoted (stage, key labels and client tokens move
-// together), a broken canary (its backend answers 500) rolled back automatically, and a release
-// rolled back by an operator mid-bake, with the measured rollback latency.
+// RunDemo is the README's main job: on the bed, with a real worker and the real authorizer, it
+// releases four times and prints each timeline: a healthy canary promoted (stage, key labels and
+// client tokens move together), a broken canary (its backend answers 500) rolled back
+// automatically, a release rolled back by an operator mid-bake, with the measured rollback
+// latency, and a canary that refuses one client's tokens, which no probe sees, rolled back by the
+// analysis of the real traffic (tokenRejections canary against stable, through CloudWatch).
 func RunDemo(ctx context.Context, b *Bed, out io.Writer) error {
 	scenarios := []struct {
 		name, version, title string
@@ -28,16 +32,24 @@ func RunDemo(ctx context.Context, b *Bed, out io.Writer) error {
 		{"demopromote", "v2", "1. a healthy release, promoted", 10 * time.Second, false, workflows.OutcomePromoted},
 		{"demobroken", "v3", "2. a broken release (its backend answers 500), rolled back automatically", 10 * time.Second, false, workflows.OutcomeRolledBack},
 		{"demooperator", "v2", "3. a release rolled back by an operator mid-bake", 10 * time.Minute, true, workflows.OutcomeRolledBack},
+		{"demotokens", "v2", "4. a canary whose authorizer refuses one client's tokens (its issuer's clock runs 20 s ahead): every probe passes, the analysis of the real traffic rolls it back", 30 * time.Second, false, workflows.OutcomeRolledBack},
 	}
 	for _, sc := range scenarios {
 		fmt.Fprintf(out, "\n== %s\n", sc.title)
-		r, err := ProvisionRelease(ctx, b, sc.name)
-		if err != nil {
-			return err
+		var res workflows.DeployResult
+		var counts map[ReleaseOutcome]int
+		var err error
+		if sc.name == "demotokens" {
+			res, counts, err = demoTokenAnalysis(ctx, b, sc.name, sc.bake, sc.title, out)
+		} else {
+			var r *ReleaseBed
+			if r, err = ProvisionRelease(ctx, b, sc.name); err != nil {
+				return err
+			}
+			res, err = demoRelease(ctx, r, r.Spec(sc.version, sc.bake), sc.operator, sc.title, out)
+			counts = r.Verifications()
+			r.Close()
 		}
-		res, err := demoRelease(ctx, r, sc.version, sc.bake, sc.operator, sc.title, out)
-		counts := r.Verifications()
-		r.Close()
 		if err != nil {
 			return err
 		}
@@ -55,6 +67,9 @@ func RunDemo(ctx context.Context, b *Bed, out io.Writer) error {
 		}
 		if res.Outcome != sc.want {
 			return fmt.Errorf("%s: outcome %s, want %s", sc.name, res.Outcome, sc.want)
+		}
+		for _, j := range res.Analysis {
+			fmt.Fprintf(out, "  analysis %s (%s): %s; canary %s, stable %s\n", j.Metric, j.Rule, j.Verdict, j.Last.Canary, j.Last.Stable)
 		}
 		fmt.Fprintf(out, "  outcome: %s\n", res.Outcome)
 		printVerifications(out, counts)
@@ -85,8 +100,49 @@ func printVerifications(out io.Writer, counts map[ReleaseOutcome]int) {
 	}
 }
 
-func demoRelease(ctx context.Context, r *ReleaseBed, version string, bake time.Duration, operator bool, why string, out io.Writer) (workflows.DeployResult, error) {
-	s := r.Spec(version, bake)
+// demoTokenAnalysis releases a canary whose authorizer (a function with no clock-skew leeway)
+// refuses the tokens of a client whose issuer's clock runs 20 s ahead, with client traffic on the
+// stage and tokenRejections judged canary against stable through the bed's CloudWatch.
+func demoTokenAnalysis(ctx context.Context, b *Bed, name string, bake time.Duration, why string, out io.Writer) (workflows.DeployResult, map[ReleaseOutcome]int, error) {
+	cw, err := b.CloudWatchProvider(ctx)
+	if err != nil {
+		return workflows.DeployResult{}, nil, err
+	}
+	r, err := ProvisionRelease(ctx, b, name, WithAnalysisProviders(analysis.Providers{spec.ProviderCloudWatch: cw}))
+	if err != nil {
+		return workflows.DeployResult{}, nil, err
+	}
+	defer r.Close()
+	strict, err := r.AuthorizerVariant(ctx, "strict", map[string]string{"ROLLGATE_LEEWAY": "0s"})
+	if err != nil {
+		return workflows.DeployResult{}, nil, err
+	}
+	traffic, err := r.StartTraffic(ctx, 20)
+	if err != nil {
+		return workflows.DeployResult{}, nil, err
+	}
+	defer traffic.Stop()
+	skewed, err := r.StartSkewedClient(ctx, 20*time.Second, 10)
+	if err != nil {
+		return workflows.DeployResult{}, nil, err
+	}
+	s := r.Spec("v2", bake)
+	s.Auth.AuthorizerPatch["/authorizerUri"] = strict
+	maxDelta := 0.05
+	s.Analysis = &spec.Analysis{Metrics: []spec.Metric{{Name: "token-rejections", Template: spec.TemplateTokenRejections, Provider: spec.ProviderCloudWatch,
+		MaxDelta: &maxDelta, Interval: spec.Duration(5 * time.Second), Window: spec.Duration(10 * time.Second), MinSamples: 10}}}
+	s.Normalize()
+	fmt.Fprintln(out, "  traffic: the client at 20 requests/s, the skewed client at 10/s; analysis: tokenRejections through CloudWatch, canary − stable ≤ 0.05")
+	res, err := demoRelease(ctx, r, s, false, why, out)
+	if stopErr := skewed.Stop(); err == nil {
+		err = stopErr
+	}
+	sent, refused := skewed.Counts()
+	fmt.Fprintf(out, "  the skewed client sent %d requests, %d refused\n", sent, refused)
+	return res, r.Verifications(), err
+}
+
+func demoRelease(ctx context.Context, r *ReleaseBed, s spec.DeploySpec, operator bool, why string, out io.Writer) (workflows.DeployResult, error) {
 	s.Actor, s.Reason = "release-pipeline", "demo "+why
 	run, err := r.Temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
 		ID: s.WorkflowID(), TaskQueue: workflows.TaskQueue,
@@ -156,7 +212,7 @@ func Demo(ctx context.Context, opts DemoOptions, out io.Writer) error {
 	if err := RunDemo(ctx, b, out); err != nil {
 		return fmt.Errorf("demo: %w", err)
 	}
-	fmt.Fprintln(out, "\ndemo passed: one release promoted, two rolled back and verified")
+	fmt.Fprintln(out, "\ndemo passed: one release promoted, three rolled back and verified")
 	if !opts.Keep {
 		return nil
 	}

@@ -62,6 +62,7 @@ type ReleaseBed struct {
 	gatewayWorkers   []worker.Worker // the gateway task queues', as the worker program runs them
 	authorizerURI    string
 	revocationsTable string
+	functions        []*LambdaFunction // the authorizer and its variants
 	stop             []func()
 
 	mu         sync.Mutex
@@ -301,6 +302,7 @@ func (r *ReleaseBed) runAuthorizer(ctx context.Context, lambda string, overrides
 		return nil, fmt.Errorf("start the authorizer: %w", err)
 	}
 	r.stop = append(r.stop, fn.Close)
+	r.functions = append(r.functions, fn)
 	r.Bed.Gateway.RegisterLambda(lambda, fn.RESTAuthorizer())
 	return fn, nil
 }
@@ -430,14 +432,15 @@ func (r *ReleaseBed) Spec(version string, bake time.Duration) spec.DeploySpec {
 	return s
 }
 
-// Verifications counts what the authorizer decided, by release and outcome, from its CloudWatch
+// Verifications counts what the authorizer (and its variants) decided, by release and outcome, from their CloudWatch
 // Embedded Metric Format lines (what CloudWatch makes its Rollgate/Verifications metric of).
 func (r *ReleaseBed) Verifications() map[ReleaseOutcome]int {
 	counts := map[ReleaseOutcome]int{}
-	if r.Authorizer == nil {
-		return counts
+	var logs strings.Builder
+	for _, fn := range r.functions {
+		logs.WriteString(fn.Logs())
 	}
-	for line := range strings.Lines(r.Authorizer.Logs()) {
+	for line := range strings.Lines(logs.String()) {
 		var doc struct {
 			Release, Outcome string
 			Verifications    int
