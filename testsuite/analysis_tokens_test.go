@@ -2,6 +2,7 @@ package testsuite_test
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -81,4 +82,77 @@ func TestAnalysis_CanaryRejectingOneClientsTokens_IsRolledBackByTokenRejections(
 	}
 	sent, refused := skewed.Counts()
 	t.Logf("skewed client: %d sent, %d refused; judgement %+v", sent, refused, res.Analysis[0])
+}
+
+// BenchmarkAnalysisDetectionLatency_TokenRejections times, on the bed, from a client whose tokens
+// the canary refuses starting its traffic to the rollback's start, with tokenRejections measured
+// through CloudWatch every 5 s, beside the goal: the interval + 1 s (CloudWatch on the bed has no
+// scrape delay). `go test -run '^$' -bench AnalysisDetectionLatency_TokenRejections -benchtime 3x
+// -timeout 20m ./testsuite`.
+func BenchmarkAnalysisDetectionLatency_TokenRejections(b *testing.B) {
+	const interval = 5 * time.Second
+	ctx := context.Background()
+	var latencies []time.Duration
+	for b.Loop() {
+		bed := shared.Bed(b)
+		cw, err := bed.CloudWatchProvider(ctx)
+		if err != nil {
+			b.Fatal(err)
+		}
+		r, err := testsuite.ProvisionRelease(ctx, bed, "detecttok", testsuite.WithAnalysisProviders(analysis.Providers{spec.ProviderCloudWatch: cw}))
+		if err != nil {
+			b.Fatal(err)
+		}
+		strict, err := r.AuthorizerVariant(ctx, "strict", map[string]string{"ROLLGATE_LEEWAY": "0s"})
+		if err != nil {
+			b.Fatal(err)
+		}
+		tr, err := r.StartTraffic(ctx, 20)
+		if err != nil {
+			b.Fatal(err)
+		}
+		s := r.Spec("v2", 2*time.Minute)
+		s.Auth.AuthorizerPatch["/authorizerUri"] = strict
+		maxDelta := 0.05
+		s.Analysis = &spec.Analysis{Metrics: []spec.Metric{{Name: "token-rejections", Template: spec.TemplateTokenRejections, Provider: spec.ProviderCloudWatch,
+			MaxDelta: &maxDelta, Interval: spec.Duration(interval), Window: spec.Duration(interval), MinSamples: 5}}}
+		s.Normalize()
+		run, err := r.Temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: s.WorkflowID(), TaskQueue: workflows.TaskQueue}, workflows.Deployment, s)
+		if err != nil {
+			b.Fatal(err)
+		}
+		ab := analysisBed{ReleaseBed: r}
+		awaitStatus(b, ab, run, 4*time.Minute, func(st workflows.Status) bool { return st.Phase == workflows.PhaseBaking && st.Step == 1 })
+		awaitMeasured(b, ab, run)
+		failing := time.Now()
+		skewed, err := r.StartSkewedClient(ctx, 20*time.Second, 10)
+		if err != nil {
+			b.Fatal(err)
+		}
+		res := deployResultTB(b, run)
+		_ = skewed.Stop()
+		tr.Stop()
+		r.Close()
+		if res.Rollback == nil || res.Rollback.Trigger != workflows.TriggerAnalysis {
+			b.Fatalf("result %+v", res)
+		}
+		d := res.Rollback.StartedAt.Sub(failing)
+		latencies = append(latencies, d)
+		b.Logf("detected %v after the canary started refusing the client (%s)", d.Round(10*time.Millisecond), res.Rollback.Reason)
+	}
+	slices.Sort(latencies)
+	b.ReportMetric(float64(latencies[len(latencies)/2].Milliseconds()), "p50-ms")
+	b.ReportMetric(float64(latencies[len(latencies)-1].Milliseconds()), "max-ms")
+	b.ReportMetric(float64((interval + time.Second).Milliseconds()), "goal-ms")
+}
+
+func deployResultTB(tb testing.TB, run client.WorkflowRun) workflows.DeployResult {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	var res workflows.DeployResult
+	if err := run.Get(ctx, &res); err != nil {
+		tb.Fatal(err)
+	}
+	return res
 }
