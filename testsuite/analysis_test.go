@@ -46,7 +46,7 @@ func provisionAnalysis(t testing.TB, name string) analysisBed {
 func (b analysisBed) flaky(t testing.TB, version string, ratio float64) *testsuite.FlakyBackend {
 	fb := testsuite.StartFlakyBackend(version, ratio)
 	t.Cleanup(fb.Close)
-	b.Backends[version] = fb.URL
+	b.Backends[version] = strings.TrimPrefix(fb.URL, "http://") // host:port, as the integration URI reads it
 	return fb
 }
 

@@ -156,3 +156,34 @@ func deployResultTB(tb testing.TB, run client.WorkflowRun) workflows.DeployResul
 	}
 	return res
 }
+
+// The same judgement through the other provider: a canary whose backend fails 3 % of its
+// requests, judged by gateway5xx read from API Gateway's own metrics in the bed's CloudWatch (the
+// canary's reported under "<stage>/Canary"), is rolled back.
+func TestAnalysis_CanaryFailing3Percent_IsRolledBackByGateway5xxThroughCloudWatch(t *testing.T) {
+	ctx := context.Background()
+	bed := shared.Bed(t)
+	cw, err := bed.CloudWatchProvider(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := testsuite.ProvisionRelease(ctx, bed, "ana3pccw", testsuite.WithAnalysisProviders(analysis.Providers{spec.ProviderCloudWatch: cw}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(r.Close)
+	b := analysisBed{ReleaseBed: r}
+	b.flaky(t, "bad", 0.03)
+	tr := b.traffic(t)
+	m := gateway5xx()
+	m.Provider = spec.ProviderCloudWatch
+	run := b.start(t, "bad", m)
+	res := deployResult(t, run)
+	if res.Outcome != workflows.OutcomeRolledBack || res.Rollback == nil || res.Rollback.Trigger != workflows.TriggerAnalysis || !res.Rollback.Verified {
+		t.Fatalf("result %+v (rollback %+v)", res, res.Rollback)
+	}
+	if !strings.Contains(res.Rollback.Reason, "metric gateway-5xx fail") || len(res.Analysis) != 1 || res.Analysis[0].Last.Canary.Value <= 0.01 {
+		t.Fatalf("reason %q, analysis %+v", res.Rollback.Reason, res.Analysis)
+	}
+	t.Logf("traffic %+v; judgement %+v", tr.Counts(), res.Analysis[0])
+}
