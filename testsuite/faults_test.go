@@ -142,9 +142,9 @@ func (fr *faultRelease) converged(t *testing.T, res workflows.DeployResult, want
 	if !slices.Contains(want, res.Outcome) {
 		t.Fatalf("%s (%s): outcome %s, want %v; rollback %+v\ntimeline:\n%s", r.Name, fr.version, res.Outcome, want, res.Rollback, timeline(res.Timeline))
 	}
-	after := observe(t, r)
 	switch res.Outcome {
 	case workflows.OutcomePromoted:
+		after := observe(t, r)
 		if after.stage.DeploymentID != res.ReleaseDeploymentID || after.stage.HasCanary() || after.stage.Variables["backendUrl"] != r.Backends[fr.version] {
 			t.Fatalf("%s: stage after promotion %+v (release %s)", r.Name, after.stage, res.ReleaseDeploymentID)
 		}
@@ -155,30 +155,45 @@ func (fr *faultRelease) converged(t *testing.T, res workflows.DeployResult, want
 			t.Fatalf("%s: client token %s accepted %d times after promotion", r.Name, after.clientKID, after.clientCalls)
 		}
 	default:
-		rep := res.Rollback
-		if rep == nil || !rep.Verified || len(rep.Problems) > 0 {
-			t.Fatalf("%s: rollback not verified: %+v", r.Name, rep)
-		}
-		for _, s := range rep.Steps {
-			if s.Error != "" || s.Attempts < 1 {
-				t.Fatalf("%s: compensation %q abandoned after %d attempts: %s", r.Name, s.Name, s.Attempts, s.Error)
-			}
-		}
-		if after.stage.DeploymentID != before.stage.DeploymentID || after.stage.HasCanary() || after.stage.CanaryWeight != 0 {
-			t.Fatalf("%s: stage after the rollback %+v, want %s serving alone", r.Name, after.stage, before.stage.DeploymentID)
-		}
-		if after.labels != before.labels || after.clientCalls != 1 {
-			t.Fatalf("%s: labels %+v, client accepted %d times after the rollback (before %+v)", r.Name, after.labels, after.clientCalls, before.labels)
-		}
+		fr.restored(t, res.Rollback)
 	}
 	// A release rolled back before its rotation (its first probes failed) rotated nothing.
 	rotations := 0
 	if res.KeyVersion > fr.latest {
 		rotations = 1
 	}
-	k, err := r.Activity.Keys.Transit.ReadKey(context.Background(), r.Key)
-	if err != nil || k.LatestVersion != fr.latest+rotations {
-		t.Fatalf("%s: latest_version %d → %d, want %d rotation(s) (%v)", r.Name, fr.latest, k.LatestVersion, rotations, err)
+	fr.rotated(t, rotations)
+}
+
+// restored checks a rollback of the release: every compensation done, the rollback verified, the
+// stable deployment serving with no canary left, the key labels back and the client holding an
+// accepted token of the key version current before the release.
+func (fr *faultRelease) restored(t *testing.T, rep *workflows.RollbackReport) {
+	t.Helper()
+	r, before := fr.r, fr.before
+	if rep == nil || !rep.Verified || len(rep.Problems) > 0 {
+		t.Fatalf("%s: rollback not verified: %+v", r.Name, rep)
+	}
+	for _, s := range rep.Steps {
+		if s.Error != "" || s.Attempts < 1 {
+			t.Fatalf("%s: compensation %q abandoned after %d attempts: %s", r.Name, s.Name, s.Attempts, s.Error)
+		}
+	}
+	after := observe(t, r)
+	if after.stage.DeploymentID != before.stage.DeploymentID || after.stage.HasCanary() || after.stage.CanaryWeight != 0 {
+		t.Fatalf("%s: stage after the rollback %+v, want %s serving alone", r.Name, after.stage, before.stage.DeploymentID)
+	}
+	if after.labels != before.labels || after.clientKID != keys.KID(r.Key, before.labels.Current) || after.clientCalls != 1 {
+		t.Fatalf("%s: labels %+v, client holds %s accepted %d times after the rollback (before %+v)", r.Name, after.labels, after.clientKID, after.clientCalls, before.labels)
+	}
+}
+
+// rotated checks that the release created exactly n new versions of its key.
+func (fr *faultRelease) rotated(t *testing.T, n int) {
+	t.Helper()
+	k, err := fr.r.Activity.Keys.Transit.ReadKey(context.Background(), fr.r.Key)
+	if err != nil || k.LatestVersion != fr.latest+n {
+		t.Fatalf("%s: latest_version %d → %d, want %d rotation(s) (%v)", fr.r.Name, fr.latest, k.LatestVersion, n, err)
 	}
 }
 
