@@ -128,7 +128,7 @@ func Start(ctx context.Context, opts Options) (*Bed, error) {
 		}()
 	}
 	run("temporal", func() (err error) {
-		b.Temporal, err = startTemporal(ctx, opts.LogDir, teeBuild, opts.TemporalUI)
+		b.Temporal, err = startTemporal(ctx, opts.LogDir, teeBuild, opts.TemporalUI, TemporalOptions{})
 		return err
 	})
 	run("vault", func() (err error) { b.Vault, err = startVault(ctx, opts.LogDir, teeBuild); return err })

@@ -64,12 +64,15 @@ type world struct {
 	calls  []string
 	failAt string // activity name that fails with a non-retryable error
 	breach bool   // bakes report a health breach
-	block  bool   // bakes block until cancelled
-	notes  []string
-	send   func(context.Context, activities.NotifyInput) error // the webhook's answer; nil: delivered
-	logs   *syncBuffer                                         // the workflow's log
-	canary activities.CanaryInput                              // what StartCanary was asked last
-	runID  string                                              // the run StartCanary was called from
+	// verifyOutage is how many probes fail, once a rollback began, as they do while the registry
+	// they mint tokens in is unreachable.
+	verifyOutage int
+	block        bool // bakes block until cancelled
+	notes        []string
+	send         func(context.Context, activities.NotifyInput) error // the webhook's answer; nil: delivered
+	logs         *syncBuffer                                         // the workflow's log
+	canary       activities.CanaryInput                              // what StartCanary was asked last
+	runID        string                                              // the run StartCanary was called from
 	// retirements are the KeyRetirement workflows scheduled.
 	retirements []workflows.KeyRetirementInput
 	// flushes are the authorizer cache flushes asked for; revokedAt and flushedAt the workflow
@@ -90,6 +93,17 @@ func (w *world) record(name string) error {
 		return temporal.NewNonRetryableApplicationError("injected failure in "+name, "Injected", nil)
 	}
 	return nil
+}
+
+// outage says whether a probe fails now, counting it.
+func (w *world) outage() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.verifyOutage == 0 {
+		return false
+	}
+	w.verifyOutage--
+	return true
 }
 
 func (w *world) called() []string {
@@ -213,6 +227,9 @@ func newEnv(t *testing.T, w *world) *testsuite.TestWorkflowEnvironment {
 	})
 	healthy := activities.ProbeResult{Probes: 6, Accepted: 6}
 	env.OnActivity(health.Probe, mock.Anything, mock.Anything).Return(func(context.Context, activities.ProbeInput) (activities.ProbeResult, error) {
+		if w.count("RestoreStage") > 0 && w.outage() {
+			return activities.ProbeResult{}, temporal.NewApplicationError("batch write rollgate-tokens: connection refused", "Unavailable")
+		}
 		return healthy, w.record("Probe")
 	})
 	env.OnActivity(health.CheckAnalysis, mock.Anything, mock.Anything).Return(func(context.Context, activities.CheckAnalysisInput) error {
@@ -439,6 +456,19 @@ func TestDeployment_HealthBreachDuringBake_RollsBackAutomatically(t *testing.T) 
 	}
 	if !slices.Equal(stepNames(r.Rollback), []string{"restore the stage", "restore the authorizer", "republish the snapshot JWKS", "restore key labels"}) {
 		t.Fatalf("compensations %v", stepNames(r.Rollback))
+	}
+}
+
+// A dependency of the verification (the registry its probes mint tokens in) unreachable for a
+// while after the compensations: the checks are retried until it is back, and the rollback is
+// verified instead of reported unverified.
+func TestDeployment_VerificationWaitsOutADependencyOutage(t *testing.T) {
+	w := &world{breach: true, verifyOutage: 6}
+	env := newEnv(t, w)
+	env.ExecuteWorkflow(workflows.Deployment, testSpec())
+	r := result(t, env)
+	if r.Outcome != workflows.OutcomeRolledBack || !r.Rollback.Verified || w.verifyOutage != 0 {
+		t.Fatalf("outcome %s, report %+v, %d failures left", r.Outcome, r.Rollback, w.verifyOutage)
 	}
 }
 

@@ -12,6 +12,15 @@ import (
 	"github.com/rollgate/rollgate/internal/keys"
 )
 
+// changePatientVerification: a check that fails with an error (Vault, DynamoDB or the gateway
+// unreachable for a while, not a state found wrong) is retried for up to verifyPatience, so that a
+// dependency's short outage does not leave a rolled-back release reported unverified. Recorded
+// histories gave each check three attempts within a second.
+const changePatientVerification = "patient-verification"
+
+// verifyPatience bounds the retries of one check of a rollback's verification.
+const verifyPatience = 2 * time.Minute
+
 // rollbackCheck is the state a rollback must bring back, as its verification reads it.
 type rollbackCheck struct {
 	target   activities.Target // zero for a key rotation without a stage to probe
@@ -32,8 +41,12 @@ type verifyChecks struct {
 // checks are independent and run at once. It returns every problem found.
 func (c rollbackCheck) verify(ctx workflow.Context, watchable bool) []string {
 	retry := &temporal.RetryPolicy{InitialInterval: 200 * time.Millisecond, MaximumAttempts: 3}
-	vctx := workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{StartToCloseTimeout: time.Minute, RetryPolicy: retry})
-	vctx = workflow.WithActivityOptions(vctx, workflow.ActivityOptions{StartToCloseTimeout: compensationAttempt, RetryPolicy: retry})
+	var patience time.Duration // zero: no bound but the attempts
+	if workflow.GetVersion(ctx, changePatientVerification, workflow.DefaultVersion, 1) == 1 {
+		retry, patience = &temporal.RetryPolicy{InitialInterval: 200 * time.Millisecond, BackoffCoefficient: 2, MaximumInterval: 10 * time.Second}, verifyPatience
+	}
+	vctx := workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{StartToCloseTimeout: time.Minute, ScheduleToCloseTimeout: patience, RetryPolicy: retry})
+	vctx = workflow.WithActivityOptions(vctx, workflow.ActivityOptions{StartToCloseTimeout: compensationAttempt, ScheduleToCloseTimeout: patience, RetryPolicy: retry})
 	exec := workflow.ExecuteLocalActivity
 	if watchable { // a query is answered while the checks run
 		exec = workflow.ExecuteActivity
