@@ -85,7 +85,7 @@ func TestFaults_DependencyFailsForAWhile_ReleasesConvergeAndCompensationsAreRetr
 				rolled.converged(t, awaitResult(t, rolled), workflows.OutcomePromoted)
 			} else {
 				rolled.start(t, 10*time.Minute)
-				awaitStatus(t, rolled, func(st workflows.Status) bool { return st.Phase == workflows.PhaseBaking })
+				awaitFaultStatus(t, rolled, func(st workflows.Status) bool { return st.Phase == workflows.PhaseBaking })
 			}
 			fault.on(t, vault, dynamodb)
 			window := time.NewTimer(fault.window)

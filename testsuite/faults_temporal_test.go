@@ -41,7 +41,7 @@ func TestFaults_TemporalServerRestartedMidBake_ReleasesResume(t *testing.T) {
 		fr.temporal = tc
 		fr.start(t, faultBake)
 	}
-	awaitStatus(t, rels[0], func(st workflows.Status) bool { return st.Phase == workflows.PhaseBaking && st.Step == 1 })
+	awaitFaultStatus(t, rels[0], func(st workflows.Status) bool { return st.Phase == workflows.PhaseBaking && st.Step == 1 })
 	if err := srv.Restart(ctx); err != nil {
 		t.Fatal(err)
 	}

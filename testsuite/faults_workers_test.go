@@ -25,13 +25,13 @@ func TestFaults_WorkerKilledAndWorkerDrained_EveryReleaseConverges(t *testing.T)
 		fr.start(t, faultBake)
 	}
 	for _, fr := range rels[:2] {
-		awaitStatus(t, fr, func(st workflows.Status) bool { return st.Phase == workflows.PhaseBaking && st.Step == 1 })
+		awaitFaultStatus(t, fr, func(st workflows.Status) bool { return st.Phase == workflows.PhaseBaking && st.Step == 1 })
 	}
 	second, third := faultWorker(t), faultWorker(t)
 	first.kill()
 	t.Log("first worker killed with SIGKILL mid-bake")
 
-	awaitStatus(t, rels[0], func(st workflows.Status) bool { return st.Phase == workflows.PhaseBaking && st.Step == 2 })
+	awaitFaultStatus(t, rels[0], func(st workflows.Status) bool { return st.Phase == workflows.PhaseBaking && st.Step == 2 })
 	second.drain(t)
 	t.Log("second worker drained with SIGTERM during the second bake")
 
@@ -51,9 +51,9 @@ func TestFaults_WorkerKilledAndWorkerDrained_EveryReleaseConverges(t *testing.T)
 	t.Logf("the broken release's compensation attempts: %v", retried(results[2].Rollback))
 }
 
-// awaitStatus polls the release's status query until ok accepts it; the deadline allows for a
+// awaitFaultStatus polls the release's status query until ok accepts it; the deadline allows for a
 // worker's activities to time out and be retried elsewhere.
-func awaitStatus(t *testing.T, fr *faultRelease, ok func(workflows.Status) bool) {
+func awaitFaultStatus(t *testing.T, fr *faultRelease, ok func(workflows.Status) bool) {
 	t.Helper()
 	deadline := time.Now().Add(3 * time.Minute)
 	var last workflows.Status
