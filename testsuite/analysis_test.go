@@ -34,7 +34,7 @@ func provisionAnalysis(t testing.TB, name string) analysisBed {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, err := testsuite.ProvisionRelease(context.Background(), bed, name, testsuite.WithAnalysisProviders(analysis.Providers{spec.ProviderPrometheus: p}))
+	r, err := testsuite.ProvisionRelease(context.Background(), bed, name, testsuite.WithAnalysisProviders(analysis.Providers{spec.ProviderPrometheus: p}), testsuite.WithOwnTaskQueue())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,7 +86,7 @@ func (b analysisBed) startWith(t testing.TB, version string, a spec.Analysis) cl
 		t.Fatal(err)
 	}
 	run, err := b.Temporal.ExecuteWorkflow(context.Background(), client.StartWorkflowOptions{
-		ID: s.WorkflowID(), TaskQueue: workflows.TaskQueue,
+		ID: s.WorkflowID(), TaskQueue: b.TaskQueue,
 		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
 	}, workflows.Deployment, s)
 	if err != nil {
@@ -130,6 +130,7 @@ func update(t *testing.T, b analysisBed, run client.WorkflowRun, name string, re
 // rolled back by gateway5xx: trigger analysis, the metric, its value and threshold in the report,
 // the stage restored.
 func TestAnalysis_CanaryFailing3Percent_IsRolledBackByGateway5xx(t *testing.T) {
+	t.Parallel() // on a task queue of its own (WithOwnTaskQueue)
 	b := provisionAnalysis(t, "ana3pc")
 	b.flaky(t, "bad", 0.03)
 	before := observe(t, b.ReleaseBed)
@@ -161,6 +162,7 @@ func TestAnalysis_CanaryFailing3Percent_IsRolledBackByGateway5xx(t *testing.T) {
 // A canary failing 0.5 % of its requests is within max 1 % and is promoted; a dry-run metric
 // that breaks its rule (a p99 latency under a microsecond) is reported and does not act.
 func TestAnalysis_CanaryFailingHalfAPercent_IsPromotedAndADryRunBreachIsOnlyReported(t *testing.T) {
+	t.Parallel() // on a task queue of its own (WithOwnTaskQueue)
 	b := provisionAnalysis(t, "anahalf")
 	b.flaky(t, "ok", 0.005)
 	b.traffic(t)
@@ -194,6 +196,7 @@ func TestAnalysis_CanaryFailingHalfAPercent_IsPromotedAndADryRunBreachIsOnlyRepo
 // Without traffic on the canary nothing can be judged: the release pauses, inconclusive, and is
 // not promoted; resumed once traffic flows, the step bakes again and the release is promoted.
 func TestAnalysis_NoTrafficOnTheCanary_PausesUntilResumedAfterTraffic(t *testing.T) {
+	t.Parallel() // on a task queue of its own (WithOwnTaskQueue)
 	b := provisionAnalysis(t, "ananone")
 	before := observe(t, b.ReleaseBed)
 	run := b.start(t, "v2", gateway5xx())
@@ -218,6 +221,7 @@ func TestAnalysis_NoTrafficOnTheCanary_PausesUntilResumedAfterTraffic(t *testing
 // Prometheus stopping mid-bake: each failed measurement is counted, the metric turns inconclusive
 // once the errors in a row pass consecutiveErrorLimit, the release pauses and is never promoted.
 func TestAnalysis_PrometheusDownMidBake_InconclusiveAfterTheErrorLimitNeverPromoted(t *testing.T) {
+	t.Parallel() // on a task queue of its own (WithOwnTaskQueue)
 	b := provisionAnalysis(t, "anadown")
 	b.traffic(t)
 	m := gateway5xx()
@@ -244,6 +248,7 @@ func TestAnalysis_PrometheusDownMidBake_InconclusiveAfterTheErrorLimitNeverPromo
 // judged against its baseline, trigger post-promotion, the stage back on the stable deployment,
 // verified.
 func TestAnalysis_ReleaseFailingAfterPromotion_IsRolledBackByTheWatch(t *testing.T) {
+	t.Parallel() // on a task queue of its own (WithOwnTaskQueue)
 	b := provisionAnalysis(t, "anawatch")
 	fb := b.flaky(t, "later", 0)
 	before := observe(t, b.ReleaseBed)

@@ -21,13 +21,14 @@ import (
 // probe presents a fresh token and passes. tokenRejections, canary against stable, read from the
 // authorizer's EMF metrics in the bed's CloudWatch, rolls the release back.
 func TestAnalysis_CanaryRejectingOneClientsTokens_IsRolledBackByTokenRejections(t *testing.T) {
+	t.Parallel() // on a task queue of its own (WithOwnTaskQueue)
 	ctx := context.Background()
 	bed := shared.Bed(t)
 	cw, err := bed.CloudWatchProvider(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, err := testsuite.ProvisionRelease(ctx, bed, "tokrej", testsuite.WithAnalysisProviders(analysis.Providers{spec.ProviderCloudWatch: cw}))
+	r, err := testsuite.ProvisionRelease(ctx, bed, "tokrej", testsuite.WithAnalysisProviders(analysis.Providers{spec.ProviderCloudWatch: cw}), testsuite.WithOwnTaskQueue())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,7 +64,7 @@ func TestAnalysis_CanaryRejectingOneClientsTokens_IsRolledBackByTokenRejections(
 	if err := s.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	run, err := r.Temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: s.WorkflowID(), TaskQueue: workflows.TaskQueue}, workflows.Deployment, s)
+	run, err := r.Temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: s.WorkflowID(), TaskQueue: r.TaskQueue}, workflows.Deployment, s)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -99,7 +100,7 @@ func BenchmarkAnalysisDetectionLatency_TokenRejections(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		r, err := testsuite.ProvisionRelease(ctx, bed, "detecttok", testsuite.WithAnalysisProviders(analysis.Providers{spec.ProviderCloudWatch: cw}))
+		r, err := testsuite.ProvisionRelease(ctx, bed, "detecttok", testsuite.WithAnalysisProviders(analysis.Providers{spec.ProviderCloudWatch: cw}), testsuite.WithOwnTaskQueue())
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -117,7 +118,7 @@ func BenchmarkAnalysisDetectionLatency_TokenRejections(b *testing.B) {
 		s.Analysis = &spec.Analysis{Metrics: []spec.Metric{{Name: "token-rejections", Template: spec.TemplateTokenRejections, Provider: spec.ProviderCloudWatch,
 			MaxDelta: &maxDelta, Interval: spec.Duration(interval), Window: spec.Duration(interval), MinSamples: 5}}}
 		s.Normalize()
-		run, err := r.Temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: s.WorkflowID(), TaskQueue: workflows.TaskQueue}, workflows.Deployment, s)
+		run, err := r.Temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: s.WorkflowID(), TaskQueue: r.TaskQueue}, workflows.Deployment, s)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -161,13 +162,14 @@ func deployResultTB(tb testing.TB, run client.WorkflowRun) workflows.DeployResul
 // requests, judged by gateway5xx read from API Gateway's own metrics in the bed's CloudWatch (the
 // canary's reported under "<stage>/Canary"), is rolled back.
 func TestAnalysis_CanaryFailing3Percent_IsRolledBackByGateway5xxThroughCloudWatch(t *testing.T) {
+	t.Parallel() // on a task queue of its own (WithOwnTaskQueue)
 	ctx := context.Background()
 	bed := shared.Bed(t)
 	cw, err := bed.CloudWatchProvider(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, err := testsuite.ProvisionRelease(ctx, bed, "ana3pccw", testsuite.WithAnalysisProviders(analysis.Providers{spec.ProviderCloudWatch: cw}))
+	r, err := testsuite.ProvisionRelease(ctx, bed, "ana3pccw", testsuite.WithAnalysisProviders(analysis.Providers{spec.ProviderCloudWatch: cw}), testsuite.WithOwnTaskQueue())
 	if err != nil {
 		t.Fatal(err)
 	}

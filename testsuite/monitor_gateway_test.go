@@ -12,6 +12,8 @@ import (
 
 	"go.temporal.io/sdk/client"
 
+	"github.com/rollgate/rollgate/testsuite"
+
 	"github.com/rollgate/rollgate/workflows"
 )
 
@@ -21,7 +23,12 @@ import (
 // caller's address; the monitor, judging the registry, opens one incident naming the subject,
 // the client and both addresses, and notifies once.
 func TestTokenMonitor_RevokedTokenPresentedAtTheGateway_OneIncidentWithBothAddresses(t *testing.T) {
-	r := provision(t, "monitorgw")
+	t.Parallel() // on a task queue of its own (WithOwnTaskQueue)
+	r, err := testsuite.ProvisionRelease(context.Background(), shared.Bed(t), "monitorgw", testsuite.WithOwnTaskQueue())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(r.Close)
 	ctx := context.Background()
 	hook := &webhookSink{}
 	srv := httptest.NewServer(hook)
@@ -40,7 +47,7 @@ func TestTokenMonitor_RevokedTokenPresentedAtTheGateway_OneIncidentWithBothAddre
 	if _, err := r.Activity.Tokens.Registry.RevokeJTIs(ctx, []string{cur.JTI}, "stolen", 0, nil); err != nil {
 		t.Fatal(err)
 	}
-	run, err := r.Temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: workflows.MonitorID(r.Key), TaskQueue: workflows.TaskQueue},
+	run, err := r.Temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: workflows.MonitorID(r.Key), TaskQueue: r.TaskQueue},
 		workflows.TokenMonitor, workflows.MonitorSpec{Issuer: r.IssuerRef(), Interval: workflows.MinMonitorInterval, Webhook: "oncall", Actor: "sec",
 			RevokedUses: workflows.RevokedUsesPolicy{Actions: []string{"notify"}}})
 	if err != nil {

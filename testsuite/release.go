@@ -53,7 +53,10 @@ type ReleaseBed struct {
 	// API's integration URI reads as http://${stageVariables.backendUrl}/{proxy}.
 	Backends map[string]string
 	Temporal client.Client
-	Activity *activities.Set
+	// TaskQueue is where the bed's workers poll: workflows.TaskQueue, or one of the bed's own
+	// (WithOwnTaskQueue).
+	TaskQueue string
+	Activity  *activities.Set
 	// Authorizer is the REST API's authorizer function (nil for an HTTP API, whose JWT
 	// authorizer is the gateway's own); its Logs hold its EMF lines and rejection logs.
 	Authorizer *LambdaFunction
@@ -105,6 +108,7 @@ func ProvisionRelease(ctx context.Context, b *Bed, name string, options ...Relea
 type ReleaseOption func(*releaseOptions)
 
 type releaseOptions struct {
+	ownQueue  bool
 	client    []func(*client.Options)
 	providers analysis.Providers
 }
@@ -113,6 +117,12 @@ type releaseOptions struct {
 // them from ROLLGATE_PROMETHEUS_*).
 func WithAnalysisProviders(ps analysis.Providers) ReleaseOption {
 	return func(o *releaseOptions) { o.providers = ps }
+}
+
+// WithOwnTaskQueue gives the bed's workers a task queue of their own (ReleaseBed.TaskQueue), so
+// that tests running in parallel never run each other's workflows or activities.
+func WithOwnTaskQueue() ReleaseOption {
+	return func(o *releaseOptions) { o.ownQueue = true }
 }
 
 // WithClientOptions applies f to the options of the Temporal client the bed's worker (and
@@ -219,13 +229,17 @@ func provision(ctx context.Context, b *Bed, name string, kind gateway.Kind, opti
 	if r.Temporal, err = b.Temporal.Client(ro.client...); err != nil {
 		return nil, err
 	}
-	r.worker = worker.New(r.Temporal, workflows.TaskQueue, worker.Options{})
+	r.TaskQueue = workflows.TaskQueue
+	if ro.ownQueue {
+		r.TaskQueue = workflows.TaskQueue + "-" + r.Name
+	}
+	r.worker = worker.New(r.Temporal, r.TaskQueue, worker.Options{})
 	workflows.Register(r.worker)
 	r.Activity.Register(r.worker)
 	if err := r.worker.Start(); err != nil {
 		return nil, err
 	}
-	for _, queue := range []string{workflows.GatewayTaskQueue(workflows.TaskQueue), workflows.RollbackGatewayTaskQueue(workflows.TaskQueue)} {
+	for _, queue := range []string{workflows.GatewayTaskQueue(r.TaskQueue), workflows.RollbackGatewayTaskQueue(r.TaskQueue)} {
 		w := worker.New(r.Temporal, queue, worker.Options{DisableWorkflowWorker: true})
 		r.Activity.RegisterGateway(w)
 		if err := w.Start(); err != nil {
