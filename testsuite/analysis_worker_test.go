@@ -20,6 +20,7 @@ func TestWorkerProgram_AnalysisProviderFromTheEnvironment_AndBakeResumesAfterACr
 	before := observe(t, b.ReleaseBed)
 
 	bare := newWorkerProcess(t, bin)
+	bare.env = append(bare.env, "ROLLGATE_TASK_QUEUE="+b.TaskQueue) // the bed's own queue
 	bare.start(t)
 	res := deployResult(t, b.start(t, "v2", gateway5xx()))
 	bare.kill()
@@ -32,6 +33,7 @@ func TestWorkerProgram_AnalysisProviderFromTheEnvironment_AndBakeResumesAfterACr
 
 	b.traffic(t)
 	first := newWorkerProcess(t, bin)
+	first.env = append(first.env, "ROLLGATE_TASK_QUEUE="+b.TaskQueue) // the bed's own queue
 	first.env = append(first.env, "ROLLGATE_PROMETHEUS_URL="+b.prom.URL)
 	first.start(t)
 	run := b.start(t, "v2", gateway5xx())
@@ -39,6 +41,7 @@ func TestWorkerProgram_AnalysisProviderFromTheEnvironment_AndBakeResumesAfterACr
 	awaitMeasured(t, b, run)
 	first.kill()
 	second := newWorkerProcess(t, bin)
+	second.env = append(second.env, "ROLLGATE_TASK_QUEUE="+b.TaskQueue) // the bed's own queue
 	second.env = append(second.env, "ROLLGATE_PROMETHEUS_URL="+b.prom.URL)
 	second.start(t)
 	defer second.kill()

@@ -62,9 +62,14 @@ func (w *workerProcess) start(t testing.TB) {
 	w.cmd = exec.Command(w.bin)
 	w.cmd.Env = append(os.Environ(), w.env...)
 	w.cmd.Stdout, w.cmd.Stderr = w.log, w.log
+	// The worker dies with the test binary, and with the test: a worker left polling the task
+	// queue would take the next test's tasks.
+	w.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := w.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	proc := w.cmd.Process
+	t.Cleanup(func() { _ = proc.Signal(syscall.SIGKILL) }) // a no-op once it has exited
 }
 
 // kill ends the worker as a crash would: no shutdown, activities cut mid-flight.

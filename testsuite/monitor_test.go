@@ -167,9 +167,10 @@ func TestTokenMonitor_WorkerKilledMidAction_EachActionOnceAndCounted(t *testing.
 	r := provision(t, "monitorcrash")
 	r.StopWorker()
 	ctx := context.Background()
-	hook := &heldWebhook{arrived: make(chan struct{}), release: make(chan int)}
+	hook := &heldWebhook{arrived: make(chan struct{}), release: make(chan int), done: make(chan struct{})}
 	srv := httptest.NewServer(hook)
 	defer srv.Close()
+	defer close(hook.done) // before the server closes: a held request must not outlive the test
 	w := newWorkerProcess(t, bin)
 	w.env = append(w.env, "ROLLGATE_WEBHOOKS=oncall="+srv.URL+"/hook")
 	w.start(t)
@@ -273,13 +274,29 @@ func stopMonitor(t *testing.T, r *testsuite.ReleaseBed, run client.WorkflowRun) 
 type heldWebhook struct {
 	arrived chan struct{}
 	release chan int
+	done    chan struct{} // closed when the test ends
 	mu      sync.Mutex
 	acked   int
 }
 
-func (h *heldWebhook) ServeHTTP(w http.ResponseWriter, _ *http.Request) {
-	h.arrived <- struct{}{}
-	code := <-h.release
+func (h *heldWebhook) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	// A request the test no longer waits for (it failed, or the server is closing) gives up, so
+	// that closing the server never waits for it.
+	select {
+	case h.arrived <- struct{}{}:
+	case <-r.Context().Done():
+		return
+	case <-h.done:
+		return
+	}
+	var code int
+	select {
+	case code = <-h.release:
+	case <-r.Context().Done():
+		return
+	case <-h.done:
+		return
+	}
 	if code == http.StatusOK {
 		h.mu.Lock()
 		h.acked++
