@@ -47,16 +47,9 @@ func TestTokenMonitor_RevokedTokenPresentedAtTheGateway_OneIncidentWithBothAddre
 	if _, err := r.Activity.Tokens.Registry.RevokeJTIs(ctx, []string{cur.JTI}, "stolen", 0, nil); err != nil {
 		t.Fatal(err)
 	}
-	run, err := r.Temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: workflows.MonitorID(r.Key), TaskQueue: r.TaskQueue},
-		workflows.TokenMonitor, workflows.MonitorSpec{Issuer: r.IssuerRef(), Interval: workflows.MinMonitorInterval, Webhook: "oncall", Actor: "sec",
-			RevokedUses: workflows.RevokedUsesPolicy{Actions: []string{"notify"}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = r.Temporal.TerminateWorkflow(context.Background(), run.GetID(), "", "test over") })
-
 	// The stolen token, from two loopback addresses (Linux routes all of 127/8 to lo), until the
-	// authorizer's deny list has the revocation and refuses it from each.
+	// authorizer's deny list has the revocation and refuses it from each; then the monitor starts,
+	// so that its first judgement sees both uses.
 	url := r.Bed.Gateway.InvokeURL(r.APIID, r.Stage) + "/orders"
 	for _, addr := range []string{"127.0.0.2", "127.0.0.3"} {
 		from := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DialContext: (&net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(addr)}}).DialContext}}
@@ -78,6 +71,14 @@ func TestTokenMonitor_RevokedTokenPresentedAtTheGateway_OneIncidentWithBothAddre
 			time.Sleep(50 * time.Millisecond) // pacing the poll
 		}
 	}
+
+	run, err := r.Temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: workflows.MonitorID(r.Key), TaskQueue: r.TaskQueue},
+		workflows.TokenMonitor, workflows.MonitorSpec{Issuer: r.IssuerRef(), Interval: workflows.MinMonitorInterval, Webhook: "oncall", Actor: "sec",
+			RevokedUses: workflows.RevokedUsesPolicy{Actions: []string{"notify"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = r.Temporal.TerminateWorkflow(context.Background(), run.GetID(), "", "test over") })
 
 	st := waitForMonitor(t, r, run, func(st workflows.MonitorStatus) bool {
 		return len(st.Incidents) == 1 && len(st.Incidents[0].Evidence.Addresses) == 2 && st.Incidents[0].Actions[0].Done
