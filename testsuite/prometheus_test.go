@@ -232,7 +232,10 @@ func TestPrometheus_ScrapesTheServedAuthorizer_TokenRejectionsByRelease(t *testi
 		var lastErr error
 		ok := poll(func() bool {
 			last, lastErr = p.Measure(ctx, q(template, release))
-			return lastErr == nil && last.HasData && math.Abs(last.Value-want) < 0.01 && math.Abs(last.Samples-samples) < 1
+			// Within one verification: increase() can miss a sample at a series' first scrape,
+			// which a busy machine (CI under -race) makes happen; revoked counted (7/12) or no
+			// rejection seen (0) are still far outside.
+			return lastErr == nil && last.HasData && math.Abs(last.Value-want) <= 1/samples+0.01 && math.Abs(last.Samples-samples) <= 1.01
 		})
 		if !ok {
 			t.Fatalf("%s of %s: %v (error %v), want %.4f of %v samples", template, release, last, lastErr, want, samples)
