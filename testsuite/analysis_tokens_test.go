@@ -23,16 +23,7 @@ import (
 func TestAnalysis_CanaryRejectingOneClientsTokens_IsRolledBackByTokenRejections(t *testing.T) {
 	t.Parallel() // on a task queue of its own (WithOwnTaskQueue)
 	ctx := context.Background()
-	bed := shared.Bed(t)
-	cw, err := bed.CloudWatchProvider(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := testsuite.ProvisionRelease(ctx, bed, "tokrej", testsuite.WithAnalysisProviders(analysis.Providers{spec.ProviderCloudWatch: cw}), testsuite.WithOwnTaskQueue())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(r.Close)
+	r := provisionCloudWatch(t, "tokrej")
 	strict, err := r.AuthorizerVariant(ctx, "strict", map[string]string{"ROLLGATE_LEEWAY": "0s"})
 	if err != nil {
 		t.Fatal(err)
@@ -95,15 +86,7 @@ func BenchmarkAnalysisDetectionLatency_TokenRejections(b *testing.B) {
 	ctx := context.Background()
 	var latencies []time.Duration
 	for b.Loop() {
-		bed := shared.Bed(b)
-		cw, err := bed.CloudWatchProvider(ctx)
-		if err != nil {
-			b.Fatal(err)
-		}
-		r, err := testsuite.ProvisionRelease(ctx, bed, "detecttok", testsuite.WithAnalysisProviders(analysis.Providers{spec.ProviderCloudWatch: cw}), testsuite.WithOwnTaskQueue())
-		if err != nil {
-			b.Fatal(err)
-		}
+		r := provisionCloudWatch(b, "detecttok")
 		strict, err := r.AuthorizerVariant(ctx, "strict", map[string]string{"ROLLGATE_LEEWAY": "0s"})
 		if err != nil {
 			b.Fatal(err)
@@ -132,8 +115,7 @@ func BenchmarkAnalysisDetectionLatency_TokenRejections(b *testing.B) {
 		}
 		res := deployResultTB(b, run)
 		_ = skewed.Stop()
-		tr.Stop()
-		r.Close()
+		tr.Stop() // the bed itself closes when the benchmark ends
 		if res.Rollback == nil || res.Rollback.Trigger != workflows.TriggerAnalysis {
 			b.Fatalf("result %+v", res)
 		}
@@ -163,17 +145,7 @@ func deployResultTB(tb testing.TB, run client.WorkflowRun) workflows.DeployResul
 // canary's reported under "<stage>/Canary"), is rolled back.
 func TestAnalysis_CanaryFailing3Percent_IsRolledBackByGateway5xxThroughCloudWatch(t *testing.T) {
 	t.Parallel() // on a task queue of its own (WithOwnTaskQueue)
-	ctx := context.Background()
-	bed := shared.Bed(t)
-	cw, err := bed.CloudWatchProvider(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := testsuite.ProvisionRelease(ctx, bed, "ana3pccw", testsuite.WithAnalysisProviders(analysis.Providers{spec.ProviderCloudWatch: cw}), testsuite.WithOwnTaskQueue())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(r.Close)
+	r := provisionCloudWatch(t, "ana3pccw")
 	b := analysisBed{ReleaseBed: r}
 	b.flaky(t, "bad", 0.03)
 	tr := b.traffic(t)
@@ -188,4 +160,22 @@ func TestAnalysis_CanaryFailing3Percent_IsRolledBackByGateway5xxThroughCloudWatc
 		t.Fatalf("reason %q, analysis %+v", res.Rollback.Reason, res.Analysis)
 	}
 	t.Logf("traffic %+v; judgement %+v", tr.Counts(), res.Analysis[0])
+}
+
+// provisionCloudWatch is a ReleaseBed on a task queue of its own whose worker judges analysis with
+// the bed's CloudWatch, closed when the test ends.
+func provisionCloudWatch(tb testing.TB, name string) *testsuite.ReleaseBed {
+	tb.Helper()
+	ctx := context.Background()
+	bed := shared.Bed(tb)
+	cw, err := bed.CloudWatchProvider(ctx)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	r, err := testsuite.ProvisionRelease(ctx, bed, name, testsuite.WithAnalysisProviders(analysis.Providers{spec.ProviderCloudWatch: cw}), testsuite.WithOwnTaskQueue())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(r.Close)
+	return r
 }
