@@ -187,3 +187,26 @@ func (j *judging) concluded() []analysis.Judgement {
 	}
 	return out
 }
+
+// IssuerEventsInput asks for what the issuer's authorizers counted in (Since, Now], read from
+// the worker's provider of that name.
+type IssuerEventsInput struct {
+	Provider  string
+	IssuerURL string
+	Since     time.Time
+	Now       time.Time
+}
+
+// IssuerEvents reads the issuer's verifications, rejections by reason and release, and stale
+// deny-list decisions over the window: the token monitor's one provider read per judgement.
+func (a *Health) IssuerEvents(ctx context.Context, in IssuerEventsInput) (analysis.EventCounts, error) {
+	p := a.Providers[in.Provider]
+	if p == nil {
+		return analysis.EventCounts{}, temporal.NewNonRetryableApplicationError("no "+in.Provider+" provider on this worker (it has: "+a.Providers.Names()+")", ErrTypeInvalid, nil)
+	}
+	counter, ok := p.(analysis.EventCounter)
+	if !ok {
+		return analysis.EventCounts{}, temporal.NewNonRetryableApplicationError("the "+in.Provider+" provider cannot count token events", ErrTypeInvalid, nil)
+	}
+	return counter.CountEvents(ctx, analysis.EventQuery{Issuer: in.IssuerURL, Window: in.Now.Sub(in.Since), At: in.Now})
+}

@@ -21,9 +21,12 @@ type Releases struct {
 // ReleaseRecord is a promoted release and everything needed to undo it later: the state before
 // it, what it changed, and the tokens it issued (by reference).
 type ReleaseRecord struct {
-	ID                string
-	WorkflowID        string
-	RunID             string
+	ID         string
+	WorkflowID string
+	RunID      string
+	// Label is what the gateway's authorizer counted the release's traffic under (its run id,
+	// unless the spec named the label); "" in records written before it was kept: the run id.
+	Label             string `json:",omitempty"`
 	Service           string
 	Target            Target
 	DeploymentID      string
@@ -99,27 +102,71 @@ type IssuerStages struct {
 // accept its tokens as far as rollgate knows, which a revocation must reach. A stage released
 // with another issuer since is left out: it no longer accepts these tokens.
 func (a *Releases) IssuerStages(ctx context.Context, in IssuerStagesInput) (IssuerStages, error) {
-	latest, err := a.History.Latest(ctx)
-	if errors.Is(err, releases.ErrTooManyStages) {
-		return IssuerStages{}, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeInvalid, err)
-	}
+	latest, beyond, err := a.latestOfIssuer(ctx, in.IssuerURL)
 	if err != nil {
 		return IssuerStages{}, err
 	}
-	var out IssuerStages
-	for _, e := range latest {
-		var r ReleaseRecord
-		if err := json.Unmarshal(e.Record, &r); err != nil {
-			return IssuerStages{}, temporal.NewNonRetryableApplicationError(fmt.Sprintf("release %s of %s: %v", e.ID, e.Stage, err), ErrTypeInvalid, err)
-		}
-		if r.Issuer.URL != in.IssuerURL {
-			continue
-		}
-		if len(out.Stages) == MaxIssuerStages {
-			out.Beyond++
-			continue
-		}
+	out := IssuerStages{Beyond: beyond}
+	for _, r := range latest {
 		out.Stages = append(out.Stages, r.Target)
 	}
 	return out, nil
+}
+
+// LatestRelease is a stage's latest release, as the token monitor links rejections to it.
+type LatestRelease struct {
+	Target     Target
+	ID         string // the release's id in the stage's history
+	Label      string // what the authorizer counts its traffic under
+	PromotedAt time.Time
+	Rotated    bool
+}
+
+// LatestReleases are the latest releases of the stages that use an issuer.
+type LatestReleases struct {
+	Releases []LatestRelease
+	Beyond   int `json:",omitempty"`
+}
+
+// LatestOfIssuer lists the latest release of each stage whose latest release used the issuer,
+// ordered by API and stage, at most MaxIssuerStages.
+func (a *Releases) LatestOfIssuer(ctx context.Context, in IssuerStagesInput) (LatestReleases, error) {
+	latest, beyond, err := a.latestOfIssuer(ctx, in.IssuerURL)
+	if err != nil {
+		return LatestReleases{}, err
+	}
+	out := LatestReleases{Beyond: beyond}
+	for _, r := range latest {
+		label := r.Label
+		if label == "" {
+			label = r.RunID
+		}
+		out.Releases = append(out.Releases, LatestRelease{Target: r.Target, ID: r.ID, Label: label, PromotedAt: r.PromotedAt, Rotated: r.Rotated})
+	}
+	return out, nil
+}
+
+func (a *Releases) latestOfIssuer(ctx context.Context, issuerURL string) (out []ReleaseRecord, beyond int, err error) {
+	latest, err := a.History.Latest(ctx)
+	if errors.Is(err, releases.ErrTooManyStages) {
+		return nil, 0, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeInvalid, err)
+	}
+	if err != nil {
+		return nil, 0, err
+	}
+	for _, e := range latest {
+		var r ReleaseRecord
+		if err := json.Unmarshal(e.Record, &r); err != nil {
+			return nil, 0, temporal.NewNonRetryableApplicationError(fmt.Sprintf("release %s of %s: %v", e.ID, e.Stage, err), ErrTypeInvalid, err)
+		}
+		if r.Issuer.URL != issuerURL {
+			continue
+		}
+		if len(out) == MaxIssuerStages {
+			beyond++
+			continue
+		}
+		out = append(out, r)
+	}
+	return out, beyond, nil
 }

@@ -45,8 +45,8 @@ func newPromRecorder(reg prometheus.Registerer, issuer string) *promRecorder {
 		}, []string{"issuer", "release", "outcome", "reason", "kid"}),
 		staleness: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "rollgate", Subsystem: "authorizer", Name: "denylist_stale_total",
-			Help: "Decisions taken while the deny list was older than the maximum staleness, by mode (closed: refused; open: verified without it).",
-		}, []string{"mode"}),
+			Help: "Decisions taken while the deny list was older than the maximum staleness, by issuer and mode (closed: refused; open: verified without it).",
+		}, []string{"issuer", "mode"}),
 		lifecycle: tokens.NewMetrics(reg),
 	}
 	reg.MustRegister(r.verifications, r.staleness)
@@ -62,7 +62,9 @@ func (r *promRecorder) verified(v verification) {
 	}
 }
 
-func (r *promRecorder) stale(failOpen bool) { r.staleness.WithLabelValues(staleMode(failOpen)).Inc() }
+func (r *promRecorder) stale(failOpen bool) {
+	r.staleness.WithLabelValues(r.issuer, staleMode(failOpen)).Inc()
+}
 
 func staleMode(failOpen bool) string {
 	if failOpen {

@@ -25,6 +25,11 @@ var monitorFlagNames = map[string]string{
 	"RevokedUses.Threshold": "--revoked-threshold", "RevokedUses.Actions": "--revoked-actions",
 	"ExpiringRenewal.Window": "--renewal-window", "ExpiringRenewal.Fraction": "--renewal-fraction", "ExpiringRenewal.Actions": "--renewal-actions",
 	"RevokedUses.Off|ExpiringRenewal.Off": "--no-revoked|--no-renewal",
+	"Provider":                            "--provider", "UnknownKID.Threshold": "--unknown-kid-threshold", "UnknownKID.MaxRatio": "--max-ratio",
+	"UnknownKID.Baseline": "--baseline", "UnknownKID.ReleaseWindow": "--release-window", "UnknownKID.Actions": "--unknown-kid-actions",
+	"BadSignature.Threshold": "--bad-signature-threshold", "BadSignature.MaxRatio": "--max-ratio", "BadSignature.Baseline": "--baseline",
+	"BadSignature.ReleaseWindow": "--release-window", "BadSignature.Actions": "--bad-signature-actions",
+	"VerifierStale.Threshold": "--stale-threshold", "VerifierStale.Actions": "--stale-actions",
 }
 
 func monitorCmd() *cobra.Command {
@@ -40,11 +45,17 @@ func monitorStartCmd() *cobra.Command {
 	var in workflows.MonitorSpec
 	var issuer, key, keyType, audiences, revokedActions, renewalActions string
 	var noRevoked, noRenewal bool
+	var kidActions, sigActions, staleActions string
+	var maxRatio float64
+	var baseline int
+	var releaseWindow time.Duration
+	var noUnknownKID, noBadSignature, noStale bool
 	cmd := &cobra.Command{
 		Use:   "start --issuer URL --transit-key KEY [--webhook NAME]",
 		Short: "Start the issuer's token monitor (nothing happens when it already runs)",
 		Example: `  starter monitor start --issuer https://issuer.example.com/orders --transit-key rollgate-orders \
-    --webhook oncall --revoked-actions notify,revoke --renewal-actions notify,reissue`,
+    --webhook oncall --revoked-actions notify,revoke --renewal-actions notify,reissue \
+    --provider prometheus --unknown-kid-actions notify,rollback`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			typ := keys.Type(keyType)
 			in.Issuer = activities.Issuer{URL: issuer, Key: activities.KeyRef{Name: key, Type: typ}, Audiences: splitList(audiences)}
@@ -53,6 +64,12 @@ func monitorStartCmd() *cobra.Command {
 			}
 			in.RevokedUses.Actions, in.RevokedUses.Off = splitList(revokedActions), noRevoked
 			in.ExpiringRenewal.Actions, in.ExpiringRenewal.Off = splitList(renewalActions), noRenewal
+			for _, p := range []*workflows.RejectionPolicy{&in.UnknownKID, &in.BadSignature} {
+				p.MaxRatio, p.Baseline, p.ReleaseWindow = maxRatio, baseline, releaseWindow
+			}
+			in.UnknownKID.Actions, in.UnknownKID.Off = splitList(kidActions), noUnknownKID
+			in.BadSignature.Actions, in.BadSignature.Off = splitList(sigActions), noBadSignature
+			in.VerifierStale.Actions, in.VerifierStale.Off = splitList(staleActions), noStale
 			if err := invalidFlags(in.Validate(), monitorFlagNames); err != nil {
 				return err
 			}
@@ -88,6 +105,19 @@ func monitorStartCmd() *cobra.Command {
 	f.Float64Var(&in.ExpiringRenewal.Fraction, "renewal-fraction", 0.1, "the fraction of a token's lifetime left that makes it expiring (up to 0.5)")
 	f.StringVar(&renewalActions, "renewal-actions", "notify", "on a token expiring without a newer one: notify and/or reissue (to Vault KV)")
 	f.BoolVar(&noRenewal, "no-renewal", false, "do not watch tokens expiring without renewal")
+	f.StringVar(&in.Provider, "provider", "", "the worker's metric provider (prometheus or cloudwatch) to read the gateways' authorizer signals from: unknown kids, bad signatures, stale deny lists (empty: off)")
+	f.IntVar(&in.UnknownKID.Threshold, "unknown-kid-threshold", workflows.DefaultRejectionThreshold, "unknown-kid rejections in one interval that may open an incident")
+	f.StringVar(&kidActions, "unknown-kid-actions", "notify", "on an unknown-kid burst: notify and/or rollback (the stage's latest release, when it carried the rejections and was promoted within --release-window)")
+	f.BoolVar(&noUnknownKID, "no-unknown-kid", false, "do not watch unknown-kid rejections")
+	f.IntVar(&in.BadSignature.Threshold, "bad-signature-threshold", workflows.DefaultRejectionThreshold, "bad-signature rejections in one interval that may open an incident")
+	f.StringVar(&sigActions, "bad-signature-actions", "notify", "on a bad-signature burst: notify and/or rollback")
+	f.BoolVar(&noBadSignature, "no-bad-signature", false, "do not watch bad-signature rejections")
+	f.Float64Var(&maxRatio, "max-ratio", workflows.DefaultMaxRatio, "once a baseline is learned, rejections must also exceed this many times it (1 to 1000)")
+	f.IntVar(&baseline, "baseline", workflows.DefaultBaselineIntervals, "quiet intervals the rejection baseline (their median) is learned from")
+	f.DurationVar(&releaseWindow, "release-window", workflows.DefaultReleaseWindow, "how soon after its promotion a release is linked to a rejection burst (rollback)")
+	f.IntVar(&in.VerifierStale.Threshold, "stale-threshold", 1, "decisions on a stale deny list in one interval that open an incident")
+	f.StringVar(&staleActions, "stale-actions", "notify", "on decisions taken on a stale deny list: notify")
+	f.BoolVar(&noStale, "no-stale", false, "do not watch stale deny lists")
 	f.StringVar(&in.Actor, "actor", defaultActor(), "who is asking")
 	_ = cmd.MarkFlagRequired("issuer")
 	_ = cmd.MarkFlagRequired("transit-key")
@@ -167,7 +197,15 @@ func printMonitorStatus(w io.Writer, st workflows.MonitorStatus) {
 	}
 	fmt.Fprintln(w)
 	for _, s := range st.Signals {
-		fmt.Fprintf(w, "  %-20s value %g, threshold %g, actions %s", s.Name, s.Value, s.Threshold, strings.Join(s.Actions, ","))
+		fmt.Fprintf(w, "  %-20s value %g, threshold %g", s.Name, s.Value, s.Threshold)
+		if s.Learned > 0 {
+			fmt.Fprintf(w, ", baseline %g (%d quiet intervals", s.Baseline, s.Learned)
+			if s.Learned < workflows.MinBaselineIntervals {
+				fmt.Fprintf(w, ", judged from %d", workflows.MinBaselineIntervals)
+			}
+			fmt.Fprint(w, ")")
+		}
+		fmt.Fprintf(w, ", actions %s", strings.Join(s.Actions, ","))
 		if s.Truncated {
 			fmt.Fprint(w, " (reads truncated)")
 		}
@@ -181,6 +219,12 @@ func printMonitorStatus(w io.Writer, st workflows.MonitorStatus) {
 		fmt.Fprintf(w, "  %s %s since %s, last seen %s", inc.Signal, inc.Key, inc.OpenedAt.UTC().Format(time.RFC3339), inc.LastSeen.UTC().Format(time.RFC3339))
 		if e := inc.Evidence; len(e.Addresses) > 0 || e.Uses > 0 {
 			fmt.Fprintf(w, ": %d uses by %s from %s", e.Uses, strings.Join(e.Clients, ","), strings.Join(e.Addresses, ","))
+		}
+		if e := inc.Evidence; e.Rejections > 0 || e.Stale > 0 {
+			fmt.Fprintf(w, ": %g of %g verifications (baseline %g)", e.Rejections+e.Stale, e.Verifications, e.Baseline)
+			for _, r := range e.Releases {
+				fmt.Fprintf(w, ", release %s %g", r.Release, r.Count)
+			}
 		}
 		if e := inc.Evidence; e.JTI != "" {
 			fmt.Fprintf(w, ": token %s (%s) expires %s", e.JTI, e.KID, e.ExpiresAt.UTC().Format(time.RFC3339))

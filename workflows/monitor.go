@@ -15,8 +15,8 @@ import (
 // The token lifecycle monitor's contract: one TokenMonitor per issuer, id MonitorID(key), judging
 // its signals every interval until stopped.
 
-// Signals the monitor judges today; the provider-based ones (unknown kid, bad signature, expired
-// by client, issuance rate, verifier staleness) plug in as further monitorSignal implementations.
+// Signals the monitor judges from the registry; those read from a metric provider are in
+// monitor_provider.go.
 const (
 	// SignalRevokedPresented: revoked tokens still presented at a gateway, by subject.
 	SignalRevokedPresented = "revoked_presented"
@@ -74,7 +74,13 @@ type MonitorSpec struct {
 	Webhook         string `json:",omitempty"`
 	RevokedUses     RevokedUsesPolicy
 	ExpiringRenewal RenewalPolicy
-	Actor           string
+	// Provider names the worker's metric provider (prometheus or cloudwatch) the signals of the
+	// gateways' authorizers are read from; "" leaves those signals off.
+	Provider      string          `json:",omitempty"`
+	UnknownKID    RejectionPolicy `json:",omitzero"`
+	BadSignature  RejectionPolicy `json:",omitzero"`
+	VerifierStale StalePolicy     `json:",omitzero"`
+	Actor         string
 	// Carry is what a run hands the next one when it continues as new; nil when started.
 	Carry *MonitorCarry `json:",omitempty"`
 }
@@ -107,6 +113,14 @@ type MonitorCarry struct {
 	Incidents  []Incident
 	Closed     int
 	Overflow   int
+	// Baselines are the quiet intervals' values of the signals that learn a baseline.
+	Baselines []Baseline `json:",omitempty"`
+}
+
+// Baseline is a signal's values in its last quiet intervals, oldest first.
+type Baseline struct {
+	Signal string
+	Values []float64
 }
 
 // Incident is one irregularity, open while its subject or client keeps showing up.
@@ -129,6 +143,19 @@ type Evidence struct {
 	KID       string   `json:",omitempty"`
 	IssuedAt  time.Time
 	ExpiresAt time.Time
+	// Of the provider-based signals: the interval's rejections (or stale decisions) among its
+	// verifications, the baseline they were judged against, and the releases with most of them.
+	Rejections    float64             `json:",omitempty"`
+	Stale         float64             `json:",omitempty"`
+	Verifications float64             `json:",omitempty"`
+	Baseline      float64             `json:",omitempty"`
+	Releases      []ReleaseRejections `json:",omitempty"`
+}
+
+// ReleaseRejections is how many rejections one release's traffic carried.
+type ReleaseRejections struct {
+	Release string
+	Count   float64
 }
 
 // ActionRecord is one action on an incident, with why it was taken and what came of it.
@@ -160,6 +187,10 @@ type SignalStatus struct {
 	Name      string
 	Value     float64 // the largest value one subject or client had at the last judgement
 	Threshold float64
+	// Baseline is the median of the signal's last quiet intervals, judged once Learned reaches
+	// MinBaselineIntervals; both 0 for a signal without a baseline.
+	Baseline  float64 `json:",omitempty"`
+	Learned   int     `json:",omitempty"`
 	Actions   []string
 	Truncated bool   `json:",omitempty"`
 	Error     string `json:",omitempty"`
@@ -217,22 +248,34 @@ func (in MonitorSpec) Validate() error {
 	}
 	checkActions(&p, "RevokedUses.Actions", in.RevokedUses.Actions, ActionRevoke)
 	checkActions(&p, "ExpiringRenewal.Actions", in.ExpiringRenewal.Actions, ActionReissue)
+	in.checkProviderPolicies(&p)
 	if in.ExpiringRenewal.Window != 0 {
 		p.CheckDuration("ExpiringRenewal.Window", in.ExpiringRenewal.Window, time.Minute, spec.MaxTokenTTL)
 	}
 	if f := in.ExpiringRenewal.Fraction; f < 0 || f > 0.5 {
 		p.Add("ExpiringRenewal.Fraction", "%g: allowed 0 (0.1) to 0.5", f)
 	}
+	unknownKID, badSignature, stale := in.providerSignalsOn()
 	notifies := (!in.RevokedUses.Off && slices.Contains(policyActions(in.RevokedUses.Actions), ActionNotify)) ||
-		(!in.ExpiringRenewal.Off && slices.Contains(policyActions(in.ExpiringRenewal.Actions), ActionNotify))
+		(!in.ExpiringRenewal.Off && slices.Contains(policyActions(in.ExpiringRenewal.Actions), ActionNotify)) ||
+		(unknownKID && slices.Contains(policyActions(in.UnknownKID.Actions), ActionNotify)) ||
+		(badSignature && slices.Contains(policyActions(in.BadSignature.Actions), ActionNotify)) ||
+		(stale && slices.Contains(policyActions(in.VerifierStale.Actions), ActionNotify))
 	if notifies && in.Webhook == "" {
 		p.Add("Webhook", "required: a policy notifies (name a webhook configured on the worker, or choose other actions)")
 	}
-	if in.RevokedUses.Off && in.ExpiringRenewal.Off {
+	if in.RevokedUses.Off && in.ExpiringRenewal.Off && !unknownKID && !badSignature && !stale {
 		p.Add("RevokedUses.Off|ExpiringRenewal.Off", "every signal is off: nothing to monitor")
 	}
 	if c := in.Carry; c != nil && len(c.Incidents) > MaxOpenIncidents {
 		p.Add("Carry.Incidents", "%d: at most %d", len(c.Incidents), MaxOpenIncidents)
+	}
+	if c := in.Carry; c != nil {
+		for i, b := range c.Baselines {
+			if len(b.Values) > MaxBaselineIntervals || i >= 8 {
+				p.Add(fmt.Sprintf("Carry.Baselines[%d]", i), "%d values: at most %d, in at most 8 baselines", len(b.Values), MaxBaselineIntervals)
+			}
+		}
 	}
 	return p.Err("token monitor")
 }

@@ -38,6 +38,17 @@ func newMonitor(ctx workflow.Context, in MonitorSpec) *monitor {
 	if !in.ExpiringRenewal.Off {
 		m.signals = append(m.signals, expiringUnrenewed{issuer: in.Issuer, policy: in.ExpiringRenewal})
 	}
+	unknownKID, badSignature, stale := in.providerSignalsOn()
+	events := &issuerEvents{provider: in.Provider, issuer: in.Issuer.URL}
+	if unknownKID {
+		m.signals = append(m.signals, rejections{reason: SignalUnknownKID, events: events, policy: in.UnknownKID, issuer: in.Issuer, actor: in.Actor})
+	}
+	if badSignature {
+		m.signals = append(m.signals, rejections{reason: SignalBadSignature, events: events, policy: in.BadSignature, issuer: in.Issuer, actor: in.Actor})
+	}
+	if stale {
+		m.signals = append(m.signals, verifierStale{events: events, policy: in.VerifierStale, issuer: in.Issuer})
+	}
 	for _, s := range m.signals {
 		m.status = append(m.status, SignalStatus{Name: s.name(), Threshold: s.threshold(), Actions: s.actions()})
 	}
@@ -120,7 +131,7 @@ func (m *monitor) judge(ctx workflow.Context) {
 		}
 		for _, f := range obs.findings {
 			st.Value = max(st.Value, f.value)
-			if f.value >= s.threshold() {
+			if m.breaches(s, st, &f) {
 				m.see(s, f, now)
 			}
 		}
@@ -132,6 +143,43 @@ func (m *monitor) judge(ctx workflow.Context) {
 	m.carry.LastJudged = now
 	m.carry.Judgements++
 	m.judgedThisRun++
+}
+
+// baselined is a signal judged against what it learned from its quiet intervals.
+type baselined interface {
+	breaches(value float64, history []float64) bool
+	baselineWindow() int
+}
+
+// breaches judges a finding: against the threshold, or, for a signal that learns a baseline,
+// by its rule; a finding that breaches nothing is a quiet interval the baseline learns.
+func (m *monitor) breaches(s monitorSignal, st *SignalStatus, f *finding) bool {
+	b, ok := s.(baselined)
+	if !ok {
+		return f.value >= s.threshold()
+	}
+	hist := m.baseline(s.name())
+	st.Baseline, st.Learned = median(hist.Values), len(hist.Values)
+	f.evidence.Baseline = st.Baseline
+	if b.breaches(f.value, hist.Values) {
+		return true
+	}
+	hist.Values = append(hist.Values, f.value)
+	if over := len(hist.Values) - b.baselineWindow(); over > 0 {
+		hist.Values = slices.Delete(hist.Values, 0, over)
+	}
+	return false
+}
+
+// baseline is the signal's learned values, added to the carry on first use.
+func (m *monitor) baseline(signal string) *Baseline {
+	for i := range m.carry.Baselines {
+		if m.carry.Baselines[i].Signal == signal {
+			return &m.carry.Baselines[i]
+		}
+	}
+	m.carry.Baselines = append(m.carry.Baselines, Baseline{Signal: signal})
+	return &m.carry.Baselines[len(m.carry.Baselines)-1]
 }
 
 // see refreshes the open incident of the finding's signal and key, or opens one with the

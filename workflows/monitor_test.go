@@ -15,6 +15,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/rollgate/rollgate/activities"
+	"github.com/rollgate/rollgate/internal/analysis"
 	"github.com/rollgate/rollgate/internal/registry"
 	"github.com/rollgate/rollgate/workflows"
 )
@@ -29,6 +30,11 @@ type monitorFakes struct {
 	renewals []activities.RenewInput
 	renewed  []time.Time
 	notes    []string
+	// The provider's counts at a judgement, the stages' latest releases, and the rollbacks started.
+	events    func(now time.Time, in activities.IssuerEventsInput) analysis.EventCounts
+	latest    activities.LatestReleases
+	rollbacks []workflows.RollbackSpec
+	reads     int
 }
 
 func monitorSpec() workflows.MonitorSpec {
@@ -44,6 +50,27 @@ func (f *monitorFakes) env() *testsuite.TestWorkflowEnvironment {
 	env.RegisterWorkflow(workflows.TokenMonitor)
 	env.RegisterActivity(tokA)
 	env.RegisterActivity(notify)
+	env.RegisterActivity(health)
+	env.RegisterActivity(rel)
+	env.RegisterWorkflow(workflows.Rollback)
+	env.OnActivity(health.IssuerEvents, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.IssuerEventsInput) (analysis.EventCounts, error) {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		f.reads++
+		if f.events == nil {
+			return analysis.EventCounts{HasData: true, Verifications: 1000}, nil
+		}
+		return f.events(env.Now(), in), nil
+	})
+	env.OnActivity(rel.LatestOfIssuer, mock.Anything, mock.Anything).Return(func(context.Context, activities.IssuerStagesInput) (activities.LatestReleases, error) {
+		return f.latest, nil
+	})
+	env.OnWorkflow(workflows.Rollback, mock.Anything, mock.Anything).Return(func(_ workflow.Context, in workflows.RollbackSpec) (workflows.RollbackReport, error) {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		f.rollbacks = append(f.rollbacks, in)
+		return workflows.RollbackReport{Verified: true, Latency: 12 * time.Second}, nil
+	})
 	env.OnActivity(tokA.RevokedUsesBySubject, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.RevokedUsesInput) (activities.RevokedUsesReport, error) {
 		if f.uses == nil {
 			return activities.RevokedUsesReport{}, nil
@@ -136,14 +163,25 @@ var monitorStart = time.Date(2026, 11, 23, 0, 0, 0, 0, time.UTC)
 // nothing, and each run continues as new long before its history grows.
 func TestTokenMonitor_QuietWeek_NoIncidentAndBoundedHistory(t *testing.T) {
 	f := &monitorFakes{}
+	// A quiet issuer still sees a few forged kids and bad signatures: below the threshold.
+	f.events = func(now time.Time, _ activities.IssuerEventsInput) analysis.EventCounts {
+		n := float64(now.Minute() % 4)
+		return analysis.EventCounts{HasData: true, Verifications: 5000, Rejected: []analysis.RejectionCount{
+			{Reason: "unknown_kid", Release: "run-1", Count: n}, {Reason: "bad_signature", Release: "run-1", Count: 1}}}
+	}
 	in := monitorSpec()
+	in.Provider = "prometheus"
+	in.UnknownKID.Actions = []string{"notify", "rollback"}
 	week := 7 * 24 * 60 // the default interval, a minute
 	rep, runs := runMonitor(t, f, in, monitorStart, week)
 	if rep.Judgements != week || len(rep.Open) != 0 || rep.Closed != 0 {
 		t.Fatalf("report %+v, want %d judgements and no incident", rep, week)
 	}
-	if len(f.rules)+len(f.renewals)+len(f.notes) != 0 {
-		t.Fatalf("a quiet week acted: rules %v, renewals %v, notes %v", f.rules, f.renewals, f.notes)
+	if len(f.rules)+len(f.renewals)+len(f.notes)+len(f.rollbacks) != 0 {
+		t.Fatalf("a quiet week acted: rules %v, renewals %v, notes %v, rollbacks %v", f.rules, f.renewals, f.notes, f.rollbacks)
+	}
+	if f.reads != week {
+		t.Fatalf("%d provider reads for %d judgements, want one per judgement for every provider signal", f.reads, week)
 	}
 	if runs < week/15 {
 		t.Fatalf("%d runs for %d judgements: the monitor did not continue as new", runs, week)
@@ -237,6 +275,14 @@ func TestTokenMonitor_InvalidSpec_RejectedBeforeAnyActivity(t *testing.T) {
 		{"fraction above a half", func(s *workflows.MonitorSpec) { s.ExpiringRenewal.Fraction = 0.9 }, "ExpiringRenewal.Fraction"},
 		{"nothing to watch", func(s *workflows.MonitorSpec) { s.RevokedUses.Off, s.ExpiringRenewal.Off = true, true }, "Off"},
 		{"no actor", func(s *workflows.MonitorSpec) { s.Actor = "" }, "Actor"},
+		{"unknown provider", func(s *workflows.MonitorSpec) { s.Provider = "datadog" }, "Provider"},
+		{"rollback on staleness", func(s *workflows.MonitorSpec) {
+			s.Provider, s.VerifierStale.Actions = "prometheus", []string{"rollback"}
+		}, "VerifierStale.Actions[0]"},
+		{"revoke on unknown kids", func(s *workflows.MonitorSpec) { s.Provider, s.UnknownKID.Actions = "prometheus", []string{"revoke"} }, "UnknownKID.Actions[0]"},
+		{"ratio below one", func(s *workflows.MonitorSpec) { s.Provider, s.BadSignature.MaxRatio = "prometheus", 0.5 }, "BadSignature.MaxRatio"},
+		{"baseline too long", func(s *workflows.MonitorSpec) { s.Provider, s.UnknownKID.Baseline = "prometheus", 5000 }, "UnknownKID.Baseline"},
+		{"release window too long", func(s *workflows.MonitorSpec) { s.Provider, s.UnknownKID.ReleaseWindow = "prometheus", 48*time.Hour }, "UnknownKID.ReleaseWindow"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := &monitorFakes{uses: func(time.Time, activities.RevokedUsesInput) activities.RevokedUsesReport {
@@ -269,5 +315,128 @@ func TestTokenMonitor_UsesWithoutSubject_NotifiedNotRevoked(t *testing.T) {
 	}
 	if a := rep.Open[0].Actions[0]; a.Done || a.Attempts != 3 {
 		t.Fatalf("revoke %+v: want given up after 3 attempts", a)
+	}
+}
+
+// providerSpec is a monitor that reads only the gateways' authorizer signals.
+func providerSpec() workflows.MonitorSpec {
+	in := monitorSpec()
+	in.RevokedUses.Off, in.ExpiringRenewal.Off = true, true
+	in.Provider = "cloudwatch"
+	return in
+}
+
+func unknownKIDs(byRelease map[string]float64) analysis.EventCounts {
+	c := analysis.EventCounts{HasData: true, Verifications: 10000}
+	for _, r := range []string{"run-b", "run-c", "unknown"} {
+		if n := byRelease[r]; n > 0 {
+			c.Rejected = append(c.Rejected, analysis.RejectionCount{Reason: "unknown_kid", Release: r, Count: n})
+		}
+	}
+	return c
+}
+
+// A burst of forged kids right after a release: one incident opened within two intervals of the
+// burst, the release whose traffic carried the rejections (promoted 5 minutes before) rolled
+// back once by its id and verified, then one notification saying so; a stage released hours ago
+// is left alone, across continue-as-new.
+func TestTokenMonitor_ForgedKidBurstAfterARelease_IncidentWithinTwoIntervalsAndTheReleaseRolledBack(t *testing.T) {
+	burst := monitorStart.Add(20 * time.Minute)
+	f := &monitorFakes{}
+	f.events = func(now time.Time, in activities.IssuerEventsInput) analysis.EventCounts {
+		if in.Provider != "cloudwatch" || in.IssuerURL != "https://issuer.example.com/orders" || in.Now.Sub(in.Since) != time.Minute && !in.Since.Equal(monitorStart.Add(-time.Minute)) {
+			t.Errorf("events asked for %+v", in)
+		}
+		if now.Before(burst.Add(time.Second)) {
+			return unknownKIDs(map[string]float64{"unknown": 2})
+		}
+		return unknownKIDs(map[string]float64{"run-b": 480, "run-c": 3, "unknown": 20})
+	}
+	f.latest = activities.LatestReleases{Releases: []activities.LatestRelease{
+		{Target: activities.Target{APIID: "api1", Stage: "prod"}, ID: "20261123T001500-rb", Label: "run-b", PromotedAt: burst.Add(-5 * time.Minute), Rotated: true},
+		{Target: activities.Target{APIID: "api2", Stage: "prod"}, ID: "20261122T210000-rc", Label: "run-c", PromotedAt: burst.Add(-3 * time.Hour)},
+	}}
+	in := providerSpec()
+	in.UnknownKID.Actions = []string{"notify", "rollback"}
+	rep, _ := runMonitor(t, f, in, monitorStart, 45)
+
+	if len(rep.Open) != 1 {
+		t.Fatalf("open incidents %+v, want one", rep.Open)
+	}
+	inc := rep.Open[0]
+	if inc.Signal != workflows.SignalUnknownKID || inc.OpenedAt.Before(burst) || inc.OpenedAt.Sub(burst) > 2*time.Minute {
+		t.Fatalf("incident %s opened at %s, want unknown_kid within two intervals of the burst at %s", inc.Signal, inc.OpenedAt, burst)
+	}
+	if len(f.rollbacks) != 1 || f.rollbacks[0].APIID != "api1" || f.rollbacks[0].Stage != "prod" || f.rollbacks[0].Release != "20261123T001500-rb" || f.rollbacks[0].Actor == "" {
+		t.Fatalf("rollbacks %+v, want api1/prod's release 20261123T001500-rb once", f.rollbacks)
+	}
+	if len(f.notes) != 1 {
+		t.Fatalf("%d notifications, want 1: %q", len(f.notes), f.notes)
+	}
+	for _, want := range []string{"503 unknown_kid", "run-b 480", "rolled back release 20261123T001500-rb", "api1/prod", "verified"} {
+		if !strings.Contains(f.notes[0], want) {
+			t.Fatalf("notification %q does not say %q", f.notes[0], want)
+		}
+	}
+}
+
+// Without a release promoted shortly before, the rollback action finds nothing to roll back and
+// says so; the incident is notified once.
+func TestTokenMonitor_ForgedKidBurstWithNoRecentRelease_NothingRolledBack(t *testing.T) {
+	f := &monitorFakes{events: func(time.Time, activities.IssuerEventsInput) analysis.EventCounts {
+		return unknownKIDs(map[string]float64{"run-c": 300})
+	}}
+	f.latest = activities.LatestReleases{Releases: []activities.LatestRelease{
+		{Target: activities.Target{APIID: "api2", Stage: "prod"}, ID: "old", Label: "run-c", PromotedAt: monitorStart.Add(-3 * time.Hour)}}}
+	in := providerSpec()
+	in.UnknownKID.Actions = []string{"rollback", "notify"}
+	runMonitor(t, f, in, monitorStart, 5)
+	if len(f.rollbacks) != 0 || len(f.notes) != 1 || !strings.Contains(f.notes[0], "nothing rolled back") {
+		t.Fatalf("rollbacks %+v, notes %q", f.rollbacks, f.notes)
+	}
+}
+
+// A steady background of forged kids below the threshold is learned as the baseline: an
+// interval above the threshold but at twice the baseline opens nothing, one above three times
+// it opens one incident.
+func TestTokenMonitor_SteadyForgeryBackground_LearnedAndOnlyABurstAboveItAlerts(t *testing.T) {
+	f := &monitorFakes{events: func(now time.Time, _ activities.IssuerEventsInput) analysis.EventCounts {
+		switch m := now.Sub(monitorStart) / time.Minute; {
+		case m == 20:
+			return unknownKIDs(map[string]float64{"unknown": 100}) // twice the baseline
+		case m >= 30:
+			return unknownKIDs(map[string]float64{"unknown": 160}) // above three times it
+		default:
+			return unknownKIDs(map[string]float64{"unknown": 50})
+		}
+	}}
+	in := providerSpec()
+	in.UnknownKID.Threshold = 60
+	rep, _ := runMonitor(t, f, in, monitorStart, 35)
+	if len(rep.Open) != 1 || !rep.Open[0].OpenedAt.Equal(monitorStart.Add(30*time.Minute)) {
+		t.Fatalf("open incidents %+v, want one opened at minute 30", rep.Open)
+	}
+	if e := rep.Open[0].Evidence; e.Baseline != 50 || e.Rejections != 160 {
+		t.Fatalf("evidence %+v, want 160 rejections against a baseline of 50", e)
+	}
+	if len(f.notes) != 1 || !strings.Contains(f.notes[0], "baseline 50") {
+		t.Fatalf("notifications %q, want one naming the baseline", f.notes)
+	}
+}
+
+// Decisions taken on a stale deny list are notified once while they go on.
+func TestTokenMonitor_StaleDenyList_NotifiedOnce(t *testing.T) {
+	f := &monitorFakes{events: func(now time.Time, _ activities.IssuerEventsInput) analysis.EventCounts {
+		c := analysis.EventCounts{HasData: true, Verifications: 900}
+		if now.Sub(monitorStart) >= 3*time.Minute {
+			c.Stale = 40
+		}
+		return c
+	}}
+	in := providerSpec()
+	in.UnknownKID.Off, in.BadSignature.Off = true, true
+	rep, _ := runMonitor(t, f, in, monitorStart, 10)
+	if len(rep.Open) != 1 || rep.Open[0].Signal != workflows.SignalVerifierStale || len(f.notes) != 1 || !strings.Contains(f.notes[0], "40 decisions") {
+		t.Fatalf("open %+v, notes %q", rep.Open, f.notes)
 	}
 }

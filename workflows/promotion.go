@@ -58,7 +58,7 @@ func (d *deployment) promote(ctx workflow.Context) error {
 func (d *deployment) record(ctx workflow.Context) activities.ReleaseRecord {
 	info := workflow.GetInfo(ctx).WorkflowExecution
 	return activities.ReleaseRecord{
-		WorkflowID: info.ID, RunID: info.RunID, Service: d.spec.Service, Target: d.target, DeploymentID: d.canaryID,
+		WorkflowID: info.ID, RunID: info.RunID, Label: d.status.Release, Service: d.spec.Service, Target: d.target, DeploymentID: d.canaryID,
 		PromotedAt: workflow.Now(ctx), Snapshot: d.snapshot, Labels: d.key.Labels, Version: d.version,
 		Rotated: d.spec.Auth.RotateKey, AuthorizerPatched: len(d.spec.Auth.AuthorizerPatch) > 0, Issuer: d.issuer,
 		Clients: d.spec.Auth.Clients, Reissued: d.reissued, TokenTTL: d.spec.Auth.TokenTTL.D(), OnRollback: d.spec.Auth.OnRollback,

@@ -180,13 +180,37 @@ func (c *CloudWatch) latencyP99(ctx context.Context, q Query, w window) (Measure
 // The authorizer publishes them by Issuer, Release, Outcome and Reason; the provider lists the
 // release's metrics and reads each, so that every issuer and reason counts without a SEARCH.
 func (c *CloudWatch) verifications(ctx context.Context, q Query, w window, bad func(outcome, reason string) bool) (Measurement, error) {
-	metrics, err := c.listVerifications(ctx, q.Release)
+	var filter []types.DimensionFilter
+	if q.Release != "" {
+		filter = []types.DimensionFilter{{Name: aws.String("Release"), Value: aws.String(q.Release)}}
+	}
+	metrics, err := c.list(ctx, "Verifications", filter)
+	if err != nil {
+		return Measurement{}, err
+	}
+	sums, _, err := c.sums(ctx, metrics, w)
 	if err != nil {
 		return Measurement{}, err
 	}
 	var rejected, total sample
-	for start := 0; start < len(metrics); start += 500 {
-		batch := metrics[start:min(start+500, len(metrics))]
+	for i, m := range metrics {
+		total.add(sums[i])
+		if bad(dimension(m, "Outcome"), dimension(m, "Reason")) {
+			rejected.add(sums[i])
+		}
+	}
+	return ratioMeasurement(rejected.value, total), nil
+}
+
+// maxQueriesPerCall is how many queries one GetMetricData call may carry.
+const maxQueriesPerCall = 500
+
+// sums reads the Sum of each metric over w, in the metrics' order, in as few GetMetricData
+// calls as the per-call limit allows; calls says how many it made.
+func (c *CloudWatch) sums(ctx context.Context, metrics []types.Metric, w window) (out []sample, calls int, err error) {
+	out = make([]sample, 0, len(metrics))
+	for start := 0; start < len(metrics); start += maxQueriesPerCall {
+		batch := metrics[start:min(start+maxQueriesPerCall, len(metrics))]
 		queries := make([]types.MetricDataQuery, len(batch))
 		for i, m := range batch {
 			queries[i] = types.MetricDataQuery{Id: aws.String(fmt.Sprintf("v%d", i)), MetricStat: &types.MetricStat{
@@ -194,29 +218,24 @@ func (c *CloudWatch) verifications(ctx context.Context, q Query, w window, bad f
 		}
 		v, err := c.fetch(ctx, queries, w, sumOf)
 		if err != nil {
-			return Measurement{}, err
+			return nil, calls, err
 		}
-		for i, m := range batch {
-			s := v[fmt.Sprintf("v%d", i)]
-			total.add(s)
-			if bad(dimension(m, "Outcome"), dimension(m, "Reason")) {
-				rejected.add(s)
-			}
+		calls++
+		for i := range batch {
+			out = append(out, v[fmt.Sprintf("v%d", i)])
 		}
 	}
-	return ratioMeasurement(rejected.value, total), nil
+	return out, calls, nil
 }
 
-func (c *CloudWatch) listVerifications(ctx context.Context, release string) ([]types.Metric, error) {
-	in := &cloudwatch.ListMetricsInput{Namespace: aws.String("Rollgate"), MetricName: aws.String("Verifications")}
-	if release != "" {
-		in.Dimensions = []types.DimensionFilter{{Name: aws.String("Release"), Value: aws.String(release)}}
-	}
+// list lists the authorizer's metrics of a name (namespace Rollgate) that match filter.
+func (c *CloudWatch) list(ctx context.Context, name string, filter []types.DimensionFilter) ([]types.Metric, error) {
+	in := &cloudwatch.ListMetricsInput{Namespace: aws.String(emfNamespace), MetricName: aws.String(name), Dimensions: filter}
 	var out []types.Metric
 	for {
 		page, err := c.metrics.ListMetrics(ctx, in)
 		if err != nil {
-			return nil, fmt.Errorf("ListMetrics Rollgate/Verifications: %w", err)
+			return nil, fmt.Errorf("ListMetrics %s/%s: %w", emfNamespace, name, err)
 		}
 		out = append(out, page.Metrics...)
 		if page.NextToken == nil {
@@ -225,6 +244,9 @@ func (c *CloudWatch) listVerifications(ctx context.Context, release string) ([]t
 		in.NextToken = page.NextToken
 	}
 }
+
+// emfNamespace is where the authorizer's Embedded Metric Format lines publish.
+const emfNamespace = "Rollgate"
 
 // sample is a value read from CloudWatch; ok is false when no query answered a datapoint.
 type sample struct {

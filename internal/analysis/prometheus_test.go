@@ -70,17 +70,17 @@ func newProvider(t *testing.T, cfg analysis.PrometheusConfig) *analysis.Promethe
 	return p
 }
 
-// waitFor polls measure until ok accepts a measurement; a busy machine gets a generous deadline.
-func waitFor(t *testing.T, what string, measure func() (analysis.Measurement, error), ok func(analysis.Measurement) bool) analysis.Measurement {
+// waitFor polls read until ok accepts what it read; a busy machine gets a generous deadline.
+func waitFor[T any](t *testing.T, what string, read func() (T, error), ok func(T) bool) T {
 	t.Helper()
 	deadline := time.Now().Add(90 * time.Second)
 	for {
-		m, err := measure()
-		if err == nil && ok(m) {
-			return m
+		v, err := read()
+		if err == nil && ok(v) {
+			return v
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("after 90 s, %s: last %v, error %v", what, m, err)
+			t.Fatalf("after 90 s, %s: last %+v, error %v", what, v, err)
 		}
 		time.Sleep(200 * time.Millisecond)
 	}

@@ -17,13 +17,14 @@ func (ps Providers) Check(metrics []spec.Metric) error {
 	for i, m := range metrics {
 		if _, ok := ps[m.Provider]; !ok {
 			return fmt.Errorf("analysis.metrics[%d].provider %q (metric %s): this worker has no %s provider configured (it has: %s)",
-				i, m.Provider, m.Name, m.Provider, ps.names())
+				i, m.Provider, m.Name, m.Provider, ps.Names())
 		}
 	}
 	return nil
 }
 
-func (ps Providers) names() string {
+// Names lists the providers by name, or says "none".
+func (ps Providers) Names() string {
 	var out []string
 	for name := range ps {
 		out = append(out, name)

@@ -1,0 +1,100 @@
+package analysis_test
+
+import (
+	"context"
+	"math"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/rollgate/rollgate/internal/analysis"
+	"github.com/rollgate/rollgate/testsuite"
+	"github.com/rollgate/rollgate/testsuite/cloudwatchemu"
+)
+
+// The monitor's one read per judgement, from a real Prometheus scraping the authorizer's series
+// (their names and labels as `authorizer serve` exports them): the issuer's rejections by
+// reason and release, its stale decisions, every verification; another issuer's are not counted,
+// and an issuer no authorizer reported is no data.
+func TestPrometheus_CountEvents_ByReasonAndReleaseForOneIssuer(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	verifications := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "rollgate_authorizer_verifications_total"}, []string{"issuer", "release", "outcome", "reason", "kid"})
+	stale := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "rollgate_authorizer_denylist_stale_total"}, []string{"issuer", "mode"})
+	reg.MustRegister(verifications, stale)
+	srv := httptest.NewServer(promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	t.Cleanup(srv.Close)
+	issuer, other := "https://issuer.example.com/"+randomID(t), "https://other.example.com/"+randomID(t)
+	series := func(iss, release, outcome, reason string) prometheus.Counter {
+		return verifications.WithLabelValues(iss, release, outcome, reason, "k-v1")
+	}
+	// Every series exists at 0 before the counts: increase() counts from a series' second sample.
+	ok, kidB, sigB, kidU, otherKid := series(issuer, "run-b", "accepted", "none"), series(issuer, "run-b", "rejected", "unknown_kid"),
+		series(issuer, "run-b", "rejected", "bad_signature"), series(issuer, "unknown", "rejected", "unknown_kid"), series(other, "run-b", "rejected", "unknown_kid")
+	staleClosed := stale.WithLabelValues(issuer, "closed")
+
+	prom := testsuite.StartPrometheusForTest(t, testsuite.PrometheusOptions{Targets: []string{strings.TrimPrefix(srv.URL, "http://")}})
+	p := newProvider(t, analysis.PrometheusConfig{URL: prom.URL})
+	ctx := context.Background()
+	count := func(iss string) (analysis.EventCounts, error) {
+		return p.CountEvents(ctx, analysis.EventQuery{Issuer: iss, Window: time.Minute})
+	}
+	waitFor(t, "the zero series scraped twice", func() (analysis.EventCounts, error) { return count(issuer) }, func(c analysis.EventCounts) bool {
+		return c.HasData && c.Verifications == 0
+	})
+	ok.Add(900)
+	kidB.Add(80)
+	sigB.Add(5)
+	kidU.Add(15)
+	otherKid.Add(1000)
+	staleClosed.Add(7)
+	c := waitFor(t, "the counts", func() (analysis.EventCounts, error) { return count(issuer) }, func(c analysis.EventCounts) bool {
+		return c.Verifications >= 1000 && c.Stale >= 7
+	})
+	// increase() extrapolates a little to the window's edges: within 20 %.
+	if !about(c.Verifications, 1000) || !about(c.Rejections("unknown_kid"), 95) || !about(c.Rejections("bad_signature"), 5) || !about(c.Stale, 7) {
+		t.Fatalf("counts %+v: want about 1000 verifications, 95 unknown_kid, 5 bad_signature, 7 stale", c)
+	}
+	if len(c.Rejected) != 3 || c.Rejected[0].Release != "run-b" || c.Rejected[0].Reason != "unknown_kid" || c.Queries != 3 {
+		t.Fatalf("groups %+v (%d queries): want three, run-b's unknown kids first, in 3 queries", c.Rejected, c.Queries)
+	}
+	none, err := count("https://nobody.example.com/" + randomID(t))
+	if err != nil || none.HasData || len(none.Rejected) != 0 {
+		t.Fatalf("an issuer no authorizer reported: %+v, %v; want no data", none, err)
+	}
+}
+
+func about(got, want float64) bool { return math.Abs(got-want) <= 0.2*want }
+
+// The same read from CloudWatch: the authorizer's EMF metrics of the issuer, summed over the
+// window by reason and release; another issuer's and an accepted verification are not
+// rejections; stale decisions of both modes count.
+func TestCloudWatch_CountEvents_ByReasonAndReleaseForOneIssuer(t *testing.T) {
+	b := newCloudWatchBed(t, "orders")
+	b.verifications("https://a", "run-b", "none", 100)
+	b.verifications("https://a", "run-b", "unknown_kid", 30)
+	b.verifications("https://a", "unknown", "unknown_kid", 4)
+	b.verifications("https://a", "run-b", "bad_signature", 2)
+	b.verifications("https://b", "run-b", "unknown_kid", 500)
+	for i, mode := range []string{"closed", "open", "closed"} {
+		b.cw.Put(cloudwatchemu.Datum{Namespace: "Rollgate", MetricName: "DenyListStale", Time: b.at.Add(-time.Duration(i+1) * time.Second), Value: 1, Unit: "Count",
+			DimensionSets: [][]cloudwatchemu.Dimension{{{Name: "Issuer", Value: "https://a"}, {Name: "Mode", Value: mode}}}})
+	}
+	c, err := b.provider.CountEvents(context.Background(), analysis.EventQuery{Issuer: "https://a", Window: time.Minute, At: b.at})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.HasData || c.Verifications != 136 || c.Rejections("unknown_kid") != 34 || c.Rejections("bad_signature") != 2 || c.Stale != 3 || c.Queries != 3 {
+		t.Fatalf("counts %+v: want 136 verifications, 34 unknown_kid, 2 bad_signature, 3 stale, in 3 calls", c)
+	}
+	if want := (analysis.RejectionCount{Reason: "unknown_kid", Release: "run-b", Count: 30}); len(c.Rejected) != 3 || c.Rejected[0] != want {
+		t.Fatalf("groups %+v, want run-b's 30 unknown kids first of three", c.Rejected)
+	}
+	none, err := b.provider.CountEvents(context.Background(), analysis.EventQuery{Issuer: "https://nobody", Window: time.Minute, At: b.at})
+	if err != nil || none.HasData || none.Verifications != 0 {
+		t.Fatalf("an issuer nobody reported: %+v, %v", none, err)
+	}
+}
