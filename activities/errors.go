@@ -10,6 +10,7 @@ import (
 
 	"github.com/rollgate/rollgate/internal/gateway"
 	"github.com/rollgate/rollgate/internal/keys"
+	"github.com/rollgate/rollgate/internal/registry"
 )
 
 // Error types the workflows recognise.
@@ -27,7 +28,7 @@ func classify(err error) error {
 		return nil
 	case errors.Is(err, gateway.ErrInvalid), errors.Is(err, keys.ErrInvalid):
 		return temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeInvalid, err)
-	case errors.Is(err, gateway.ErrNotFound), errors.Is(err, keys.ErrNotFound):
+	case errors.Is(err, gateway.ErrNotFound), errors.Is(err, keys.ErrNotFound), errors.Is(err, registry.ErrNotFound):
 		return temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeNotFound, err)
 	case errors.Is(err, gateway.ErrConflict), errors.Is(err, keys.ErrConflict):
 		return temporal.NewApplicationError(err.Error(), ErrTypeConflict, err)

@@ -172,8 +172,14 @@ func (a *Tokens) RenewToken(ctx context.Context, in RenewInput) (Issued, error) 
 	if err != nil || key != in.Issuer.Key.Name {
 		return Issued{}, classify(fmt.Errorf("renew %s: kid %q is not a version of %s: %w", t.JTI, t.KID, in.Issuer.Key.Name, keys.ErrInvalid))
 	}
-	m := &tokens.Minter{Transit: a.Transit, Key: key, Type: in.Issuer.Key.Type, Alg: in.Issuer.Algorithm, Issuer: in.Issuer.URL, MaxLifetime: a.MaxLifetime}
-	minted, err := m.Mint(ctx, version, tokens.MintRequest{Subject: t.Subject, ClientID: t.Client, Audience: in.Issuer.Audiences, TTL: t.ExpiresAt.Sub(t.IssuedAt)})
+	return a.renew(ctx, in.Issuer, version, t, in.Reason)
+}
+
+// renew mints a successor of t with the version and t's lifetime, records and delivers it, and
+// marks t superseded.
+func (a *Tokens) renew(ctx context.Context, issuer Issuer, version int, t ExpiringToken, reason string) (Issued, error) {
+	m := &tokens.Minter{Transit: a.Transit, Key: issuer.Key.Name, Type: issuer.Key.Type, Alg: issuer.Algorithm, Issuer: issuer.URL, MaxLifetime: a.MaxLifetime}
+	minted, err := m.Mint(ctx, version, tokens.MintRequest{Subject: t.Subject, ClientID: t.Client, Audience: issuer.Audiences, TTL: t.ExpiresAt.Sub(t.IssuedAt)})
 	if err != nil {
 		return Issued{}, classify(err)
 	}
@@ -183,8 +189,64 @@ func (a *Tokens) RenewToken(ctx context.Context, in RenewInput) (Issued, error) 
 	if _, err := a.Delivery.Deliver(ctx, minted[0]); err != nil {
 		return Issued{}, err
 	}
-	if err := a.Registry.Supersede(ctx, t.JTI, minted[0].JTI, in.Reason); err != nil {
-		activity.GetLogger(ctx).Warn("expiring token not superseded", "client", t.Client, "jti", t.JTI, "error", err)
+	if err := a.Registry.Supersede(ctx, t.JTI, minted[0].JTI, reason); err != nil {
+		activity.GetLogger(ctx).Warn("renewed token not superseded", "client", t.Client, "jti", t.JTI, "error", err)
 	}
 	return Issued{Client: t.Client, JTI: minted[0].JTI, KID: minted[0].KID}, nil
+}
+
+// ExpiredUsesReport is the uses of an issuer's expired tokens since a time, by client.
+type ExpiredUsesReport struct {
+	Clients   []registry.ClientUses
+	Truncated bool
+}
+
+// ExpiredUsesByClient reads the uses of the issuer's expired tokens since a time, by client.
+func (a *Tokens) ExpiredUsesByClient(ctx context.Context, in RevokedUsesInput) (ExpiredUsesReport, error) {
+	uses, truncated, err := a.Registry.Uses(ctx, registry.UseExpired, in.Since, readLimit(in.Limit))
+	if err != nil {
+		return ExpiredUsesReport{}, err
+	}
+	return ExpiredUsesReport{Clients: registry.GroupUsesByClient(uses, in.IssuerURL), Truncated: truncated}, nil
+}
+
+// RenewPresentedInput asks for a client that keeps presenting an expired token to get a new one,
+// of the key's current version.
+type RenewPresentedInput struct {
+	Issuer  Issuer
+	Client  string
+	JTI     string // the expired token presented
+	Version int    // the key's current version
+	Reason  string
+}
+
+// RenewedPresented is what RenewPresented did: a new token, or, when the client already holds a
+// valid token it does not present, that token (Held).
+type RenewedPresented struct {
+	Issued
+	Held bool
+}
+
+// RenewPresented gives a client that presents an expired token a new one of the key's current
+// version and the old one's lifetime, delivered to its Vault KV path. A client already delivered
+// a valid token other than the expired one gets nothing new (it does not fetch its tokens: a new
+// one would not help), so a retry renews nothing twice.
+func (a *Tokens) RenewPresented(ctx context.Context, in RenewPresentedInput) (RenewedPresented, error) {
+	rec, err := a.Registry.Get(ctx, in.JTI)
+	if err != nil {
+		return RenewedPresented{}, classify(err)
+	}
+	if rec.ClientID != in.Client && rec.Subject != in.Client {
+		return RenewedPresented{}, classify(fmt.Errorf("renew %s: the token is not client %s's: %w", in.JTI, in.Client, keys.ErrInvalid))
+	}
+	cur, err := a.Delivery.Current(ctx, in.Client)
+	if err != nil {
+		return RenewedPresented{}, err
+	}
+	if cur.JTI != "" && cur.JTI != in.JTI && cur.ExpiresAt.After(time.Now()) {
+		return RenewedPresented{Issued: Issued{Client: in.Client, JTI: cur.JTI, KID: cur.KID}, Held: true}, nil
+	}
+	t := ExpiringToken{Client: in.Client, Subject: rec.Subject, JTI: rec.JTI, KID: rec.KID, IssuedAt: rec.IssuedAt, ExpiresAt: rec.ExpiresAt}
+	issued, err := a.renew(ctx, in.Issuer, in.Version, t, in.Reason)
+	return RenewedPresented{Issued: issued}, err
 }

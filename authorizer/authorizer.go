@@ -88,8 +88,11 @@ func (a *Authorizer) check(ctx context.Context, r request) *identity {
 	if err != nil {
 		reason := tokens.ReasonOf(err)
 		a.reject(r, release, string(reason), rejected(err))
-		if reason == tokens.Revoked {
-			a.uses.record(ctx, peek(token), r.SourceIP)
+		switch reason {
+		case tokens.Revoked:
+			a.uses.record(ctx, registry.UseRevoked, peek(token), r.SourceIP)
+		case tokens.Expired:
+			a.uses.record(ctx, registry.UseExpired, peek(token), r.SourceIP)
 		}
 		return nil
 	}

@@ -15,6 +15,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/apigateway"
 	"github.com/aws/aws-sdk-go-v2/service/apigateway/types"
 
+	"github.com/rollgate/rollgate/internal/registry"
+	"github.com/rollgate/rollgate/internal/tokens"
 	"github.com/rollgate/rollgate/testsuite"
 )
 
@@ -151,6 +153,25 @@ func TestRIE_RealBootstrap_AllowsAGoodTokenAndRefusesRevokedAndGarbageInEveryEve
 			}
 		}
 		return false
+	})
+
+	// An expired token of the issuer (its signature good) is refused and recorded apart, by client:
+	// a client that does not renew.
+	old := *iss.minter
+	old.Now = func() time.Time { return time.Now().Add(-2 * time.Hour) }
+	expired, err := old.Mint(ctx, 1, tokens.MintRequest{Subject: "carol", ClientID: "carol-client", Audience: []string{"orders"}, TTL: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp, fe := u.invoke(t, event(t, "rest-request", expired[0].Token, "a1b2c3d4e5")); !refused("rest-request", resp, fe) {
+		t.Fatalf("an expired token answered %v %q; want a refusal", resp, fe)
+	}
+	eventually(t, "the expired token's use is not in the registry", func() bool {
+		uses, _, err := iss.reg.Uses(ctx, registry.UseExpired, time.Now().Add(-time.Hour), 1000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(uses) == 1 && uses[0].JTI == expired[0].JTI && uses[0].ClientID == "carol-client"
 	})
 
 	// The function's stdout is CloudWatch's: one EMF line per verification, reason revoked included.

@@ -11,8 +11,9 @@ import (
 	"github.com/rollgate/rollgate/internal/registry"
 )
 
-// revokedUses records revoked tokens still presented, for the token monitor: one write per token
-// per perToken interval at most, and no more writes per second than the limit, so that replaying
+// revokedUses records revoked and expired tokens still presented, for the token monitor (stolen
+// tokens replayed; clients that do not renew): one write per token, kind and address per
+// revokedUseInterval at most, and no more writes per second than the limit, so that replaying
 // a revoked token cannot turn the authorizer into a write flood. A failed or skipped write is
 // only logged: the request is refused either way.
 type revokedUses struct {
@@ -37,22 +38,23 @@ func newRevokedUses(reg *registry.Registry, cfg Config, logger *slog.Logger) *re
 		limit: xrate.NewLimiter(xrate.Limit(cfg.RevokedUsesPerSecond), max(1, int(cfg.RevokedUsesPerSecond))), timeout: 500 * time.Millisecond, logger: logger}
 }
 
-// record writes one use of a revoked token. The claims are the verified token's: a token is found
-// revoked only after its signature and claims are checked.
-func (u *revokedUses) record(ctx context.Context, p peeked, address string) {
+// record writes one use of a revoked or expired token. The claims are the verified token's: a
+// token is found revoked only after its signature and claims are checked, and expired only after
+// its signature is.
+func (u *revokedUses) record(ctx context.Context, kind string, p peeked, address string) {
 	if u == nil || p.JTI == "" {
 		return
 	}
-	key := p.JTI + "\x00" + address
+	key := kind + "\x00" + p.JTI + "\x00" + address
 	if u.seen.Contains(key) || !u.limit.Allow() {
 		return
 	}
 	u.seen.Add(key, struct{}{})
 	ctx, cancel := context.WithTimeout(ctx, u.timeout)
 	defer cancel()
-	err := u.reg.RecordRevokedUse(ctx, registry.UseEvent{JTI: p.JTI, Subject: p.Sub, ClientID: p.ClientID, Issuer: u.issuer, Address: address})
+	err := u.reg.RecordRevokedUse(ctx, registry.UseEvent{Kind: kind, JTI: p.JTI, Subject: p.Sub, ClientID: p.ClientID, Issuer: u.issuer, Address: address})
 	if err != nil && time.Since(u.lastWarn) > time.Minute {
 		u.lastWarn = time.Now()
-		u.logger.Warn("revoked token use not recorded", "error", err.Error())
+		u.logger.Warn("refused token use not recorded", "kind", kind, "error", err.Error())
 	}
 }

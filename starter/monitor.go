@@ -24,8 +24,9 @@ var monitorFlagNames = map[string]string{
 	"Issuer.Audiences": "--audience", "Interval": "--interval", "CloseAfter": "--close-after", "Webhook": "--webhook", "Actor": "--actor",
 	"RevokedUses.Threshold": "--revoked-threshold", "RevokedUses.Actions": "--revoked-actions",
 	"ExpiringRenewal.Window": "--renewal-window", "ExpiringRenewal.Fraction": "--renewal-fraction", "ExpiringRenewal.Actions": "--renewal-actions",
-	"RevokedUses.Off|ExpiringRenewal.Off": "--no-revoked|--no-renewal",
-	"Provider":                            "--provider", "UnknownKID.Threshold": "--unknown-kid-threshold", "UnknownKID.MaxRatio": "--max-ratio",
+	"RevokedUses.Off|ExpiringRenewal.Off|ExpiredUses.Off": "--no-revoked|--no-renewal|--no-expired",
+	"ExpiredUses.Threshold":                               "--expired-threshold", "ExpiredUses.Actions": "--expired-actions",
+	"Provider": "--provider", "UnknownKID.Threshold": "--unknown-kid-threshold", "UnknownKID.MaxRatio": "--max-ratio",
 	"UnknownKID.Baseline": "--baseline", "UnknownKID.ReleaseWindow": "--release-window", "UnknownKID.Actions": "--unknown-kid-actions",
 	"BadSignature.Threshold": "--bad-signature-threshold", "BadSignature.MaxRatio": "--max-ratio", "BadSignature.Baseline": "--baseline",
 	"BadSignature.ReleaseWindow": "--release-window", "BadSignature.Actions": "--bad-signature-actions",
@@ -44,7 +45,8 @@ func monitorCmd() *cobra.Command {
 func monitorStartCmd() *cobra.Command {
 	var in workflows.MonitorSpec
 	var issuer, key, keyType, audiences, revokedActions, renewalActions string
-	var noRevoked, noRenewal bool
+	var noRevoked, noRenewal, noExpired bool
+	var expiredActions string
 	var kidActions, sigActions, staleActions string
 	var maxRatio float64
 	var baseline int
@@ -64,6 +66,7 @@ func monitorStartCmd() *cobra.Command {
 			}
 			in.RevokedUses.Actions, in.RevokedUses.Off = splitList(revokedActions), noRevoked
 			in.ExpiringRenewal.Actions, in.ExpiringRenewal.Off = splitList(renewalActions), noRenewal
+			in.ExpiredUses.Actions, in.ExpiredUses.Off = splitList(expiredActions), noExpired
 			for _, p := range []*workflows.RejectionPolicy{&in.UnknownKID, &in.BadSignature} {
 				p.MaxRatio, p.Baseline, p.ReleaseWindow = maxRatio, baseline, releaseWindow
 			}
@@ -105,6 +108,9 @@ func monitorStartCmd() *cobra.Command {
 	f.Float64Var(&in.ExpiringRenewal.Fraction, "renewal-fraction", 0.1, "the fraction of a token's lifetime left that makes it expiring (up to 0.5)")
 	f.StringVar(&renewalActions, "renewal-actions", "notify", "on a token expiring without a newer one: notify and/or reissue (to Vault KV)")
 	f.BoolVar(&noRenewal, "no-renewal", false, "do not watch tokens expiring without renewal")
+	f.IntVar(&in.ExpiredUses.Threshold, "expired-threshold", 1, "uses of a client's expired tokens that open an incident")
+	f.StringVar(&expiredActions, "expired-actions", "notify", "on expired tokens still presented: notify and/or reissue (a token of the current key version to the client's Vault KV path, unless it holds a valid one)")
+	f.BoolVar(&noExpired, "no-expired", false, "do not watch expired tokens still presented")
 	f.StringVar(&in.Provider, "provider", "", "the worker's metric provider (prometheus or cloudwatch) to read the gateways' authorizer signals from: unknown kids, bad signatures, stale deny lists (empty: off)")
 	f.IntVar(&in.UnknownKID.Threshold, "unknown-kid-threshold", workflows.DefaultRejectionThreshold, "unknown-kid rejections in one interval that may open an incident")
 	f.StringVar(&kidActions, "unknown-kid-actions", "notify", "on an unknown-kid burst: notify and/or rollback (the stage's latest release, when it carried the rejections and was promoted within --release-window)")

@@ -19,7 +19,11 @@ func TestStarter_MonitorStartValidatesNamingTheFlag(t *testing.T) {
 		{append(start, "--interval", "1s"), "--interval: 1s: allowed 10s to 1h0m0s"},
 		{append(start, "--revoked-actions", "notify,reissue"), "--revoked-actions[1]: "},
 		{append(start, "--renewal-fraction", "0.9"), "--renewal-fraction: 0.9: allowed"},
-		{append(start, "--no-revoked", "--no-renewal"), "--no-revoked|--no-renewal: every signal is off"},
+		{append(start, "--no-revoked", "--no-renewal", "--no-expired"), "--no-revoked|--no-renewal|--no-expired: every signal is off"},
+		{append(start, "--provider", "datadog"), "--provider: \"datadog\": allowed prometheus, cloudwatch"},
+		{append(start, "--provider", "prometheus", "--unknown-kid-actions", "revoke"), "--unknown-kid-actions[0]: "},
+		{append(start, "--max-ratio", "0.5"), "--max-ratio: 0.5: allowed"},
+		{append(start, "--expired-actions", "rollback"), "--expired-actions[0]: "},
 		{[]string{"monitor", "start", "--issuer", "https://issuer.example.com", "--transit-key", "orders-issuer"}, "--webhook: required: a policy notifies"},
 	} {
 		if code, _, stderr := c.run(t, bad.args...); code != 3 || !strings.Contains(stderr, bad.says) || strings.Count(strings.TrimSpace(stderr), "\n") != 0 {

@@ -12,8 +12,9 @@ import (
 
 	"go.temporal.io/sdk/client"
 
+	"github.com/rollgate/rollgate/internal/keys"
+	"github.com/rollgate/rollgate/internal/tokens"
 	"github.com/rollgate/rollgate/testsuite"
-
 	"github.com/rollgate/rollgate/workflows"
 )
 
@@ -24,16 +25,8 @@ import (
 // the client and both addresses, and notifies once.
 func TestTokenMonitor_RevokedTokenPresentedAtTheGateway_OneIncidentWithBothAddresses(t *testing.T) {
 	t.Parallel() // on a task queue of its own (WithOwnTaskQueue)
-	r, err := testsuite.ProvisionRelease(context.Background(), shared.Bed(t), "monitorgw", testsuite.WithOwnTaskQueue())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(r.Close)
+	r, hook := monitorBed(t, "monitorgw")
 	ctx := context.Background()
-	hook := &webhookSink{}
-	srv := httptest.NewServer(hook)
-	defer srv.Close()
-	r.Activity.Notify.Webhooks = map[string]string{"oncall": srv.URL + "/hook"}
 
 	subject := r.Clients[0]
 	cur, err := r.Activity.Tokens.Delivery.Current(ctx, subject)
@@ -95,4 +88,97 @@ func TestTokenMonitor_RevokedTokenPresentedAtTheGateway_OneIncidentWithBothAddre
 	if strings.Contains(texts[0], token) {
 		t.Fatal("the notification carries the token")
 	}
+}
+
+// A client that does not renew, end to end: its delivered token has expired and it keeps
+// presenting it at the stage; the real authorizer refuses it as expired (its signature good) and
+// records the use by client; the monitor opens one incident for the client, reissues a token of
+// the key's current version to its Vault KV path, and notifies once; the new token is accepted
+// at the gateway.
+func TestTokenMonitor_ExpiredTokenPresentedAtTheGateway_ClientReissuedATokenTheGatewayAccepts(t *testing.T) {
+	t.Parallel() // on a task queue of its own (WithOwnTaskQueue)
+	r, hook := monitorBed(t, "monitorexp")
+	ctx := context.Background()
+
+	// The client's token, issued two hours ago for an hour, recorded and delivered: it expired an
+	// hour ago and the client never got another.
+	client, ref := r.Clients[0], r.IssuerRef()
+	labels, err := r.Activity.Keys.ReadLabels(ctx, ref.Key.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := &tokens.Minter{Transit: r.Activity.Tokens.Transit, Key: ref.Key.Name, Type: ref.Key.Type, Alg: ref.Algorithm, Issuer: ref.URL,
+		Now: func() time.Time { return time.Now().Add(-2 * time.Hour) }}
+	old, err := m.Mint(ctx, labels.Current, tokens.MintRequest{Subject: client, ClientID: client, Audience: ref.Audiences, TTL: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Activity.Tokens.Registry.RecordIssued(ctx, old); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Activity.Tokens.Delivery.Deliver(ctx, old[0]); err != nil {
+		t.Fatal(err)
+	}
+	url := r.Bed.Gateway.InvokeURL(r.APIID, r.Stage) + "/orders"
+	for range 3 {
+		if code := get(url, old[0].Token, ""); code != http.StatusUnauthorized {
+			t.Fatalf("the expired token got %d at the gateway, want 401", code)
+		}
+	}
+
+	run, err := r.Temporal.ExecuteWorkflow(ctx, monitorOptions(r), workflows.TokenMonitor, workflows.MonitorSpec{Issuer: ref, Interval: workflows.MinMonitorInterval,
+		Webhook: "oncall", Actor: "sec", RevokedUses: workflows.RevokedUsesPolicy{Off: true}, ExpiringRenewal: workflows.RenewalPolicy{Off: true},
+		ExpiredUses: workflows.ExpiredUsesPolicy{Actions: []string{"reissue", "notify"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = r.Temporal.TerminateWorkflow(context.Background(), run.GetID(), "", "test over") })
+	st := waitForMonitor(t, r, run, func(st workflows.MonitorStatus) bool {
+		return len(st.Incidents) == 1 && st.Incidents[0].Actions[0].Done && st.Incidents[0].Actions[1].Done
+	})
+	inc := st.Incidents[0]
+	if inc.Signal != workflows.SignalExpiredPresented || inc.Key != client || inc.Evidence.JTI != old[0].JTI || inc.Evidence.Uses < 1 {
+		t.Fatalf("incident %+v", inc)
+	}
+	cur, err := r.Activity.Tokens.Delivery.Current(ctx, client)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cur.JTI == old[0].JTI || cur.KID != keys.KID(r.Key, labels.Current) || !cur.ExpiresAt.After(time.Now().Add(50*time.Minute)) {
+		t.Fatalf("the client holds %+v, want a new token of %s living an hour", cur, keys.KID(r.Key, labels.Current))
+	}
+	token, err := r.Activity.Tokens.Delivery.Token(ctx, client)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code := get(url, token, ""); code != http.StatusOK {
+		t.Fatalf("the reissued token got %d at the gateway, want 200", code)
+	}
+	texts := hook.texts()
+	if len(texts) != 1 || !strings.Contains(texts[0], client) || !strings.Contains(texts[0], "reissued client") {
+		t.Fatalf("notifications %q; want one naming the client and the reissue", texts)
+	}
+	if strings.Contains(texts[0], token) || strings.Contains(texts[0], old[0].Token) {
+		t.Fatal("the notification carries a token")
+	}
+}
+
+// monitorBed is a release bed on a task queue of its own whose worker's webhook "oncall" posts
+// to the returned sink.
+func monitorBed(t *testing.T, name string) (*testsuite.ReleaseBed, *webhookSink) {
+	t.Helper()
+	r, err := testsuite.ProvisionRelease(context.Background(), shared.Bed(t), name, testsuite.WithOwnTaskQueue())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(r.Close)
+	hook := &webhookSink{}
+	srv := httptest.NewServer(hook)
+	t.Cleanup(srv.Close)
+	r.Activity.Notify.Webhooks = map[string]string{"oncall": srv.URL + "/hook"}
+	return r, hook
+}
+
+func monitorOptions(r *testsuite.ReleaseBed) client.StartWorkflowOptions {
+	return client.StartWorkflowOptions{ID: workflows.MonitorID(r.Key), TaskQueue: r.TaskQueue}
 }

@@ -22,6 +22,9 @@ const (
 	SignalRevokedPresented = "revoked_presented"
 	// SignalExpiringUnrenewed: a client's token nears expiry with no newer active token.
 	SignalExpiringUnrenewed = "expiring_unrenewed"
+	// SignalExpiredPresented: expired tokens still presented at a gateway, by client: a client
+	// that does not renew.
+	SignalExpiredPresented = "expired_presented"
 )
 
 // Actions a policy may take on an incident.
@@ -74,6 +77,7 @@ type MonitorSpec struct {
 	Webhook         string `json:",omitempty"`
 	RevokedUses     RevokedUsesPolicy
 	ExpiringRenewal RenewalPolicy
+	ExpiredUses     ExpiredUsesPolicy `json:",omitzero"`
 	// Provider names the worker's metric provider (prometheus or cloudwatch) the signals of the
 	// gateways' authorizers are read from; "" leaves those signals off.
 	Provider      string          `json:",omitempty"`
@@ -103,6 +107,17 @@ type RenewalPolicy struct {
 	// Fraction of a token's lifetime that, once left, makes it expiring; 0 is 0.1.
 	Fraction float64 `json:",omitempty"`
 	// Actions: notify and/or reissue; none is notify.
+	Actions []string `json:",omitempty"`
+}
+
+// ExpiredUsesPolicy judges expired tokens still presented, per client.
+type ExpiredUsesPolicy struct {
+	Off bool `json:",omitempty"`
+	// Threshold is how many uses of a client's expired tokens since the last judgement open an
+	// incident; 0 is 1.
+	Threshold int `json:",omitempty"`
+	// Actions: notify and/or reissue (a token of the key's current version, delivered to the
+	// client's Vault KV path, unless it already holds a valid one); none is notify.
 	Actions []string `json:",omitempty"`
 }
 
@@ -234,7 +249,9 @@ func policyActions(actions []string) []string {
 // Validate checks every field of a monitor spec before the monitor acts; the starter calls it too.
 func (in MonitorSpec) Validate() error {
 	var p spec.Problems
-	checkIssuer(&p, in.Issuer, !in.ExpiringRenewal.Off && slices.Contains(in.ExpiringRenewal.Actions, ActionReissue), false)
+	reissues := (!in.ExpiringRenewal.Off && slices.Contains(in.ExpiringRenewal.Actions, ActionReissue)) ||
+		(!in.ExpiredUses.Off && slices.Contains(in.ExpiredUses.Actions, ActionReissue))
+	checkIssuer(&p, in.Issuer, reissues, false)
 	if in.Interval != 0 {
 		p.CheckDuration("Interval", in.Interval, MinMonitorInterval, MaxMonitorInterval)
 	}
@@ -248,6 +265,10 @@ func (in MonitorSpec) Validate() error {
 	}
 	checkActions(&p, "RevokedUses.Actions", in.RevokedUses.Actions, ActionRevoke)
 	checkActions(&p, "ExpiringRenewal.Actions", in.ExpiringRenewal.Actions, ActionReissue)
+	if in.ExpiredUses.Threshold < 0 || in.ExpiredUses.Threshold > 1_000_000 {
+		p.Add("ExpiredUses.Threshold", "%d: allowed 0 (one use) to 1000000", in.ExpiredUses.Threshold)
+	}
+	checkActions(&p, "ExpiredUses.Actions", in.ExpiredUses.Actions, ActionReissue)
 	in.checkProviderPolicies(&p)
 	if in.ExpiringRenewal.Window != 0 {
 		p.CheckDuration("ExpiringRenewal.Window", in.ExpiringRenewal.Window, time.Minute, spec.MaxTokenTTL)
@@ -258,14 +279,15 @@ func (in MonitorSpec) Validate() error {
 	unknownKID, badSignature, stale := in.providerSignalsOn()
 	notifies := (!in.RevokedUses.Off && slices.Contains(policyActions(in.RevokedUses.Actions), ActionNotify)) ||
 		(!in.ExpiringRenewal.Off && slices.Contains(policyActions(in.ExpiringRenewal.Actions), ActionNotify)) ||
+		(!in.ExpiredUses.Off && slices.Contains(policyActions(in.ExpiredUses.Actions), ActionNotify)) ||
 		(unknownKID && slices.Contains(policyActions(in.UnknownKID.Actions), ActionNotify)) ||
 		(badSignature && slices.Contains(policyActions(in.BadSignature.Actions), ActionNotify)) ||
 		(stale && slices.Contains(policyActions(in.VerifierStale.Actions), ActionNotify))
 	if notifies && in.Webhook == "" {
 		p.Add("Webhook", "required: a policy notifies (name a webhook configured on the worker, or choose other actions)")
 	}
-	if in.RevokedUses.Off && in.ExpiringRenewal.Off && !unknownKID && !badSignature && !stale {
-		p.Add("RevokedUses.Off|ExpiringRenewal.Off", "every signal is off: nothing to monitor")
+	if in.RevokedUses.Off && in.ExpiringRenewal.Off && in.ExpiredUses.Off && !unknownKID && !badSignature && !stale {
+		p.Add("RevokedUses.Off|ExpiringRenewal.Off|ExpiredUses.Off", "every signal is off: nothing to monitor")
 	}
 	if c := in.Carry; c != nil && len(c.Incidents) > MaxOpenIncidents {
 		p.Add("Carry.Incidents", "%d: at most %d", len(c.Incidents), MaxOpenIncidents)

@@ -14,6 +14,10 @@ import (
 	"github.com/rollgate/rollgate/activities"
 )
 
+// changeExpiredPresented: monitors judge expired tokens still presented; a run started before
+// goes on without that signal until it continues as new.
+const changeExpiredPresented = "monitor-expired-presented"
+
 // monitor is one TokenMonitor run's state; carry is all that passes to the next run.
 type monitor struct {
 	spec          MonitorSpec
@@ -37,6 +41,9 @@ func newMonitor(ctx workflow.Context, in MonitorSpec) *monitor {
 	}
 	if !in.ExpiringRenewal.Off {
 		m.signals = append(m.signals, expiringUnrenewed{issuer: in.Issuer, policy: in.ExpiringRenewal})
+	}
+	if !in.ExpiredUses.Off && workflow.GetVersion(ctx, changeExpiredPresented, workflow.DefaultVersion, 1) == 1 {
+		m.signals = append(m.signals, expiredPresented{issuer: in.Issuer, policy: in.ExpiredUses})
 	}
 	unknownKID, badSignature, stale := in.providerSignalsOn()
 	events := &issuerEvents{provider: in.Provider, issuer: in.Issuer.URL}

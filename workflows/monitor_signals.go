@@ -8,6 +8,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/rollgate/rollgate/activities"
+	"github.com/rollgate/rollgate/internal/keys"
 	"github.com/rollgate/rollgate/internal/registry"
 )
 
@@ -167,6 +168,60 @@ func (s expiringUnrenewed) act(ctx workflow.Context, action string, inc *Inciden
 func (s expiringUnrenewed) describe(inc Incident) string {
 	return fmt.Sprintf("rollgate monitor %s: client %s holds token %s (%s) expiring at %s with no newer active token: its renewal is broken",
 		s.issuer.URL, inc.Key, inc.Evidence.JTI, inc.Evidence.KID, inc.Evidence.ExpiresAt.UTC().Format(time.RFC3339))
+}
+
+// expiredPresented: expired tokens still presented at a gateway, grouped by client.
+type expiredPresented struct {
+	issuer activities.Issuer
+	policy ExpiredUsesPolicy
+}
+
+func (s expiredPresented) name() string       { return SignalExpiredPresented }
+func (s expiredPresented) actions() []string  { return policyActions(s.policy.Actions) }
+func (s expiredPresented) threshold() float64 { return float64(max(s.policy.Threshold, 1)) }
+
+func (s expiredPresented) observe(ctx workflow.Context, since, _ time.Time) (observation, error) {
+	var rep activities.ExpiredUsesReport
+	err := workflow.ExecuteActivity(short(ctx), tokA.ExpiredUsesByClient, activities.RevokedUsesInput{IssuerURL: s.issuer.URL, Since: since}).Get(ctx, &rep)
+	if err != nil {
+		return observation{}, err
+	}
+	obs := observation{truncated: rep.Truncated}
+	for _, u := range rep.Clients {
+		obs.findings = append(obs.findings, finding{key: u.Client, value: float64(u.Count),
+			evidence: Evidence{Clients: []string{u.Client}, Subject: u.Subject, JTI: u.LatestJTI, Addresses: u.Addresses, Uses: u.Count}})
+	}
+	return obs, nil
+}
+
+// act gives the client a token of the key's current version, unless it already holds a valid
+// one, which it then does not fetch: the notification says so.
+func (s expiredPresented) act(ctx workflow.Context, action string, inc *Incident) (string, error) {
+	if action != ActionReissue {
+		return "", fmt.Errorf("%s cannot %s", s.name(), action)
+	}
+	if inc.Key == "" || inc.Key == "-" {
+		return "", fmt.Errorf("the uses name no client: nothing to reissue")
+	}
+	var labels keys.Labels
+	if err := workflow.ExecuteActivity(short(ctx), keysA.ReadLabels, s.issuer.Key.Name).Get(ctx, &labels); err != nil {
+		return "", err
+	}
+	var got activities.RenewedPresented
+	in := activities.RenewPresentedInput{Issuer: s.issuer, Client: inc.Key, JTI: inc.Evidence.JTI, Version: labels.Current,
+		Reason: "token monitor: the client presented an expired token"}
+	if err := workflow.ExecuteActivity(short(ctx), tokA.RenewPresented, in).Get(ctx, &got); err != nil {
+		return "", err
+	}
+	if got.Held {
+		return fmt.Sprintf("nothing reissued: client %s already holds valid token %s (%s) in Vault KV and does not fetch it", inc.Key, got.JTI, got.KID), nil
+	}
+	return fmt.Sprintf("reissued client %s a token (jti %s, %s) delivered to Vault KV", inc.Key, got.JTI, got.KID), nil
+}
+
+func (s expiredPresented) describe(inc Incident) string {
+	return fmt.Sprintf("rollgate monitor %s: client %s keeps presenting expired tokens (latest %s): %d uses from addresses %s (since %s): it does not renew",
+		s.issuer.URL, inc.Key, inc.Evidence.JTI, inc.Evidence.Uses, list(inc.Evidence.Addresses), inc.OpenedAt.UTC().Format(time.RFC3339))
 }
 
 func list(v []string) string {

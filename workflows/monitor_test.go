@@ -16,6 +16,7 @@ import (
 
 	"github.com/rollgate/rollgate/activities"
 	"github.com/rollgate/rollgate/internal/analysis"
+	"github.com/rollgate/rollgate/internal/keys"
 	"github.com/rollgate/rollgate/internal/registry"
 	"github.com/rollgate/rollgate/workflows"
 )
@@ -31,6 +32,9 @@ type monitorFakes struct {
 	renewed  []time.Time
 	notes    []string
 	// The provider's counts at a judgement, the stages' latest releases, and the rollbacks started.
+	expired   func(now time.Time) activities.ExpiredUsesReport
+	presented []activities.RenewPresentedInput
+	held      bool
 	events    func(now time.Time, in activities.IssuerEventsInput) analysis.EventCounts
 	latest    activities.LatestReleases
 	rollbacks []workflows.RollbackSpec
@@ -52,6 +56,23 @@ func (f *monitorFakes) env() *testsuite.TestWorkflowEnvironment {
 	env.RegisterActivity(notify)
 	env.RegisterActivity(health)
 	env.RegisterActivity(rel)
+	env.RegisterActivity(keysA)
+	env.OnActivity(tokA.ExpiredUsesByClient, mock.Anything, mock.Anything).Return(func(context.Context, activities.RevokedUsesInput) (activities.ExpiredUsesReport, error) {
+		if f.expired == nil {
+			return activities.ExpiredUsesReport{}, nil
+		}
+		return f.expired(env.Now()), nil
+	})
+	env.OnActivity(keysA.ReadLabels, mock.Anything, mock.Anything).Return(keys.Labels{Current: 4, Previous: 3}, nil)
+	env.OnActivity(tokA.RenewPresented, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.RenewPresentedInput) (activities.RenewedPresented, error) {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		f.presented = append(f.presented, in)
+		if f.held {
+			return activities.RenewedPresented{Issued: activities.Issued{Client: in.Client, JTI: "held-1", KID: "rollgate-orders-v4"}, Held: true}, nil
+		}
+		return activities.RenewedPresented{Issued: activities.Issued{Client: in.Client, JTI: fmt.Sprintf("new-%d", len(f.presented)), KID: "rollgate-orders-v4"}}, nil
+	})
 	env.RegisterWorkflow(workflows.Rollback)
 	env.OnActivity(health.IssuerEvents, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.IssuerEventsInput) (analysis.EventCounts, error) {
 		f.mu.Lock()
@@ -273,8 +294,11 @@ func TestTokenMonitor_InvalidSpec_RejectedBeforeAnyActivity(t *testing.T) {
 		{"unknown action", func(s *workflows.MonitorSpec) { s.RevokedUses.Actions = []string{"reissue"} }, "RevokedUses.Actions[0]"},
 		{"notify without webhook", func(s *workflows.MonitorSpec) { s.Webhook = "" }, "Webhook"},
 		{"fraction above a half", func(s *workflows.MonitorSpec) { s.ExpiringRenewal.Fraction = 0.9 }, "ExpiringRenewal.Fraction"},
-		{"nothing to watch", func(s *workflows.MonitorSpec) { s.RevokedUses.Off, s.ExpiringRenewal.Off = true, true }, "Off"},
+		{"nothing to watch", func(s *workflows.MonitorSpec) {
+			s.RevokedUses.Off, s.ExpiringRenewal.Off, s.ExpiredUses.Off = true, true, true
+		}, "Off"},
 		{"no actor", func(s *workflows.MonitorSpec) { s.Actor = "" }, "Actor"},
+		{"expired: unknown action", func(s *workflows.MonitorSpec) { s.ExpiredUses.Actions = []string{"revoke"} }, "ExpiredUses.Actions[0]"},
 		{"unknown provider", func(s *workflows.MonitorSpec) { s.Provider = "datadog" }, "Provider"},
 		{"rollback on staleness", func(s *workflows.MonitorSpec) {
 			s.Provider, s.VerifierStale.Actions = "prometheus", []string{"rollback"}
@@ -438,5 +462,38 @@ func TestTokenMonitor_StaleDenyList_NotifiedOnce(t *testing.T) {
 	rep, _ := runMonitor(t, f, in, monitorStart, 10)
 	if len(rep.Open) != 1 || rep.Open[0].Signal != workflows.SignalVerifierStale || len(f.notes) != 1 || !strings.Contains(f.notes[0], "40 decisions") {
 		t.Fatalf("open %+v, notes %q", rep.Open, f.notes)
+	}
+}
+
+// A client keeps presenting its expired token (it does not renew): one incident for the client,
+// a token of the key's current version reissued once, one notification; when the client already
+// holds a valid token it does not fetch, nothing is reissued and the notification says so.
+func TestTokenMonitor_ClientPresentingAnExpiredToken_ReissuedOnceOrToldItDoesNotFetch(t *testing.T) {
+	for _, held := range []bool{false, true} {
+		t.Run(fmt.Sprintf("held=%v", held), func(t *testing.T) {
+			f := &monitorFakes{held: held, expired: func(now time.Time) activities.ExpiredUsesReport {
+				if now.Before(monitorStart.Add(3 * time.Minute)) {
+					return activities.ExpiredUsesReport{}
+				}
+				return activities.ExpiredUsesReport{Clients: []registry.ClientUses{{Client: "reports", Subject: "reports", LatestJTI: "j-old", Addresses: []string{"10.0.0.5"}, JTIs: 1, Count: 4}}}
+			}}
+			in := monitorSpec()
+			in.RevokedUses.Off, in.ExpiringRenewal.Off = true, true
+			in.ExpiredUses.Actions = []string{"notify", "reissue"}
+			rep, _ := runMonitor(t, f, in, monitorStart, 30)
+			if len(f.presented) != 1 || f.presented[0].Client != "reports" || f.presented[0].JTI != "j-old" || f.presented[0].Version != 4 {
+				t.Fatalf("renewals %+v, want one for reports' j-old with the current version 4", f.presented)
+			}
+			want := "reissued client reports a token (jti new-1"
+			if held {
+				want = "nothing reissued: client reports already holds valid token held-1"
+			}
+			if len(f.notes) != 1 || !strings.Contains(f.notes[0], want) || !strings.Contains(f.notes[0], "10.0.0.5") {
+				t.Fatalf("notifications %q, want one saying %q", f.notes, want)
+			}
+			if len(rep.Open) != 1 || rep.Open[0].Signal != workflows.SignalExpiredPresented || rep.Open[0].Key != "reports" {
+				t.Fatalf("open incidents %+v", rep.Open)
+			}
+		})
 	}
 }

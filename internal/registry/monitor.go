@@ -30,35 +30,79 @@ type SubjectUses struct {
 // GroupUsesBySubject groups the uses of an issuer's revoked tokens by subject, ordered by
 // subject. Uses recorded for another issuer are left out; an empty issuer keeps every use.
 func GroupUsesBySubject(uses []RevokedUse, issuer string) []SubjectUses {
-	by := map[string]*SubjectUses{}
-	var subjects []string
+	groups := groupUses(uses, issuer, func(u RevokedUse) string { return u.Subject })
+	out := make([]SubjectUses, len(groups))
+	for i, g := range groups {
+		out[i] = SubjectUses{Subject: g.key, Clients: g.clients, Addresses: g.addresses, JTIs: g.jtis, Count: g.count, First: g.first, Last: g.last}
+	}
+	return out
+}
+
+// ClientUses is the uses of one client's expired tokens: the tokens (the latest presented, by its
+// last use), the addresses (at most MaxUseAddresses, sorted) and how often.
+type ClientUses struct {
+	Client    string
+	Subject   string // the latest token's subject
+	LatestJTI string // the token presented last
+	Addresses []string
+	JTIs      int
+	Count     int
+	First     time.Time
+	Last      time.Time
+}
+
+// GroupUsesByClient groups the uses of an issuer's tokens by client, ordered by client. Uses
+// recorded for another issuer are left out; an empty issuer keeps every use.
+func GroupUsesByClient(uses []RevokedUse, issuer string) []ClientUses {
+	groups := groupUses(uses, issuer, func(u RevokedUse) string { return u.ClientID })
+	out := make([]ClientUses, len(groups))
+	for i, g := range groups {
+		out[i] = ClientUses{Client: g.key, Subject: g.latest.Subject, LatestJTI: g.latest.JTI, Addresses: g.addresses, JTIs: g.jtis, Count: g.count, First: g.first, Last: g.last}
+	}
+	return out
+}
+
+// useGroup is the uses of one key (subject or client).
+type useGroup struct {
+	key                string
+	clients, addresses []string // each bounded and sorted
+	jtis, count        int
+	first, last        time.Time
+	latest             RevokedUse // the token last presented
+}
+
+// groupUses groups an issuer's uses by key, ordered by key.
+func groupUses(uses []RevokedUse, issuer string, key func(RevokedUse) string) []useGroup {
+	by := map[string]*useGroup{}
+	var keys []string
 	for _, u := range uses {
 		if issuer != "" && u.Issuer != issuer {
 			continue
 		}
-		g := by[u.Subject]
+		k := key(u)
+		g := by[k]
 		if g == nil {
-			g = &SubjectUses{Subject: u.Subject, First: u.First, Last: u.Last}
-			by[u.Subject] = g
-			subjects = append(subjects, u.Subject)
+			g = &useGroup{key: k, first: u.First, last: u.Last, latest: u}
+			by[k] = g
+			keys = append(keys, k)
 		}
-		g.Clients = addBounded(g.Clients, u.ClientID)
+		g.clients = addBounded(g.clients, u.ClientID)
 		for _, a := range u.Addresses {
-			g.Addresses = addBounded(g.Addresses, a)
+			g.addresses = addBounded(g.addresses, a)
 		}
-		g.JTIs++
-		g.Count += u.Count
-		if u.First.Before(g.First) {
-			g.First = u.First
+		g.jtis++
+		g.count += u.Count
+		if u.First.Before(g.first) {
+			g.first = u.First
 		}
-		if u.Last.After(g.Last) {
-			g.Last = u.Last
+		if u.Last.After(g.last) {
+			g.last, g.latest = u.Last, u
 		}
 	}
-	slices.Sort(subjects)
-	out := make([]SubjectUses, len(subjects))
-	for i, s := range subjects {
-		out[i] = *by[s]
+	slices.Sort(keys)
+	out := make([]useGroup, len(keys))
+	for i, k := range keys {
+		out[i] = *by[k]
 	}
 	return out
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -12,11 +13,19 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 )
 
-// Revoked tokens still presented: a verifier that refuses a token because it is revoked records
-// the use, so that the token monitor can tell a stolen token being replayed from a client that
-// missed its reissue. Uses table (partition key hour "2006-01-02T15" UTC, sort key jti): per token
-// and hour, the subject, client, issuer, first and last use, a count and up to MaxUseAddresses
-// source addresses; expires_at (the table's TTL attribute) a week later.
+// Refused tokens still presented: a verifier that refuses a token because it is revoked, or
+// because it expired (its signature verified, so its claims are the issuer's), records the use,
+// so that the token monitor can tell a stolen token being replayed, or a client that does not
+// renew. Uses table (partition key hour "2006-01-02T15" UTC, sort key jti, "expired#<jti>" for an
+// expired token's uses): per token, kind and hour, the subject, client, issuer, first and last
+// use, a count and up to MaxUseAddresses source addresses; expires_at (the table's TTL attribute)
+// a week later.
+
+// Kinds of use recorded.
+const (
+	UseRevoked = "revoked" // a revoked token presented (items without a kind)
+	UseExpired = "expired" // an expired token presented
+)
 
 // RevokedUseActions lists the IAM actions of the calls RecordRevokedUse makes, on the uses
 // table: what a verifier's role needs beside DenyListActions to record revoked tokens presented.
@@ -29,15 +38,17 @@ const MaxUseAddresses = 16
 // UseRetention is how long a use is kept.
 const UseRetention = 7 * 24 * time.Hour
 
-// UseEvent is one presentation of a revoked token.
+// UseEvent is one presentation of a refused token.
 type UseEvent struct {
+	Kind                           string // UseRevoked ("") or UseExpired
 	JTI, Subject, ClientID, Issuer string
 	Address                        string // the source address as the gateway reports it
 	At                             time.Time
 }
 
-// RevokedUse is the uses of one revoked token within one hour.
+// RevokedUse is the uses of one refused token, of one kind, within one hour.
 type RevokedUse struct {
+	Kind                           string
 	JTI, Subject, ClientID, Issuer string
 	Addresses                      []string
 	Count                          int
@@ -63,9 +74,17 @@ func (r *Registry) RecordRevokedUse(ctx context.Context, e UseEvent) error {
 	if e.At.IsZero() {
 		e.At = r.now()
 	}
+	sortKey := clip(e.JTI, 256)
+	switch e.Kind {
+	case "", UseRevoked:
+	case UseExpired:
+		sortKey = expiredPrefix + sortKey
+	default:
+		return fmt.Errorf("record use: kind %q: allowed %s, %s", e.Kind, UseRevoked, UseExpired)
+	}
 	key := map[string]types.AttributeValue{
 		"hour": &types.AttributeValueMemberS{Value: hourBucket(e.At)},
-		"jti":  &types.AttributeValueMemberS{Value: clip(e.JTI, 256)},
+		"jti":  &types.AttributeValueMemberS{Value: sortKey},
 	}
 	values := map[string]types.AttributeValue{
 		":one": &types.AttributeValueMemberN{Value: "1"},
@@ -106,9 +125,21 @@ func (r *Registry) RecordRevokedUse(ctx context.Context, e UseEvent) error {
 	return nil
 }
 
+// expiredPrefix marks an expired token's uses in the sort key, apart from its uses once revoked.
+const expiredPrefix = "expired#"
+
 // RevokedUses reads the uses of revoked tokens last seen at or after since, hour by hour up to
 // now, at most limit of them (truncated says there were more).
 func (r *Registry) RevokedUses(ctx context.Context, since time.Time, limit int) (uses []RevokedUse, truncated bool, err error) {
+	return r.Uses(ctx, UseRevoked, since, limit)
+}
+
+// Uses reads the uses of one kind last seen at or after since, hour by hour up to now, at most
+// limit of them (truncated says there were more).
+func (r *Registry) Uses(ctx context.Context, kind string, since time.Time, limit int) (uses []RevokedUse, truncated bool, err error) {
+	if kind != UseRevoked && kind != UseExpired {
+		return nil, false, fmt.Errorf("uses: kind %q: allowed %s, %s", kind, UseRevoked, UseExpired)
+	}
 	now := r.now()
 	if since.After(now) || now.Sub(since) > UseRetention {
 		return nil, false, fmt.Errorf("revoked uses since %s: allowed within the last %s", since.UTC().Format(time.RFC3339), UseRetention)
@@ -130,10 +161,14 @@ func (r *Registry) RevokedUses(ctx context.Context, since time.Time, limit int) 
 				return nil, false, fmt.Errorf("read revoked uses: %w", err)
 			}
 			for _, item := range page.Items {
+				u := useOf(item)
+				if u.Kind != kind {
+					continue
+				}
 				if len(uses) == limit {
 					return uses, true, nil
 				}
-				uses = append(uses, useOf(item))
+				uses = append(uses, u)
 			}
 		}
 	}
@@ -154,10 +189,13 @@ func useOf(item map[string]types.AttributeValue) RevokedUse {
 		}
 		return 0
 	}
-	u := RevokedUse{JTI: str("jti"), Subject: str("subject"), ClientID: str("client_id"), Issuer: str("issuer"), Count: int(num("use_count")),
+	u := RevokedUse{Kind: UseRevoked, JTI: str("jti"), Subject: str("subject"), ClientID: str("client_id"), Issuer: str("issuer"), Count: int(num("use_count")),
 		First: time.UnixMilli(num("first_at")).UTC(), Last: time.UnixMilli(num("last_at")).UTC()}
 	if v, ok := item["addresses"].(*types.AttributeValueMemberSS); ok {
 		u.Addresses = v.Value
+	}
+	if jti, ok := strings.CutPrefix(u.JTI, expiredPrefix); ok {
+		u.Kind, u.JTI = UseExpired, jti
 	}
 	return u
 }
