@@ -56,7 +56,10 @@ type ReleaseBed struct {
 	// TaskQueue is where the bed's workers poll: workflows.TaskQueue, or one of the bed's own
 	// (WithOwnTaskQueue).
 	TaskQueue string
-	Activity  *activities.Set
+	// Vault holds the release's transit key, key labels and delivered client tokens: the bed's,
+	// or a test's own (WithVault).
+	Vault    *VaultServer
+	Activity *activities.Set
 	// Authorizer is the REST API's authorizer function (nil for an HTTP API, whose JWT
 	// authorizer is the gateway's own); its Logs hold its EMF lines and rejection logs.
 	Authorizer *LambdaFunction
@@ -109,6 +112,7 @@ type ReleaseOption func(*releaseOptions)
 
 type releaseOptions struct {
 	ownQueue  bool
+	vault     *VaultServer
 	client    []func(*client.Options)
 	providers analysis.Providers
 }
@@ -123,6 +127,12 @@ func WithAnalysisProviders(ps analysis.Providers) ReleaseOption {
 // that tests running in parallel never run each other's workflows or activities.
 func WithOwnTaskQueue() ReleaseOption {
 	return func(o *releaseOptions) { o.ownQueue = true }
+}
+
+// WithVault keeps the release's key, labels and client tokens in v instead of the bed's Vault,
+// for a test that seals it: the bed's Vault serves the tests running beside it.
+func WithVault(v *VaultServer) ReleaseOption {
+	return func(o *releaseOptions) { o.vault = v }
 }
 
 // WithClientOptions applies f to the options of the Temporal client the bed's worker (and
@@ -147,12 +157,15 @@ func provision(ctx context.Context, b *Bed, name string, kind gateway.Kind, opti
 	if err != nil {
 		return nil, err
 	}
-	vc, err := b.Vault.Client()
+	r := &ReleaseBed{Bed: b, Name: name, Kind: kind, Stage: "prod", Bucket: name + "-issuer", Key: keys.NamePrefix + name, Clients: []string{name + "-billing"},
+		Backends: map[string]string{}, Vault: b.Vault}
+	if ro.vault != nil {
+		r.Vault = ro.vault
+	}
+	vc, err := r.Vault.Client()
 	if err != nil {
 		return nil, err
 	}
-	r := &ReleaseBed{Bed: b, Name: name, Kind: kind, Stage: "prod", Bucket: name + "-issuer", Key: keys.NamePrefix + name, Clients: []string{name + "-billing"},
-		Backends: map[string]string{}}
 	r.Issuer = b.S3.URL + "/" + r.Bucket
 	ok := false
 	defer func() {
