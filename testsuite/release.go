@@ -56,10 +56,7 @@ type ReleaseBed struct {
 	// TaskQueue is where the bed's workers poll: workflows.TaskQueue, or one of the bed's own
 	// (WithOwnTaskQueue).
 	TaskQueue string
-	// Vault holds the release's transit key, key labels and delivered client tokens: the bed's,
-	// or a test's own (WithVault).
-	Vault    *VaultServer
-	Activity *activities.Set
+	Activity  *activities.Set
 	// Authorizer is the REST API's authorizer function (nil for an HTTP API, whose JWT
 	// authorizer is the gateway's own); its Logs hold its EMF lines and rejection logs.
 	Authorizer *LambdaFunction
@@ -157,15 +154,16 @@ func provision(ctx context.Context, b *Bed, name string, kind gateway.Kind, opti
 	if err != nil {
 		return nil, err
 	}
-	r := &ReleaseBed{Bed: b, Name: name, Kind: kind, Stage: "prod", Bucket: name + "-issuer", Key: keys.NamePrefix + name, Clients: []string{name + "-billing"},
-		Backends: map[string]string{}, Vault: b.Vault}
+	v := b.Vault
 	if ro.vault != nil {
-		r.Vault = ro.vault
+		v = ro.vault
 	}
-	vc, err := r.Vault.Client()
+	vc, err := v.Client()
 	if err != nil {
 		return nil, err
 	}
+	r := &ReleaseBed{Bed: b, Name: name, Kind: kind, Stage: "prod", Bucket: name + "-issuer", Key: keys.NamePrefix + name, Clients: []string{name + "-billing"},
+		Backends: map[string]string{}}
 	r.Issuer = b.S3.URL + "/" + r.Bucket
 	ok := false
 	defer func() {
