@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"regexp"
 	"sort"
 	"strings"
 	"sync"
@@ -154,8 +153,6 @@ func Start(ctx context.Context, opts Options) (*Bed, error) {
 	return b, nil
 }
 
-var unsealKey = regexp.MustCompile(`Unseal Key: \S+`)
-
 // Close stops every server that is running.
 func (b *Bed) Close() {
 	var wg sync.WaitGroup
@@ -201,12 +198,8 @@ func (b *Bed) Logs() string {
 	for _, name := range names {
 		fmt.Fprintf(&sb, "----- %s -----\n%s\n", name, b.logs[name].String())
 	}
-	out := sb.String()
-	if b.Vault != nil { // the dev server prints its root token; keep it out of test output
-		out = strings.ReplaceAll(out, b.Vault.Token, "[redacted]")
-	}
-	out = unsealKey.ReplaceAllString(out, "Unseal Key: [redacted]")
-	return out
+	// The dev server prints its root token and unseal key; keep them out of test output.
+	return redactVault(sb.String(), b.Vault)
 }
 
 // AWSConfig is an aws.Config for the bed: static test credentials, the bed's region, and the

@@ -148,7 +148,7 @@ func rollBackDuringTheFault(t *testing.T, fr *faultRelease, fromHistory bool) fu
 		}
 	}
 	run, err := fr.temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
-		ID: workflows.RollbackWorkflowID(fr.r.APIID, fr.r.Stage), TaskQueue: workflows.TaskQueue,
+		ID: workflows.RollbackWorkflowID(fr.r.APIID, fr.r.Stage), TaskQueue: fr.queue,
 	}, workflows.Rollback, workflows.RollbackSpec{APIID: fr.r.APIID, Stage: fr.r.Stage, Actor: req.Actor, Reason: req.Reason})
 	if err != nil {
 		t.Fatalf("rollback from the history: %v", err)

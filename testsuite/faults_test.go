@@ -105,26 +105,33 @@ type faultRelease struct {
 	// temporal is the client the release is run and watched with: the ReleaseBed's, unless the
 	// test runs a Temporal server of its own.
 	temporal client.Client
-	run      client.WorkflowRun
+	// queue is the task queue the release runs on: the worker programs' (workflows.TaskQueue,
+	// unless the test gives them one of its own).
+	queue string
+	run   client.WorkflowRun
 }
 
 // newFaultRelease provisions a stage whose releases only the worker programs of the test run.
-func newFaultRelease(t *testing.T, name, version string) *faultRelease {
+func newFaultRelease(t *testing.T, name, version string, options ...testsuite.ReleaseOption) *faultRelease {
 	t.Helper()
-	r := provision(t, uniqueName(name))
+	r, err := testsuite.ProvisionRelease(context.Background(), shared.Bed(t), uniqueName(name), options...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(r.Close)
 	r.StopWorker()
 	k, err := r.Activity.Keys.Transit.ReadKey(context.Background(), r.Key)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &faultRelease{r: r, version: version, before: observe(t, r), latest: k.LatestVersion, temporal: r.Temporal}
+	return &faultRelease{r: r, version: version, before: observe(t, r), latest: k.LatestVersion, temporal: r.Temporal, queue: workflows.TaskQueue}
 }
 
 func (fr *faultRelease) start(t *testing.T, bake time.Duration) {
 	t.Helper()
 	s := fr.r.Spec(fr.version, bake)
 	run, err := fr.temporal.ExecuteWorkflow(context.Background(), client.StartWorkflowOptions{
-		ID: s.WorkflowID(), TaskQueue: workflows.TaskQueue, WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
+		ID: s.WorkflowID(), TaskQueue: fr.queue, WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
 	}, workflows.Deployment, s)
 	if err != nil {
 		t.Fatal(err)

@@ -109,6 +109,7 @@ type ReleaseOption func(*releaseOptions)
 
 type releaseOptions struct {
 	ownQueue  bool
+	vault     *VaultServer
 	client    []func(*client.Options)
 	providers analysis.Providers
 }
@@ -123,6 +124,12 @@ func WithAnalysisProviders(ps analysis.Providers) ReleaseOption {
 // that tests running in parallel never run each other's workflows or activities.
 func WithOwnTaskQueue() ReleaseOption {
 	return func(o *releaseOptions) { o.ownQueue = true }
+}
+
+// WithVault keeps the release's key, labels and client tokens in v instead of the bed's Vault,
+// for a test that seals it: the bed's Vault serves the tests running beside it.
+func WithVault(v *VaultServer) ReleaseOption {
+	return func(o *releaseOptions) { o.vault = v }
 }
 
 // WithClientOptions applies f to the options of the Temporal client the bed's worker (and
@@ -147,7 +154,11 @@ func provision(ctx context.Context, b *Bed, name string, kind gateway.Kind, opti
 	if err != nil {
 		return nil, err
 	}
-	vc, err := b.Vault.Client()
+	v := b.Vault
+	if ro.vault != nil {
+		v = ro.vault
+	}
+	vc, err := v.Client()
 	if err != nil {
 		return nil, err
 	}

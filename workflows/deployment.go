@@ -353,7 +353,7 @@ func (d *deployment) bakeOnce(ctx workflow.Context, step spec.Step) ([]analysis.
 		// cancellation from a heartbeat, so keep it short. The workflow does not wait for the bake
 		// to acknowledge a cancellation: a rollback starts at once.
 		HeartbeatTimeout: bakeHeartbeat(c.ProbeInterval.D()),
-		RetryPolicy:      &temporal.RetryPolicy{InitialInterval: time.Second, MaximumAttempts: 5},
+		RetryPolicy:      probeRetry(ctx, &temporal.RetryPolicy{InitialInterval: time.Second, MaximumAttempts: 5}),
 	})
 	var res activities.BakeResult
 	err := workflow.ExecuteActivity(bakeCtx, health.Bake, activities.BakeInput{

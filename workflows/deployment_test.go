@@ -67,12 +67,15 @@ type world struct {
 	// verifyOutage is how many probes fail, once a rollback began, as they do while the registry
 	// they mint tokens in is unreachable.
 	verifyOutage int
-	block        bool // bakes block until cancelled
-	notes        []string
-	send         func(context.Context, activities.NotifyInput) error // the webhook's answer; nil: delivered
-	logs         *syncBuffer                                         // the workflow's log
-	canary       activities.CanaryInput                              // what StartCanary was asked last
-	runID        string                                              // the run StartCanary was called from
+	// sealedProbes and sealedBakes are how many probes (once the key rotated) and bakes fail as
+	// they do while Vault, which signs their tokens, is sealed.
+	sealedProbes, sealedBakes int
+	block                     bool // bakes block until cancelled
+	notes                     []string
+	send                      func(context.Context, activities.NotifyInput) error // the webhook's answer; nil: delivered
+	logs                      *syncBuffer                                         // the workflow's log
+	canary                    activities.CanaryInput                              // what StartCanary was asked last
+	runID                     string                                              // the run StartCanary was called from
 	// retirements are the KeyRetirement workflows scheduled.
 	retirements []workflows.KeyRetirementInput
 	// flushes are the authorizer cache flushes asked for; revokedAt and flushedAt the workflow
@@ -94,6 +97,21 @@ func (w *world) record(name string) error {
 	}
 	return nil
 }
+
+// sealed says whether Vault refuses to sign now, counting the refusal in left.
+func (w *world) sealed(left *int) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if *left == 0 {
+		return false
+	}
+	*left--
+	return true
+}
+
+// errSealed is what an activity returns when Vault is sealed: retryable, as the activities
+// classify a 503.
+var errSealed = temporal.NewApplicationError("sign with orders-issuer v3: Code: 503. Errors: * Vault is sealed", "ResponseError")
 
 // outage says whether a probe fails now, counting it.
 func (w *world) outage() bool {
@@ -230,6 +248,9 @@ func newEnv(t *testing.T, w *world) *testsuite.TestWorkflowEnvironment {
 		if w.count("RestoreStage") > 0 && w.outage() {
 			return activities.ProbeResult{}, temporal.NewApplicationError("batch write rollgate-tokens: connection refused", "Unavailable")
 		}
+		if w.count("PrepareKey") > 0 && w.sealed(&w.sealedProbes) {
+			return activities.ProbeResult{}, errSealed
+		}
 		return healthy, w.record("Probe")
 	})
 	env.OnActivity(health.CheckAnalysis, mock.Anything, mock.Anything).Return(func(context.Context, activities.CheckAnalysisInput) error {
@@ -249,6 +270,9 @@ func newEnv(t *testing.T, w *world) *testsuite.TestWorkflowEnvironment {
 		return true, w.record("ProbeRevoked")
 	})
 	env.OnActivity(health.Bake, mock.Anything, mock.Anything).Return(func(ctx context.Context, in activities.BakeInput) (activities.BakeResult, error) {
+		if w.sealed(&w.sealedBakes) {
+			return activities.BakeResult{}, errSealed
+		}
 		if err := w.record("Bake"); err != nil {
 			return activities.BakeResult{}, err
 		}
@@ -469,6 +493,22 @@ func TestDeployment_VerificationWaitsOutADependencyOutage(t *testing.T) {
 	r := result(t, env)
 	if r.Outcome != workflows.OutcomeRolledBack || !r.Rollback.Verified || w.verifyOutage != 0 {
 		t.Fatalf("outcome %s, report %+v, %d failures left", r.Outcome, r.Rollback, w.verifyOutage)
+	}
+}
+
+// Vault sealed for about half a minute while a release checks its tokens: the probes cannot mint
+// and fail with a retryable error, which says nothing about the release's health. They are retried
+// until Vault is back and the release is promoted; likewise a bake that cannot mint at its start.
+func TestDeployment_TokenChecksAndBakesWaitOutASealedVault(t *testing.T) {
+	for name, w := range map[string]*world{"token-check": {sealedProbes: 6}, "bake": {sealedBakes: 6}} {
+		t.Run(name, func(t *testing.T) {
+			env := newEnv(t, w)
+			env.ExecuteWorkflow(workflows.Deployment, testSpec())
+			r := result(t, env)
+			if r.Outcome != workflows.OutcomePromoted || w.sealedProbes+w.sealedBakes != 0 {
+				t.Fatalf("outcome %s (rollback %+v), %d probe and %d bake refusals left", r.Outcome, r.Rollback, w.sealedProbes, w.sealedBakes)
+			}
+		})
 	}
 }
 

@@ -55,8 +55,24 @@ const changeGatewayTaskQueue = "gateway-task-queue"
 func probing(ctx workflow.Context) workflow.Context {
 	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		StartToCloseTimeout: 2 * time.Minute,
-		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: time.Second, MaximumAttempts: 3},
+		RetryPolicy:         probeRetry(ctx, &temporal.RetryPolicy{InitialInterval: time.Second, MaximumAttempts: 3}),
 	})
+}
+
+// changePatientProbes: a probe or a bake that fails with an error, rather than with what the
+// stage answered, is retried for about a minute before the release rolls back. Such an error
+// (Vault sealed, so no probe token can be signed; the registry or the stage unreachable) says
+// nothing about the release, and a rollback needs the same Vault. Recorded histories gave a token
+// check 3 attempts within about 3 s and a bake 5 within about 15 s.
+const changePatientProbes = "patient-probes"
+
+// probeRetry is the retry policy of a probe or bake: 1, 2, 4, 8 s apart, then every 10 s, 10
+// attempts (a minute of waiting, plus the attempts); legacy for runs recorded before.
+func probeRetry(ctx workflow.Context, legacy *temporal.RetryPolicy) *temporal.RetryPolicy {
+	if workflow.GetVersion(ctx, changePatientProbes, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+		return legacy
+	}
+	return &temporal.RetryPolicy{InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: 10 * time.Second, MaximumAttempts: 10}
 }
 
 // failureTrigger decides what made a workflow fail, for its rollback.
