@@ -77,15 +77,9 @@ const MaxMonitoredVersions = 10
 // ExpiringWithoutSuccessor finds, per client, the soonest-expiring active token of the key that
 // is within its expiry window and that no other active token of the client and key outlives.
 func (a *Tokens) ExpiringWithoutSuccessor(ctx context.Context, in ExpiringInput) (ExpiringReport, error) {
-	k, err := a.Transit.ReadKey(ctx, in.Key)
+	kids, err := a.monitoredKIDs(ctx, in.Key)
 	if err != nil {
-		return ExpiringReport{}, classify(err)
-	}
-	versions := k.Versions()
-	versions = versions[max(0, len(versions)-MaxMonitoredVersions):]
-	kids := make([]string, len(versions))
-	for i, v := range versions {
-		kids[i] = keys.KID(in.Key, v)
+		return ExpiringReport{}, err
 	}
 	recs, truncated, err := a.Registry.ExpiringActive(ctx, kids, in.Now.Add(-a.longestLifetime()), in.Now, in.Now.Add(a.expiryHorizon(in)), readLimit(in.Limit))
 	if err != nil {
@@ -121,6 +115,21 @@ func (a *Tokens) ExpiringWithoutSuccessor(ctx context.Context, in ExpiringInput)
 	}
 	slices.SortFunc(out.Tokens, func(x, y ExpiringToken) int { return cmp.Compare(x.Client, y.Client) })
 	return out, nil
+}
+
+// monitoredKIDs are the kids of the key's newest MaxMonitoredVersions versions.
+func (a *Tokens) monitoredKIDs(ctx context.Context, key string) ([]string, error) {
+	k, err := a.Transit.ReadKey(ctx, key)
+	if err != nil {
+		return nil, classify(err)
+	}
+	versions := k.Versions()
+	versions = versions[max(0, len(versions)-MaxMonitoredVersions):]
+	kids := make([]string, len(versions))
+	for i, v := range versions {
+		kids[i] = keys.KID(key, v)
+	}
+	return kids, nil
 }
 
 // longestLifetime is the longest lifetime a token can have: the verifiers' maximum, or the spec's.
@@ -249,4 +258,51 @@ func (a *Tokens) RenewPresented(ctx context.Context, in RenewPresentedInput) (Re
 	t := ExpiringToken{Client: in.Client, Subject: rec.Subject, JTI: rec.JTI, KID: rec.KID, IssuedAt: rec.IssuedAt, ExpiresAt: rec.ExpiresAt}
 	issued, err := a.renew(ctx, in.Issuer, in.Version, t, in.Reason)
 	return RenewedPresented{Issued: issued}, err
+}
+
+// IssuedInput asks for the tokens of the key's newest versions issued in [Since, Until), by
+// client.
+type IssuedInput struct {
+	Key          string
+	Since, Until time.Time
+	Limit        int // default and at most MaxMonitorReads
+}
+
+// ClientIssued is how many tokens one client was issued.
+type ClientIssued struct {
+	Client string
+	Count  int
+}
+
+// IssuedReport is the interval's issuance by client, ordered by client.
+type IssuedReport struct {
+	Clients   []ClientIssued
+	Truncated bool
+}
+
+// IssuedByClient counts the tokens of the key's newest MaxMonitoredVersions versions the
+// registry records issued in the window, by client (the subject for a token without one).
+func (a *Tokens) IssuedByClient(ctx context.Context, in IssuedInput) (IssuedReport, error) {
+	kids, err := a.monitoredKIDs(ctx, in.Key)
+	if err != nil {
+		return IssuedReport{}, err
+	}
+	recs, truncated, err := a.Registry.IssuedBetween(ctx, kids, in.Since, in.Until, readLimit(in.Limit))
+	if err != nil {
+		return IssuedReport{}, err
+	}
+	by := map[string]int{}
+	for _, rec := range recs {
+		client := rec.ClientID
+		if client == "" {
+			client = rec.Subject
+		}
+		by[client]++
+	}
+	out := IssuedReport{Truncated: truncated}
+	for c, n := range by {
+		out.Clients = append(out.Clients, ClientIssued{Client: c, Count: n})
+	}
+	slices.SortFunc(out.Clients, func(x, y ClientIssued) int { return cmp.Compare(x.Client, y.Client) })
+	return out, nil
 }

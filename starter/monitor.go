@@ -46,7 +46,7 @@ func monitorStartCmd() *cobra.Command {
 	var in workflows.MonitorSpec
 	var issuer, key, keyType, audiences, revokedActions, renewalActions string
 	var noRevoked, noRenewal, noExpired bool
-	var expiredActions string
+	var expiredActions, issuanceActions string
 	var kidActions, sigActions, staleActions string
 	var maxRatio float64
 	var baseline int
@@ -70,6 +70,7 @@ func monitorStartCmd() *cobra.Command {
 			for _, p := range []*workflows.RejectionPolicy{&in.UnknownKID, &in.BadSignature} {
 				p.MaxRatio, p.Baseline, p.ReleaseWindow = maxRatio, baseline, releaseWindow
 			}
+			in.IssuanceRate.MaxRatio, in.IssuanceRate.Baseline, in.IssuanceRate.Actions = maxRatio, baseline, splitList(issuanceActions)
 			in.UnknownKID.Actions, in.UnknownKID.Off = splitList(kidActions), noUnknownKID
 			in.BadSignature.Actions, in.BadSignature.Off = splitList(sigActions), noBadSignature
 			in.VerifierStale.Actions, in.VerifierStale.Off = splitList(staleActions), noStale
@@ -111,6 +112,9 @@ func monitorStartCmd() *cobra.Command {
 	f.IntVar(&in.ExpiredUses.Threshold, "expired-threshold", 1, "uses of a client's expired tokens that open an incident")
 	f.StringVar(&expiredActions, "expired-actions", "notify", "on expired tokens still presented: notify and/or reissue (a token of the current key version to the client's Vault KV path, unless it holds a valid one)")
 	f.BoolVar(&noExpired, "no-expired", false, "do not watch expired tokens still presented")
+	f.BoolVar(&in.IssuanceRate.On, "issuance", false, "watch tokens issued per client per interval against each client's baseline (the registry's by-kid index)")
+	f.IntVar(&in.IssuanceRate.Threshold, "issuance-threshold", workflows.DefaultIssuanceThreshold, "tokens issued to one client in an interval that may open an incident")
+	f.StringVar(&issuanceActions, "issuance-actions", "notify", "on an issuance burst: notify")
 	f.StringVar(&in.Provider, "provider", "", "the worker's metric provider (prometheus or cloudwatch) to read the gateways' authorizer signals from: unknown kids, bad signatures, stale deny lists (empty: off)")
 	f.IntVar(&in.UnknownKID.Threshold, "unknown-kid-threshold", workflows.DefaultRejectionThreshold, "unknown-kid rejections in one interval that may open an incident")
 	f.StringVar(&kidActions, "unknown-kid-actions", "notify", "on an unknown-kid burst: notify and/or rollback (the stage's latest release, when it carried the rejections and was promoted within --release-window)")
@@ -118,8 +122,8 @@ func monitorStartCmd() *cobra.Command {
 	f.IntVar(&in.BadSignature.Threshold, "bad-signature-threshold", workflows.DefaultRejectionThreshold, "bad-signature rejections in one interval that may open an incident")
 	f.StringVar(&sigActions, "bad-signature-actions", "notify", "on a bad-signature burst: notify and/or rollback")
 	f.BoolVar(&noBadSignature, "no-bad-signature", false, "do not watch bad-signature rejections")
-	f.Float64Var(&maxRatio, "max-ratio", workflows.DefaultMaxRatio, "once a baseline is learned, rejections must also exceed this many times it (1 to 1000)")
-	f.IntVar(&baseline, "baseline", workflows.DefaultBaselineIntervals, "quiet intervals the rejection baseline (their median) is learned from")
+	f.Float64Var(&maxRatio, "max-ratio", workflows.DefaultMaxRatio, "once a baseline is learned, rejections and issuance must also exceed this many times it (1 to 1000)")
+	f.IntVar(&baseline, "baseline", workflows.DefaultBaselineIntervals, "quiet intervals the rejection and issuance baselines (their median) are learned from")
 	f.DurationVar(&releaseWindow, "release-window", workflows.DefaultReleaseWindow, "how soon after its promotion a release is linked to a rejection burst (rollback)")
 	f.IntVar(&in.VerifierStale.Threshold, "stale-threshold", 1, "decisions on a stale deny list in one interval that open an incident")
 	f.StringVar(&staleActions, "stale-actions", "notify", "on decisions taken on a stale deny list: notify")

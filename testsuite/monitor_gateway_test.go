@@ -2,6 +2,7 @@ package testsuite_test
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -181,4 +182,46 @@ func monitorBed(t *testing.T, name string) (*testsuite.ReleaseBed, *webhookSink)
 
 func monitorOptions(r *testsuite.ReleaseBed) client.StartWorkflowOptions {
 	return client.StartWorkflowOptions{ID: workflows.MonitorID(r.Key), TaskQueue: r.TaskQueue}
+}
+
+// Issuance against the registry, for real: a client is issued 30 tokens of the current key in
+// one interval (recorded in the bed's registry as a release's reissue records them); the
+// monitor, reading the by-kid index, opens one incident for that client and notifies once.
+func TestTokenMonitor_IssuanceBurstInTheRegistry_OneIncidentForTheClient(t *testing.T) {
+	t.Parallel() // on a task queue of its own (WithOwnTaskQueue)
+	r, hook := monitorBed(t, "monitoriss")
+	ctx := context.Background()
+	ref := r.IssuerRef()
+	labels, err := r.Activity.Keys.ReadLabels(ctx, ref.Key.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	run, err := r.Temporal.ExecuteWorkflow(ctx, monitorOptions(r), workflows.TokenMonitor, workflows.MonitorSpec{Issuer: ref, Interval: workflows.MinMonitorInterval,
+		Webhook: "oncall", Actor: "sec", RevokedUses: workflows.RevokedUsesPolicy{Off: true}, ExpiringRenewal: workflows.RenewalPolicy{Off: true},
+		ExpiredUses: workflows.ExpiredUsesPolicy{Off: true}, IssuanceRate: workflows.IssuancePolicy{On: true, Threshold: 20}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = r.Temporal.TerminateWorkflow(context.Background(), run.GetID(), "", "test over") })
+	waitForMonitor(t, r, run, func(st workflows.MonitorStatus) bool { return st.Judgements >= 1 })
+
+	now := time.Now().UTC().Truncate(time.Second)
+	burst := make([]tokens.Minted, 30)
+	for i := range burst {
+		burst[i] = tokens.Minted{JTI: fmt.Sprintf("%s-burst-%02d", r.Name, i), KID: keys.KID(r.Key, labels.Current), Subject: "batch", ClientID: "batch",
+			IssuedAt: now, ExpiresAt: now.Add(time.Hour)}
+	}
+	if err := r.Activity.Tokens.Registry.RecordIssued(ctx, burst); err != nil {
+		t.Fatal(err)
+	}
+	st := waitForMonitor(t, r, run, func(st workflows.MonitorStatus) bool {
+		return len(st.Incidents) == 1 && st.Incidents[0].Actions[0].Done
+	})
+	inc := st.Incidents[0]
+	if inc.Signal != workflows.SignalIssuanceRate || inc.Key != "batch" || inc.Evidence.Issued != 30 {
+		t.Fatalf("incident %+v, want the batch client's 30 tokens", inc)
+	}
+	if texts := hook.texts(); len(texts) != 1 || !strings.Contains(texts[0], "client batch was issued 30 tokens") {
+		t.Fatalf("notifications %q", texts)
+	}
 }

@@ -25,6 +25,8 @@ const (
 	// SignalExpiredPresented: expired tokens still presented at a gateway, by client: a client
 	// that does not renew.
 	SignalExpiredPresented = "expired_presented"
+	// SignalIssuanceRate: tokens issued to a client per interval against its baseline.
+	SignalIssuanceRate = "issuance_rate"
 )
 
 // Actions a policy may take on an incident.
@@ -78,6 +80,7 @@ type MonitorSpec struct {
 	RevokedUses     RevokedUsesPolicy
 	ExpiringRenewal RenewalPolicy
 	ExpiredUses     ExpiredUsesPolicy `json:",omitzero"`
+	IssuanceRate    IssuancePolicy    `json:",omitzero"`
 	// Provider names the worker's metric provider (prometheus or cloudwatch) the signals of the
 	// gateways' authorizers are read from; "" leaves those signals off.
 	Provider      string          `json:",omitempty"`
@@ -132,9 +135,11 @@ type MonitorCarry struct {
 	Baselines []Baseline `json:",omitempty"`
 }
 
-// Baseline is a signal's values in its last quiet intervals, oldest first.
+// Baseline is a signal's values, for one key (a client; "" for the issuer as a whole), in its
+// last quiet intervals, oldest first.
 type Baseline struct {
 	Signal string
+	Key    string `json:",omitempty"`
 	Values []float64
 }
 
@@ -160,6 +165,7 @@ type Evidence struct {
 	ExpiresAt time.Time
 	// Of the provider-based signals: the interval's rejections (or stale decisions) among its
 	// verifications, the baseline they were judged against, and the releases with most of them.
+	Issued        int                 `json:",omitempty"`
 	Rejections    float64             `json:",omitempty"`
 	Stale         float64             `json:",omitempty"`
 	Verifications float64             `json:",omitempty"`
@@ -269,6 +275,7 @@ func (in MonitorSpec) Validate() error {
 		p.Add("ExpiredUses.Threshold", "%d: allowed 0 (one use) to 1000000", in.ExpiredUses.Threshold)
 	}
 	checkActions(&p, "ExpiredUses.Actions", in.ExpiredUses.Actions, ActionReissue)
+	in.IssuanceRate.check(&p)
 	in.checkProviderPolicies(&p)
 	if in.ExpiringRenewal.Window != 0 {
 		p.CheckDuration("ExpiringRenewal.Window", in.ExpiringRenewal.Window, time.Minute, spec.MaxTokenTTL)
@@ -280,13 +287,14 @@ func (in MonitorSpec) Validate() error {
 	notifies := (!in.RevokedUses.Off && slices.Contains(policyActions(in.RevokedUses.Actions), ActionNotify)) ||
 		(!in.ExpiringRenewal.Off && slices.Contains(policyActions(in.ExpiringRenewal.Actions), ActionNotify)) ||
 		(!in.ExpiredUses.Off && slices.Contains(policyActions(in.ExpiredUses.Actions), ActionNotify)) ||
+		in.IssuanceRate.On ||
 		(unknownKID && slices.Contains(policyActions(in.UnknownKID.Actions), ActionNotify)) ||
 		(badSignature && slices.Contains(policyActions(in.BadSignature.Actions), ActionNotify)) ||
 		(stale && slices.Contains(policyActions(in.VerifierStale.Actions), ActionNotify))
 	if notifies && in.Webhook == "" {
 		p.Add("Webhook", "required: a policy notifies (name a webhook configured on the worker, or choose other actions)")
 	}
-	if in.RevokedUses.Off && in.ExpiringRenewal.Off && in.ExpiredUses.Off && !unknownKID && !badSignature && !stale {
+	if in.RevokedUses.Off && in.ExpiringRenewal.Off && in.ExpiredUses.Off && !in.IssuanceRate.On && !unknownKID && !badSignature && !stale {
 		p.Add("RevokedUses.Off|ExpiringRenewal.Off|ExpiredUses.Off", "every signal is off: nothing to monitor")
 	}
 	if c := in.Carry; c != nil && len(c.Incidents) > MaxOpenIncidents {
@@ -294,8 +302,8 @@ func (in MonitorSpec) Validate() error {
 	}
 	if c := in.Carry; c != nil {
 		for i, b := range c.Baselines {
-			if len(b.Values) > MaxBaselineIntervals || i >= 8 {
-				p.Add(fmt.Sprintf("Carry.Baselines[%d]", i), "%d values: at most %d, in at most 8 baselines", len(b.Values), MaxBaselineIntervals)
+			if len(b.Values) > MaxBaselineIntervals || i >= maxBaselines {
+				p.Add(fmt.Sprintf("Carry.Baselines[%d]", i), "%d values: at most %d, in at most %d baselines", len(b.Values), MaxBaselineIntervals, maxBaselines)
 			}
 		}
 	}

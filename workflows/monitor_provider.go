@@ -44,6 +44,12 @@ const (
 	MinBaselineIntervals = 5
 	DefaultReleaseWindow = time.Hour
 	MaxReleaseWindow     = 24 * time.Hour
+	// MaxIssuanceClients is how many clients the issuance signal learns a baseline for; the
+	// others are judged by the threshold alone.
+	MaxIssuanceClients = 20
+	// maxBaselines bounds the baselines a monitor carries: the two rejection signals', and the
+	// issuance signal's clients.
+	maxBaselines = 2 + MaxIssuanceClients
 	// maxEvidenceReleases is how many releases an incident names, those with most rejections.
 	maxEvidenceReleases = 5
 	// issuerWide is the key of an incident about the issuer's traffic as a whole.
@@ -84,11 +90,13 @@ type StalePolicy struct {
 func (p RejectionPolicy) threshold() float64 {
 	return float64(cmpOr(p.Threshold, DefaultRejectionThreshold))
 }
-func (p RejectionPolicy) maxRatio() float64 {
-	if p.MaxRatio == 0 {
+func (p RejectionPolicy) maxRatio() float64 { return ratioOr(p.MaxRatio) }
+
+func ratioOr(r float64) float64 {
+	if r == 0 {
 		return DefaultMaxRatio
 	}
-	return p.MaxRatio
+	return r
 }
 func (p RejectionPolicy) baseline() int { return cmpOr(p.Baseline, DefaultBaselineIntervals) }
 func (p RejectionPolicy) releaseWindow() time.Duration {
@@ -193,19 +201,24 @@ func (s rejections) observe(ctx workflow.Context, since, now time.Time) (observa
 	return observation{truncated: c.Truncated, findings: []finding{{key: issuerWide, value: ev.Rejections, evidence: ev}}}, nil
 }
 
-// breaches is the baseline rule: at least the threshold and, once MinBaselineIntervals quiet
-// intervals are known, above MaxRatio times their median.
 func (s rejections) breaches(value float64, history []float64) bool {
-	if value < s.threshold() {
+	return baselineBreach(value, s.threshold(), s.policy.maxRatio(), history)
+}
+
+// baselineBreach is the baseline rule: at least the threshold and, once MinBaselineIntervals
+// quiet intervals are known, above maxRatio times their median.
+func baselineBreach(value, threshold, maxRatio float64, history []float64) bool {
+	if value < threshold {
 		return false
 	}
 	if len(history) < MinBaselineIntervals {
 		return true
 	}
-	return value > s.policy.maxRatio()*median(history)
+	return value > maxRatio*median(history)
 }
 
 func (s rejections) baselineWindow() int { return s.policy.baseline() }
+func (s rejections) baselineKeys() int   { return 1 }
 
 // act rolls back the stage's latest release whose traffic carried the rejections, when it was
 // promoted within the release window before the incident opened: the Rollback workflow, as an

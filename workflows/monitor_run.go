@@ -45,6 +45,9 @@ func newMonitor(ctx workflow.Context, in MonitorSpec) *monitor {
 	if !in.ExpiredUses.Off && workflow.GetVersion(ctx, changeExpiredPresented, workflow.DefaultVersion, 1) == 1 {
 		m.signals = append(m.signals, expiredPresented{issuer: in.Issuer, policy: in.ExpiredUses})
 	}
+	if in.IssuanceRate.On {
+		m.signals = append(m.signals, issuanceRate{issuer: in.Issuer, policy: in.IssuanceRate})
+	}
 	unknownKID, badSignature, stale := in.providerSignalsOn()
 	events := &issuerEvents{provider: in.Provider, issuer: in.Issuer.URL}
 	if unknownKID {
@@ -142,6 +145,7 @@ func (m *monitor) judge(ctx workflow.Context) {
 				m.see(s, f, now)
 			}
 		}
+		m.learnQuiet(s, obs.findings)
 	}
 	for i := range m.carry.Incidents {
 		m.actOn(ctx, &m.carry.Incidents[i])
@@ -156,36 +160,75 @@ func (m *monitor) judge(ctx workflow.Context) {
 type baselined interface {
 	breaches(value float64, history []float64) bool
 	baselineWindow() int
+	// baselineKeys is how many keys the signal learns a baseline for.
+	baselineKeys() int
 }
 
 // breaches judges a finding: against the threshold, or, for a signal that learns a baseline,
-// by its rule; a finding that breaches nothing is a quiet interval the baseline learns.
+// by its rule against the finding key's baseline; a finding that breaches nothing is a quiet
+// interval its baseline learns. A key beyond the signal's room for baselines is judged by the
+// threshold alone.
 func (m *monitor) breaches(s monitorSignal, st *SignalStatus, f *finding) bool {
 	b, ok := s.(baselined)
 	if !ok {
 		return f.value >= s.threshold()
 	}
-	hist := m.baseline(s.name())
-	st.Baseline, st.Learned = median(hist.Values), len(hist.Values)
-	f.evidence.Baseline = st.Baseline
-	if b.breaches(f.value, hist.Values) {
-		return true
+	hist := m.baseline(s.name(), f.key, b.baselineKeys())
+	if hist == nil {
+		return b.breaches(f.value, nil)
 	}
-	hist.Values = append(hist.Values, f.value)
-	if over := len(hist.Values) - b.baselineWindow(); over > 0 {
-		hist.Values = slices.Delete(hist.Values, 0, over)
+	f.evidence.Baseline = median(hist.Values)
+	if f.value >= st.Value {
+		st.Baseline, st.Learned = f.evidence.Baseline, len(hist.Values)
 	}
-	return false
+	// While a baseline is young every interval is learned, breach or not: a monitor started on a
+	// noisy issuer alerts once, then learns its normal. Once learned, a breach is left out, so
+	// that an attack never becomes the normal.
+	breach := b.breaches(f.value, hist.Values)
+	if !breach || len(hist.Values) < MinBaselineIntervals {
+		learn(hist, f.value, b.baselineWindow())
+	}
+	return breach
 }
 
-// baseline is the signal's learned values, added to the carry on first use.
-func (m *monitor) baseline(signal string) *Baseline {
+// learnQuiet adds a quiet (zero) interval to the baselines of the signal's keys that no finding
+// named this judgement: a client that issued nothing had a quiet interval too.
+func (m *monitor) learnQuiet(s monitorSignal, seen []finding) {
+	b, ok := s.(baselined)
+	if !ok {
+		return
+	}
 	for i := range m.carry.Baselines {
-		if m.carry.Baselines[i].Signal == signal {
-			return &m.carry.Baselines[i]
+		hist := &m.carry.Baselines[i]
+		if hist.Signal == s.name() && !slices.ContainsFunc(seen, func(f finding) bool { return f.key == hist.Key }) {
+			learn(hist, 0, b.baselineWindow())
 		}
 	}
-	m.carry.Baselines = append(m.carry.Baselines, Baseline{Signal: signal})
+}
+
+func learn(hist *Baseline, v float64, window int) {
+	hist.Values = append(hist.Values, v)
+	if over := len(hist.Values) - window; over > 0 {
+		hist.Values = slices.Delete(hist.Values, 0, over)
+	}
+}
+
+// baseline is the signal's learned values for a key, added to the carry on first use while the
+// signal has room; nil beyond it.
+func (m *monitor) baseline(signal, key string, room int) *Baseline {
+	n := 0
+	for i := range m.carry.Baselines {
+		if b := &m.carry.Baselines[i]; b.Signal == signal {
+			if b.Key == key {
+				return b
+			}
+			n++
+		}
+	}
+	if n >= room {
+		return nil
+	}
+	m.carry.Baselines = append(m.carry.Baselines, Baseline{Signal: signal, Key: key})
 	return &m.carry.Baselines[len(m.carry.Baselines)-1]
 }
 

@@ -10,6 +10,7 @@ import (
 	"github.com/rollgate/rollgate/activities"
 	"github.com/rollgate/rollgate/internal/keys"
 	"github.com/rollgate/rollgate/internal/registry"
+	"github.com/rollgate/rollgate/internal/spec"
 )
 
 // monitorSignal is one thing the monitor judges. A signal observes what happened since the last
@@ -229,4 +230,78 @@ func list(v []string) string {
 		return "(none)"
 	}
 	return strings.Join(v, ", ")
+}
+
+// IssuancePolicy judges how many tokens the registry records issued to each client per interval,
+// against the client's learned baseline: a client whose issuance suddenly multiplies (a leaked
+// credential minting tokens, a retry loop) opens an incident. Off unless On.
+type IssuancePolicy struct {
+	On bool `json:",omitempty"`
+	// Threshold: tokens issued to one client in an interval that may open an incident; 0 is
+	// DefaultIssuanceThreshold.
+	Threshold int `json:",omitempty"`
+	// MaxRatio: how far above the client's baseline an interval must be; 0 is DefaultMaxRatio.
+	MaxRatio float64 `json:",omitempty"`
+	// Baseline: how many past quiet intervals each client's baseline is learned from; 0 is
+	// DefaultBaselineIntervals.
+	Baseline int `json:",omitempty"`
+	// Actions: notify; none is notify.
+	Actions []string `json:",omitempty"`
+}
+
+// DefaultIssuanceThreshold is how many tokens one client is issued in an interval before its
+// baseline is asked.
+const DefaultIssuanceThreshold = 10
+
+func (p IssuancePolicy) check(problems *spec.Problems) {
+	if p.Threshold < 0 || p.Threshold > 1_000_000 {
+		problems.Add("IssuanceRate.Threshold", "%d: allowed 0 (%d) to 1000000", p.Threshold, DefaultIssuanceThreshold)
+	}
+	if p.MaxRatio != 0 && (p.MaxRatio < 1 || p.MaxRatio > 1000) {
+		problems.Add("IssuanceRate.MaxRatio", "%g: allowed 0 (%g) or 1 to 1000", p.MaxRatio, DefaultMaxRatio)
+	}
+	if p.Baseline < 0 || p.Baseline > MaxBaselineIntervals {
+		problems.Add("IssuanceRate.Baseline", "%d: allowed 0 (%d intervals) to %d", p.Baseline, DefaultBaselineIntervals, MaxBaselineIntervals)
+	}
+	checkActions(problems, "IssuanceRate.Actions", p.Actions, ActionNotify)
+}
+
+// issuanceRate: tokens issued per client and interval against the client's baseline.
+type issuanceRate struct {
+	issuer activities.Issuer
+	policy IssuancePolicy
+}
+
+func (s issuanceRate) name() string { return SignalIssuanceRate }
+func (s issuanceRate) threshold() float64 {
+	return float64(cmpOr(s.policy.Threshold, DefaultIssuanceThreshold))
+}
+func (s issuanceRate) actions() []string   { return policyActions(s.policy.Actions) }
+func (s issuanceRate) baselineWindow() int { return cmpOr(s.policy.Baseline, DefaultBaselineIntervals) }
+func (s issuanceRate) baselineKeys() int   { return MaxIssuanceClients }
+
+func (s issuanceRate) breaches(value float64, history []float64) bool {
+	return baselineBreach(value, s.threshold(), ratioOr(s.policy.MaxRatio), history)
+}
+
+func (s issuanceRate) observe(ctx workflow.Context, since, now time.Time) (observation, error) {
+	var rep activities.IssuedReport
+	in := activities.IssuedInput{Key: s.issuer.Key.Name, Since: since, Until: now}
+	if err := workflow.ExecuteActivity(short(ctx), tokA.IssuedByClient, in).Get(ctx, &rep); err != nil {
+		return observation{}, err
+	}
+	obs := observation{truncated: rep.Truncated}
+	for _, c := range rep.Clients {
+		obs.findings = append(obs.findings, finding{key: c.Client, value: float64(c.Count), evidence: Evidence{Clients: []string{c.Client}, Issued: c.Count}})
+	}
+	return obs, nil
+}
+
+func (s issuanceRate) act(_ workflow.Context, action string, _ *Incident) (string, error) {
+	return "", fmt.Errorf("%s cannot %s", s.name(), action)
+}
+
+func (s issuanceRate) describe(inc Incident) string {
+	return fmt.Sprintf("rollgate monitor %s: client %s was issued %d tokens in one interval, against a baseline of %g (since %s)",
+		s.issuer.URL, inc.Key, inc.Evidence.Issued, inc.Evidence.Baseline, inc.OpenedAt.UTC().Format(time.RFC3339))
 }

@@ -33,6 +33,7 @@ type monitorFakes struct {
 	notes    []string
 	// The provider's counts at a judgement, the stages' latest releases, and the rollbacks started.
 	expired   func(now time.Time) activities.ExpiredUsesReport
+	issued    func(in activities.IssuedInput) activities.IssuedReport
 	presented []activities.RenewPresentedInput
 	held      bool
 	events    func(now time.Time, in activities.IssuerEventsInput) analysis.EventCounts
@@ -64,6 +65,12 @@ func (f *monitorFakes) env() *testsuite.TestWorkflowEnvironment {
 		return f.expired(env.Now()), nil
 	})
 	env.OnActivity(keysA.ReadLabels, mock.Anything, mock.Anything).Return(keys.Labels{Current: 4, Previous: 3}, nil)
+	env.OnActivity(tokA.IssuedByClient, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.IssuedInput) (activities.IssuedReport, error) {
+		if f.issued == nil {
+			return activities.IssuedReport{}, nil
+		}
+		return f.issued(in), nil
+	})
 	env.OnActivity(tokA.RenewPresented, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.RenewPresentedInput) (activities.RenewedPresented, error) {
 		f.mu.Lock()
 		defer f.mu.Unlock()
@@ -299,6 +306,7 @@ func TestTokenMonitor_InvalidSpec_RejectedBeforeAnyActivity(t *testing.T) {
 		}, "Off"},
 		{"no actor", func(s *workflows.MonitorSpec) { s.Actor = "" }, "Actor"},
 		{"expired: unknown action", func(s *workflows.MonitorSpec) { s.ExpiredUses.Actions = []string{"revoke"} }, "ExpiredUses.Actions[0]"},
+		{"issuance: ratio below one", func(s *workflows.MonitorSpec) { s.IssuanceRate = workflows.IssuancePolicy{On: true, MaxRatio: 0.2} }, "IssuanceRate.MaxRatio"},
 		{"unknown provider", func(s *workflows.MonitorSpec) { s.Provider = "datadog" }, "Provider"},
 		{"rollback on staleness", func(s *workflows.MonitorSpec) {
 			s.Provider, s.VerifierStale.Actions = "prometheus", []string{"rollback"}
@@ -448,6 +456,27 @@ func TestTokenMonitor_SteadyForgeryBackground_LearnedAndOnlyABurstAboveItAlerts(
 	}
 }
 
+// A monitor started on an issuer with a steady background above the threshold alerts once while
+// its baseline is young, learns the background, closes that incident once quiet, and opens a new
+// one for a burst above three times the background.
+func TestTokenMonitor_NoisyIssuerAtStart_OneIncidentThenLearnedThenABurstAlertsAgain(t *testing.T) {
+	f := &monitorFakes{events: func(now time.Time, _ activities.IssuerEventsInput) analysis.EventCounts {
+		if now.Sub(monitorStart) == 30*time.Minute {
+			return unknownKIDs(map[string]float64{"unknown": 200})
+		}
+		return unknownKIDs(map[string]float64{"unknown": 50})
+	}}
+	in := providerSpec()
+	in.CloseAfter = 10 * time.Minute
+	rep, _ := runMonitor(t, f, in, monitorStart, 35)
+	if rep.Closed != 1 || len(rep.Open) != 1 || !rep.Open[0].OpenedAt.Equal(monitorStart.Add(30*time.Minute)) || rep.Open[0].Evidence.Baseline != 50 {
+		t.Fatalf("closed %d, open %+v: want the start-up incident closed and the burst's open against a baseline of 50", rep.Closed, rep.Open)
+	}
+	if len(f.notes) != 2 {
+		t.Fatalf("%d notifications, want 2 (start-up, burst): %q", len(f.notes), f.notes)
+	}
+}
+
 // Decisions taken on a stale deny list are notified once while they go on.
 func TestTokenMonitor_StaleDenyList_NotifiedOnce(t *testing.T) {
 	f := &monitorFakes{events: func(now time.Time, _ activities.IssuerEventsInput) analysis.EventCounts {
@@ -495,5 +524,78 @@ func TestTokenMonitor_ClientPresentingAnExpiredToken_ReissuedOnceOrToldItDoesNot
 				t.Fatalf("open incidents %+v", rep.Open)
 			}
 		})
+	}
+}
+
+// Issuance by client against each client's baseline, across continue-as-new: a client issued 5
+// tokens a minute is learned; 12 in a minute (above the threshold, not above three times the
+// baseline) is quiet, 40 opens an incident; a client issued 2 a minute, then nothing, is quiet,
+// and so are clients beyond the room for baselines below the threshold.
+func TestTokenMonitor_IssuanceRate_ABurstAboveAClientsBaselineAlerts(t *testing.T) {
+	f := &monitorFakes{issued: func(in activities.IssuedInput) activities.IssuedReport {
+		if in.Key != "rollgate-orders" || !in.Until.After(in.Since) {
+			t.Errorf("issued asked for %+v", in)
+		}
+		m := in.Until.Sub(monitorStart) / time.Minute
+		rep := activities.IssuedReport{Clients: []activities.ClientIssued{{Client: "reports", Count: 5}}}
+		if m < 20 {
+			rep.Clients = append(rep.Clients, activities.ClientIssued{Client: "billing", Count: 2})
+		}
+		switch m {
+		case 22:
+			rep.Clients[0].Count = 12
+		case 30:
+			rep.Clients[0].Count = 40
+		}
+		if m == 25 {
+			for i := range workflows.MaxIssuanceClients + 5 {
+				rep.Clients = append(rep.Clients, activities.ClientIssued{Client: fmt.Sprintf("batch-%02d", i), Count: 1})
+			}
+		}
+		return rep
+	}}
+	in := monitorSpec()
+	in.RevokedUses.Off, in.ExpiringRenewal.Off, in.ExpiredUses.Off = true, true, true
+	in.IssuanceRate = workflows.IssuancePolicy{On: true, Threshold: 6}
+	rep, _ := runMonitor(t, f, in, monitorStart, 35)
+	if len(rep.Open) != 1 || rep.Open[0].Key != "reports" || !rep.Open[0].OpenedAt.Equal(monitorStart.Add(30*time.Minute)) {
+		t.Fatalf("open incidents %+v, want reports' at minute 30 only", rep.Open)
+	}
+	if e := rep.Open[0].Evidence; e.Issued != 40 || e.Baseline != 5 {
+		t.Fatalf("evidence %+v, want 40 issued against a baseline of 5", e)
+	}
+	if len(f.notes) != 1 || !strings.Contains(f.notes[0], "client reports was issued 40 tokens") {
+		t.Fatalf("notifications %q", f.notes)
+	}
+}
+
+func TestTokenMonitor_IssuanceRate_ManyClientsKeepTheCarryBounded(t *testing.T) {
+	f := &monitorFakes{issued: func(activities.IssuedInput) activities.IssuedReport {
+		var rep activities.IssuedReport
+		for i := range 3 * workflows.MaxIssuanceClients {
+			rep.Clients = append(rep.Clients, activities.ClientIssued{Client: fmt.Sprintf("c-%03d", i), Count: 2})
+		}
+		return rep
+	}}
+	in := monitorSpec()
+	in.RevokedUses.Off, in.ExpiringRenewal.Off, in.ExpiredUses.Off = true, true, true
+	in.IssuanceRate = workflows.IssuancePolicy{On: true, Threshold: 3}
+	in.Carry = &workflows.MonitorCarry{}
+	env := f.env()
+	env.SetStartTime(monitorStart)
+	env.ExecuteWorkflow(workflows.TokenMonitor, in)
+	var can *workflow.ContinueAsNewError
+	if err := env.GetWorkflowError(); !errors.As(err, &can) {
+		t.Fatalf("want a continue-as-new after 15 judgements, got %v", err)
+	}
+	var next workflows.MonitorSpec
+	if err := converter.GetDefaultDataConverter().FromPayloads(can.Input, &next); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(next.Carry.Baselines); n != workflows.MaxIssuanceClients {
+		t.Fatalf("%d baselines carried, want %d", n, workflows.MaxIssuanceClients)
+	}
+	if len(next.Carry.Incidents) != 0 || len(f.notes) != 0 {
+		t.Fatalf("incidents %+v, notes %q: two tokens a minute is below the threshold", next.Carry.Incidents, f.notes)
 	}
 }

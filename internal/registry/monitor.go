@@ -147,6 +147,33 @@ func (r *Registry) ExpiringActive(ctx context.Context, kids []string, issuedAfte
 	return recs, false, nil
 }
 
+// IssuedBetween lists the tokens of the kids issued in [since, until), at most limit of them
+// (truncated says there were more), one by-kid index query per kid.
+func (r *Registry) IssuedBetween(ctx context.Context, kids []string, since, until time.Time, limit int) (recs []Record, truncated bool, err error) {
+	for _, kid := range kids {
+		p := dynamodb.NewQueryPaginator(r.DB, &dynamodb.QueryInput{
+			TableName: aws.String(r.tokensTable()), IndexName: aws.String("by-kid"),
+			KeyConditionExpression: aws.String("kid = :kid AND iat BETWEEN :since AND :last"),
+			ExpressionAttributeValues: map[string]types.AttributeValue{
+				":kid": str(kid), ":since": num(since.Unix()), ":last": num(until.Unix() - 1),
+			},
+		})
+		for p.HasMorePages() {
+			page, err := p.NextPage(ctx)
+			if err != nil {
+				return nil, false, fmt.Errorf("query tokens issued of %s: %w", kid, err)
+			}
+			for _, item := range page.Items {
+				if len(recs) == limit {
+					return recs, true, nil
+				}
+				recs = append(recs, fromItem(item))
+			}
+		}
+	}
+	return recs, false, nil
+}
+
 // Successor is the longest-lived other active token of rec's subject and client, of a key whose
 // kid starts with kidPrefix, that lives at least as long as rec, if any: the token rec's client renews to. Expiry has a resolution of a
 // second, so a renewal within the second of issuance expires with it.
