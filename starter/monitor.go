@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -24,13 +25,15 @@ var monitorFlagNames = map[string]string{
 	"Issuer.Audiences": "--audience", "Interval": "--interval", "CloseAfter": "--close-after", "Webhook": "--webhook", "Actor": "--actor",
 	"RevokedUses.Threshold": "--revoked-threshold", "RevokedUses.Actions": "--revoked-actions",
 	"ExpiringRenewal.Window": "--renewal-window", "ExpiringRenewal.Fraction": "--renewal-fraction", "ExpiringRenewal.Actions": "--renewal-actions",
-	"RevokedUses.Off|ExpiringRenewal.Off|ExpiredUses.Off": "--no-revoked|--no-renewal|--no-expired",
-	"ExpiredUses.Threshold":                               "--expired-threshold", "ExpiredUses.Actions": "--expired-actions",
+	"ExpiredUses.Threshold": "--expired-threshold", "ExpiredUses.Actions": "--expired-actions",
+	"IssuanceRate.Threshold": "--issuance-threshold", "IssuanceRate.MaxRatio": "--max-ratio", "IssuanceRate.Baseline": "--baseline",
+	"IssuanceRate.Actions": "--issuance-actions", "APIKeys": "--api-key",
 	"Provider": "--provider", "UnknownKID.Threshold": "--unknown-kid-threshold", "UnknownKID.MaxRatio": "--max-ratio",
 	"UnknownKID.Baseline": "--baseline", "UnknownKID.ReleaseWindow": "--release-window", "UnknownKID.Actions": "--unknown-kid-actions",
 	"BadSignature.Threshold": "--bad-signature-threshold", "BadSignature.MaxRatio": "--max-ratio", "BadSignature.Baseline": "--baseline",
 	"BadSignature.ReleaseWindow": "--release-window", "BadSignature.Actions": "--bad-signature-actions",
 	"VerifierStale.Threshold": "--stale-threshold", "VerifierStale.Actions": "--stale-actions",
+	"RevokedUses.Off|ExpiringRenewal.Off|ExpiredUses.Off": "--no-revoked|--no-renewal|--no-expired",
 }
 
 func monitorCmd() *cobra.Command {
@@ -47,6 +50,7 @@ func monitorStartCmd() *cobra.Command {
 	var issuer, key, keyType, audiences, revokedActions, renewalActions string
 	var noRevoked, noRenewal, noExpired bool
 	var expiredActions, issuanceActions string
+	var apiKeys []string
 	var kidActions, sigActions, staleActions string
 	var maxRatio float64
 	var baseline int
@@ -71,6 +75,11 @@ func monitorStartCmd() *cobra.Command {
 				p.MaxRatio, p.Baseline, p.ReleaseWindow = maxRatio, baseline, releaseWindow
 			}
 			in.IssuanceRate.MaxRatio, in.IssuanceRate.Baseline, in.IssuanceRate.Actions = maxRatio, baseline, splitList(issuanceActions)
+			keys, err := parseAPIKeys(apiKeys)
+			if err != nil {
+				return err
+			}
+			in.APIKeys = keys
 			in.UnknownKID.Actions, in.UnknownKID.Off = splitList(kidActions), noUnknownKID
 			in.BadSignature.Actions, in.BadSignature.Off = splitList(sigActions), noBadSignature
 			in.VerifierStale.Actions, in.VerifierStale.Off = splitList(staleActions), noStale
@@ -103,7 +112,7 @@ func monitorStartCmd() *cobra.Command {
 	f.DurationVar(&in.CloseAfter, "close-after", workflows.DefaultCloseAfter, "close an incident not seen for this long")
 	f.StringVar(&in.Webhook, "webhook", "", "the worker's webhook (by name, ROLLGATE_WEBHOOKS) that notify posts to")
 	f.IntVar(&in.RevokedUses.Threshold, "revoked-threshold", 1, "uses of a subject's revoked tokens that open an incident")
-	f.StringVar(&revokedActions, "revoked-actions", "notify", "on revoked tokens still presented: notify and/or revoke (the subject)")
+	f.StringVar(&revokedActions, "revoked-actions", "notify", "on revoked tokens still presented: notify, revoke (the subject), disable-key (the presenting clients' API keys, --api-key)")
 	f.BoolVar(&noRevoked, "no-revoked", false, "do not watch revoked tokens still presented")
 	f.DurationVar(&in.ExpiringRenewal.Window, "renewal-window", 0, "a token is expiring once this much of it is left (0: --renewal-fraction of its lifetime)")
 	f.Float64Var(&in.ExpiringRenewal.Fraction, "renewal-fraction", 0.1, "the fraction of a token's lifetime left that makes it expiring (up to 0.5)")
@@ -114,7 +123,8 @@ func monitorStartCmd() *cobra.Command {
 	f.BoolVar(&noExpired, "no-expired", false, "do not watch expired tokens still presented")
 	f.BoolVar(&in.IssuanceRate.On, "issuance", false, "watch tokens issued per client per interval against each client's baseline (the registry's by-kid index)")
 	f.IntVar(&in.IssuanceRate.Threshold, "issuance-threshold", workflows.DefaultIssuanceThreshold, "tokens issued to one client in an interval that may open an incident")
-	f.StringVar(&issuanceActions, "issuance-actions", "notify", "on an issuance burst: notify")
+	f.StringVar(&issuanceActions, "issuance-actions", "notify", "on an issuance burst: notify and/or disable-key (the client's API key, --api-key)")
+	f.StringArrayVar(&apiKeys, "api-key", nil, "a client's REST API key, CLIENT=KEY_ID (repeatable), which the disable-key action disables")
 	f.StringVar(&in.Provider, "provider", "", "the worker's metric provider (prometheus or cloudwatch) to read the gateways' authorizer signals from: unknown kids, bad signatures, stale deny lists (empty: off)")
 	f.IntVar(&in.UnknownKID.Threshold, "unknown-kid-threshold", workflows.DefaultRejectionThreshold, "unknown-kid rejections in one interval that may open an incident")
 	f.StringVar(&kidActions, "unknown-kid-actions", "notify", "on an unknown-kid burst: notify and/or rollback (the stage's latest release, when it carried the rejections and was promoted within --release-window)")
@@ -251,6 +261,20 @@ func printMonitorStatus(w io.Writer, st workflows.MonitorStatus) {
 			fmt.Fprintf(w, "    %s (%s): %s\n", a.Action, a.Reason, state)
 		}
 	}
+}
+
+// parseAPIKeys reads --api-key CLIENT=KEY_ID values into the spec's sorted list.
+func parseAPIKeys(values []string) ([]workflows.ClientAPIKey, error) {
+	var out []workflows.ClientAPIKey
+	for _, v := range values {
+		client, key, ok := strings.Cut(v, "=")
+		if !ok || client == "" || key == "" {
+			return nil, &codeError{exitInvalid, fmt.Errorf("--api-key %q: want CLIENT=KEY_ID", v)}
+		}
+		out = append(out, workflows.ClientAPIKey{Client: client, KeyID: key})
+	}
+	slices.SortFunc(out, func(a, b workflows.ClientAPIKey) int { return strings.Compare(a.Client, b.Client) })
+	return out, nil
 }
 
 func splitList(s string) []string {

@@ -24,6 +24,9 @@ func TestStarter_MonitorStartValidatesNamingTheFlag(t *testing.T) {
 		{append(start, "--provider", "prometheus", "--unknown-kid-actions", "revoke"), "--unknown-kid-actions[0]: "},
 		{append(start, "--max-ratio", "0.5"), "--max-ratio: 0.5: allowed"},
 		{append(start, "--expired-actions", "rollback"), "--expired-actions[0]: "},
+		{append(start, "--revoked-actions", "notify,disable-key"), "--api-key: required: a policy disables API keys"},
+		{append(start, "--api-key", "billing"), "--api-key \"billing\": want CLIENT=KEY_ID"},
+		{append(start, "--api-key", "a=k1", "--api-key", "a=k2"), "clients are sorted and each once"},
 		{[]string{"monitor", "start", "--issuer", "https://issuer.example.com", "--transit-key", "orders-issuer"}, "--webhook: required: a policy notifies"},
 	} {
 		if code, _, stderr := c.run(t, bad.args...); code != 3 || !strings.Contains(stderr, bad.says) || strings.Count(strings.TrimSpace(stderr), "\n") != 0 {

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/apigateway"
 	"go.temporal.io/sdk/client"
 
 	"github.com/rollgate/rollgate/internal/keys"
@@ -23,7 +25,7 @@ import (
 // keeps presenting it at the stage from two addresses; the REST API's authorizer (its Lambda
 // bootstrap under the Runtime Interface Emulator) refuses it and records each use with the
 // caller's address; the monitor, judging the registry, opens one incident naming the subject,
-// the client and both addresses, and notifies once.
+// the client and both addresses, disables the client's REST API key, and notifies once.
 func TestTokenMonitor_RevokedTokenPresentedAtTheGateway_OneIncidentWithBothAddresses(t *testing.T) {
 	t.Parallel() // on a task queue of its own (WithOwnTaskQueue)
 	r, hook := monitorBed(t, "monitorgw")
@@ -66,25 +68,41 @@ func TestTokenMonitor_RevokedTokenPresentedAtTheGateway_OneIncidentWithBothAddre
 		}
 	}
 
+	// The client's REST API key, which the monitor disables (a key of the account, tagged as
+	// rollgate's IAM policy requires).
+	cfg, err := r.Bed.AWSConfig(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	apis := r.Bed.APIGateway(cfg)
+	key, err := apis.CreateApiKey(ctx, &apigateway.CreateApiKeyInput{Name: aws.String(r.Name + "-" + subject), Enabled: true, Tags: map[string]string{"rollgate": "managed"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+
 	run, err := r.Temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: workflows.MonitorID(r.Key), TaskQueue: r.TaskQueue},
 		workflows.TokenMonitor, workflows.MonitorSpec{Issuer: r.IssuerRef(), Interval: workflows.MinMonitorInterval, Webhook: "oncall", Actor: "sec",
-			RevokedUses: workflows.RevokedUsesPolicy{Actions: []string{"notify"}}})
+			RevokedUses: workflows.RevokedUsesPolicy{Actions: []string{"disable-key", "notify"}}, APIKeys: []workflows.ClientAPIKey{{Client: subject, KeyID: *key.Id}}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = r.Temporal.TerminateWorkflow(context.Background(), run.GetID(), "", "test over") })
 
 	st := waitForMonitor(t, r, run, func(st workflows.MonitorStatus) bool {
-		return len(st.Incidents) == 1 && len(st.Incidents[0].Evidence.Addresses) == 2 && st.Incidents[0].Actions[0].Done
+		return len(st.Incidents) == 1 && len(st.Incidents[0].Evidence.Addresses) == 2 && st.Incidents[0].Actions[1].Done
 	})
+	if got, err := apis.GetApiKey(ctx, &apigateway.GetApiKeyInput{ApiKey: key.Id}); err != nil || got.Enabled {
+		t.Fatalf("the client's API key after the incident: %+v, %v; want disabled", got, err)
+	}
 	inc := st.Incidents[0]
 	if inc.Key != subject || inc.Signal != workflows.SignalRevokedPresented ||
 		!slices.Contains(inc.Evidence.Addresses, "127.0.0.2") || !slices.Contains(inc.Evidence.Addresses, "127.0.0.3") {
 		t.Fatalf("incident %+v", inc)
 	}
 	texts := hook.texts()
-	if len(texts) != 1 || !strings.Contains(texts[0], subject) || !strings.Contains(texts[0], "127.0.0.2") || !strings.Contains(texts[0], "127.0.0.3") {
-		t.Fatalf("notifications %q; want one naming the subject and both addresses", texts)
+	if len(texts) != 1 || !strings.Contains(texts[0], subject) || !strings.Contains(texts[0], "127.0.0.2") || !strings.Contains(texts[0], "127.0.0.3") ||
+		!strings.Contains(texts[0], "disabled API keys "+*key.Id) {
+		t.Fatalf("notifications %q; want one naming the subject, both addresses and the key disabled", texts)
 	}
 	if strings.Contains(texts[0], token) {
 		t.Fatal("the notification carries the token")

@@ -2,7 +2,9 @@ package workflows
 
 import (
 	"fmt"
+	"regexp"
 	"slices"
+	"strings"
 	"time"
 
 	"go.temporal.io/sdk/temporal"
@@ -34,6 +36,8 @@ const (
 	ActionNotify  = "notify"  // post the evidence to the spec's webhook
 	ActionRevoke  = "revoke"  // revoke every token of the subject issued before the incident opened
 	ActionReissue = "reissue" // renew the client's token ahead of expiry (delivered to Vault KV)
+	// ActionDisableKey disables the REST API keys of the incident's clients (MonitorSpec.APIKeys).
+	ActionDisableKey = "disable-key"
 )
 
 // The monitor's operator interface.
@@ -83,6 +87,8 @@ type MonitorSpec struct {
 	IssuanceRate    IssuancePolicy    `json:",omitzero"`
 	// Provider names the worker's metric provider (prometheus or cloudwatch) the signals of the
 	// gateways' authorizers are read from; "" leaves those signals off.
+	// APIKeys are the REST API keys of clients (sorted by client), which disable-key disables.
+	APIKeys       []ClientAPIKey  `json:",omitempty"`
 	Provider      string          `json:",omitempty"`
 	UnknownKID    RejectionPolicy `json:",omitzero"`
 	BadSignature  RejectionPolicy `json:",omitzero"`
@@ -112,6 +118,15 @@ type RenewalPolicy struct {
 	// Actions: notify and/or reissue; none is notify.
 	Actions []string `json:",omitempty"`
 }
+
+// ClientAPIKey is a client's REST API key, by id.
+type ClientAPIKey struct {
+	Client string
+	KeyID  string
+}
+
+// MaxAPIKeys bounds MonitorSpec.APIKeys: they travel in every run's input.
+const MaxAPIKeys = 1000
 
 // ExpiredUsesPolicy judges expired tokens still presented, per client.
 type ExpiredUsesPolicy struct {
@@ -269,13 +284,14 @@ func (in MonitorSpec) Validate() error {
 	if in.RevokedUses.Threshold < 0 || in.RevokedUses.Threshold > 1_000_000 {
 		p.Add("RevokedUses.Threshold", "%d: allowed 0 (one use) to 1000000", in.RevokedUses.Threshold)
 	}
-	checkActions(&p, "RevokedUses.Actions", in.RevokedUses.Actions, ActionRevoke)
+	checkActions(&p, "RevokedUses.Actions", in.RevokedUses.Actions, ActionRevoke, ActionDisableKey)
 	checkActions(&p, "ExpiringRenewal.Actions", in.ExpiringRenewal.Actions, ActionReissue)
 	if in.ExpiredUses.Threshold < 0 || in.ExpiredUses.Threshold > 1_000_000 {
 		p.Add("ExpiredUses.Threshold", "%d: allowed 0 (one use) to 1000000", in.ExpiredUses.Threshold)
 	}
 	checkActions(&p, "ExpiredUses.Actions", in.ExpiredUses.Actions, ActionReissue)
 	in.IssuanceRate.check(&p)
+	checkAPIKeys(&p, in)
 	in.checkProviderPolicies(&p)
 	if in.ExpiringRenewal.Window != 0 {
 		p.CheckDuration("ExpiringRenewal.Window", in.ExpiringRenewal.Window, time.Minute, spec.MaxTokenTTL)
@@ -310,14 +326,41 @@ func (in MonitorSpec) Validate() error {
 	return p.Err("token monitor")
 }
 
-// checkActions checks a policy's actions: notify and the signal's own action, each at most once.
-func checkActions(p *spec.Problems, field string, actions []string, own string) {
+// checkActions checks a policy's actions: notify and the signal's own actions, each at most once.
+func checkActions(p *spec.Problems, field string, actions []string, own ...string) {
+	allowed := append([]string{ActionNotify}, own...)
 	for i, a := range actions {
-		if (a != ActionNotify && a != own) || slices.Index(actions, a) != i {
-			p.Add(fmt.Sprintf("%s[%d]", field, i), "%q: allowed %s, %s (each once)", a, ActionNotify, own)
+		if !slices.Contains(allowed, a) || slices.Index(actions, a) != i {
+			p.Add(fmt.Sprintf("%s[%d]", field, i), "%q: allowed %s (each once)", a, strings.Join(allowed, ", "))
 		}
 	}
 }
+
+// checkAPIKeys checks the clients' API keys: sorted by client, each client once, and known keys
+// when a policy disables them.
+func checkAPIKeys(p *spec.Problems, in MonitorSpec) {
+	if len(in.APIKeys) > MaxAPIKeys {
+		p.Add("APIKeys", "%d keys: at most %d", len(in.APIKeys), MaxAPIKeys)
+		return
+	}
+	for i, k := range in.APIKeys {
+		field := fmt.Sprintf("APIKeys[%d]", i)
+		p.CheckText(field+".Client", k.Client, spec.MaxActor, true)
+		if !apiKeyID.MatchString(k.KeyID) {
+			p.Add(field+".KeyID", "%q: an API key id is 1-128 letters and digits", k.KeyID)
+		}
+		if i > 0 && in.APIKeys[i-1].Client >= k.Client {
+			p.Add(field+".Client", "%q: clients are sorted and each once", k.Client)
+		}
+	}
+	disables := (!in.RevokedUses.Off && slices.Contains(in.RevokedUses.Actions, ActionDisableKey)) ||
+		(in.IssuanceRate.On && slices.Contains(in.IssuanceRate.Actions, ActionDisableKey))
+	if disables && len(in.APIKeys) == 0 {
+		p.Add("APIKeys", "required: a policy disables API keys (name each client's key)")
+	}
+}
+
+var apiKeyID = regexp.MustCompile(`^[A-Za-z0-9]{1,128}$`)
 
 // TokenMonitor judges an issuer's token signals every interval and acts on each incident once,
 // until stopped; it continues as new to keep its history short, carrying its open incidents.

@@ -37,7 +37,7 @@ func newMonitor(ctx workflow.Context, in MonitorSpec) *monitor {
 	}
 	m.spec.Carry = nil
 	if !in.RevokedUses.Off {
-		m.signals = append(m.signals, revokedPresented{issuer: in.Issuer, policy: in.RevokedUses})
+		m.signals = append(m.signals, revokedPresented{issuer: in.Issuer, policy: in.RevokedUses, keys: in.APIKeys})
 	}
 	if !in.ExpiringRenewal.Off {
 		m.signals = append(m.signals, expiringUnrenewed{issuer: in.Issuer, policy: in.ExpiringRenewal})
@@ -46,7 +46,7 @@ func newMonitor(ctx workflow.Context, in MonitorSpec) *monitor {
 		m.signals = append(m.signals, expiredPresented{issuer: in.Issuer, policy: in.ExpiredUses})
 	}
 	if in.IssuanceRate.On {
-		m.signals = append(m.signals, issuanceRate{issuer: in.Issuer, policy: in.IssuanceRate})
+		m.signals = append(m.signals, issuanceRate{issuer: in.Issuer, policy: in.IssuanceRate, keys: in.APIKeys})
 	}
 	unknownKID, badSignature, stale := in.providerSignalsOn()
 	events := &issuerEvents{provider: in.Provider, issuer: in.Issuer.URL}

@@ -2,6 +2,7 @@ package workflows
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -76,6 +77,7 @@ func contains(list []string, v string) bool {
 type revokedPresented struct {
 	issuer activities.Issuer
 	policy RevokedUsesPolicy
+	keys   []ClientAPIKey
 }
 
 func (s revokedPresented) name() string      { return SignalRevokedPresented }
@@ -101,6 +103,9 @@ func (s revokedPresented) observe(ctx workflow.Context, since, _ time.Time) (obs
 // act revokes every token of the subject issued before the incident opened: a fixed time, so a
 // retried or repeated revocation writes the same rule.
 func (s revokedPresented) act(ctx workflow.Context, action string, inc *Incident) (string, error) {
+	if action == ActionDisableKey {
+		return disableKeys(ctx, s.keys, inc.Evidence.Clients)
+	}
 	if action != ActionRevoke {
 		return "", fmt.Errorf("%s cannot %s", s.name(), action)
 	}
@@ -263,13 +268,14 @@ func (p IssuancePolicy) check(problems *spec.Problems) {
 	if p.Baseline < 0 || p.Baseline > MaxBaselineIntervals {
 		problems.Add("IssuanceRate.Baseline", "%d: allowed 0 (%d intervals) to %d", p.Baseline, DefaultBaselineIntervals, MaxBaselineIntervals)
 	}
-	checkActions(problems, "IssuanceRate.Actions", p.Actions, ActionNotify)
+	checkActions(problems, "IssuanceRate.Actions", p.Actions, ActionDisableKey)
 }
 
 // issuanceRate: tokens issued per client and interval against the client's baseline.
 type issuanceRate struct {
 	issuer activities.Issuer
 	policy IssuancePolicy
+	keys   []ClientAPIKey
 }
 
 func (s issuanceRate) name() string { return SignalIssuanceRate }
@@ -297,8 +303,33 @@ func (s issuanceRate) observe(ctx workflow.Context, since, now time.Time) (obser
 	return obs, nil
 }
 
-func (s issuanceRate) act(_ workflow.Context, action string, _ *Incident) (string, error) {
-	return "", fmt.Errorf("%s cannot %s", s.name(), action)
+func (s issuanceRate) act(ctx workflow.Context, action string, inc *Incident) (string, error) {
+	if action != ActionDisableKey {
+		return "", fmt.Errorf("%s cannot %s", s.name(), action)
+	}
+	return disableKeys(ctx, s.keys, []string{inc.Key})
+}
+
+// disableKeys disables the REST API keys of the clients that have one, on the control-plane
+// queue that rollbacks use (it cannot wait behind releases); a key already disabled is left
+// alone. It says which keys it disabled, or that no client had one.
+func disableKeys(ctx workflow.Context, known []ClientAPIKey, clients []string) (string, error) {
+	var done []string
+	for _, c := range clients {
+		i, found := slices.BinarySearchFunc(known, c, func(k ClientAPIKey, c string) int { return strings.Compare(k.Client, c) })
+		if !found {
+			continue
+		}
+		in := activities.APIKeyInput{KeyID: known[i].KeyID, Enabled: false}
+		if err := workflow.ExecuteActivity(rollbackControlPlane(short(ctx)), gw.SetAPIKeyEnabled, in).Get(ctx, nil); err != nil {
+			return "", fmt.Errorf("disable API key %s of client %s: %w", known[i].KeyID, c, err)
+		}
+		done = append(done, fmt.Sprintf("%s (client %s)", known[i].KeyID, c))
+	}
+	if len(done) == 0 {
+		return fmt.Sprintf("no API key known for clients %s: nothing disabled", list(clients)), nil
+	}
+	return "disabled API keys " + strings.Join(done, ", "), nil
 }
 
 func (s issuanceRate) describe(inc Incident) string {

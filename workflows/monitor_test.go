@@ -34,6 +34,7 @@ type monitorFakes struct {
 	// The provider's counts at a judgement, the stages' latest releases, and the rollbacks started.
 	expired   func(now time.Time) activities.ExpiredUsesReport
 	issued    func(in activities.IssuedInput) activities.IssuedReport
+	disabled  []activities.APIKeyInput
 	presented []activities.RenewPresentedInput
 	held      bool
 	events    func(now time.Time, in activities.IssuerEventsInput) analysis.EventCounts
@@ -58,6 +59,13 @@ func (f *monitorFakes) env() *testsuite.TestWorkflowEnvironment {
 	env.RegisterActivity(health)
 	env.RegisterActivity(rel)
 	env.RegisterActivity(keysA)
+	env.RegisterActivity(gw)
+	env.OnActivity(gw.SetAPIKeyEnabled, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.APIKeyInput) (bool, error) {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		f.disabled = append(f.disabled, in)
+		return true, nil
+	})
 	env.OnActivity(tokA.ExpiredUsesByClient, mock.Anything, mock.Anything).Return(func(context.Context, activities.RevokedUsesInput) (activities.ExpiredUsesReport, error) {
 		if f.expired == nil {
 			return activities.ExpiredUsesReport{}, nil
@@ -307,6 +315,11 @@ func TestTokenMonitor_InvalidSpec_RejectedBeforeAnyActivity(t *testing.T) {
 		{"no actor", func(s *workflows.MonitorSpec) { s.Actor = "" }, "Actor"},
 		{"expired: unknown action", func(s *workflows.MonitorSpec) { s.ExpiredUses.Actions = []string{"revoke"} }, "ExpiredUses.Actions[0]"},
 		{"issuance: ratio below one", func(s *workflows.MonitorSpec) { s.IssuanceRate = workflows.IssuancePolicy{On: true, MaxRatio: 0.2} }, "IssuanceRate.MaxRatio"},
+		{"disable-key without keys", func(s *workflows.MonitorSpec) { s.RevokedUses.Actions = []string{"disable-key"} }, "APIKeys"},
+		{"keys unsorted", func(s *workflows.MonitorSpec) {
+			s.APIKeys = []workflows.ClientAPIKey{{Client: "b", KeyID: "k1"}, {Client: "a", KeyID: "k2"}}
+		}, "APIKeys[1].Client"},
+		{"bad key id", func(s *workflows.MonitorSpec) { s.APIKeys = []workflows.ClientAPIKey{{Client: "a", KeyID: "k/1"}} }, "APIKeys[0].KeyID"},
 		{"unknown provider", func(s *workflows.MonitorSpec) { s.Provider = "datadog" }, "Provider"},
 		{"rollback on staleness", func(s *workflows.MonitorSpec) {
 			s.Provider, s.VerifierStale.Actions = "prometheus", []string{"rollback"}
@@ -597,5 +610,25 @@ func TestTokenMonitor_IssuanceRate_ManyClientsKeepTheCarryBounded(t *testing.T) 
 	}
 	if len(next.Carry.Incidents) != 0 || len(f.notes) != 0 {
 		t.Fatalf("incidents %+v, notes %q: two tokens a minute is below the threshold", next.Carry.Incidents, f.notes)
+	}
+}
+
+// A revoked token of alice, presented by the billing client: billing's API key is disabled once,
+// the other clients' keys are left alone, and the notification says which key; a client with no
+// known key is told apart.
+func TestTokenMonitor_DisableKey_DisablesOnlyThePresentingClientsKeyOnce(t *testing.T) {
+	f := &monitorFakes{uses: func(time.Time, activities.RevokedUsesInput) activities.RevokedUsesReport {
+		return activities.RevokedUsesReport{Subjects: []registry.SubjectUses{
+			{Subject: "alice", Clients: []string{"billing", "mobile"}, Addresses: []string{"10.0.0.1"}, JTIs: 1, Count: 3}}}
+	}}
+	in := monitorSpec()
+	in.RevokedUses.Actions = []string{"disable-key", "notify"}
+	in.APIKeys = []workflows.ClientAPIKey{{Client: "billing", KeyID: "k1billing"}, {Client: "reports", KeyID: "k2reports"}}
+	runMonitor(t, f, in, monitorStart, 20)
+	if len(f.disabled) != 1 || f.disabled[0].KeyID != "k1billing" || f.disabled[0].Enabled {
+		t.Fatalf("keys disabled %+v, want billing's k1billing once", f.disabled)
+	}
+	if len(f.notes) != 1 || !strings.Contains(f.notes[0], "disabled API keys k1billing (client billing)") {
+		t.Fatalf("notifications %q", f.notes)
 	}
 }
