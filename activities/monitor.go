@@ -306,3 +306,48 @@ func (a *Tokens) IssuedByClient(ctx context.Context, in IssuedInput) (IssuedRepo
 	slices.SortFunc(out.Clients, func(x, y ClientIssued) int { return cmp.Compare(x.Client, y.Client) })
 	return out, nil
 }
+
+// RevokeFamilyInput names tokens whose descendants (the tokens that replaced them, and so on)
+// are to be revoked.
+type RevokeFamilyInput struct {
+	JTIs   []string
+	Reason string
+}
+
+// FamilyRevoked is what RevokeFamily found and revoked.
+type FamilyRevoked struct {
+	Revoked []string // descendants revoked now or before, in order
+	Clients []string `json:",omitempty"`
+}
+
+// RevokeFamily revokes every descendant of the tokens (a stolen token's renewals and reissues:
+// whoever holds the original may hold them too). A descendant already revoked is counted and left
+// as it is, so a retry revokes nothing twice.
+func (a *Tokens) RevokeFamily(ctx context.Context, in RevokeFamilyInput) (FamilyRevoked, error) {
+	var out FamilyRevoked
+	var todo []string
+	for _, jti := range in.JTIs {
+		family, err := a.Registry.Family(ctx, jti)
+		if err != nil {
+			return FamilyRevoked{}, err
+		}
+		for _, rec := range family {
+			if slices.Contains(out.Revoked, rec.JTI) {
+				continue
+			}
+			out.Revoked = append(out.Revoked, rec.JTI)
+			if !slices.Contains(out.Clients, rec.ClientID) && rec.ClientID != "" {
+				out.Clients = append(out.Clients, rec.ClientID)
+			}
+			if rec.Status != registry.Revoked {
+				todo = append(todo, rec.JTI)
+			}
+		}
+	}
+	if len(todo) > 0 {
+		if _, err := a.Registry.RevokeJTIs(ctx, todo, in.Reason, 0, nil); err != nil {
+			return FamilyRevoked{}, err
+		}
+	}
+	return out, nil
+}

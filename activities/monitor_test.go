@@ -98,4 +98,20 @@ func TestRenewToken_FoundRenewedOnceAndDeliveredThenNoLongerExpiring(t *testing.
 	if len(after.Tokens) != 1 || after.Tokens[0].JTI != renewed.JTI {
 		t.Fatalf("after the renewal: %+v, want only the new token %s", after.Tokens, renewed.JTI)
 	}
+
+	// The old token is then found presented after a theft: its family (the renewal that replaced
+	// it) is revoked, once however often asked, and the old token itself is left as it was.
+	var fam, famAgain activities.FamilyRevoked
+	fin := activities.RevokeFamilyInput{JTIs: []string{old.JTI}, Reason: "stolen token replayed"}
+	call(tok.RevokeFamily, fin, &fam)
+	call(tok.RevokeFamily, fin, &famAgain)
+	if len(fam.Revoked) != 1 || fam.Revoked[0] != renewed.JTI || len(famAgain.Revoked) != 1 || fam.Clients[0] != client {
+		t.Fatalf("family revoked %+v then %+v, want the renewal %s", fam, famAgain, renewed.JTI)
+	}
+	if got, err := reg.Get(ctx, renewed.JTI); err != nil || got.Status != registry.Revoked {
+		t.Fatalf("the renewal after the family's revocation: %+v, %v", got, err)
+	}
+	if prev, err := reg.Get(ctx, old.JTI); err != nil || prev.Status != registry.Superseded {
+		t.Fatalf("the presented token: %+v, %v; want left superseded", prev, err)
+	}
 }

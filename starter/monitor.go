@@ -112,7 +112,7 @@ func monitorStartCmd() *cobra.Command {
 	f.DurationVar(&in.CloseAfter, "close-after", workflows.DefaultCloseAfter, "close an incident not seen for this long")
 	f.StringVar(&in.Webhook, "webhook", "", "the worker's webhook (by name, ROLLGATE_WEBHOOKS) that notify posts to")
 	f.IntVar(&in.RevokedUses.Threshold, "revoked-threshold", 1, "uses of a subject's revoked tokens that open an incident")
-	f.StringVar(&revokedActions, "revoked-actions", "notify", "on revoked tokens still presented: notify, revoke (the subject), disable-key (the presenting clients' API keys, --api-key)")
+	f.StringVar(&revokedActions, "revoked-actions", "notify", "on revoked tokens still presented: notify, revoke (the subject), revoke-family (the tokens that replaced the presented ones), disable-key (the presenting clients' API keys, --api-key)")
 	f.BoolVar(&noRevoked, "no-revoked", false, "do not watch revoked tokens still presented")
 	f.DurationVar(&in.ExpiringRenewal.Window, "renewal-window", 0, "a token is expiring once this much of it is left (0: --renewal-fraction of its lifetime)")
 	f.Float64Var(&in.ExpiringRenewal.Fraction, "renewal-fraction", 0.1, "the fraction of a token's lifetime left that makes it expiring (up to 0.5)")

@@ -36,6 +36,9 @@ const (
 	ActionNotify  = "notify"  // post the evidence to the spec's webhook
 	ActionRevoke  = "revoke"  // revoke every token of the subject issued before the incident opened
 	ActionReissue = "reissue" // renew the client's token ahead of expiry (delivered to Vault KV)
+	// ActionRevokeFamily revokes the tokens that replaced the presented ones (their renewals and
+	// reissues), whoever holds the original may hold them too.
+	ActionRevokeFamily = "revoke-family"
 	// ActionDisableKey disables the REST API keys of the incident's clients (MonitorSpec.APIKeys).
 	ActionDisableKey = "disable-key"
 )
@@ -172,6 +175,8 @@ type Incident struct {
 type Evidence struct {
 	Clients   []string `json:",omitempty"`
 	Addresses []string `json:",omitempty"`
+	// JTIs are the tokens presented (at most 16).
+	JTIs      []string `json:",omitempty"`
 	Uses      int      `json:",omitempty"`
 	Subject   string   `json:",omitempty"`
 	JTI       string   `json:",omitempty"`
@@ -284,7 +289,7 @@ func (in MonitorSpec) Validate() error {
 	if in.RevokedUses.Threshold < 0 || in.RevokedUses.Threshold > 1_000_000 {
 		p.Add("RevokedUses.Threshold", "%d: allowed 0 (one use) to 1000000", in.RevokedUses.Threshold)
 	}
-	checkActions(&p, "RevokedUses.Actions", in.RevokedUses.Actions, ActionRevoke, ActionDisableKey)
+	checkActions(&p, "RevokedUses.Actions", in.RevokedUses.Actions, ActionRevoke, ActionRevokeFamily, ActionDisableKey)
 	checkActions(&p, "ExpiringRenewal.Actions", in.ExpiringRenewal.Actions, ActionReissue)
 	if in.ExpiredUses.Threshold < 0 || in.ExpiredUses.Threshold > 1_000_000 {
 		p.Add("ExpiredUses.Threshold", "%d: allowed 0 (one use) to 1000000", in.ExpiredUses.Threshold)

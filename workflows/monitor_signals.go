@@ -48,6 +48,7 @@ func mergeEvidence(old, seen Evidence) Evidence {
 	out.Uses = max(old.Uses, seen.Uses)
 	out.Clients = unionBounded(old.Clients, seen.Clients)
 	out.Addresses = unionBounded(old.Addresses, seen.Addresses)
+	out.JTIs = unionBounded(old.JTIs, seen.JTIs)
 	return out
 }
 
@@ -95,7 +96,7 @@ func (s revokedPresented) observe(ctx workflow.Context, since, _ time.Time) (obs
 	obs := observation{truncated: rep.Truncated}
 	for _, u := range rep.Subjects {
 		obs.findings = append(obs.findings, finding{key: u.Subject, value: float64(u.Count),
-			evidence: Evidence{Clients: u.Clients, Addresses: u.Addresses, Uses: u.Count}})
+			evidence: Evidence{Clients: u.Clients, Addresses: u.Addresses, JTIs: u.Tokens, Uses: u.Count}})
 	}
 	return obs, nil
 }
@@ -103,12 +104,20 @@ func (s revokedPresented) observe(ctx workflow.Context, since, _ time.Time) (obs
 // act revokes every token of the subject issued before the incident opened: a fixed time, so a
 // retried or repeated revocation writes the same rule.
 func (s revokedPresented) act(ctx workflow.Context, action string, inc *Incident) (string, error) {
-	if action == ActionDisableKey {
+	switch action {
+	case ActionDisableKey:
 		return disableKeys(ctx, s.keys, inc.Evidence.Clients)
+	case ActionRevokeFamily:
+		return s.revokeFamily(ctx, inc)
+	case ActionRevoke:
+		return s.revokeSubject(ctx, inc)
 	}
-	if action != ActionRevoke {
-		return "", fmt.Errorf("%s cannot %s", s.name(), action)
-	}
+	return "", fmt.Errorf("%s cannot %s", s.name(), action)
+}
+
+// revokeSubject revokes every token of the subject issued before the incident opened: a fixed
+// time, so a retried or repeated revocation writes the same rule.
+func (s revokedPresented) revokeSubject(ctx workflow.Context, inc *Incident) (string, error) {
 	if inc.Key == "" || inc.Key == "-" { // the registry's mark for a use whose token named no subject
 		return "", fmt.Errorf("the uses name no subject: nothing to revoke by subject")
 	}
@@ -117,7 +126,46 @@ func (s revokedPresented) act(ctx workflow.Context, action string, inc *Incident
 	if err := workflow.ExecuteActivity(short(ctx), tokA.RevokeByRule, rule).Get(ctx, nil); err != nil {
 		return "", err
 	}
-	return fmt.Sprintf("revoked every token of subject %s issued before %s", inc.Key, inc.OpenedAt.UTC().Format(time.RFC3339)), nil
+	done := fmt.Sprintf("revoked every token of subject %s issued before %s", inc.Key, inc.OpenedAt.UTC().Format(time.RFC3339))
+	if workflow.GetVersion(ctx, changeMonitorFlush, workflow.DefaultVersion, 1) == 1 {
+		done += flushIssuer(ctx, s.issuer.URL)
+	}
+	return done, nil
+}
+
+// revokeFamily revokes the tokens that replaced the presented ones, then flushes the caches.
+func (s revokedPresented) revokeFamily(ctx workflow.Context, inc *Incident) (string, error) {
+	var got activities.FamilyRevoked
+	in := activities.RevokeFamilyInput{JTIs: inc.Evidence.JTIs, Reason: fmt.Sprintf("token monitor: a revoked token of %s still presented", inc.Key)}
+	if err := workflow.ExecuteActivity(short(ctx), tokA.RevokeFamily, in).Get(ctx, &got); err != nil {
+		return "", err
+	}
+	if len(got.Revoked) == 0 {
+		return fmt.Sprintf("no token replaced the %d presented: no family to revoke", len(inc.Evidence.JTIs)), nil
+	}
+	return fmt.Sprintf("revoked the %d tokens that replaced the presented ones (clients %s)", len(got.Revoked), list(got.Clients)) + flushIssuer(ctx, s.issuer.URL), nil
+}
+
+// changeMonitorFlush: the monitor's revocations flush the authorizer caches of the issuer's
+// stages, so that an Allow cached before cannot outlive them; runs started before flush nothing.
+const changeMonitorFlush = "monitor-flush-after-revocation"
+
+// flushIssuer flushes, once the deny list has settled, the authorizer caches of the stages whose
+// latest release used the issuer, and says so for the action's result. The revocation is done
+// either way: a flush that fails is reported, not retried as the action.
+func flushIssuer(ctx workflow.Context, issuerURL string) string {
+	var found activities.IssuerStages
+	if err := workflow.ExecuteActivity(short(ctx), rel.IssuerStages, activities.IssuerStagesInput{IssuerURL: issuerURL}).Get(ctx, &found); err != nil {
+		return "; authorizer caches not flushed: " + err.Error()
+	}
+	if len(found.Stages) == 0 {
+		return ""
+	}
+	res, err := flushAfter(ctx, workflow.Now(ctx), denyListSettle, stageSet(found.Stages...))
+	if err != nil {
+		return "; authorizer caches not flushed: " + err.Error()
+	}
+	return "; authorizer caches of " + strings.Join(stageNames(res.Flushed), ", ") + " flushed"
 }
 
 func (s revokedPresented) describe(inc Incident) string {

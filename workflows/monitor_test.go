@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -35,6 +36,8 @@ type monitorFakes struct {
 	expired   func(now time.Time) activities.ExpiredUsesReport
 	issued    func(in activities.IssuedInput) activities.IssuedReport
 	disabled  []activities.APIKeyInput
+	flushes   []activities.Target
+	families  []activities.RevokeFamilyInput
 	presented []activities.RenewPresentedInput
 	held      bool
 	events    func(now time.Time, in activities.IssuerEventsInput) analysis.EventCounts
@@ -97,6 +100,25 @@ func (f *monitorFakes) env() *testsuite.TestWorkflowEnvironment {
 			return analysis.EventCounts{HasData: true, Verifications: 1000}, nil
 		}
 		return f.events(env.Now(), in), nil
+	})
+	env.OnActivity(rel.IssuerStages, mock.Anything, mock.Anything).Return(func(context.Context, activities.IssuerStagesInput) (activities.IssuerStages, error) {
+		var out activities.IssuerStages
+		for _, r := range f.latest.Releases {
+			out.Stages = append(out.Stages, r.Target)
+		}
+		return out, nil
+	})
+	env.OnActivity(gw.FlushAuthorizerCaches, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.FlushInput) (activities.FlushResult, error) {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		f.flushes = append(f.flushes, in.Targets...)
+		return activities.FlushResult{Flushed: in.Targets}, nil
+	})
+	env.OnActivity(tokA.RevokeFamily, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.RevokeFamilyInput) (activities.FamilyRevoked, error) {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		f.families = append(f.families, in)
+		return activities.FamilyRevoked{Revoked: []string{in.JTIs[0] + "-renewed"}, Clients: []string{"billing"}}, nil
 	})
 	env.OnActivity(rel.LatestOfIssuer, mock.Anything, mock.Anything).Return(func(context.Context, activities.IssuerStagesInput) (activities.LatestReleases, error) {
 		return f.latest, nil
@@ -234,13 +256,20 @@ func TestTokenMonitor_RevokedTokenPresentedFromTwoAddresses_OneIncidentSubjectRe
 			t.Errorf("uses asked for %+v at %s, want the issuer's since the last judgement", in, now)
 		}
 		return activities.RevokedUsesReport{Subjects: []registry.SubjectUses{
-			{Subject: "alice", Clients: []string{"billing"}, Addresses: []string{"10.0.0.1", "10.0.0.2"}, JTIs: 1, Count: 7},
+			{Subject: "alice", Clients: []string{"billing"}, Addresses: []string{"10.0.0.1", "10.0.0.2"}, Tokens: []string{"j-alice"}, JTIs: 1, Count: 7},
 			{Subject: "bob", Clients: []string{"reports"}, Addresses: []string{"10.0.0.9"}, JTIs: 1, Count: 1},
 		}}
 	}
+	f.latest = activities.LatestReleases{Releases: []activities.LatestRelease{{Target: activities.Target{APIID: "api1", Stage: "prod"}}}}
 	in := monitorSpec()
-	in.RevokedUses = workflows.RevokedUsesPolicy{Threshold: 3, Actions: []string{"notify", "revoke"}}
+	in.RevokedUses = workflows.RevokedUsesPolicy{Threshold: 3, Actions: []string{"notify", "revoke", "revoke-family"}}
 	rep, _ := runMonitor(t, f, in, monitorStart, 45)
+	if len(f.families) != 1 || !slices.Equal(f.families[0].JTIs, []string{"j-alice"}) {
+		t.Fatalf("families revoked %+v, want j-alice's once", f.families)
+	}
+	if len(f.flushes) != 2 || f.flushes[0].APIID != "api1" {
+		t.Fatalf("flushes %+v, want api1/prod after each revocation", f.flushes)
+	}
 
 	if len(f.rules) != 1 || f.rules[0].Scope != registry.BySubject || f.rules[0].Value != "alice" || !f.rules[0].Before.Equal(monitorStart) {
 		t.Fatalf("revocations %+v, want alice's tokens issued before %s, once", f.rules, monitorStart)
@@ -248,7 +277,7 @@ func TestTokenMonitor_RevokedTokenPresentedFromTwoAddresses_OneIncidentSubjectRe
 	if len(f.notes) != 1 {
 		t.Fatalf("%d notifications, want 1: %q", len(f.notes), f.notes)
 	}
-	for _, want := range []string{"alice", "billing", "10.0.0.1", "10.0.0.2", "revoked every token of subject alice"} {
+	for _, want := range []string{"alice", "billing", "10.0.0.1", "10.0.0.2", "revoked every token of subject alice", "revoked the 1 tokens that replaced", "api1/prod flushed"} {
 		if !strings.Contains(f.notes[0], want) {
 			t.Fatalf("notification %q does not name %s", f.notes[0], want)
 		}

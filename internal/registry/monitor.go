@@ -2,6 +2,7 @@ package registry
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -21,10 +22,12 @@ type SubjectUses struct {
 	Subject   string
 	Clients   []string
 	Addresses []string
-	JTIs      int
-	Count     int
-	First     time.Time
-	Last      time.Time
+	// Tokens are the jtis presented (at most MaxUseAddresses, sorted); JTIs counts them all.
+	Tokens []string `json:",omitempty"`
+	JTIs   int
+	Count  int
+	First  time.Time
+	Last   time.Time
 }
 
 // GroupUsesBySubject groups the uses of an issuer's revoked tokens by subject, ordered by
@@ -33,7 +36,7 @@ func GroupUsesBySubject(uses []RevokedUse, issuer string) []SubjectUses {
 	groups := groupUses(uses, issuer, func(u RevokedUse) string { return u.Subject })
 	out := make([]SubjectUses, len(groups))
 	for i, g := range groups {
-		out[i] = SubjectUses{Subject: g.key, Clients: g.clients, Addresses: g.addresses, JTIs: g.jtis, Count: g.count, First: g.first, Last: g.last}
+		out[i] = SubjectUses{Subject: g.key, Clients: g.clients, Addresses: g.addresses, Tokens: g.tokens, JTIs: g.jtis, Count: g.count, First: g.first, Last: g.last}
 	}
 	return out
 }
@@ -66,6 +69,7 @@ func GroupUsesByClient(uses []RevokedUse, issuer string) []ClientUses {
 type useGroup struct {
 	key                string
 	clients, addresses []string // each bounded and sorted
+	tokens             []string // the jtis, bounded and sorted
 	jtis, count        int
 	first, last        time.Time
 	latest             RevokedUse // the token last presented
@@ -87,6 +91,7 @@ func groupUses(uses []RevokedUse, issuer string, key func(RevokedUse) string) []
 			keys = append(keys, k)
 		}
 		g.clients = addBounded(g.clients, u.ClientID)
+		g.tokens = addBounded(g.tokens, u.JTI)
 		for _, a := range u.Addresses {
 			g.addresses = addBounded(g.addresses, a)
 		}
@@ -172,6 +177,27 @@ func (r *Registry) IssuedBetween(ctx context.Context, kids []string, since, unti
 		}
 	}
 	return recs, false, nil
+}
+
+// MaxFamily bounds how many reissues Family follows from one token.
+const MaxFamily = 32
+
+// Family is the tokens that replaced jti, then replaced those, in order (reissues, renewals,
+// rollbacks record ReplacedBy), at most MaxFamily of them; not jti itself.
+func (r *Registry) Family(ctx context.Context, jti string) ([]Record, error) {
+	var out []Record
+	seen := map[string]bool{jti: true}
+	rec, err := r.Get(ctx, jti)
+	for err == nil && rec.ReplacedBy != "" && !seen[rec.ReplacedBy] && len(out) < MaxFamily {
+		seen[rec.ReplacedBy] = true
+		if rec, err = r.Get(ctx, rec.ReplacedBy); err == nil {
+			out = append(out, rec)
+		}
+	}
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return nil, err
+	}
+	return out, nil
 }
 
 // Successor is the longest-lived other active token of rec's subject and client, of a key whose
