@@ -25,7 +25,8 @@ const (
 	SignalUnknownKID = "unknown_kid"
 	// SignalBadSignature: tokens of a known kid whose signature does not verify.
 	SignalBadSignature = "bad_signature"
-	// SignalVerifierStale: decisions taken while an authorizer's deny list was too old to trust.
+	// SignalVerifierStale: decisions taken while an authorizer's deny list was too old to trust,
+	// and tokens refused because an authorizer had no key set (its JWKS fetch failing).
 	SignalVerifierStale = "verifier_stale"
 )
 
@@ -295,16 +296,22 @@ func (s verifierStale) observe(ctx workflow.Context, since, now time.Time) (obse
 	if err != nil {
 		return observation{}, err
 	}
-	return observation{findings: []finding{{key: issuerWide, value: c.Stale, evidence: Evidence{Stale: c.Stale, Verifications: c.Verifications}}}}, nil
+	noKeys := c.Rejections(reasonJWKSUnavailable)
+	ev := Evidence{Stale: c.Stale, Rejections: noKeys, Verifications: c.Verifications}
+	return observation{findings: []finding{{key: issuerWide, value: c.Stale + noKeys, evidence: ev}}}, nil
 }
+
+// reasonJWKSUnavailable is the authorizer's rejection of a token it could not check because it
+// has no key set (the JWKS never fetched).
+const reasonJWKSUnavailable = "jwks_unavailable"
 
 func (s verifierStale) act(_ workflow.Context, action string, _ *Incident) (string, error) {
 	return "", fmt.Errorf("%s cannot %s", s.name(), action)
 }
 
 func (s verifierStale) describe(inc Incident) string {
-	return fmt.Sprintf("rollgate monitor %s: %g decisions at the gateways taken on a deny list older than the authorizer's maximum staleness (of %g verifications): revocations may not reach them; check the authorizers' access to the registry (since %s)",
-		s.issuer.URL, inc.Evidence.Stale, inc.Evidence.Verifications, inc.OpenedAt.UTC().Format(time.RFC3339))
+	return fmt.Sprintf("rollgate monitor %s: stale verifiers at the gateways: %g decisions taken on a deny list older than the authorizer's maximum staleness, %g tokens refused for want of a key set (of %g verifications): revocations or keys may not reach them; check the authorizers' access to the registry and the JWKS (since %s)",
+		s.issuer.URL, inc.Evidence.Stale, inc.Evidence.Rejections, inc.Evidence.Verifications, inc.OpenedAt.UTC().Format(time.RFC3339))
 }
 
 // median of the values, which the caller keeps; 0 for none.

@@ -519,19 +519,22 @@ func TestTokenMonitor_NoisyIssuerAtStart_OneIncidentThenLearnedThenABurstAlertsA
 	}
 }
 
-// Decisions taken on a stale deny list are notified once while they go on.
+// Decisions taken on a stale deny list, and tokens refused for want of a key set, are notified
+// once while they go on.
 func TestTokenMonitor_StaleDenyList_NotifiedOnce(t *testing.T) {
 	f := &monitorFakes{events: func(now time.Time, _ activities.IssuerEventsInput) analysis.EventCounts {
 		c := analysis.EventCounts{HasData: true, Verifications: 900}
 		if now.Sub(monitorStart) >= 3*time.Minute {
 			c.Stale = 40
+			c.Rejected = []analysis.RejectionCount{{Reason: "jwks_unavailable", Release: "run-1", Count: 5}, {Reason: "expired", Release: "run-1", Count: 9}}
 		}
 		return c
 	}}
 	in := providerSpec()
 	in.UnknownKID.Off, in.BadSignature.Off = true, true
 	rep, _ := runMonitor(t, f, in, monitorStart, 10)
-	if len(rep.Open) != 1 || rep.Open[0].Signal != workflows.SignalVerifierStale || len(f.notes) != 1 || !strings.Contains(f.notes[0], "40 decisions") {
+	if len(rep.Open) != 1 || rep.Open[0].Signal != workflows.SignalVerifierStale || len(f.notes) != 1 || !strings.Contains(f.notes[0], "40 decisions") ||
+		!strings.Contains(f.notes[0], "5 tokens refused for want of a key set") {
 		t.Fatalf("open %+v, notes %q", rep.Open, f.notes)
 	}
 }
