@@ -138,13 +138,6 @@ func TestTokenMonitor_ExpiredTokenPresentedAtTheGateway_ClientReissuedATokenTheG
 	if _, err := r.Activity.Tokens.Delivery.Deliver(ctx, old[0]); err != nil {
 		t.Fatal(err)
 	}
-	url := r.Bed.Gateway.InvokeURL(r.APIID, r.Stage) + "/orders"
-	for range 3 {
-		if code := get(url, old[0].Token, ""); code != http.StatusUnauthorized {
-			t.Fatalf("the expired token got %d at the gateway, want 401", code)
-		}
-	}
-
 	run, err := r.Temporal.ExecuteWorkflow(ctx, monitorOptions(r), workflows.TokenMonitor, workflows.MonitorSpec{Issuer: ref, Interval: workflows.MinMonitorInterval,
 		Webhook: "oncall", Actor: "sec", RevokedUses: workflows.RevokedUsesPolicy{Off: true}, ExpiringRenewal: workflows.RenewalPolicy{Off: true},
 		ExpiredUses: workflows.ExpiredUsesPolicy{Actions: []string{"reissue", "notify"}}})
@@ -152,10 +145,21 @@ func TestTokenMonitor_ExpiredTokenPresentedAtTheGateway_ClientReissuedATokenTheG
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = r.Temporal.TerminateWorkflow(context.Background(), run.GetID(), "", "test over") })
+	waitForMonitor(t, r, run, func(st workflows.MonitorStatus) bool { return st.Judgements >= 1 })
+	url := r.Bed.Gateway.InvokeURL(r.APIID, r.Stage) + "/orders"
+	presented := time.Now()
+	for range 3 {
+		if code := get(url, old[0].Token, ""); code != http.StatusUnauthorized {
+			t.Fatalf("the expired token got %d at the gateway, want 401", code)
+		}
+	}
+
 	st := waitForMonitor(t, r, run, func(st workflows.MonitorStatus) bool {
 		return len(st.Incidents) == 1 && st.Incidents[0].Actions[0].Done && st.Incidents[0].Actions[1].Done
 	})
 	inc := st.Incidents[0]
+	t.Logf("expired token presented → incident opened in %s, reissued and notified %s after it (interval %s)",
+		inc.OpenedAt.Sub(presented).Round(time.Millisecond), time.Since(presented).Round(time.Millisecond), workflows.MinMonitorInterval)
 	if inc.Signal != workflows.SignalExpiredPresented || inc.Key != client || inc.Evidence.JTI != old[0].JTI || inc.Evidence.Uses < 1 {
 		t.Fatalf("incident %+v", inc)
 	}
@@ -236,6 +240,8 @@ func TestTokenMonitor_IssuanceBurstInTheRegistry_OneIncidentForTheClient(t *test
 		return len(st.Incidents) == 1 && st.Incidents[0].Actions[0].Done
 	})
 	inc := st.Incidents[0]
+	t.Logf("issuance burst recorded → incident opened in %s, notified %s after it (interval %s)",
+		inc.OpenedAt.Sub(now).Round(time.Millisecond), time.Since(now).Round(time.Millisecond), workflows.MinMonitorInterval)
 	if inc.Signal != workflows.SignalIssuanceRate || inc.Key != "batch" || inc.Evidence.Issued != 30 {
 		t.Fatalf("incident %+v, want the batch client's 30 tokens", inc)
 	}
