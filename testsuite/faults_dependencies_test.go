@@ -8,6 +8,7 @@ import (
 
 	"go.temporal.io/sdk/client"
 
+	"github.com/rollgate/rollgate/testsuite"
 	"github.com/rollgate/rollgate/testsuite/gatewayemu"
 	"github.com/rollgate/rollgate/workflows"
 )
@@ -30,6 +31,10 @@ type dependencyFault struct {
 	// Its health probes mint tokens in the registry; a release whose health cannot be measured is
 	// rolled back, which is safe, as long as the rollback is verified.
 	mayRollBack bool
+	// shared: the fault is injected in a server every test uses (the gateway emulator), so the
+	// case runs alone, not beside the package's parallel tests; the others fail a proxy of
+	// their own, and run in parallel on task queues of their own.
+	shared bool
 }
 
 // controlPlaneFaults are the gateway operations of a release and its rollback, each failing with
@@ -40,16 +45,18 @@ var controlPlaneFaults = map[string]int{
 	"UpdateAuthorizer": http.StatusTooManyRequests, "FlushStageAuthorizersCache": http.StatusInternalServerError,
 }
 
-// The windows are shorter than an outage in production would be, to keep `make test` within CI's
-// limit; each still outlasts the SDK's own retries, so the workflows' retries are what survive it.
+// The windows are the issue's: Vault and DynamoDB out for half a minute, the gateway failing a
+// fifth of its calls for a minute; each outlasts the SDK's own retries, so the workflows' retries
+// are what survive it. The two behind proxies of their own run in parallel with the package's
+// other parallel tests, so only the gateway's minute adds to `make test`.
 var dependencyFaults = []dependencyFault{
 	{
-		name: "vault-503", window: 20 * time.Second, retried: true,
+		name: "vault-503", window: 30 * time.Second, retried: true,
 		on:  func(_ *testing.T, v, _ *faultProxy) { v.answer(http.StatusServiceUnavailable) },
 		off: func(_ *testing.T, v, _ *faultProxy) { v.answer(0) },
 	},
 	{
-		name: "gateway-5xx-429-at-20pct", window: 30 * time.Second,
+		name: "gateway-5xx-429-at-20pct", window: time.Minute, shared: true,
 		on: func(t *testing.T, _, _ *faultProxy) {
 			for op, status := range controlPlaneFaults {
 				shared.Bed(t).Gateway.InjectFault(op, gatewayemu.Fault{Status: status, Ratio: 0.2})
@@ -60,7 +67,7 @@ var dependencyFaults = []dependencyFault{
 	{
 		// A rollback during a bake has no compensation that needs DynamoDB (tokens are reissued
 		// only at promotion): the rollback of a promoted release has.
-		name: "dynamodb-unreachable", window: 20 * time.Second, retried: true, fromHistory: true, mayRollBack: true,
+		name: "dynamodb-unreachable", window: 30 * time.Second, retried: true, fromHistory: true, mayRollBack: true,
 		on:  func(_ *testing.T, _, d *faultProxy) { d.refuse() },
 		off: func(t *testing.T, _, d *faultProxy) { d.accept(t) },
 	},
@@ -73,55 +80,75 @@ var dependencyFaults = []dependencyFault{
 // compensations took more than one attempt.
 func TestFaults_DependencyFailsForAWhile_ReleasesConvergeAndCompensationsAreRetried(t *testing.T) {
 	for _, fault := range dependencyFaults {
-		t.Run(fault.name, func(t *testing.T) {
-			bed := shared.Bed(t)
-			vault, dynamodb := startFaultProxy(t, bed.Vault.Addr), startFaultProxy(t, bed.DynamoDB.Endpoint)
-			t.Cleanup(bed.Gateway.ClearFaults)
-			rolled, promoted := newFaultRelease(t, "faultrb", "v2"), newFaultRelease(t, "faultpr", "v2")
-			faultWorker(t, "VAULT_ADDR="+vault.URL, "AWS_ENDPOINT_URL_DYNAMODB="+dynamodb.URL)
-
-			if fault.fromHistory {
-				rolled.start(t, faultBake)
-				rolled.converged(t, awaitResult(t, rolled), workflows.OutcomePromoted)
-			} else {
-				rolled.start(t, 10*time.Minute)
-				awaitFaultStatus(t, rolled, func(st workflows.Status) bool { return st.Phase == workflows.PhaseBaking })
-			}
-			fault.on(t, vault, dynamodb)
-			window := time.NewTimer(fault.window)
-			promoted.start(t, faultBake)
-			report := rollBackDuringTheFault(t, rolled, fault.fromHistory)
-
-			var rep *workflows.RollbackReport
-			var resPromoted workflows.DeployResult
-			done := make(chan struct{})
-			go func() {
-				defer close(done)
-				rep, resPromoted = report(), awaitResult(t, promoted)
-			}()
-			<-window.C
-			fault.off(t, vault, dynamodb)
-			<-done
-			if t.Failed() {
-				t.FailNow()
-			}
-			rolled.restored(t, rep)
-			rolled.rotated(t, 1)
-			if fault.mayRollBack {
-				promoted.converged(t, resPromoted, workflows.OutcomePromoted, workflows.OutcomeRolledBack)
-			} else {
-				promoted.converged(t, resPromoted, workflows.OutcomePromoted)
-			}
-			attempts := retried(rep)
-			if fault.retried && !anyRetried(attempts) {
-				t.Fatalf("the rollback met the fault, yet its report shows no compensation retried: %v", attempts)
-			}
-			if fault.name == "vault-503" && vault.answered() == 0 {
-				t.Fatal("no request met Vault's 503")
-			}
-			t.Logf("%s for %s: the release started during it was %s; the rollback's compensation attempts %v", fault.name, fault.window, resPromoted.Outcome, attempts)
-		})
+		if !fault.shared {
+			t.Run(fault.name, func(t *testing.T) { t.Parallel(); dependencyFailsForAWhile(t, fault) })
+		}
 	}
+}
+
+// The gateway's control plane fails a fifth of its calls for a minute: alone, since every test
+// shares the emulator.
+func TestFaults_GatewayFailsForAMinute_ReleasesConvergeAndCompensationsAreRetried(t *testing.T) {
+	for _, fault := range dependencyFaults {
+		if fault.shared {
+			t.Run(fault.name, func(t *testing.T) { dependencyFailsForAWhile(t, fault) })
+		}
+	}
+}
+
+func dependencyFailsForAWhile(t *testing.T, fault dependencyFault) {
+	bed := shared.Bed(t)
+	vault, dynamodb := startFaultProxy(t, bed.Vault.Addr), startFaultProxy(t, bed.DynamoDB.Endpoint)
+	t.Cleanup(bed.Gateway.ClearFaults)
+	var options []testsuite.ReleaseOption
+	queue := workflows.TaskQueue
+	if !fault.shared {
+		options, queue = []testsuite.ReleaseOption{testsuite.WithOwnTaskQueue()}, workflows.TaskQueue+"-"+uniqueName("fault")
+	}
+	rolled, promoted := newFaultRelease(t, "faultrb", "v2", options...), newFaultRelease(t, "faultpr", "v2", options...)
+	rolled.queue, promoted.queue = queue, queue
+	faultWorker(t, "VAULT_ADDR="+vault.URL, "AWS_ENDPOINT_URL_DYNAMODB="+dynamodb.URL, "ROLLGATE_TASK_QUEUE="+queue)
+
+	if fault.fromHistory {
+		rolled.start(t, faultBake)
+		rolled.converged(t, awaitResult(t, rolled), workflows.OutcomePromoted)
+	} else {
+		rolled.start(t, 10*time.Minute)
+		awaitFaultStatus(t, rolled, func(st workflows.Status) bool { return st.Phase == workflows.PhaseBaking })
+	}
+	fault.on(t, vault, dynamodb)
+	window := time.NewTimer(fault.window)
+	promoted.start(t, faultBake)
+	report := rollBackDuringTheFault(t, rolled, fault.fromHistory)
+
+	var rep *workflows.RollbackReport
+	var resPromoted workflows.DeployResult
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		rep, resPromoted = report(), awaitResult(t, promoted)
+	}()
+	<-window.C
+	fault.off(t, vault, dynamodb)
+	<-done
+	if t.Failed() {
+		t.FailNow()
+	}
+	rolled.restored(t, rep)
+	rolled.rotated(t, 1)
+	if fault.mayRollBack {
+		promoted.converged(t, resPromoted, workflows.OutcomePromoted, workflows.OutcomeRolledBack)
+	} else {
+		promoted.converged(t, resPromoted, workflows.OutcomePromoted)
+	}
+	attempts := retried(rep)
+	if fault.retried && !anyRetried(attempts) {
+		t.Fatalf("the rollback met the fault, yet its report shows no compensation retried: %v", attempts)
+	}
+	if fault.name == "vault-503" && vault.answered() == 0 {
+		t.Fatal("no request met Vault's 503")
+	}
+	t.Logf("%s for %s: the release started during it was %s; the rollback's compensation attempts %v", fault.name, fault.window, resPromoted.Outcome, attempts)
 }
 
 // rollBackDuringTheFault asks for the release's rollback as an operator: of the running release
