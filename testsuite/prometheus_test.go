@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -164,7 +165,8 @@ func withBadSignature(token string) string {
 // unknown-kid and revoked tokens of a canary release and good tokens of the stable one,
 // Prometheus scrapes it every second, and the Prometheus provider's tokenRejections template
 // measures the canary's rejections over its verifications without the revoked tokens it expects,
-// the stable's as 0, unknownKid the canary's unknown kids, and a release without traffic as no data.
+// the stable's as 0, unknownKid the canary's unknown kids, and a release without traffic as no
+// data; the token monitor's count reads the issuer's rejections by reason and release.
 func TestPrometheus_ScrapesTheServedAuthorizer_TokenRejectionsByRelease(t *testing.T) {
 	a := startServedAuthorizer(t)
 	prom := testsuite.StartPrometheusForTest(t, testsuite.PrometheusOptions{Targets: []string{a.addr}})
@@ -247,6 +249,22 @@ func TestPrometheus_ScrapesTheServedAuthorizer_TokenRejectionsByRelease(t *testi
 	none, err := p.Measure(ctx, q(spec.TemplateTokenRejections, "v9-no-traffic"))
 	if err != nil || none.HasData {
 		t.Fatalf("a release without traffic: %v, %v; want no data", none, err)
+	}
+
+	// The token monitor's read of the same series: the issuer's rejections by reason and release
+	// (increase() misses a series' first sample: a count can be one short, as above).
+	var counts analysis.EventCounts
+	if !poll(func() bool {
+		counts, err = p.CountEvents(ctx, analysis.EventQuery{Issuer: a.minter.Issuer, Window: 5 * time.Minute})
+		return err == nil && counts.HasData && counts.Rejections("bad_signature") >= 0.99 && counts.Rejections("unknown_kid") >= 0.99 &&
+			counts.Rejections("revoked") >= 3.99
+	}) {
+		t.Fatalf("the monitor's count: %+v, %v; want the canary's bad signatures and unknown kid", counts, err)
+	}
+	for _, r := range counts.Rejected {
+		if r.Release != canary || !slices.Contains([]string{"bad_signature", "malformed", "unknown_kid", "revoked"}, r.Reason) {
+			t.Fatalf("rejection group %+v: want the canary's only", r)
+		}
 	}
 }
 
