@@ -21,7 +21,8 @@ import (
 // client tokens move together), a broken canary (its backend answers 500) rolled back
 // automatically, a release rolled back by an operator mid-bake, with the measured rollback
 // latency, and a canary that refuses one client's tokens, which no probe sees, rolled back by the
-// analysis of the real traffic (tokenRejections canary against stable, through CloudWatch).
+// analysis of the real traffic (tokenRejections canary against stable, through CloudWatch); then,
+// between releases, the token monitor acting on a stolen token still presented at the gateway.
 func RunDemo(ctx context.Context, b *Bed, out io.Writer) error {
 	scenarios := []struct {
 		name, version, title string
@@ -74,7 +75,8 @@ func RunDemo(ctx context.Context, b *Bed, out io.Writer) error {
 		fmt.Fprintf(out, "  outcome: %s\n", res.Outcome)
 		printVerifications(out, counts)
 	}
-	return nil
+	fmt.Fprintf(out, "\n== 5. between releases, the token monitor: a stolen token, revoked, still presented at the gateway\n")
+	return demoMonitor(ctx, b, out)
 }
 
 // printVerifications shows what the gateway's authorizer (the real Lambda bootstrap) counted, by
@@ -212,7 +214,7 @@ func Demo(ctx context.Context, opts DemoOptions, out io.Writer) error {
 	if err := RunDemo(ctx, b, out); err != nil {
 		return fmt.Errorf("demo: %w", err)
 	}
-	fmt.Fprintln(out, "\ndemo passed: one release promoted, three rolled back and verified")
+	fmt.Fprintln(out, "\ndemo passed: one release promoted, three rolled back and verified; the stolen token's subject revoked and its client's API key disabled by the monitor")
 	if !opts.Keep {
 		return nil
 	}

@@ -169,8 +169,8 @@ func flushIssuer(ctx workflow.Context, issuerURL string) string {
 }
 
 func (s revokedPresented) describe(inc Incident) string {
-	return fmt.Sprintf("rollgate monitor %s: revoked tokens of subject %s still presented: %d uses by clients %s from addresses %s (since %s)",
-		s.issuer.URL, inc.Key, inc.Evidence.Uses, list(inc.Evidence.Clients), list(inc.Evidence.Addresses), inc.OpenedAt.UTC().Format(time.RFC3339))
+	return fmt.Sprintf("rollgate monitor %s: revoked tokens of subject %s still presented: %s by clients %s from addresses %s (since %s)",
+		s.issuer.URL, inc.Key, uses(inc.Evidence.Uses), list(inc.Evidence.Clients), list(inc.Evidence.Addresses), inc.OpenedAt.UTC().Format(time.RFC3339))
 }
 
 // expiringUnrenewed: a client's token nears expiry and no newer active token of the client exists.
@@ -274,8 +274,16 @@ func (s expiredPresented) act(ctx workflow.Context, action string, inc *Incident
 }
 
 func (s expiredPresented) describe(inc Incident) string {
-	return fmt.Sprintf("rollgate monitor %s: client %s keeps presenting expired tokens (latest %s): %d uses from addresses %s (since %s): it does not renew",
-		s.issuer.URL, inc.Key, inc.Evidence.JTI, inc.Evidence.Uses, list(inc.Evidence.Addresses), inc.OpenedAt.UTC().Format(time.RFC3339))
+	return fmt.Sprintf("rollgate monitor %s: client %s keeps presenting expired tokens (latest %s): %s from addresses %s (since %s): it does not renew",
+		s.issuer.URL, inc.Key, inc.Evidence.JTI, uses(inc.Evidence.Uses), list(inc.Evidence.Addresses), inc.OpenedAt.UTC().Format(time.RFC3339))
+}
+
+// uses says how many uses the authorizers recorded (at most one per token and address every 10 s).
+func uses(n int) string {
+	if n == 1 {
+		return "1 recorded use"
+	}
+	return fmt.Sprintf("%d recorded uses", n)
 }
 
 func list(v []string) string {
