@@ -233,7 +233,12 @@ func (s rejections) act(ctx workflow.Context, action string, inc *Incident) (str
 	if err := workflow.ExecuteActivity(short(ctx), rel.LatestOfIssuer, activities.IssuerStagesInput{IssuerURL: s.issuer.URL}).Get(ctx, &latest); err != nil {
 		return "", err
 	}
-	r, ok := linkedRelease(inc, latest.Releases, s.policy.releaseWindow())
+	shareable := workflow.GetVersion(ctx, changeSharedReleaseLabel, workflow.DefaultVersion, 1) == workflow.DefaultVersion
+	r, shared, ok := linkedRelease(inc, latest.Releases, s.policy.releaseWindow(), shareable)
+	if len(shared) > 0 {
+		return fmt.Sprintf("nothing rolled back: release label %s is the latest release of %s, so which stage's traffic carried the rejections is unknown",
+			r.Label, strings.Join(shared, ", ")), nil
+	}
 	if !ok {
 		return fmt.Sprintf("nothing rolled back: no stage's latest release promoted in the %s before the incident carried these rejections", s.policy.releaseWindow()), nil
 	}
@@ -252,17 +257,33 @@ func (s rejections) act(ctx workflow.Context, action string, inc *Incident) (str
 		r.ID, r.Label, r.Target.APIID, r.Target.Stage, r.PromotedAt.UTC().Format(time.RFC3339), rep.Latency.Round(time.Millisecond)), nil
 }
 
+// changeSharedReleaseLabel: a release label that is the latest release of several stages links
+// the rejections to none of them; runs started before rolled back the first stage in order.
+const changeSharedReleaseLabel = "monitor-shared-release-label"
+
 // linkedRelease is the latest release, among those whose traffic carried the incident's
-// rejections (most first), promoted within window before the incident opened.
-func linkedRelease(inc *Incident, latest []activities.LatestRelease, window time.Duration) (activities.LatestRelease, bool) {
+// rejections (most first), promoted within window before the incident opened. Unless shareable,
+// a label that is also another stage's latest release links nothing: the authorizer counts by
+// label, not stage, so the stages are returned (api/stage) and the release with the label.
+func linkedRelease(inc *Incident, latest []activities.LatestRelease, window time.Duration, shareable bool) (activities.LatestRelease, []string, bool) {
 	for _, seen := range inc.Evidence.Releases {
+		var stages []string
 		for _, r := range latest {
-			if r.Label == seen.Release && !r.PromotedAt.After(inc.OpenedAt) && inc.OpenedAt.Sub(r.PromotedAt) <= window {
-				return r, true
+			if r.Label == seen.Release {
+				stages = append(stages, r.Target.APIID+"/"+r.Target.Stage)
 			}
 		}
+		for _, r := range latest {
+			if r.Label != seen.Release || r.PromotedAt.After(inc.OpenedAt) || inc.OpenedAt.Sub(r.PromotedAt) > window {
+				continue
+			}
+			if !shareable && len(stages) > 1 {
+				return r, stages, false
+			}
+			return r, nil, true
+		}
 	}
-	return activities.LatestRelease{}, false
+	return activities.LatestRelease{}, nil, false
 }
 
 func (s rejections) describe(inc Incident) string {

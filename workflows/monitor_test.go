@@ -470,6 +470,34 @@ func TestTokenMonitor_ForgedKidBurstWithNoRecentRelease_NothingRolledBack(t *tes
 	}
 }
 
+// A release label that is the latest release of two stages (a spec that names its label, "v2",
+// released to staging then prod; a proxy that sets the same header for both) does not tell which
+// stage's traffic carried the rejections: the monitor rolls back neither and says why, rather
+// than the first stage in order (here prod, for forged kids sent to staging).
+func TestTokenMonitor_ForgedKidBurstUnderALabelTwoStagesShare_NeitherRolledBack(t *testing.T) {
+	burst := monitorStart.Add(3 * time.Minute)
+	f := &monitorFakes{events: func(now time.Time, _ activities.IssuerEventsInput) analysis.EventCounts {
+		c := analysis.EventCounts{HasData: true, Verifications: 10000}
+		if !now.Before(burst) {
+			c.Rejected = []analysis.RejectionCount{{Reason: "unknown_kid", Release: "v2", Count: 400}}
+		}
+		return c
+	}}
+	f.latest = activities.LatestReleases{Releases: []activities.LatestRelease{
+		{Target: activities.Target{APIID: "api1", Stage: "prod"}, ID: "20261123T000100-p", Label: "v2", PromotedAt: monitorStart.Add(-5 * time.Minute)},
+		{Target: activities.Target{APIID: "api1", Stage: "staging"}, ID: "20261122T230000-s", Label: "v2", PromotedAt: monitorStart.Add(-40 * time.Minute)},
+	}}
+	in := providerSpec()
+	in.UnknownKID.Actions = []string{"rollback", "notify"}
+	runMonitor(t, f, in, monitorStart, 6)
+	if len(f.rollbacks) != 0 {
+		t.Fatalf("rolled back %+v: the label names two stages' releases", f.rollbacks)
+	}
+	if len(f.notes) != 1 || !strings.Contains(f.notes[0], "nothing rolled back") || !strings.Contains(f.notes[0], "api1/prod") || !strings.Contains(f.notes[0], "api1/staging") {
+		t.Fatalf("notes %q, want one saying nothing was rolled back and naming both stages", f.notes)
+	}
+}
+
 // A steady background of forged kids below the threshold is learned as the baseline: an
 // interval above the threshold but at twice the baseline opens nothing, one above three times
 // it opens one incident.
