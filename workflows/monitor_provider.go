@@ -306,6 +306,8 @@ type verifierStale struct {
 	events *issuerEvents
 	policy StalePolicy
 	issuer activities.Issuer
+	// countNoKeys counts tokens refused for want of a key set too (changeJudgingRules).
+	countNoKeys bool
 }
 
 func (s verifierStale) name() string       { return SignalVerifierStale }
@@ -317,7 +319,10 @@ func (s verifierStale) observe(ctx workflow.Context, since, now time.Time) (obse
 	if err != nil {
 		return observation{}, err
 	}
-	noKeys := c.Rejections(reasonJWKSUnavailable)
+	var noKeys float64
+	if s.countNoKeys {
+		noKeys = c.Rejections(reasonJWKSUnavailable)
+	}
 	ev := Evidence{Stale: c.Stale, Rejections: noKeys, Verifications: c.Verifications}
 	return observation{findings: []finding{{key: issuerWide, value: c.Stale + noKeys, evidence: ev}}}, nil
 }

@@ -18,16 +18,23 @@ import (
 // goes on without that signal until it continues as new.
 const changeExpiredPresented = "monitor-expired-presented"
 
+// changeJudgingRules: a young baseline learns every interval, breach or not, and verifier_stale
+// counts tokens refused for want of a key set; a run started before judges as it did (a
+// young baseline learns only quiet intervals; stale decisions alone) until it continues as new.
+const changeJudgingRules = "monitor-judging-rules"
+
 // monitor is one TokenMonitor run's state; carry is all that passes to the next run.
 type monitor struct {
-	spec          MonitorSpec
-	carry         MonitorCarry
-	signals       []monitorSignal
-	status        []SignalStatus
-	stopping      bool
-	stoppedBy     string
-	judgedThisRun int
-	logger        log.Logger
+	spec  MonitorSpec
+	carry MonitorCarry
+	// youngLearnsAll: a baseline younger than MinBaselineIntervals learns breaches too.
+	youngLearnsAll bool
+	signals        []monitorSignal
+	status         []SignalStatus
+	stopping       bool
+	stoppedBy      string
+	judgedThisRun  int
+	logger         log.Logger
 }
 
 func newMonitor(ctx workflow.Context, in MonitorSpec) *monitor {
@@ -49,6 +56,9 @@ func newMonitor(ctx workflow.Context, in MonitorSpec) *monitor {
 		m.signals = append(m.signals, issuanceRate{issuer: in.Issuer, policy: in.IssuanceRate, keys: in.APIKeys})
 	}
 	unknownKID, badSignature, stale := in.providerSignalsOn()
+	if in.IssuanceRate.On || unknownKID || badSignature || stale {
+		m.youngLearnsAll = workflow.GetVersion(ctx, changeJudgingRules, workflow.DefaultVersion, 1) == 1
+	}
 	events := &issuerEvents{provider: in.Provider, issuer: in.Issuer.URL}
 	if unknownKID {
 		m.signals = append(m.signals, rejections{reason: SignalUnknownKID, events: events, policy: in.UnknownKID, issuer: in.Issuer, actor: in.Actor})
@@ -57,7 +67,7 @@ func newMonitor(ctx workflow.Context, in MonitorSpec) *monitor {
 		m.signals = append(m.signals, rejections{reason: SignalBadSignature, events: events, policy: in.BadSignature, issuer: in.Issuer, actor: in.Actor})
 	}
 	if stale {
-		m.signals = append(m.signals, verifierStale{events: events, policy: in.VerifierStale, issuer: in.Issuer})
+		m.signals = append(m.signals, verifierStale{events: events, policy: in.VerifierStale, issuer: in.Issuer, countNoKeys: m.youngLearnsAll})
 	}
 	for _, s := range m.signals {
 		m.status = append(m.status, SignalStatus{Name: s.name(), Threshold: s.threshold(), Actions: s.actions()})
@@ -185,7 +195,7 @@ func (m *monitor) breaches(s monitorSignal, st *SignalStatus, f *finding) bool {
 	// noisy issuer alerts once, then learns its normal. Once learned, a breach is left out, so
 	// that an attack never becomes the normal.
 	breach := b.breaches(f.value, hist.Values)
-	if !breach || len(hist.Values) < MinBaselineIntervals {
+	if !breach || (m.youngLearnsAll && len(hist.Values) < MinBaselineIntervals) {
 		learn(hist, f.value, b.baselineWindow())
 	}
 	return breach
