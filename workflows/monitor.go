@@ -265,6 +265,18 @@ func (in MonitorSpec) closeAfter() time.Duration {
 	return in.CloseAfter
 }
 
+// expiredOn says whether expired tokens still presented are judged: unless ExpiredUses.Off, and
+// not for a spec that leaves the policy unset and names no webhook. Such a spec was written
+// before the signal (its policies act without notifying): judging it would need a webhook it
+// does not have, and it must go on validating when its running monitor replays or continues as
+// new.
+func (in MonitorSpec) expiredOn() bool {
+	if in.ExpiredUses.Off {
+		return false
+	}
+	return in.Webhook != "" || in.ExpiredUses.Threshold != 0 || len(in.ExpiredUses.Actions) > 0
+}
+
 func policyActions(actions []string) []string {
 	if len(actions) == 0 {
 		return []string{ActionNotify}
@@ -276,7 +288,7 @@ func policyActions(actions []string) []string {
 func (in MonitorSpec) Validate() error {
 	var p spec.Problems
 	reissues := (!in.ExpiringRenewal.Off && slices.Contains(in.ExpiringRenewal.Actions, ActionReissue)) ||
-		(!in.ExpiredUses.Off && slices.Contains(in.ExpiredUses.Actions, ActionReissue))
+		(in.expiredOn() && slices.Contains(in.ExpiredUses.Actions, ActionReissue))
 	checkIssuer(&p, in.Issuer, reissues, false)
 	if in.Interval != 0 {
 		p.CheckDuration("Interval", in.Interval, MinMonitorInterval, MaxMonitorInterval)
@@ -307,7 +319,7 @@ func (in MonitorSpec) Validate() error {
 	unknownKID, badSignature, stale := in.providerSignalsOn()
 	notifies := (!in.RevokedUses.Off && slices.Contains(policyActions(in.RevokedUses.Actions), ActionNotify)) ||
 		(!in.ExpiringRenewal.Off && slices.Contains(policyActions(in.ExpiringRenewal.Actions), ActionNotify)) ||
-		(!in.ExpiredUses.Off && slices.Contains(policyActions(in.ExpiredUses.Actions), ActionNotify)) ||
+		(in.expiredOn() && slices.Contains(policyActions(in.ExpiredUses.Actions), ActionNotify)) ||
 		in.IssuanceRate.On ||
 		(unknownKID && slices.Contains(policyActions(in.UnknownKID.Actions), ActionNotify)) ||
 		(badSignature && slices.Contains(policyActions(in.BadSignature.Actions), ActionNotify)) ||
@@ -315,7 +327,7 @@ func (in MonitorSpec) Validate() error {
 	if notifies && in.Webhook == "" {
 		p.Add("Webhook", "required: a policy notifies (name a webhook configured on the worker, or choose other actions)")
 	}
-	if in.RevokedUses.Off && in.ExpiringRenewal.Off && in.ExpiredUses.Off && !in.IssuanceRate.On && !unknownKID && !badSignature && !stale {
+	if in.RevokedUses.Off && in.ExpiringRenewal.Off && !in.expiredOn() && !in.IssuanceRate.On && !unknownKID && !badSignature && !stale {
 		p.Add("RevokedUses.Off|ExpiringRenewal.Off|ExpiredUses.Off", "every signal is off: nothing to monitor")
 	}
 	if c := in.Carry; c != nil && len(c.Incidents) > MaxOpenIncidents {

@@ -49,7 +49,7 @@ func newMonitor(ctx workflow.Context, in MonitorSpec) *monitor {
 	if !in.ExpiringRenewal.Off {
 		m.signals = append(m.signals, expiringUnrenewed{issuer: in.Issuer, policy: in.ExpiringRenewal})
 	}
-	if !in.ExpiredUses.Off && workflow.GetVersion(ctx, changeExpiredPresented, workflow.DefaultVersion, 1) == 1 {
+	if in.expiredOn() && workflow.GetVersion(ctx, changeExpiredPresented, workflow.DefaultVersion, 1) == 1 {
 		m.signals = append(m.signals, expiredPresented{issuer: in.Issuer, policy: in.ExpiredUses})
 	}
 	if in.IssuanceRate.On {
