@@ -35,6 +35,22 @@ func TestStarter_MonitorStartValidatesNamingTheFlag(t *testing.T) {
 	}
 }
 
+// A monitor that acts without notifying (revoke, reissue) needs no webhook: expired_presented,
+// which notifies by default, is then off unless its flags are given, and asking it to notify
+// without a webhook names the flag.
+func TestStarter_MonitorStartWithoutWebhook_ValidUnlessAPolicyNotifies(t *testing.T) {
+	c := cli{bin: starter(t), env: []string{"TEMPORAL_ADDRESS=127.0.0.1:1"}}
+	start := []string{"monitor", "start", "--issuer", "https://issuer.example.com", "--transit-key", "orders-issuer", "--revoked-actions", "revoke", "--renewal-actions", "reissue"}
+	if code, _, stderr := c.run(t, start...); code != 1 || !strings.Contains(stderr, "cannot reach Temporal") {
+		t.Fatalf("start without a webhook, nothing notifying: exit %d, want it past validation to the dial\n%s", code, stderr)
+	}
+	for _, more := range [][]string{{"--expired-actions", "notify"}, {"--expired-threshold", "3"}} {
+		if code, _, stderr := c.run(t, append(start, more...)...); code != 3 || !strings.Contains(stderr, "--webhook: required: a policy notifies") {
+			t.Errorf("%v without a webhook: exit %d, want the webhook required\n%s", more, code, stderr)
+		}
+	}
+}
+
 // An operator starts the issuer's monitor twice (the second start starts nothing), reads its
 // status while it revokes a subject whose revoked token is presented, finds that action with its
 // reason in the monitor's audit, and stops it.
