@@ -88,7 +88,7 @@ func monitorStartCmd() *cobra.Command {
 			in.UnknownKID.Actions, in.UnknownKID.Off = splitList(kidActions), noUnknownKID
 			in.BadSignature.Actions, in.BadSignature.Off = splitList(sigActions), noBadSignature
 			in.VerifierStale.Actions, in.VerifierStale.Off = splitList(staleActions), noStale
-			if err := invalidFlags(in.Validate(), monitorFlagNames); err != nil {
+			if err := invalidFlags(in.ValidateStart(), monitorFlagNames); err != nil {
 				return err
 			}
 			c, err := dial(cmd.Context())

@@ -24,6 +24,8 @@ func TestStarter_MonitorStartValidatesNamingTheFlag(t *testing.T) {
 		{append(start, "--provider", "prometheus", "--unknown-kid-actions", "revoke"), "--unknown-kid-actions[0]: "},
 		{append(start, "--max-ratio", "0.5"), "--max-ratio: 0.5: allowed"},
 		{append(start, "--expired-actions", "rollback"), "--expired-actions[0]: "},
+		{append(start, "--unknown-kid-actions", "notify,rollback"), "--unknown-kid-actions: "},
+		{append(start, "--issuance-actions", "disable-key", "--api-key", "a=k1"), "--issuance-actions: "},
 		{append(start, "--revoked-actions", "notify,disable-key"), "--api-key: required: a policy disables API keys"},
 		{append(start, "--api-key", "billing"), "--api-key \"billing\": want CLIENT=KEY_ID"},
 		{append(start, "--api-key", "a=k1", "--api-key", "a=k2"), "clients are sorted and each once"},

@@ -357,6 +357,11 @@ func TestTokenMonitor_InvalidSpec_RejectedBeforeAnyActivity(t *testing.T) {
 		{"ratio below one", func(s *workflows.MonitorSpec) { s.Provider, s.BadSignature.MaxRatio = "prometheus", 0.5 }, "BadSignature.MaxRatio"},
 		{"baseline too long", func(s *workflows.MonitorSpec) { s.Provider, s.UnknownKID.Baseline = "prometheus", 5000 }, "UnknownKID.Baseline"},
 		{"release window too long", func(s *workflows.MonitorSpec) { s.Provider, s.UnknownKID.ReleaseWindow = "prometheus", 48*time.Hour }, "UnknownKID.ReleaseWindow"},
+		{"rollback without a provider", func(s *workflows.MonitorSpec) { s.UnknownKID.Actions = []string{"notify", "rollback"} }, "UnknownKID.Actions"},
+		{"bad-signature rollback without a provider", func(s *workflows.MonitorSpec) { s.BadSignature.Actions = []string{"rollback"} }, "BadSignature.Actions"},
+		{"disable-key with issuance off", func(s *workflows.MonitorSpec) {
+			s.IssuanceRate.Actions, s.APIKeys = []string{"disable-key"}, []workflows.ClientAPIKey{{Client: "a", KeyID: "k1"}}
+		}, "IssuanceRate.Actions"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := &monitorFakes{uses: func(time.Time, activities.RevokedUsesInput) activities.RevokedUsesReport {
