@@ -182,6 +182,7 @@ type rejections struct {
 }
 
 func (s rejections) name() string       { return s.reason }
+func (rejections) aboutIssuer()         {}
 func (s rejections) threshold() float64 { return s.policy.threshold() }
 func (s rejections) actions() []string  { return policyActions(s.policy.Actions) }
 
@@ -311,6 +312,7 @@ type verifierStale struct {
 }
 
 func (s verifierStale) name() string       { return SignalVerifierStale }
+func (verifierStale) aboutIssuer()         {}
 func (s verifierStale) threshold() float64 { return float64(cmpOr(s.policy.Threshold, 1)) }
 func (s verifierStale) actions() []string  { return policyActions(s.policy.Actions) }
 

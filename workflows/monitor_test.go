@@ -697,3 +697,32 @@ func TestTokenMonitor_DisableKey_DisablesOnlyThePresentingClientsKeyOnce(t *test
 		t.Fatalf("notifications %q", f.notes)
 	}
 }
+
+// Expired tokens of many clients presented at once (old tokens replayed from a leak, a fleet
+// that stopped renewing) cannot fill the incident table so that a stolen revoked token presented
+// next goes unseen: every signal keeps room of its own, and the subject is revoked.
+func TestTokenMonitor_ManyExpiredTokensPresented_ARevokedTokenStillOpensItsIncident(t *testing.T) {
+	f := &monitorFakes{expired: func(time.Time) activities.ExpiredUsesReport {
+		var rep activities.ExpiredUsesReport
+		for i := range 120 {
+			c := fmt.Sprintf("client-%03d", i)
+			rep.Clients = append(rep.Clients, registry.ClientUses{Client: c, Subject: c, LatestJTI: "old-" + c, Addresses: []string{"198.51.100.7"}, JTIs: 1, Count: 1})
+		}
+		return rep
+	}}
+	f.uses = func(now time.Time, _ activities.RevokedUsesInput) activities.RevokedUsesReport {
+		if now.Before(monitorStart.Add(2 * time.Minute)) {
+			return activities.RevokedUsesReport{}
+		}
+		return activities.RevokedUsesReport{Subjects: []registry.SubjectUses{{Subject: "alice", Clients: []string{"billing"}, Addresses: []string{"203.0.113.9"}, Tokens: []string{"j-alice"}, JTIs: 1, Count: 1}}}
+	}
+	in := monitorSpec()
+	in.RevokedUses.Actions = []string{"revoke", "notify"}
+	rep, _ := runMonitor(t, f, in, monitorStart, 5)
+	if len(f.rules) != 1 || f.rules[0].Value != "alice" {
+		t.Fatalf("revocations %+v, want alice's (open incidents %d)", f.rules, len(rep.Open))
+	}
+	if len(rep.Open) > workflows.MaxOpenIncidents {
+		t.Fatalf("%d open incidents, at most %d", len(rep.Open), workflows.MaxOpenIncidents)
+	}
+}
