@@ -234,8 +234,11 @@ func (s rejections) act(ctx workflow.Context, action string, inc *Incident) (str
 	if err := workflow.ExecuteActivity(short(ctx), rel.LatestOfIssuer, activities.IssuerStagesInput{IssuerURL: s.issuer.URL}).Get(ctx, &latest); err != nil {
 		return "", err
 	}
-	shareable := workflow.GetVersion(ctx, changeSharedReleaseLabel, workflow.DefaultVersion, 1) == workflow.DefaultVersion
-	r, shared, ok := linkedRelease(inc, latest.Releases, s.policy.releaseWindow(), shareable)
+	link := releaseLink{window: s.policy.releaseWindow(), shareable: true, could: func(activities.LatestRelease) bool { return true }}
+	if workflow.GetVersion(ctx, changeReleaseLink, workflow.DefaultVersion, 1) == 1 {
+		link.shareable, link.could = false, s.couldCause
+	}
+	r, shared, ok := link.find(inc, latest.Releases)
 	if len(shared) > 0 {
 		return fmt.Sprintf("nothing rolled back: release label %s is the latest release of %s, so which stage's traffic carried the rejections is unknown",
 			r.Label, strings.Join(shared, ", ")), nil
@@ -258,15 +261,32 @@ func (s rejections) act(ctx workflow.Context, action string, inc *Incident) (str
 		r.ID, r.Label, r.Target.APIID, r.Target.Stage, r.PromotedAt.UTC().Format(time.RFC3339), rep.Latency.Round(time.Millisecond)), nil
 }
 
-// changeSharedReleaseLabel: a release label that is the latest release of several stages links
-// the rejections to none of them; runs started before rolled back the first stage in order.
-const changeSharedReleaseLabel = "monitor-shared-release-label"
+// changeReleaseLink: a release label that is the latest release of several stages links the
+// rejections to none of them, and unknown kids link only to a release that changed the key set
+// or its source; runs started before rolled back the first stage in order whatever the release.
+const changeReleaseLink = "monitor-release-link"
 
-// linkedRelease is the latest release, among those whose traffic carried the incident's
-// rejections (most first), promoted within window before the incident opened. Unless shareable,
-// a label that is also another stage's latest release links nothing: the authorizer counts by
-// label, not stage, so the stages are returned (api/stage) and the release with the label.
-func linkedRelease(inc *Incident, latest []activities.LatestRelease, window time.Duration, shareable bool) (activities.LatestRelease, []string, bool) {
+// couldCause says whether a release could have caused the reason's rejections. Unknown kids
+// follow a release only when it rotated the signing key or patched the authorizer (where its key
+// set comes from); after any other they are forgeries, and rolling back would hand whoever
+// sends them a way to undo any release.
+func (s rejections) couldCause(r activities.LatestRelease) bool {
+	return s.reason != SignalUnknownKID || r.Rotated || r.AuthorizerPatched
+}
+
+// releaseLink is how rejections are linked to a release: promoted within window before the
+// incident opened, a release that could have caused them, and, unless shareable, under a label
+// no other stage's latest release has (the authorizer counts by label, not stage).
+type releaseLink struct {
+	window    time.Duration
+	shareable bool
+	could     func(activities.LatestRelease) bool
+}
+
+// find is the latest release, among those whose traffic carried the incident's rejections (most
+// first), that the link allows. A label shared by several stages links nothing: find returns
+// the stages (api/stage) with the release that bore it.
+func (l releaseLink) find(inc *Incident, latest []activities.LatestRelease) (activities.LatestRelease, []string, bool) {
 	for _, seen := range inc.Evidence.Releases {
 		var stages []string
 		for _, r := range latest {
@@ -275,10 +295,10 @@ func linkedRelease(inc *Incident, latest []activities.LatestRelease, window time
 			}
 		}
 		for _, r := range latest {
-			if r.Label != seen.Release || r.PromotedAt.After(inc.OpenedAt) || inc.OpenedAt.Sub(r.PromotedAt) > window {
+			if r.Label != seen.Release || r.PromotedAt.After(inc.OpenedAt) || inc.OpenedAt.Sub(r.PromotedAt) > l.window || !l.could(r) {
 				continue
 			}
-			if !shareable && len(stages) > 1 {
+			if !l.shareable && len(stages) > 1 {
 				return r, stages, false
 			}
 			return r, nil, true

@@ -489,7 +489,7 @@ func TestTokenMonitor_ForgedKidBurstUnderALabelTwoStagesShare_NeitherRolledBack(
 		return c
 	}}
 	f.latest = activities.LatestReleases{Releases: []activities.LatestRelease{
-		{Target: activities.Target{APIID: "api1", Stage: "prod"}, ID: "20261123T000100-p", Label: "v2", PromotedAt: monitorStart.Add(-5 * time.Minute)},
+		{Target: activities.Target{APIID: "api1", Stage: "prod"}, ID: "20261123T000100-p", Label: "v2", PromotedAt: monitorStart.Add(-5 * time.Minute), Rotated: true},
 		{Target: activities.Target{APIID: "api1", Stage: "staging"}, ID: "20261122T230000-s", Label: "v2", PromotedAt: monitorStart.Add(-40 * time.Minute)},
 	}}
 	in := providerSpec()
@@ -724,5 +724,27 @@ func TestTokenMonitor_ManyExpiredTokensPresented_ARevokedTokenStillOpensItsIncid
 	}
 	if len(rep.Open) > workflows.MaxOpenIncidents {
 		t.Fatalf("%d open incidents, at most %d", len(rep.Open), workflows.MaxOpenIncidents)
+	}
+}
+
+// Unknown kids after a release that did not rotate the signing key cannot be the release's doing
+// (its key set is the one before): they are forgeries, and rolling the release back would only
+// hand whoever sends them a way to undo any release. The incident is notified, nothing rolled
+// back.
+func TestTokenMonitor_ForgedKidBurstAfterAReleaseThatDidNotRotate_NothingRolledBack(t *testing.T) {
+	burst := monitorStart.Add(3 * time.Minute)
+	f := &monitorFakes{events: func(now time.Time, _ activities.IssuerEventsInput) analysis.EventCounts {
+		if now.Before(burst) {
+			return unknownKIDs(nil)
+		}
+		return unknownKIDs(map[string]float64{"run-b": 400})
+	}}
+	f.latest = activities.LatestReleases{Releases: []activities.LatestRelease{
+		{Target: activities.Target{APIID: "api1", Stage: "prod"}, ID: "20261123T000100-rb", Label: "run-b", PromotedAt: monitorStart.Add(-5 * time.Minute)}}}
+	in := providerSpec()
+	in.UnknownKID.Actions = []string{"rollback", "notify"}
+	runMonitor(t, f, in, monitorStart, 6)
+	if len(f.rollbacks) != 0 || len(f.notes) != 1 || !strings.Contains(f.notes[0], "nothing rolled back") {
+		t.Fatalf("rollbacks %+v, notes %q: want none, one notification saying so", f.rollbacks, f.notes)
 	}
 }
