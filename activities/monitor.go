@@ -227,6 +227,9 @@ type RenewPresentedInput struct {
 	JTI     string // the expired token presented
 	Version int    // the key's current version
 	Reason  string
+	// Since is when the incident opened: a successor of the token issued since then and held by
+	// the client is this renewal's own, found again by a retry; zero in histories from before.
+	Since time.Time `json:",omitzero"`
 }
 
 // RenewedPresented is what RenewPresented did: a new token, or, when the client already holds a
@@ -248,16 +251,37 @@ func (a *Tokens) RenewPresented(ctx context.Context, in RenewPresentedInput) (Re
 	if rec.ClientID != in.Client && rec.Subject != in.Client {
 		return RenewedPresented{}, classify(fmt.Errorf("renew %s: the token is not client %s's: %w", in.JTI, in.Client, keys.ErrInvalid))
 	}
+	// A revoked token presented after its expiry is refused as expired: renewing it would mint a
+	// fresh token for a thief's find or for a client an operator cut off.
+	if rec.Status == registry.Revoked {
+		return RenewedPresented{}, classify(fmt.Errorf("renew %s: the token was revoked, and a revoked token is never renewed: %w", in.JTI, keys.ErrInvalid))
+	}
 	cur, err := a.Delivery.Current(ctx, in.Client)
 	if err != nil {
 		return RenewedPresented{}, err
 	}
 	if cur.JTI != "" && cur.JTI != in.JTI && cur.ExpiresAt.After(time.Now()) {
-		return RenewedPresented{Issued: Issued{Client: in.Client, JTI: cur.JTI, KID: cur.KID}, Held: true}, nil
+		held := RenewedPresented{Issued: Issued{Client: in.Client, JTI: cur.JTI, KID: cur.KID}, Held: true}
+		held.Held, err = a.heldBefore(ctx, rec, cur.JTI, in.Since)
+		return held, err
 	}
 	t := ExpiringToken{Client: in.Client, Subject: rec.Subject, JTI: rec.JTI, KID: rec.KID, IssuedAt: rec.IssuedAt, ExpiresAt: rec.ExpiresAt}
 	issued, err := a.renew(ctx, in.Issuer, in.Version, t, in.Reason)
 	return RenewedPresented{Issued: issued}, err
+}
+
+// heldBefore tells whether the client's valid token was there before the renewal (it does not
+// fetch it) rather than the renewal's own, delivered by an earlier attempt: the token's successor
+// issued since the incident opened.
+func (a *Tokens) heldBefore(ctx context.Context, rec registry.Record, held string, since time.Time) (bool, error) {
+	if since.IsZero() || rec.ReplacedBy != held {
+		return true, nil
+	}
+	succ, err := a.Registry.Get(ctx, held)
+	if err != nil {
+		return false, classify(err)
+	}
+	return succ.IssuedAt.Before(since.Truncate(time.Second)), nil // the registry keeps seconds
 }
 
 // IssuedInput asks for the tokens of the key's newest versions issued in [Since, Until), by

@@ -3,6 +3,7 @@ package activities_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -113,5 +114,86 @@ func TestRenewToken_FoundRenewedOnceAndDeliveredThenNoLongerExpiring(t *testing.
 	}
 	if prev, err := reg.Get(ctx, old.JTI); err != nil || prev.Status != registry.Superseded {
 		t.Fatalf("the presented token: %+v, %v; want left superseded", prev, err)
+	}
+}
+
+// A client presenting an expired token gets a new one once, however often the renewal is
+// retried (a retry reports the renewal, not a token the client "already holds"); a token that was
+// revoked is never renewed: presenting it after its expiry (a thief, or a client an operator cut
+// off) must not mint its client a fresh token.
+func TestRenewPresented_RenewedOnceAcrossRetriesAndARevokedTokenNever(t *testing.T) {
+	b := shared.Bed(t)
+	ctx := context.Background()
+	vc, err := b.Vault.Client()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := b.AWSConfig(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := fmt.Sprintf("presented-%d", time.Now().UnixNano())
+	transit := &keys.Transit{Client: vc}
+	if _, err := transit.EnsureKey(ctx, name, keys.RSA2048); err != nil {
+		t.Fatal(err)
+	}
+	reg := &registry.Registry{DB: b.DynamoDBClient(cfg), TokensTable: name + "-tokens", RevocationsTable: name + "-revocations", RevokedUsesTable: name + "-uses"}
+	if err := reg.CreateTables(ctx); err != nil {
+		t.Fatal(err)
+	}
+	delivery := &registry.Delivery{Client: vc}
+	var suite testsuite.WorkflowTestSuite
+	env := suite.NewTestActivityEnvironment()
+	env.RegisterActivity(&activities.Tokens{Transit: transit, Registry: reg, Delivery: delivery, MaxLifetime: time.Hour})
+	issuer := activities.Issuer{URL: "https://issuer.test", Audiences: []string{"orders"}, Key: activities.KeyRef{Name: name, Type: keys.RSA2048}, Algorithm: "RS256"}
+	tok := &activities.Tokens{}
+	issue := func(client string) activities.Issued {
+		t.Helper()
+		v, err := env.ExecuteActivity(tok.ReissueTokens, activities.ReissueInput{Issuer: issuer, Version: 1, Clients: []string{client}, TTL: time.Hour, Reason: "initial"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []activities.Issued
+		if err := v.Get(&got); err != nil {
+			t.Fatal(err)
+		}
+		return got[0]
+	}
+	var opened time.Time // when the incident opened
+	renew := func(client, jti string) (activities.RenewedPresented, error) {
+		v, err := env.ExecuteActivity(tok.RenewPresented, activities.RenewPresentedInput{Issuer: issuer, Client: client, JTI: jti, Version: 1, Reason: "presented expired", Since: opened})
+		if err != nil {
+			return activities.RenewedPresented{}, err
+		}
+		var got activities.RenewedPresented
+		return got, v.Get(&got)
+	}
+
+	renewing := name + "-renewing"
+	old := issue(renewing)
+	opened = time.Now()
+	first, err := renew(renewing, old.JTI)
+	if err != nil || first.Held || first.JTI == old.JTI {
+		t.Fatalf("renewal %+v, %v: want a new token", first, err)
+	}
+	again, err := renew(renewing, old.JTI) // the activity retried after its first attempt renewed
+	if err != nil || again.Held || again.JTI != first.JTI {
+		t.Fatalf("retried renewal %+v, %v: want the same renewal %s reported again", again, err, first.JTI)
+	}
+
+	cutOff := name + "-cut-off"
+	stolen := issue(cutOff)
+	if _, err := reg.RevokeJTIs(ctx, []string{stolen.JTI}, "stolen", 0, nil); err != nil {
+		t.Fatal(err)
+	}
+	got, err := renew(cutOff, stolen.JTI)
+	if err == nil || !strings.Contains(err.Error(), "revoked") {
+		t.Fatalf("renewal of a revoked token: %+v, %v; want refused, saying it is revoked", got, err)
+	}
+	if all, err := reg.BySubject(ctx, cutOff); err != nil || len(all) != 1 {
+		t.Fatalf("%d tokens of the cut-off client (%v), want only the revoked one", len(all), err)
+	}
+	if cur, err := delivery.Current(ctx, cutOff); err != nil || cur.JTI != stolen.JTI {
+		t.Fatalf("the cut-off client's Vault KV holds %+v (%v), want still the revoked token", cur, err)
 	}
 }

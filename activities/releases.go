@@ -120,6 +120,8 @@ type LatestRelease struct {
 	Label      string // what the authorizer counts its traffic under
 	PromotedAt time.Time
 	Rotated    bool
+	// AuthorizerPatched: the release changed the stage's authorizer (its key set's source).
+	AuthorizerPatched bool `json:",omitempty"`
 }
 
 // LatestReleases are the latest releases of the stages that use an issuer.
@@ -141,7 +143,7 @@ func (a *Releases) LatestOfIssuer(ctx context.Context, in IssuerStagesInput) (La
 		if label == "" {
 			label = r.RunID
 		}
-		out.Releases = append(out.Releases, LatestRelease{Target: r.Target, ID: r.ID, Label: label, PromotedAt: r.PromotedAt, Rotated: r.Rotated})
+		out.Releases = append(out.Releases, LatestRelease{Target: r.Target, ID: r.ID, Label: label, PromotedAt: r.PromotedAt, Rotated: r.Rotated, AuthorizerPatched: r.AuthorizerPatched})
 	}
 	return out, nil
 }

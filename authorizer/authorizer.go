@@ -53,6 +53,9 @@ func newAuthorizer(life context.Context, cfg Config, d deps) (*Authorizer, error
 	}
 	a := &Authorizer{cfg: cfg, keys: ks, verifier: v, fresh: newFreshness(deny, cfg, d.Logger), releases: newReleaseLabels(),
 		rec: d.Rec, uses: newRevokedUses(reg, cfg, d.Logger), logger: d.Logger, inline: d.Inline}
+	if f, ok := d.Rec.(interface{ forgetRelease(string) }); ok {
+		a.releases.forget = f.forgetRelease
+	}
 	ks.ready(life)
 	a.fresh.refreshIfDue(life)
 	return a, nil

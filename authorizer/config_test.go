@@ -2,10 +2,14 @@ package main
 
 import (
 	"context"
+	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/sethvargo/go-envconfig"
 
 	"github.com/rollgate/rollgate/internal/spec"
@@ -108,5 +112,50 @@ func TestStageWideARN(t *testing.T) {
 		if got != want || ok != (want != "") {
 			t.Errorf("stageWideARN(%q) = %q, %v; want %q", in, got, ok, want)
 		}
+	}
+}
+
+// A long-running authorizer (serve mode) sees release after release: a release that has served
+// nothing for releaseIdle frees its label, and its series, for the next, so that a release
+// after the first maxReleases is still counted under its own label (the token monitor links
+// rejections to a release by it); at most maxReleases labels live at once.
+func TestReleaseLabels_AReleaseIdleLongEnoughFreesItsLabel(t *testing.T) {
+	r := newReleaseLabels()
+	now := time.Date(2026, 11, 23, 0, 0, 0, 0, time.UTC)
+	r.now = func() time.Time { return now }
+	var forgotten []string
+	r.forget = func(label string) { forgotten = append(forgotten, label) }
+	for i := range maxReleases {
+		r.label(fmt.Sprintf("release-%02d", i))
+	}
+	now = now.Add(releaseIdle / 2)
+	if got := r.label("release-31"); got != "release-31" { // the live release keeps serving
+		t.Fatalf("label(release-31) = %q", got)
+	}
+	if got := r.label("release-32"); got != labelOther {
+		t.Fatalf("a release beyond %d while all are recent: %q, want %q", maxReleases, got, labelOther)
+	}
+	now = now.Add(releaseIdle/2 + time.Second)
+	if got := r.label("release-32"); got != "release-32" {
+		t.Fatalf("a new release once the old ones idled for %s: %q, want its own label", releaseIdle, got)
+	}
+	if got := r.label("release-31"); got != "release-31" {
+		t.Fatalf("the release that kept serving lost its label: %q", got)
+	}
+	if len(forgotten) != maxReleases-1 || slices.Contains(forgotten, "release-31") {
+		t.Fatalf("forgotten %v, want the %d idle releases", forgotten, maxReleases-1)
+	}
+}
+
+// A release label given up takes its series with it: the series stay as bounded as the labels.
+func TestPromRecorder_ForgetReleaseDropsItsSeries(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	r := newPromRecorder(reg, "https://issuer.example.com/orders")
+	r.verified(verification{Release: "release-01", KID: "k-v1", Reason: reasonNone})
+	r.verified(verification{Release: "release-01", KID: labelUnknown, Reason: "unknown_kid"})
+	r.verified(verification{Release: "release-02", KID: "k-v1", Reason: reasonNone})
+	r.forgetRelease("release-01")
+	if n := testutil.CollectAndCount(r.verifications); n != 1 {
+		t.Fatalf("%d series after forgetting release-01, want release-02's only", n)
 	}
 }

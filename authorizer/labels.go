@@ -3,13 +3,15 @@ package main
 import (
 	"regexp"
 	"sync"
+	"sync/atomic"
+	"time"
 )
 
 // Label values that stand for many: metrics never get one series per value a client chose.
 const (
 	labelUnknown = "unknown" // a kid not in the key set; a release nobody named
 	labelInvalid = "invalid" // a release value that is not a release id
-	labelOther   = "other"   // a valid release beyond the first maxReleases seen
+	labelOther   = "other"   // a valid release beyond the maxReleases live ones
 	reasonNone   = "none"    // the reason label of an accepted token
 )
 
@@ -28,13 +30,22 @@ var releaseID = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$`)
 // series than this.
 const maxReleases = 32
 
-// releaseLabels turns a raw release value into a bounded label value.
+// releaseIdle is how long a release serves nothing before its label may go to a newer release.
+const releaseIdle = time.Hour
+
+// releaseLabels turns a raw release value into a bounded label value: at most maxReleases live
+// at once, a release idle for releaseIdle making room for the next.
 type releaseLabels struct {
 	mu   sync.RWMutex
-	seen map[string]bool
+	seen map[string]*atomic.Int64 // last use, Unix seconds
+	now  func() time.Time
+	// forget drops the series of a label given up; nil when nothing keeps series.
+	forget func(label string)
 }
 
-func newReleaseLabels() *releaseLabels { return &releaseLabels{seen: map[string]bool{}} }
+func newReleaseLabels() *releaseLabels {
+	return &releaseLabels{seen: map[string]*atomic.Int64{}, now: time.Now}
+}
 
 func (r *releaseLabels) label(raw string) string {
 	switch {
@@ -44,16 +55,40 @@ func (r *releaseLabels) label(raw string) string {
 		return labelInvalid
 	}
 	r.mu.RLock()
-	ok := r.seen[raw]
+	last, ok := r.seen[raw]
 	r.mu.RUnlock()
 	if ok {
+		last.Store(r.now().Unix())
 		return raw
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if len(r.seen) >= maxReleases && !r.seen[raw] {
+	if last, ok := r.seen[raw]; ok {
+		last.Store(r.now().Unix())
+		return raw
+	}
+	if len(r.seen) >= maxReleases && r.dropIdle() == 0 {
 		return labelOther
 	}
-	r.seen[raw] = true
+	last = &atomic.Int64{}
+	last.Store(r.now().Unix())
+	r.seen[raw] = last
 	return raw
+}
+
+// dropIdle gives up the labels of the releases idle for releaseIdle, and their series; the
+// caller holds the write lock. It says how many it gave up.
+func (r *releaseLabels) dropIdle() int {
+	cutoff := r.now().Add(-releaseIdle).Unix()
+	n := 0
+	for label, last := range r.seen {
+		if last.Load() < cutoff {
+			delete(r.seen, label)
+			if r.forget != nil {
+				r.forget(label)
+			}
+			n++
+		}
+	}
+	return n
 }

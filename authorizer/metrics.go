@@ -62,6 +62,12 @@ func (r *promRecorder) verified(v verification) {
 	}
 }
 
+// forgetRelease drops the series of a release label given up for a newer release, so that the
+// series stay as bounded as the labels.
+func (r *promRecorder) forgetRelease(label string) {
+	r.verifications.DeletePartialMatch(prometheus.Labels{"release": label})
+}
+
 func (r *promRecorder) stale(failOpen bool) {
 	r.staleness.WithLabelValues(r.issuer, staleMode(failOpen)).Inc()
 }

@@ -71,6 +71,11 @@ func monitorStartCmd() *cobra.Command {
 			in.RevokedUses.Actions, in.RevokedUses.Off = splitList(revokedActions), noRevoked
 			in.ExpiringRenewal.Actions, in.ExpiringRenewal.Off = splitList(renewalActions), noRenewal
 			in.ExpiredUses.Actions, in.ExpiredUses.Off = splitList(expiredActions), noExpired
+			if in.Webhook == "" && !cmd.Flags().Changed("expired-actions") && !cmd.Flags().Changed("expired-threshold") {
+				// Its default notifies: without a webhook, an unset policy leaves it off (as the
+				// workflow reads a spec from before the signal) rather than refusing the start.
+				in.ExpiredUses = workflows.ExpiredUsesPolicy{Off: noExpired}
+			}
 			for _, p := range []*workflows.RejectionPolicy{&in.UnknownKID, &in.BadSignature} {
 				p.MaxRatio, p.Baseline, p.ReleaseWindow = maxRatio, baseline, releaseWindow
 			}
@@ -83,7 +88,7 @@ func monitorStartCmd() *cobra.Command {
 			in.UnknownKID.Actions, in.UnknownKID.Off = splitList(kidActions), noUnknownKID
 			in.BadSignature.Actions, in.BadSignature.Off = splitList(sigActions), noBadSignature
 			in.VerifierStale.Actions, in.VerifierStale.Off = splitList(staleActions), noStale
-			if err := invalidFlags(in.Validate(), monitorFlagNames); err != nil {
+			if err := invalidFlags(in.ValidateStart(), monitorFlagNames); err != nil {
 				return err
 			}
 			c, err := dial(cmd.Context())
@@ -119,7 +124,7 @@ func monitorStartCmd() *cobra.Command {
 	f.StringVar(&renewalActions, "renewal-actions", "notify", "on a token expiring without a newer one: notify and/or reissue (to Vault KV)")
 	f.BoolVar(&noRenewal, "no-renewal", false, "do not watch tokens expiring without renewal")
 	f.IntVar(&in.ExpiredUses.Threshold, "expired-threshold", 1, "uses of a client's expired tokens that open an incident")
-	f.StringVar(&expiredActions, "expired-actions", "notify", "on expired tokens still presented: notify and/or reissue (a token of the current key version to the client's Vault KV path, unless it holds a valid one)")
+	f.StringVar(&expiredActions, "expired-actions", "notify", "on expired tokens still presented: notify and/or reissue (a token of the current key version to the client's Vault KV path, unless it holds a valid one); without --webhook and this flag or --expired-threshold, the signal is off")
 	f.BoolVar(&noExpired, "no-expired", false, "do not watch expired tokens still presented")
 	f.BoolVar(&in.IssuanceRate.On, "issuance", false, "watch tokens issued per client per interval against each client's baseline (the registry's by-kid index)")
 	f.IntVar(&in.IssuanceRate.Threshold, "issuance-threshold", workflows.DefaultIssuanceThreshold, "tokens issued to one client in an interval that may open an incident")
@@ -237,18 +242,7 @@ func printMonitorStatus(w io.Writer, st workflows.MonitorStatus) {
 	fmt.Fprintf(w, "open incidents: %d (closed %d, not opened for lack of room %d)\n", len(st.Incidents), st.Closed, st.Overflow)
 	for _, inc := range st.Incidents {
 		fmt.Fprintf(w, "  %s %s since %s, last seen %s", inc.Signal, inc.Key, inc.OpenedAt.UTC().Format(time.RFC3339), inc.LastSeen.UTC().Format(time.RFC3339))
-		if e := inc.Evidence; len(e.Addresses) > 0 || e.Uses > 0 {
-			fmt.Fprintf(w, ": %d uses by %s from %s", e.Uses, strings.Join(e.Clients, ","), strings.Join(e.Addresses, ","))
-		}
-		if e := inc.Evidence; e.Rejections > 0 || e.Stale > 0 {
-			fmt.Fprintf(w, ": %g of %g verifications (baseline %g)", e.Rejections+e.Stale, e.Verifications, e.Baseline)
-			for _, r := range e.Releases {
-				fmt.Fprintf(w, ", release %s %g", r.Release, r.Count)
-			}
-		}
-		if e := inc.Evidence; e.JTI != "" {
-			fmt.Fprintf(w, ": token %s (%s) expires %s", e.JTI, e.KID, e.ExpiresAt.UTC().Format(time.RFC3339))
-		}
+		fmt.Fprint(w, incidentEvidence(inc))
 		fmt.Fprintln(w)
 		for _, a := range inc.Actions {
 			state := "pending"
@@ -261,6 +255,31 @@ func printMonitorStatus(w io.Writer, st workflows.MonitorStatus) {
 			fmt.Fprintf(w, "    %s (%s): %s\n", a.Action, a.Reason, state)
 		}
 	}
+}
+
+// incidentEvidence is what the monitor saw of an incident, in its signal's terms.
+func incidentEvidence(inc workflows.Incident) string {
+	e := inc.Evidence
+	switch inc.Signal {
+	case workflows.SignalRevokedPresented:
+		return fmt.Sprintf(": %d uses by %s from %s", e.Uses, strings.Join(e.Clients, ","), strings.Join(e.Addresses, ","))
+	case workflows.SignalExpiredPresented:
+		return fmt.Sprintf(": %d uses of expired token %s (subject %s) from %s", e.Uses, e.JTI, e.Subject, strings.Join(e.Addresses, ","))
+	case workflows.SignalExpiringUnrenewed:
+		return fmt.Sprintf(": token %s (%s) expires %s", e.JTI, e.KID, e.ExpiresAt.UTC().Format(time.RFC3339))
+	case workflows.SignalIssuanceRate:
+		return fmt.Sprintf(": %d tokens issued in one interval (baseline %g)", e.Issued, e.Baseline)
+	case workflows.SignalVerifierStale:
+		return fmt.Sprintf(": %g decisions on a stale deny list, %g tokens refused for want of a key set, of %g verifications", e.Stale, e.Rejections, e.Verifications)
+	case workflows.SignalUnknownKID, workflows.SignalBadSignature:
+		var b strings.Builder
+		fmt.Fprintf(&b, ": %g of %g verifications (baseline %g)", e.Rejections, e.Verifications, e.Baseline)
+		for _, r := range e.Releases {
+			fmt.Fprintf(&b, ", release %s %g", r.Release, r.Count)
+		}
+		return b.String()
+	}
+	return ""
 }
 
 // parseAPIKeys reads --api-key CLIENT=KEY_ID values into the spec's sorted list.

@@ -24,6 +24,8 @@ func TestStarter_MonitorStartValidatesNamingTheFlag(t *testing.T) {
 		{append(start, "--provider", "prometheus", "--unknown-kid-actions", "revoke"), "--unknown-kid-actions[0]: "},
 		{append(start, "--max-ratio", "0.5"), "--max-ratio: 0.5: allowed"},
 		{append(start, "--expired-actions", "rollback"), "--expired-actions[0]: "},
+		{append(start, "--unknown-kid-actions", "notify,rollback"), "--unknown-kid-actions: "},
+		{append(start, "--issuance-actions", "disable-key", "--api-key", "a=k1"), "--issuance-actions: "},
 		{append(start, "--revoked-actions", "notify,disable-key"), "--api-key: required: a policy disables API keys"},
 		{append(start, "--api-key", "billing"), "--api-key \"billing\": want CLIENT=KEY_ID"},
 		{append(start, "--api-key", "a=k1", "--api-key", "a=k2"), "clients are sorted and each once"},
@@ -31,6 +33,22 @@ func TestStarter_MonitorStartValidatesNamingTheFlag(t *testing.T) {
 	} {
 		if code, _, stderr := c.run(t, bad.args...); code != 3 || !strings.Contains(stderr, bad.says) || strings.Count(strings.TrimSpace(stderr), "\n") != 0 {
 			t.Errorf("%v: exit %d, want %q in one line\n%s", bad.args[2:], code, bad.says, stderr)
+		}
+	}
+}
+
+// A monitor that acts without notifying (revoke, reissue) needs no webhook: expired_presented,
+// which notifies by default, is then off unless its flags are given, and asking it to notify
+// without a webhook names the flag.
+func TestStarter_MonitorStartWithoutWebhook_ValidUnlessAPolicyNotifies(t *testing.T) {
+	c := cli{bin: starter(t), env: []string{"TEMPORAL_ADDRESS=127.0.0.1:1"}}
+	start := []string{"monitor", "start", "--issuer", "https://issuer.example.com", "--transit-key", "orders-issuer", "--revoked-actions", "revoke", "--renewal-actions", "reissue"}
+	if code, _, stderr := c.run(t, start...); code != 1 || !strings.Contains(stderr, "cannot reach Temporal") {
+		t.Fatalf("start without a webhook, nothing notifying: exit %d, want it past validation to the dial\n%s", code, stderr)
+	}
+	for _, more := range [][]string{{"--expired-actions", "notify"}, {"--expired-threshold", "3"}} {
+		if code, _, stderr := c.run(t, append(start, more...)...); code != 3 || !strings.Contains(stderr, "--webhook: required: a policy notifies") {
+			t.Errorf("%v without a webhook: exit %d, want the webhook required\n%s", more, code, stderr)
 		}
 	}
 }

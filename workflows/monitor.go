@@ -265,6 +265,18 @@ func (in MonitorSpec) closeAfter() time.Duration {
 	return in.CloseAfter
 }
 
+// expiredOn says whether expired tokens still presented are judged: unless ExpiredUses.Off, and
+// not for a spec that leaves the policy unset and names no webhook. Such a spec was written
+// before the signal (its policies act without notifying): judging it would need a webhook it
+// does not have, and it must go on validating when its running monitor replays or continues as
+// new.
+func (in MonitorSpec) expiredOn() bool {
+	if in.ExpiredUses.Off {
+		return false
+	}
+	return in.Webhook != "" || in.ExpiredUses.Threshold != 0 || len(in.ExpiredUses.Actions) > 0
+}
+
 func policyActions(actions []string) []string {
 	if len(actions) == 0 {
 		return []string{ActionNotify}
@@ -272,12 +284,45 @@ func policyActions(actions []string) []string {
 	return actions
 }
 
-// Validate checks every field of a monitor spec before the monitor acts; the starter calls it too.
+// Validate checks every field of a monitor spec before the monitor acts.
 func (in MonitorSpec) Validate() error {
 	var p spec.Problems
+	in.check(&p)
+	return p.Err("token monitor")
+}
+
+// ValidateStart checks the spec a monitor starts with: Validate, and no action on a signal that
+// is off, which would never be taken. The starter calls it; a monitor started before this rule
+// goes on validating by Validate alone.
+func (in MonitorSpec) ValidateStart() error {
+	var p spec.Problems
+	in.check(&p)
+	in.checkIdleActions(&p)
+	return p.Err("token monitor")
+}
+
+// checkIdleActions refuses a rollback without a provider and disable-key with issuance off: the
+// operator would believe in a protection that never acts.
+func (in MonitorSpec) checkIdleActions(p *spec.Problems) {
+	if in.Provider == "" {
+		for _, r := range []struct {
+			field   string
+			actions []string
+		}{{"UnknownKID.Actions", in.UnknownKID.Actions}, {"BadSignature.Actions", in.BadSignature.Actions}} {
+			if slices.Contains(r.actions, ActionRollback) {
+				p.Add(r.field, "rollback: the signal is read through a provider (Provider, --provider), and none is named")
+			}
+		}
+	}
+	if !in.IssuanceRate.On && slices.Contains(in.IssuanceRate.Actions, ActionDisableKey) {
+		p.Add("IssuanceRate.Actions", "disable-key: the issuance signal is off (IssuanceRate.On, --issuance)")
+	}
+}
+
+func (in MonitorSpec) check(p *spec.Problems) {
 	reissues := (!in.ExpiringRenewal.Off && slices.Contains(in.ExpiringRenewal.Actions, ActionReissue)) ||
-		(!in.ExpiredUses.Off && slices.Contains(in.ExpiredUses.Actions, ActionReissue))
-	checkIssuer(&p, in.Issuer, reissues, false)
+		(in.expiredOn() && slices.Contains(in.ExpiredUses.Actions, ActionReissue))
+	checkIssuer(p, in.Issuer, reissues, false)
 	if in.Interval != 0 {
 		p.CheckDuration("Interval", in.Interval, MinMonitorInterval, MaxMonitorInterval)
 	}
@@ -289,15 +334,15 @@ func (in MonitorSpec) Validate() error {
 	if in.RevokedUses.Threshold < 0 || in.RevokedUses.Threshold > 1_000_000 {
 		p.Add("RevokedUses.Threshold", "%d: allowed 0 (one use) to 1000000", in.RevokedUses.Threshold)
 	}
-	checkActions(&p, "RevokedUses.Actions", in.RevokedUses.Actions, ActionRevoke, ActionRevokeFamily, ActionDisableKey)
-	checkActions(&p, "ExpiringRenewal.Actions", in.ExpiringRenewal.Actions, ActionReissue)
+	checkActions(p, "RevokedUses.Actions", in.RevokedUses.Actions, ActionRevoke, ActionRevokeFamily, ActionDisableKey)
+	checkActions(p, "ExpiringRenewal.Actions", in.ExpiringRenewal.Actions, ActionReissue)
 	if in.ExpiredUses.Threshold < 0 || in.ExpiredUses.Threshold > 1_000_000 {
 		p.Add("ExpiredUses.Threshold", "%d: allowed 0 (one use) to 1000000", in.ExpiredUses.Threshold)
 	}
-	checkActions(&p, "ExpiredUses.Actions", in.ExpiredUses.Actions, ActionReissue)
-	in.IssuanceRate.check(&p)
-	checkAPIKeys(&p, in)
-	in.checkProviderPolicies(&p)
+	checkActions(p, "ExpiredUses.Actions", in.ExpiredUses.Actions, ActionReissue)
+	in.IssuanceRate.check(p)
+	checkAPIKeys(p, in)
+	in.checkProviderPolicies(p)
 	if in.ExpiringRenewal.Window != 0 {
 		p.CheckDuration("ExpiringRenewal.Window", in.ExpiringRenewal.Window, time.Minute, spec.MaxTokenTTL)
 	}
@@ -307,7 +352,7 @@ func (in MonitorSpec) Validate() error {
 	unknownKID, badSignature, stale := in.providerSignalsOn()
 	notifies := (!in.RevokedUses.Off && slices.Contains(policyActions(in.RevokedUses.Actions), ActionNotify)) ||
 		(!in.ExpiringRenewal.Off && slices.Contains(policyActions(in.ExpiringRenewal.Actions), ActionNotify)) ||
-		(!in.ExpiredUses.Off && slices.Contains(policyActions(in.ExpiredUses.Actions), ActionNotify)) ||
+		(in.expiredOn() && slices.Contains(policyActions(in.ExpiredUses.Actions), ActionNotify)) ||
 		in.IssuanceRate.On ||
 		(unknownKID && slices.Contains(policyActions(in.UnknownKID.Actions), ActionNotify)) ||
 		(badSignature && slices.Contains(policyActions(in.BadSignature.Actions), ActionNotify)) ||
@@ -315,7 +360,7 @@ func (in MonitorSpec) Validate() error {
 	if notifies && in.Webhook == "" {
 		p.Add("Webhook", "required: a policy notifies (name a webhook configured on the worker, or choose other actions)")
 	}
-	if in.RevokedUses.Off && in.ExpiringRenewal.Off && in.ExpiredUses.Off && !in.IssuanceRate.On && !unknownKID && !badSignature && !stale {
+	if in.RevokedUses.Off && in.ExpiringRenewal.Off && !in.expiredOn() && !in.IssuanceRate.On && !unknownKID && !badSignature && !stale {
 		p.Add("RevokedUses.Off|ExpiringRenewal.Off|ExpiredUses.Off", "every signal is off: nothing to monitor")
 	}
 	if c := in.Carry; c != nil && len(c.Incidents) > MaxOpenIncidents {
@@ -328,7 +373,6 @@ func (in MonitorSpec) Validate() error {
 			}
 		}
 	}
-	return p.Err("token monitor")
 }
 
 // checkActions checks a policy's actions: notify and the signal's own actions, each at most once.
@@ -367,10 +411,18 @@ func checkAPIKeys(p *spec.Problems, in MonitorSpec) {
 
 var apiKeyID = regexp.MustCompile(`^[A-Za-z0-9]{1,128}$`)
 
+// changeStartValidation: a monitor's first run validates its spec with ValidateStart; one started
+// before validated with Validate, which its replay must keep doing.
+const changeStartValidation = "monitor-start-validation"
+
 // TokenMonitor judges an issuer's token signals every interval and acts on each incident once,
 // until stopped; it continues as new to keep its history short, carrying its open incidents.
 func TokenMonitor(ctx workflow.Context, in MonitorSpec) (MonitorReport, error) {
-	if err := in.Validate(); err != nil {
+	validate := in.Validate
+	if in.Carry == nil && workflow.GetVersion(ctx, changeStartValidation, workflow.DefaultVersion, 1) == 1 {
+		validate = in.ValidateStart
+	}
+	if err := validate(); err != nil {
 		return MonitorReport{}, temporal.NewNonRetryableApplicationError(err.Error(), ErrInvalidSpec, err)
 	}
 	m := newMonitor(ctx, in)

@@ -182,6 +182,7 @@ type rejections struct {
 }
 
 func (s rejections) name() string       { return s.reason }
+func (rejections) aboutIssuer()         {}
 func (s rejections) threshold() float64 { return s.policy.threshold() }
 func (s rejections) actions() []string  { return policyActions(s.policy.Actions) }
 
@@ -233,7 +234,15 @@ func (s rejections) act(ctx workflow.Context, action string, inc *Incident) (str
 	if err := workflow.ExecuteActivity(short(ctx), rel.LatestOfIssuer, activities.IssuerStagesInput{IssuerURL: s.issuer.URL}).Get(ctx, &latest); err != nil {
 		return "", err
 	}
-	r, ok := linkedRelease(inc, latest.Releases, s.policy.releaseWindow())
+	link := releaseLink{window: s.policy.releaseWindow(), shareable: true, could: func(activities.LatestRelease) bool { return true }}
+	if workflow.GetVersion(ctx, changeReleaseLink, workflow.DefaultVersion, 1) == 1 {
+		link.shareable, link.could = false, s.couldCause
+	}
+	r, shared, ok := link.find(inc, latest.Releases)
+	if len(shared) > 0 {
+		return fmt.Sprintf("nothing rolled back: release label %s is the latest release of %s, so which stage's traffic carried the rejections is unknown",
+			r.Label, strings.Join(shared, ", ")), nil
+	}
 	if !ok {
 		return fmt.Sprintf("nothing rolled back: no stage's latest release promoted in the %s before the incident carried these rejections", s.policy.releaseWindow()), nil
 	}
@@ -252,17 +261,50 @@ func (s rejections) act(ctx workflow.Context, action string, inc *Incident) (str
 		r.ID, r.Label, r.Target.APIID, r.Target.Stage, r.PromotedAt.UTC().Format(time.RFC3339), rep.Latency.Round(time.Millisecond)), nil
 }
 
-// linkedRelease is the latest release, among those whose traffic carried the incident's
-// rejections (most first), promoted within window before the incident opened.
-func linkedRelease(inc *Incident, latest []activities.LatestRelease, window time.Duration) (activities.LatestRelease, bool) {
+// changeReleaseLink: a release label that is the latest release of several stages links the
+// rejections to none of them, and unknown kids link only to a release that changed the key set
+// or its source; runs started before rolled back the first stage in order whatever the release.
+const changeReleaseLink = "monitor-release-link"
+
+// couldCause says whether a release could have caused the reason's rejections. Unknown kids
+// follow a release only when it rotated the signing key or patched the authorizer (where its key
+// set comes from); after any other they are forgeries, and rolling back would hand whoever
+// sends them a way to undo any release.
+func (s rejections) couldCause(r activities.LatestRelease) bool {
+	return s.reason != SignalUnknownKID || r.Rotated || r.AuthorizerPatched
+}
+
+// releaseLink is how rejections are linked to a release: promoted within window before the
+// incident opened, a release that could have caused them, and, unless shareable, under a label
+// no other stage's latest release has (the authorizer counts by label, not stage).
+type releaseLink struct {
+	window    time.Duration
+	shareable bool
+	could     func(activities.LatestRelease) bool
+}
+
+// find is the latest release, among those whose traffic carried the incident's rejections (most
+// first), that the link allows. A label shared by several stages links nothing: find returns
+// the stages (api/stage) with the release that bore it.
+func (l releaseLink) find(inc *Incident, latest []activities.LatestRelease) (activities.LatestRelease, []string, bool) {
 	for _, seen := range inc.Evidence.Releases {
+		var stages []string
 		for _, r := range latest {
-			if r.Label == seen.Release && !r.PromotedAt.After(inc.OpenedAt) && inc.OpenedAt.Sub(r.PromotedAt) <= window {
-				return r, true
+			if r.Label == seen.Release {
+				stages = append(stages, r.Target.APIID+"/"+r.Target.Stage)
 			}
 		}
+		for _, r := range latest {
+			if r.Label != seen.Release || r.PromotedAt.After(inc.OpenedAt) || inc.OpenedAt.Sub(r.PromotedAt) > l.window || !l.could(r) {
+				continue
+			}
+			if !l.shareable && len(stages) > 1 {
+				return r, stages, false
+			}
+			return r, nil, true
+		}
 	}
-	return activities.LatestRelease{}, false
+	return activities.LatestRelease{}, nil, false
 }
 
 func (s rejections) describe(inc Incident) string {
@@ -285,9 +327,12 @@ type verifierStale struct {
 	events *issuerEvents
 	policy StalePolicy
 	issuer activities.Issuer
+	// countNoKeys counts tokens refused for want of a key set too (changeJudgingRules).
+	countNoKeys bool
 }
 
 func (s verifierStale) name() string       { return SignalVerifierStale }
+func (verifierStale) aboutIssuer()         {}
 func (s verifierStale) threshold() float64 { return float64(cmpOr(s.policy.Threshold, 1)) }
 func (s verifierStale) actions() []string  { return policyActions(s.policy.Actions) }
 
@@ -296,7 +341,10 @@ func (s verifierStale) observe(ctx workflow.Context, since, now time.Time) (obse
 	if err != nil {
 		return observation{}, err
 	}
-	noKeys := c.Rejections(reasonJWKSUnavailable)
+	var noKeys float64
+	if s.countNoKeys {
+		noKeys = c.Rejections(reasonJWKSUnavailable)
+	}
 	ev := Evidence{Stale: c.Stale, Rejections: noKeys, Verifications: c.Verifications}
 	return observation{findings: []finding{{key: issuerWide, value: c.Stale + noKeys, evidence: ev}}}, nil
 }

@@ -18,10 +18,27 @@ import (
 // goes on without that signal until it continues as new.
 const changeExpiredPresented = "monitor-expired-presented"
 
+// changeJudgingRules: a young baseline learns every interval, breach or not, and verifier_stale
+// counts tokens refused for want of a key set; a run started before judges as it did (a
+// young baseline learns only quiet intervals; stale decisions alone) until it continues as new.
+const changeJudgingRules = "monitor-judging-rules"
+
+// changeIncidentRoom: every signal keeps room of its own in the incident table; a run started
+// before lets the first signals to find something fill it, until it continues as new.
+const changeIncidentRoom = "monitor-incident-room"
+
+// incidentsReserved is the room in the incident table each signal keyed by subject or client is
+// sure of, whatever the others find; a signal about the issuer as a whole needs one.
+const incidentsReserved = 10
+
 // monitor is one TokenMonitor run's state; carry is all that passes to the next run.
 type monitor struct {
-	spec          MonitorSpec
-	carry         MonitorCarry
+	spec  MonitorSpec
+	carry MonitorCarry
+	// youngLearnsAll: a baseline younger than MinBaselineIntervals learns breaches too.
+	youngLearnsAll bool
+	// reservesRoom: a signal opens no incident in the room the others keep (changeIncidentRoom).
+	reservesRoom  bool
 	signals       []monitorSignal
 	status        []SignalStatus
 	stopping      bool
@@ -36,19 +53,23 @@ func newMonitor(ctx workflow.Context, in MonitorSpec) *monitor {
 		m.carry = *in.Carry
 	}
 	m.spec.Carry = nil
+	m.reservesRoom = workflow.GetVersion(ctx, changeIncidentRoom, workflow.DefaultVersion, 1) == 1
 	if !in.RevokedUses.Off {
 		m.signals = append(m.signals, revokedPresented{issuer: in.Issuer, policy: in.RevokedUses, keys: in.APIKeys})
 	}
 	if !in.ExpiringRenewal.Off {
 		m.signals = append(m.signals, expiringUnrenewed{issuer: in.Issuer, policy: in.ExpiringRenewal})
 	}
-	if !in.ExpiredUses.Off && workflow.GetVersion(ctx, changeExpiredPresented, workflow.DefaultVersion, 1) == 1 {
+	if in.expiredOn() && workflow.GetVersion(ctx, changeExpiredPresented, workflow.DefaultVersion, 1) == 1 {
 		m.signals = append(m.signals, expiredPresented{issuer: in.Issuer, policy: in.ExpiredUses})
 	}
 	if in.IssuanceRate.On {
 		m.signals = append(m.signals, issuanceRate{issuer: in.Issuer, policy: in.IssuanceRate, keys: in.APIKeys})
 	}
 	unknownKID, badSignature, stale := in.providerSignalsOn()
+	if in.IssuanceRate.On || unknownKID || badSignature || stale {
+		m.youngLearnsAll = workflow.GetVersion(ctx, changeJudgingRules, workflow.DefaultVersion, 1) == 1
+	}
 	events := &issuerEvents{provider: in.Provider, issuer: in.Issuer.URL}
 	if unknownKID {
 		m.signals = append(m.signals, rejections{reason: SignalUnknownKID, events: events, policy: in.UnknownKID, issuer: in.Issuer, actor: in.Actor})
@@ -57,7 +78,7 @@ func newMonitor(ctx workflow.Context, in MonitorSpec) *monitor {
 		m.signals = append(m.signals, rejections{reason: SignalBadSignature, events: events, policy: in.BadSignature, issuer: in.Issuer, actor: in.Actor})
 	}
 	if stale {
-		m.signals = append(m.signals, verifierStale{events: events, policy: in.VerifierStale, issuer: in.Issuer})
+		m.signals = append(m.signals, verifierStale{events: events, policy: in.VerifierStale, issuer: in.Issuer, countNoKeys: m.youngLearnsAll})
 	}
 	for _, s := range m.signals {
 		m.status = append(m.status, SignalStatus{Name: s.name(), Threshold: s.threshold(), Actions: s.actions()})
@@ -185,7 +206,7 @@ func (m *monitor) breaches(s monitorSignal, st *SignalStatus, f *finding) bool {
 	// noisy issuer alerts once, then learns its normal. Once learned, a breach is left out, so
 	// that an attack never becomes the normal.
 	breach := b.breaches(f.value, hist.Values)
-	if !breach || len(hist.Values) < MinBaselineIntervals {
+	if !breach || (m.youngLearnsAll && len(hist.Values) < MinBaselineIntervals) {
 		learn(hist, f.value, b.baselineWindow())
 	}
 	return breach
@@ -242,7 +263,7 @@ func (m *monitor) see(s monitorSignal, f finding, now time.Time) {
 			return
 		}
 	}
-	if len(m.carry.Incidents) >= MaxOpenIncidents {
+	if len(m.carry.Incidents) >= MaxOpenIncidents || (m.reservesRoom && !m.roomFor(s)) {
 		m.carry.Overflow++
 		return
 	}
@@ -253,6 +274,36 @@ func (m *monitor) see(s monitorSignal, f finding, now time.Time) {
 	}
 	m.carry.Incidents = append(m.carry.Incidents, inc)
 	m.logger.Info("incident opened", "signal", inc.Signal, "key", inc.Key)
+}
+
+// roomFor says whether the signal may open one more incident and still leave every other
+// signal the room it keeps (reservedRoom, less the incidents it holds): expired tokens of many
+// clients cannot crowd out a stolen token presented next.
+func (m *monitor) roomFor(s monitorSignal) bool {
+	needed := 0
+	for _, o := range m.signals {
+		if o.name() == s.name() {
+			continue
+		}
+		held := 0
+		for _, inc := range m.carry.Incidents {
+			if inc.Signal == o.name() {
+				held++
+			}
+		}
+		needed += max(0, reservedRoom(o)-held)
+	}
+	return MaxOpenIncidents-len(m.carry.Incidents)-1 >= needed
+}
+
+// issuerWideSignal is a signal whose one incident is about the issuer as a whole.
+type issuerWideSignal interface{ aboutIssuer() }
+
+func reservedRoom(s monitorSignal) int {
+	if _, ok := s.(issuerWideSignal); ok {
+		return 1
+	}
+	return incidentsReserved
 }
 
 // ordered puts notify last, so that the notification says what the other actions did.

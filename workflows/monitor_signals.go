@@ -263,7 +263,7 @@ func (s expiredPresented) act(ctx workflow.Context, action string, inc *Incident
 	}
 	var got activities.RenewedPresented
 	in := activities.RenewPresentedInput{Issuer: s.issuer, Client: inc.Key, JTI: inc.Evidence.JTI, Version: labels.Current,
-		Reason: "token monitor: the client presented an expired token"}
+		Reason: "token monitor: the client presented an expired token", Since: inc.OpenedAt}
 	if err := workflow.ExecuteActivity(short(ctx), tokA.RenewPresented, in).Get(ctx, &got); err != nil {
 		return "", err
 	}

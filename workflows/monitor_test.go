@@ -357,6 +357,11 @@ func TestTokenMonitor_InvalidSpec_RejectedBeforeAnyActivity(t *testing.T) {
 		{"ratio below one", func(s *workflows.MonitorSpec) { s.Provider, s.BadSignature.MaxRatio = "prometheus", 0.5 }, "BadSignature.MaxRatio"},
 		{"baseline too long", func(s *workflows.MonitorSpec) { s.Provider, s.UnknownKID.Baseline = "prometheus", 5000 }, "UnknownKID.Baseline"},
 		{"release window too long", func(s *workflows.MonitorSpec) { s.Provider, s.UnknownKID.ReleaseWindow = "prometheus", 48*time.Hour }, "UnknownKID.ReleaseWindow"},
+		{"rollback without a provider", func(s *workflows.MonitorSpec) { s.UnknownKID.Actions = []string{"notify", "rollback"} }, "UnknownKID.Actions"},
+		{"bad-signature rollback without a provider", func(s *workflows.MonitorSpec) { s.BadSignature.Actions = []string{"rollback"} }, "BadSignature.Actions"},
+		{"disable-key with issuance off", func(s *workflows.MonitorSpec) {
+			s.IssuanceRate.Actions, s.APIKeys = []string{"disable-key"}, []workflows.ClientAPIKey{{Client: "a", KeyID: "k1"}}
+		}, "IssuanceRate.Actions"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := &monitorFakes{uses: func(time.Time, activities.RevokedUsesInput) activities.RevokedUsesReport {
@@ -467,6 +472,34 @@ func TestTokenMonitor_ForgedKidBurstWithNoRecentRelease_NothingRolledBack(t *tes
 	runMonitor(t, f, in, monitorStart, 5)
 	if len(f.rollbacks) != 0 || len(f.notes) != 1 || !strings.Contains(f.notes[0], "nothing rolled back") {
 		t.Fatalf("rollbacks %+v, notes %q", f.rollbacks, f.notes)
+	}
+}
+
+// A release label that is the latest release of two stages (a spec that names its label, "v2",
+// released to staging then prod; a proxy that sets the same header for both) does not tell which
+// stage's traffic carried the rejections: the monitor rolls back neither and says why, rather
+// than the first stage in order (here prod, for forged kids sent to staging).
+func TestTokenMonitor_ForgedKidBurstUnderALabelTwoStagesShare_NeitherRolledBack(t *testing.T) {
+	burst := monitorStart.Add(3 * time.Minute)
+	f := &monitorFakes{events: func(now time.Time, _ activities.IssuerEventsInput) analysis.EventCounts {
+		c := analysis.EventCounts{HasData: true, Verifications: 10000}
+		if !now.Before(burst) {
+			c.Rejected = []analysis.RejectionCount{{Reason: "unknown_kid", Release: "v2", Count: 400}}
+		}
+		return c
+	}}
+	f.latest = activities.LatestReleases{Releases: []activities.LatestRelease{
+		{Target: activities.Target{APIID: "api1", Stage: "prod"}, ID: "20261123T000100-p", Label: "v2", PromotedAt: monitorStart.Add(-5 * time.Minute), Rotated: true},
+		{Target: activities.Target{APIID: "api1", Stage: "staging"}, ID: "20261122T230000-s", Label: "v2", PromotedAt: monitorStart.Add(-40 * time.Minute)},
+	}}
+	in := providerSpec()
+	in.UnknownKID.Actions = []string{"rollback", "notify"}
+	runMonitor(t, f, in, monitorStart, 6)
+	if len(f.rollbacks) != 0 {
+		t.Fatalf("rolled back %+v: the label names two stages' releases", f.rollbacks)
+	}
+	if len(f.notes) != 1 || !strings.Contains(f.notes[0], "nothing rolled back") || !strings.Contains(f.notes[0], "api1/prod") || !strings.Contains(f.notes[0], "api1/staging") {
+		t.Fatalf("notes %q, want one saying nothing was rolled back and naming both stages", f.notes)
 	}
 }
 
@@ -662,5 +695,56 @@ func TestTokenMonitor_DisableKey_DisablesOnlyThePresentingClientsKeyOnce(t *test
 	}
 	if len(f.notes) != 1 || !strings.Contains(f.notes[0], "disabled API keys k1billing (client billing)") {
 		t.Fatalf("notifications %q", f.notes)
+	}
+}
+
+// Expired tokens of many clients presented at once (old tokens replayed from a leak, a fleet
+// that stopped renewing) cannot fill the incident table so that a stolen revoked token presented
+// next goes unseen: every signal keeps room of its own, and the subject is revoked.
+func TestTokenMonitor_ManyExpiredTokensPresented_ARevokedTokenStillOpensItsIncident(t *testing.T) {
+	f := &monitorFakes{expired: func(time.Time) activities.ExpiredUsesReport {
+		var rep activities.ExpiredUsesReport
+		for i := range 120 {
+			c := fmt.Sprintf("client-%03d", i)
+			rep.Clients = append(rep.Clients, registry.ClientUses{Client: c, Subject: c, LatestJTI: "old-" + c, Addresses: []string{"198.51.100.7"}, JTIs: 1, Count: 1})
+		}
+		return rep
+	}}
+	f.uses = func(now time.Time, _ activities.RevokedUsesInput) activities.RevokedUsesReport {
+		if now.Before(monitorStart.Add(2 * time.Minute)) {
+			return activities.RevokedUsesReport{}
+		}
+		return activities.RevokedUsesReport{Subjects: []registry.SubjectUses{{Subject: "alice", Clients: []string{"billing"}, Addresses: []string{"203.0.113.9"}, Tokens: []string{"j-alice"}, JTIs: 1, Count: 1}}}
+	}
+	in := monitorSpec()
+	in.RevokedUses.Actions = []string{"revoke", "notify"}
+	rep, _ := runMonitor(t, f, in, monitorStart, 5)
+	if len(f.rules) != 1 || f.rules[0].Value != "alice" {
+		t.Fatalf("revocations %+v, want alice's (open incidents %d)", f.rules, len(rep.Open))
+	}
+	if len(rep.Open) > workflows.MaxOpenIncidents {
+		t.Fatalf("%d open incidents, at most %d", len(rep.Open), workflows.MaxOpenIncidents)
+	}
+}
+
+// Unknown kids after a release that did not rotate the signing key cannot be the release's doing
+// (its key set is the one before): they are forgeries, and rolling the release back would only
+// hand whoever sends them a way to undo any release. The incident is notified, nothing rolled
+// back.
+func TestTokenMonitor_ForgedKidBurstAfterAReleaseThatDidNotRotate_NothingRolledBack(t *testing.T) {
+	burst := monitorStart.Add(3 * time.Minute)
+	f := &monitorFakes{events: func(now time.Time, _ activities.IssuerEventsInput) analysis.EventCounts {
+		if now.Before(burst) {
+			return unknownKIDs(nil)
+		}
+		return unknownKIDs(map[string]float64{"run-b": 400})
+	}}
+	f.latest = activities.LatestReleases{Releases: []activities.LatestRelease{
+		{Target: activities.Target{APIID: "api1", Stage: "prod"}, ID: "20261123T000100-rb", Label: "run-b", PromotedAt: monitorStart.Add(-5 * time.Minute)}}}
+	in := providerSpec()
+	in.UnknownKID.Actions = []string{"rollback", "notify"}
+	runMonitor(t, f, in, monitorStart, 6)
+	if len(f.rollbacks) != 0 || len(f.notes) != 1 || !strings.Contains(f.notes[0], "nothing rolled back") {
+		t.Fatalf("rollbacks %+v, notes %q: want none, one notification saying so", f.rollbacks, f.notes)
 	}
 }
