@@ -129,7 +129,7 @@ type ClientAPIKey struct {
 }
 
 // MaxAPIKeys bounds MonitorSpec.APIKeys: they travel in every run's input.
-const MaxAPIKeys = 1000
+const MaxAPIKeys = 200
 
 // ExpiredUsesPolicy judges expired tokens still presented, per client.
 type ExpiredUsesPolicy struct {

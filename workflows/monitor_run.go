@@ -14,6 +14,9 @@ import (
 	"github.com/rollgate/rollgate/activities"
 )
 
+// maxActionError bounds a failed action's error text: incidents travel across continue-as-new.
+const maxActionError = 300
+
 // changeExpiredPresented: monitors judge expired tokens still presented; a run started before
 // goes on without that signal until it continues as new.
 const changeExpiredPresented = "monitor-expired-presented"
@@ -338,7 +341,7 @@ func (m *monitor) actOn(ctx workflow.Context, inc *Incident) {
 			a.Result, err = s.act(ctx, a.Action, inc)
 		}
 		if err != nil {
-			a.Result, a.Error = "", err.Error()
+			a.Result, a.Error = "", clipText(err.Error(), maxActionError)
 			m.logger.Warn("incident action failed", "signal", inc.Signal, "key", inc.Key, "action", a.Action, "attempt", a.Attempts, "error", err)
 			continue
 		}
