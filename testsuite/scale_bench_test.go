@@ -3,7 +3,9 @@ package testsuite_test
 import (
 	"context"
 	"fmt"
+	"io"
 	"maps"
+	"net/http"
 	"os"
 	"slices"
 	"strconv"
@@ -104,6 +106,7 @@ type scaleRun struct {
 	outcomes          map[string]int
 	bedCPU            map[string]time.Duration // by component, during the concurrent releases
 	authz             testsuite.InvokeStats    // the authorizer's, during the concurrent releases
+	waits             taskWaits                // the workers' schedule-to-start, the floor included
 }
 
 func (r scaleRun) String() string {
@@ -111,9 +114,9 @@ func (r scaleRun) String() string {
 	if !r.paced {
 		pacing = "unpaced"
 	}
-	return fmt.Sprintf("%d releases %s on %d worker(s): all done in %s; outcomes %v; wall p50 %s p99 %s, alone %s; %.1f history events and %.1f control-plane calls per release; %d answered 429; %d failed activity attempts; workers %.1f CPU s, peak RSS %d MiB; bed CPU s: %s; authorizer %d invocations, %s waiting for an environment",
+	return fmt.Sprintf("%d releases %s on %d worker(s): all done in %s; outcomes %v; wall p50 %s p99 %s, alone %s; %.1f history events and %.1f control-plane calls per release; %d answered 429; %d failed activity attempts; workers %.1f CPU s, peak RSS %d MiB; bed CPU s: %s; authorizer %d invocations, %s waiting for an environment; %s",
 		r.n, pacing, r.workers, r.total.Round(time.Millisecond), r.outcomes, r.p50.Round(time.Millisecond), r.p99.Round(time.Millisecond), r.alone.Round(time.Millisecond),
-		r.events, r.calls, r.throttled, r.failed, r.cpu.Seconds(), r.rssKiB>>10, cpuByComponent(r.bedCPU), r.authz.Invocations, r.authz.Waited.Round(time.Millisecond))
+		r.events, r.calls, r.throttled, r.failed, r.cpu.Seconds(), r.rssKiB>>10, cpuByComponent(r.bedCPU), r.authz.Invocations, r.authz.Waited.Round(time.Millisecond), r.waits)
 }
 
 func (r scaleRun) report(b *testing.B) {
@@ -238,10 +241,12 @@ func concurrentReleases(b testing.TB, bin string, o scaleOptions) scaleRun {
 
 	var cpu time.Duration
 	var rss int
+	var waits taskWaits
 	for _, p := range procs {
 		c, m := processUsage(b, p.cmd.Process.Pid)
 		cpu += c
 		rss = max(rss, m)
+		waits.add(scrapeWaits(b, p.metrics))
 	}
 	events, failedAttempts := 0, 0
 	for _, run := range runs {
@@ -255,7 +260,7 @@ func concurrentReleases(b testing.TB, bin string, o scaleOptions) scaleRun {
 	p50, p99 := percentiles(walls)
 	return scaleRun{n: o.n, workers: o.workers, paced: !o.unpaced, total: total, p50: p50, p99: p99, alone: floor,
 		events: float64(events) / float64(max(1, len(runs))), calls: float64(calls) / float64(o.n), throttled: throttled, failed: failedAttempts,
-		cpu: cpu, rssKiB: rss, outcomes: outcomes, bedCPU: bedCPU, authz: authz}
+		cpu: cpu, rssKiB: rss, outcomes: outcomes, bedCPU: bedCPU, authz: authz, waits: waits}
 }
 
 // throttledCalls is every 429 the emulator's control-plane quotas answered.
@@ -409,4 +414,95 @@ func cpuByComponent(m map[string]time.Duration) string {
 		parts[i] = fmt.Sprintf("%s %.1f", n, m[n].Seconds())
 	}
 	return strings.Join(parts, ", ")
+}
+
+// The benchmark's worker counts: a list of 1 to 10 each, or an error naming the variable.
+func TestScale_BenchWorkerCounts_ParsedOrRefusedWithTheRange(t *testing.T) {
+	for _, c := range []struct {
+		in   string
+		want []int
+		ok   bool
+	}{
+		{"", []int{1, 3}, true},
+		{"1", []int{1}, true},
+		{"1, 2,3", []int{1, 2, 3}, true},
+		{"0", nil, false},
+		{"11", nil, false},
+		{"1,x", nil, false},
+		{"1,", nil, false},
+	} {
+		got, err := workerCounts(c.in)
+		if c.ok != (err == nil) || !slices.Equal(got, c.want) {
+			t.Errorf("workerCounts(%q) = %v, %v; want %v (ok %t)", c.in, got, err, c.want, c.ok)
+		}
+		if err != nil && !strings.Contains(err.Error(), "ROLLGATE_BENCH_WORKERS") {
+			t.Errorf("workerCounts(%q): %v does not name the variable", c.in, err)
+		}
+	}
+}
+
+// taskWaits are the workers' schedule-to-start latencies (the SDK's histograms on /metrics): how
+// long tasks waited for a worker to take them, sums and counts by kind.
+type taskWaits struct {
+	workflowSum, mainSum, gatewaySum       float64 // seconds
+	workflowCount, mainCount, gatewayCount float64
+}
+
+func (w *taskWaits) add(o taskWaits) {
+	w.workflowSum, w.mainSum, w.gatewaySum = w.workflowSum+o.workflowSum, w.mainSum+o.mainSum, w.gatewaySum+o.gatewaySum
+	w.workflowCount, w.mainCount, w.gatewayCount = w.workflowCount+o.workflowCount, w.mainCount+o.mainCount, w.gatewayCount+o.gatewayCount
+}
+
+func (w taskWaits) String() string {
+	mean := func(sum, n float64) time.Duration {
+		return time.Duration(sum / max(n, 1) * float64(time.Second)).Round(time.Millisecond)
+	}
+	return fmt.Sprintf("schedule-to-start means: %.0f workflow tasks %s, %.0f activities on the workflow's queue %s, %.0f on the gateway queues %s",
+		w.workflowCount, mean(w.workflowSum, w.workflowCount), w.mainCount, mean(w.mainSum, w.mainCount), w.gatewayCount, mean(w.gatewaySum, w.gatewayCount))
+}
+
+// scrapeWaits reads a worker program's schedule-to-start histograms from its /metrics.
+func scrapeWaits(b testing.TB, addr string) taskWaits {
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var w taskWaits
+	for line := range strings.Lines(string(body)) {
+		name, rest, ok := strings.Cut(line, "{")
+		if !ok {
+			continue
+		}
+		labels, value, _ := strings.Cut(rest, "} ")
+		v, err := strconv.ParseFloat(strings.TrimSpace(value), 64)
+		if err != nil {
+			continue
+		}
+		// Both gateway queues; the SDK's Prometheus sanitizer writes their "-" as "_".
+		gateway := strings.Contains(labels, `task_queue="`+strings.ReplaceAll(workflows.GatewayTaskQueue(workflows.TaskQueue), "-", "_"))
+		switch name {
+		case "temporal_workflow_task_schedule_to_start_latency_seconds_sum":
+			w.workflowSum += v
+		case "temporal_workflow_task_schedule_to_start_latency_seconds_count":
+			w.workflowCount += v
+		case "temporal_activity_schedule_to_start_latency_seconds_sum":
+			if gateway {
+				w.gatewaySum += v
+			} else {
+				w.mainSum += v
+			}
+		case "temporal_activity_schedule_to_start_latency_seconds_count":
+			if gateway {
+				w.gatewayCount += v
+			} else {
+				w.mainCount += v
+			}
+		}
+	}
+	return w
 }
