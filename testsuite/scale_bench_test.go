@@ -105,6 +105,8 @@ type scaleRun struct {
 	bedCPU            map[string]time.Duration // by component, during the concurrent releases
 	authz             testsuite.InvokeStats    // the authorizer's, during the concurrent releases
 	waits             taskWaits                // the workers' schedule-to-start, the floor included
+	freeActivitySlots float64                  // the fewest free on any worker, during the concurrent releases
+	freeWorkflowSlots float64
 }
 
 func (r scaleRun) String() string {
@@ -112,9 +114,9 @@ func (r scaleRun) String() string {
 	if !r.paced {
 		pacing = "unpaced"
 	}
-	return fmt.Sprintf("%d releases %s on %d worker(s): all done in %s; outcomes %v; wall p50 %s p99 %s, alone %s; %.1f history events and %.1f control-plane calls per release; %d answered 429; %d failed activity attempts; workers %.1f CPU s, peak RSS %d MiB; bed CPU s: %s; authorizer %d invocations, %s waiting for an environment; %s",
+	return fmt.Sprintf("%d releases %s on %d worker(s): all done in %s; outcomes %v; wall p50 %s p99 %s, alone %s; %.1f history events and %.1f control-plane calls per release; %d answered 429; %d failed activity attempts; workers %.1f CPU s, peak RSS %d MiB; bed CPU s: %s; authorizer %d invocations, %s waiting for an environment; %s; fewest free slots on a worker: %.0f activity, %.0f workflow-task",
 		r.n, pacing, r.workers, r.total.Round(time.Millisecond), r.outcomes, r.p50.Round(time.Millisecond), r.p99.Round(time.Millisecond), r.alone.Round(time.Millisecond),
-		r.events, r.calls, r.throttled, r.failed, r.cpu.Seconds(), r.rssKiB>>10, cpuByComponent(r.bedCPU), r.authz.Invocations, r.authz.Waited.Round(time.Millisecond), r.waits)
+		r.events, r.calls, r.throttled, r.failed, r.cpu.Seconds(), r.rssKiB>>10, cpuByComponent(r.bedCPU), r.authz.Invocations, r.authz.Waited.Round(time.Millisecond), r.waits, r.freeActivitySlots, r.freeWorkflowSlots)
 }
 
 func (r scaleRun) report(b *testing.B) {
@@ -202,6 +204,11 @@ func concurrentReleases(b testing.TB, bin string, o scaleOptions) scaleRun {
 	}
 	calls0, throttled0 := bed.Gateway.ControlCalls(), throttledCalls(bed.Gateway)
 	bed0, authz0 := bedUsage(b), r.Authorizer.Stats()
+	addrs := make([]string, len(procs))
+	for i, p := range procs {
+		addrs[i] = p.metrics
+	}
+	slots := watchSlots(addrs)
 
 	var (
 		mu       sync.Mutex
@@ -229,6 +236,7 @@ func concurrentReleases(b testing.TB, bin string, o scaleOptions) scaleRun {
 	}
 	wg.Wait()
 	total := time.Since(start)
+	freeActivity, freeWorkflow := slots.fewest()
 	calls, throttled := bed.Gateway.ControlCalls()-calls0, throttledCalls(bed.Gateway)-throttled0
 	bedCPU, authz := bedUsage(b), r.Authorizer.Stats()
 	for k, v := range bed0 {
@@ -258,7 +266,8 @@ func concurrentReleases(b testing.TB, bin string, o scaleOptions) scaleRun {
 	p50, p99 := percentiles(walls)
 	return scaleRun{n: o.n, workers: o.workers, paced: !o.unpaced, total: total, p50: p50, p99: p99, alone: floor,
 		events: float64(events) / float64(max(1, len(runs))), calls: float64(calls) / float64(o.n), throttled: throttled, failed: failedAttempts,
-		cpu: cpu, rssKiB: rss, outcomes: outcomes, bedCPU: bedCPU, authz: authz, waits: waits}
+		cpu: cpu, rssKiB: rss, outcomes: outcomes, bedCPU: bedCPU, authz: authz, waits: waits,
+		freeActivitySlots: freeActivity, freeWorkflowSlots: freeWorkflow}
 }
 
 // throttledCalls is every 429 the emulator's control-plane quotas answered.

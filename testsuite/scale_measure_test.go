@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"math"
 	"net/http"
 	"os"
 	"slices"
@@ -163,46 +164,110 @@ func (w taskWaits) String() string {
 
 // scrapeWaits reads a worker program's schedule-to-start histograms from its /metrics.
 func scrapeWaits(b testing.TB, addr string) taskWaits {
-	resp, err := http.Get("http://" + addr + "/metrics")
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
+	samples, err := scrapeSamples(addr)
 	if err != nil {
 		b.Fatal(err)
 	}
 	var w taskWaits
+	for _, m := range samples {
+		// Both gateway queues; the SDK's Prometheus sanitizer writes their "-" as "_".
+		gateway := strings.Contains(m.labels, `task_queue="`+strings.ReplaceAll(workflows.GatewayTaskQueue(workflows.TaskQueue), "-", "_"))
+		switch m.name {
+		case "temporal_workflow_task_schedule_to_start_latency_seconds_sum":
+			w.workflowSum += m.value
+		case "temporal_workflow_task_schedule_to_start_latency_seconds_count":
+			w.workflowCount += m.value
+		case "temporal_activity_schedule_to_start_latency_seconds_sum":
+			if gateway {
+				w.gatewaySum += m.value
+			} else {
+				w.mainSum += m.value
+			}
+		case "temporal_activity_schedule_to_start_latency_seconds_count":
+			if gateway {
+				w.gatewayCount += m.value
+			} else {
+				w.mainCount += m.value
+			}
+		}
+	}
+	return w
+}
+
+// sample is one labelled line of a Prometheus text exposition.
+type sample struct {
+	name, labels string
+	value        float64
+}
+
+func scrapeSamples(addr string) ([]sample, error) {
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, fmt.Errorf("read %s/metrics: %w", addr, err)
+	}
+	var out []sample
 	for line := range strings.Lines(string(body)) {
 		name, rest, ok := strings.Cut(line, "{")
 		if !ok {
 			continue
 		}
 		labels, value, _ := strings.Cut(rest, "} ")
-		v, err := strconv.ParseFloat(strings.TrimSpace(value), 64)
-		if err != nil {
-			continue
-		}
-		// Both gateway queues; the SDK's Prometheus sanitizer writes their "-" as "_".
-		gateway := strings.Contains(labels, `task_queue="`+strings.ReplaceAll(workflows.GatewayTaskQueue(workflows.TaskQueue), "-", "_"))
-		switch name {
-		case "temporal_workflow_task_schedule_to_start_latency_seconds_sum":
-			w.workflowSum += v
-		case "temporal_workflow_task_schedule_to_start_latency_seconds_count":
-			w.workflowCount += v
-		case "temporal_activity_schedule_to_start_latency_seconds_sum":
-			if gateway {
-				w.gatewaySum += v
-			} else {
-				w.mainSum += v
-			}
-		case "temporal_activity_schedule_to_start_latency_seconds_count":
-			if gateway {
-				w.gatewayCount += v
-			} else {
-				w.mainCount += v
-			}
+		if v, err := strconv.ParseFloat(strings.TrimSpace(value), 64); err == nil {
+			out = append(out, sample{name, labels, v})
 		}
 	}
+	return out, nil
+}
+
+// slotWatch samples the workers' free task slots on the workflow's queue every second until
+// stopped, keeping the fewest seen: whether a worker ran out of slots.
+type slotWatch struct {
+	stop     chan struct{}
+	done     chan struct{}
+	activity float64 // fewest free activity slots of any worker
+	workflow float64 // fewest free workflow-task slots of any worker
+}
+
+func watchSlots(addrs []string) *slotWatch {
+	w := &slotWatch{stop: make(chan struct{}), done: make(chan struct{}), activity: math.Inf(1), workflow: math.Inf(1)}
+	main := `task_queue="` + workflows.TaskQueue + `"`
+	go func() {
+		defer close(w.done)
+		tick := time.NewTicker(time.Second)
+		defer tick.Stop()
+		for {
+			for _, addr := range addrs {
+				samples, _ := scrapeSamples(addr) // a missed sample only narrows the watch
+				for _, m := range samples {
+					if m.name != "temporal_worker_task_slots_available" || !strings.Contains(m.labels, main) {
+						continue
+					}
+					switch {
+					case strings.Contains(m.labels, `worker_type="ActivityWorker"`):
+						w.activity = min(w.activity, m.value)
+					case strings.Contains(m.labels, `worker_type="WorkflowWorker"`):
+						w.workflow = min(w.workflow, m.value)
+					}
+				}
+			}
+			select {
+			case <-w.stop:
+				return
+			case <-tick.C:
+			}
+		}
+	}()
 	return w
+}
+
+// fewest stops the watch and returns the fewest free activity and workflow-task slots seen.
+func (w *slotWatch) fewest() (activity, workflow float64) {
+	close(w.stop)
+	<-w.done
+	return w.activity, w.workflow
 }
