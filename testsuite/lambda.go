@@ -85,6 +85,14 @@ type LambdaFunction struct {
 	all    []*sandbox // every environment started, for Logs and Close
 	slots  int        // environments running or starting
 	closed bool
+	stats  InvokeStats
+}
+
+// InvokeStats count a function's invocations and how long they waited for a free execution
+// environment: the pool's queueing, which Lambda's concurrency limit would show as throttles.
+type InvokeStats struct {
+	Invocations int
+	Waited      time.Duration
 }
 
 // sandbox is one execution environment: an emulator process and the bootstrap it runs.
@@ -246,10 +254,15 @@ func (f *LambdaFunction) alive(sb *sandbox) bool {
 // payload. A function error is a payload too ({"errorMessage": …, "errorType": …}), as the
 // Lambda Invoke API returns it.
 func (f *LambdaFunction) Invoke(ctx context.Context, event []byte) ([]byte, error) {
+	asked := time.Now()
 	sb, err := f.acquire(ctx)
 	if err != nil {
 		return nil, err
 	}
+	f.mu.Lock()
+	f.stats.Invocations++
+	f.stats.Waited += time.Since(asked)
+	f.mu.Unlock()
 	defer func() { f.idle <- sb }()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, sb.url, bytes.NewReader(event))
 	if err != nil {
@@ -275,6 +288,13 @@ func (f *LambdaFunction) Environments() int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return len(f.all)
+}
+
+// Stats is what the function's invocations so far counted.
+func (f *LambdaFunction) Stats() InvokeStats {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.stats
 }
 
 // Logs is what the emulators and the function wrote so far, environment after environment.

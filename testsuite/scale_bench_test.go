@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -23,9 +24,17 @@ import (
 // enforcing AWS's account-wide control-plane quotas (429 TooManyRequestsException), on one worker
 // program and then on three. It reports the time until all finished, each release's wall time
 // (p50, p99) beside the same release alone (the floor), history events and control-plane calls
-// per release, the 429s the emulator answered, activity attempts that failed, and the workers'
-// CPU seconds and peak RSS. Not in CI: `ROLLGATE_BENCH_RELEASES=100 go test -run '^$' -bench
-// ConcurrentReleases -benchtime 1x -timeout 60m ./testsuite`.
+// per release, the 429s the emulator answered, activity attempts that failed, the workers'
+// CPU seconds and peak RSS, the CPU seconds of the bed's processes (Temporal's dev server,
+// Vault, dynalite, the authorizer's environments, the test binary with the emulator) and the
+// authorizer's invocations with their wait for a free environment, and the workers' mean
+// schedule-to-start (where tasks waited for a worker). Not in CI:
+// `ROLLGATE_BENCH_RELEASES=100 go test -run '^$' -bench ConcurrentReleases -benchtime 1x -timeout 75m ./testsuite`.
+//
+// ROLLGATE_BENCH_PACING=off runs it unpaced: the emulator enforces no quota and the workers'
+// gateway queues allow 1000 activities per second, so what remains is the workers, Temporal
+// and the bed. ROLLGATE_BENCH_WORKERS (default "1,3") chooses the worker counts; the worker
+// program also reads the ROLLGATE_* worker settings of the benchmark's environment.
 func BenchmarkConcurrentReleases(b *testing.B) {
 	n := 100
 	if v := os.Getenv("ROLLGATE_BENCH_RELEASES"); v != "" {
@@ -34,20 +43,48 @@ func BenchmarkConcurrentReleases(b *testing.B) {
 			b.Fatalf("ROLLGATE_BENCH_RELEASES %q: allowed 1 to 5000", v)
 		}
 	}
+	paced := true
+	switch v := os.Getenv("ROLLGATE_BENCH_PACING"); v {
+	case "", "on":
+	case "off":
+		paced = false
+	default:
+		b.Fatalf("ROLLGATE_BENCH_PACING %q: allowed on or off", v)
+	}
+	counts, err := workerCounts(os.Getenv("ROLLGATE_BENCH_WORKERS"))
+	if err != nil {
+		b.Fatal(err)
+	}
 	bin := buildWorker(b)
-	for _, workers := range []int{1, 3} {
-		b.Run(fmt.Sprintf("releases=%d/workers=%d", n, workers), func(b *testing.B) {
+	for _, workers := range counts {
+		b.Run(fmt.Sprintf("releases=%d/workers=%d/paced=%t", n, workers, paced), func(b *testing.B) {
 			for b.Loop() {
-				concurrentReleases(b, bin, n, workers, true).report(b)
+				concurrentReleases(b, bin, scaleOptions{n: n, workers: workers, withFloor: true, unpaced: !paced}).report(b)
 			}
 		})
 	}
 }
 
+// workerCounts parses a comma-separated list of worker counts, 1 to 10 each; empty is 1 and 3.
+func workerCounts(v string) ([]int, error) {
+	if v == "" {
+		return []int{1, 3}, nil
+	}
+	var out []int
+	for f := range strings.SplitSeq(v, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 || n > 10 {
+			return nil, fmt.Errorf("ROLLGATE_BENCH_WORKERS %q: a comma-separated list of 1 to 10", v)
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}
+
 // A handful of releases at once under AWS's control-plane quotas, on the worker program with its
 // default pacing: every one is promoted and no activity attempt fails, throttled or not.
 func TestScale_TenReleasesAtOnceUnderAWSQuotas_AllPromotedNoActivityFails(t *testing.T) {
-	got := concurrentReleases(t, buildWorker(t), 10, 1, false)
+	got := concurrentReleases(t, buildWorker(t), scaleOptions{n: 10, workers: 1})
 	if got.outcomes[workflows.OutcomePromoted] != 10 || got.failed != 0 {
 		t.Fatalf("outcomes %v, %d failed activity attempts; want 10 promoted and none failed", got.outcomes, got.failed)
 	}
@@ -57,6 +94,7 @@ func TestScale_TenReleasesAtOnceUnderAWSQuotas_AllPromotedNoActivityFails(t *tes
 // scaleRun is what one run of concurrent releases measured.
 type scaleRun struct {
 	n, workers        int
+	paced             bool
 	total, p50, p99   time.Duration
 	alone             time.Duration
 	events, calls     float64 // per release
@@ -64,12 +102,21 @@ type scaleRun struct {
 	cpu               time.Duration
 	rssKiB            int
 	outcomes          map[string]int
+	bedCPU            map[string]time.Duration // by component, during the concurrent releases
+	authz             testsuite.InvokeStats    // the authorizer's, during the concurrent releases
+	waits             taskWaits                // the workers' schedule-to-start, the floor included
+	freeActivitySlots float64                  // the fewest free on any worker, during the concurrent releases
+	freeWorkflowSlots float64
 }
 
 func (r scaleRun) String() string {
-	return fmt.Sprintf("%d releases on %d worker(s): all done in %s; outcomes %v; wall p50 %s p99 %s, alone %s; %.1f history events and %.1f control-plane calls per release; %d answered 429; %d failed activity attempts; workers %.1f CPU s, peak RSS %d MiB",
-		r.n, r.workers, r.total.Round(time.Millisecond), r.outcomes, r.p50.Round(time.Millisecond), r.p99.Round(time.Millisecond), r.alone.Round(time.Millisecond),
-		r.events, r.calls, r.throttled, r.failed, r.cpu.Seconds(), r.rssKiB>>10)
+	pacing := "paced"
+	if !r.paced {
+		pacing = "unpaced"
+	}
+	return fmt.Sprintf("%d releases %s on %d worker(s): all done in %s; outcomes %v; wall p50 %s p99 %s, alone %s; %.1f history events and %.1f control-plane calls per release; %d answered 429; %d failed activity attempts; workers %.1f CPU s, peak RSS %d MiB; bed CPU s: %s; authorizer %d invocations, %s waiting for an environment; %s; fewest free slots on a worker: %.0f activity, %.0f workflow-task",
+		r.n, pacing, r.workers, r.total.Round(time.Millisecond), r.outcomes, r.p50.Round(time.Millisecond), r.p99.Round(time.Millisecond), r.alone.Round(time.Millisecond),
+		r.events, r.calls, r.throttled, r.failed, r.cpu.Seconds(), r.rssKiB>>10, cpuByComponent(r.bedCPU), r.authz.Invocations, r.authz.Waited.Round(time.Millisecond), r.waits, r.freeActivitySlots, r.freeWorkflowSlots)
 }
 
 func (r scaleRun) report(b *testing.B) {
@@ -89,9 +136,20 @@ func (r scaleRun) report(b *testing.B) {
 	b.ReportMetric(float64(r.rssKiB>>10), "worker-peak-rss-MiB")
 }
 
-// concurrentReleases releases n extra stages at once on worker programs; withFloor releases one
-// more alone first, the floor each release's wall time is compared with.
-func concurrentReleases(b testing.TB, bin string, n, workers int, withFloor bool) scaleRun {
+// scaleOptions say what one run of concurrent releases does: n releases at once on workers
+// worker programs; withFloor releases one more alone first, the floor each release's wall time
+// is compared with; unpaced lifts the control-plane quota and the gateway queues' pacing.
+type scaleOptions struct {
+	n, workers         int
+	withFloor, unpaced bool
+}
+
+// unpacedWorkerEnv paces the gateway queues at the most a worker allows, far above what the bed
+// can serve, so the pacing is never what waits.
+var unpacedWorkerEnv = []string{"ROLLGATE_GATEWAY_ACTIVITIES_PER_SECOND=1000", "ROLLGATE_ROLLBACK_ACTIVITIES_PER_SECOND=1000"}
+
+// concurrentReleases releases o.n extra stages at once on worker programs.
+func concurrentReleases(b testing.TB, bin string, o scaleOptions) scaleRun {
 	ctx := context.Background()
 	bed := shared.Bed(b)
 	r, err := testsuite.ProvisionRelease(ctx, bed, "scale")
@@ -100,13 +158,16 @@ func concurrentReleases(b testing.TB, bin string, n, workers int, withFloor bool
 	}
 	defer r.Close()
 	r.StopWorker() // the worker programs do the work, so their CPU and memory can be measured
-	stages, err := r.ExtraStages(ctx, n+1)
+	stages, err := r.ExtraStages(ctx, o.n+1)
 	if err != nil {
 		b.Fatal(err)
 	}
-	procs := make([]*workerProcess, workers)
+	procs := make([]*workerProcess, o.workers)
 	for i := range procs {
 		procs[i] = newWorkerProcess(b, bin)
+		if o.unpaced {
+			procs[i].env = append(procs[i].env, unpacedWorkerEnv...)
+		}
 		procs[i].start(b)
 	}
 	defer func() {
@@ -114,8 +175,10 @@ func concurrentReleases(b testing.TB, bin string, n, workers int, withFloor bool
 			p.kill()
 		}
 	}()
-	bed.Gateway.SetThrottle(gatewayemu.AWSThrottle())
-	defer bed.Gateway.SetThrottle(nil)
+	if !o.unpaced {
+		bed.Gateway.SetThrottle(gatewayemu.AWSThrottle())
+		defer bed.Gateway.SetThrottle(nil)
+	}
 
 	const bake = 10 * time.Second // the shortest bake a spec allows
 	release := func(st testsuite.ExtraStage) (time.Duration, workflows.DeployResult, client.WorkflowRun, error) {
@@ -132,7 +195,7 @@ func concurrentReleases(b testing.TB, bin string, n, workers int, withFloor bool
 	}
 
 	var floor time.Duration
-	if withFloor {
+	if o.withFloor {
 		var res workflows.DeployResult
 		floor, res, _, err = release(stages[0])
 		if err != nil || res.Outcome != workflows.OutcomePromoted {
@@ -140,6 +203,12 @@ func concurrentReleases(b testing.TB, bin string, n, workers int, withFloor bool
 		}
 	}
 	calls0, throttled0 := bed.Gateway.ControlCalls(), throttledCalls(bed.Gateway)
+	bed0, authz0 := bedUsage(b), r.Authorizer.Stats()
+	addrs := make([]string, len(procs))
+	for i, p := range procs {
+		addrs[i] = p.metrics
+	}
+	slots := watchSlots(addrs)
 
 	var (
 		mu       sync.Mutex
@@ -167,14 +236,23 @@ func concurrentReleases(b testing.TB, bin string, n, workers int, withFloor bool
 	}
 	wg.Wait()
 	total := time.Since(start)
+	freeActivity, freeWorkflow := slots.fewest()
 	calls, throttled := bed.Gateway.ControlCalls()-calls0, throttledCalls(bed.Gateway)-throttled0
+	bedCPU, authz := bedUsage(b), r.Authorizer.Stats()
+	for k, v := range bed0 {
+		bedCPU[k] -= v
+	}
+	authz.Invocations -= authz0.Invocations
+	authz.Waited -= authz0.Waited
 
 	var cpu time.Duration
 	var rss int
+	var waits taskWaits
 	for _, p := range procs {
 		c, m := processUsage(b, p.cmd.Process.Pid)
 		cpu += c
 		rss = max(rss, m)
+		waits.add(scrapeWaits(b, p.metrics))
 	}
 	events, failedAttempts := 0, 0
 	for _, run := range runs {
@@ -186,9 +264,10 @@ func concurrentReleases(b testing.TB, bin string, n, workers int, withFloor bool
 		failedAttempts += f
 	}
 	p50, p99 := percentiles(walls)
-	return scaleRun{n: n, workers: workers, total: total, p50: p50, p99: p99, alone: floor,
-		events: float64(events) / float64(max(1, len(runs))), calls: float64(calls) / float64(n), throttled: throttled, failed: failedAttempts,
-		cpu: cpu, rssKiB: rss, outcomes: outcomes}
+	return scaleRun{n: o.n, workers: o.workers, paced: !o.unpaced, total: total, p50: p50, p99: p99, alone: floor,
+		events: float64(events) / float64(max(1, len(runs))), calls: float64(calls) / float64(o.n), throttled: throttled, failed: failedAttempts,
+		cpu: cpu, rssKiB: rss, outcomes: outcomes, bedCPU: bedCPU, authz: authz, waits: waits,
+		freeActivitySlots: freeActivity, freeWorkflowSlots: freeWorkflow}
 }
 
 // throttledCalls is every 429 the emulator's control-plane quotas answered.
@@ -216,31 +295,32 @@ func historyCounts(b testing.TB, r *testsuite.ReleaseBed, run client.WorkflowRun
 	return events, failed
 }
 
-// processUsage reads a process's CPU time (user + system) and peak resident memory (KiB).
-func processUsage(b testing.TB, pid int) (time.Duration, int) {
-	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		b.Fatal(err)
-	}
-	// Fields after the command name (which may hold spaces) start after the last ')'.
-	f := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+2:]))
-	utime, _ := strconv.Atoi(f[11])
-	stime, _ := strconv.Atoi(f[12])
-	cpu := time.Duration(utime+stime) * time.Second / 100 // USER_HZ
-	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		b.Fatal(err)
-	}
-	rss := 0
-	for line := range strings.Lines(string(status)) {
-		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
-			rss, _ = strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(v), " kB"))
-		}
-	}
-	return cpu, rss
-}
-
 func firstLine(s string) string {
 	line, _, _ := strings.Cut(s, "\n")
 	return line
+}
+
+// The benchmark's worker counts: a list of 1 to 10 each, or an error naming the variable.
+func TestScale_BenchWorkerCounts_ParsedOrRefusedWithTheRange(t *testing.T) {
+	for _, c := range []struct {
+		in   string
+		want []int
+		ok   bool
+	}{
+		{"", []int{1, 3}, true},
+		{"1", []int{1}, true},
+		{"1, 2,3", []int{1, 2, 3}, true},
+		{"0", nil, false},
+		{"11", nil, false},
+		{"1,x", nil, false},
+		{"1,", nil, false},
+	} {
+		got, err := workerCounts(c.in)
+		if c.ok != (err == nil) || !slices.Equal(got, c.want) {
+			t.Errorf("workerCounts(%q) = %v, %v; want %v (ok %t)", c.in, got, err, c.want, c.ok)
+		}
+		if err != nil && !strings.Contains(err.Error(), "ROLLGATE_BENCH_WORKERS") {
+			t.Errorf("workerCounts(%q): %v does not name the variable", c.in, err)
+		}
+	}
 }
