@@ -2,12 +2,9 @@ package activities_test
 
 import (
 	"context"
-	"fmt"
 	"strings"
 	"testing"
 	"time"
-
-	"go.temporal.io/sdk/testsuite"
 
 	"github.com/rollgate/rollgate/activities"
 	"github.com/rollgate/rollgate/internal/keys"
@@ -18,30 +15,8 @@ import (
 // renewal is retried (a new token of the same version and lifetime, delivered to Vault KV, the old
 // one superseded), and is no longer found afterwards.
 func TestRenewToken_FoundRenewedOnceAndDeliveredThenNoLongerExpiring(t *testing.T) {
-	b := shared.Bed(t)
-	ctx := context.Background()
-	vc, err := b.Vault.Client()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := b.AWSConfig(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	name := fmt.Sprintf("renew-%d", time.Now().UnixNano())
-	transit := &keys.Transit{Client: vc}
-	if _, err := transit.EnsureKey(ctx, name, keys.RSA2048); err != nil {
-		t.Fatal(err)
-	}
-	reg := &registry.Registry{DB: b.DynamoDBClient(cfg), TokensTable: name + "-tokens", RevocationsTable: name + "-revocations", RevokedUsesTable: name + "-uses"}
-	if err := reg.CreateTables(ctx); err != nil {
-		t.Fatal(err)
-	}
-	delivery := &registry.Delivery{Client: vc}
-	var suite testsuite.WorkflowTestSuite
-	env := suite.NewTestActivityEnvironment()
-	env.RegisterActivity(&activities.Tokens{Transit: transit, Registry: reg, Delivery: delivery, MaxLifetime: time.Hour})
-	issuer := activities.Issuer{URL: "https://issuer.test", Audiences: []string{"orders"}, Key: activities.KeyRef{Name: name, Type: keys.RSA2048}, Algorithm: "RS256"}
+	tb := newTokensBed(t, "renew")
+	ctx, name, env, reg, delivery, issuer := context.Background(), tb.name, tb.env, tb.reg, tb.delivery, tb.issuer
 	client := name + "-client"
 	tok := &activities.Tokens{}
 	call := func(fn any, in any, out any) {
@@ -122,30 +97,8 @@ func TestRenewToken_FoundRenewedOnceAndDeliveredThenNoLongerExpiring(t *testing.
 // revoked is never renewed: presenting it after its expiry (a thief, or a client an operator cut
 // off) must not mint its client a fresh token.
 func TestRenewPresented_RenewedOnceAcrossRetriesAndARevokedTokenNever(t *testing.T) {
-	b := shared.Bed(t)
-	ctx := context.Background()
-	vc, err := b.Vault.Client()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := b.AWSConfig(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	name := fmt.Sprintf("presented-%d", time.Now().UnixNano())
-	transit := &keys.Transit{Client: vc}
-	if _, err := transit.EnsureKey(ctx, name, keys.RSA2048); err != nil {
-		t.Fatal(err)
-	}
-	reg := &registry.Registry{DB: b.DynamoDBClient(cfg), TokensTable: name + "-tokens", RevocationsTable: name + "-revocations", RevokedUsesTable: name + "-uses"}
-	if err := reg.CreateTables(ctx); err != nil {
-		t.Fatal(err)
-	}
-	delivery := &registry.Delivery{Client: vc}
-	var suite testsuite.WorkflowTestSuite
-	env := suite.NewTestActivityEnvironment()
-	env.RegisterActivity(&activities.Tokens{Transit: transit, Registry: reg, Delivery: delivery, MaxLifetime: time.Hour})
-	issuer := activities.Issuer{URL: "https://issuer.test", Audiences: []string{"orders"}, Key: activities.KeyRef{Name: name, Type: keys.RSA2048}, Algorithm: "RS256"}
+	tb := newTokensBed(t, "presented")
+	ctx, name, env, reg, delivery, issuer := context.Background(), tb.name, tb.env, tb.reg, tb.delivery, tb.issuer
 	tok := &activities.Tokens{}
 	issue := func(client string) activities.Issued {
 		t.Helper()

@@ -25,6 +25,45 @@ var shared rgtestsuite.Shared
 
 func TestMain(m *testing.M) { os.Exit(shared.Run(m)) }
 
+// tokensBed is a Tokens activity of a test's own on the bed: a Transit key, registry tables and
+// the issuer named after the test, in Temporal's activity test environment.
+type tokensBed struct {
+	name     string
+	env      *testsuite.TestActivityEnvironment
+	reg      *registry.Registry
+	delivery *registry.Delivery
+	issuer   activities.Issuer
+}
+
+func newTokensBed(t *testing.T, prefix string) tokensBed {
+	t.Helper()
+	b := shared.Bed(t)
+	ctx := context.Background()
+	vc, err := b.Vault.Client()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := b.AWSConfig(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := fmt.Sprintf("%s-%d", prefix, time.Now().UnixNano())
+	transit := &keys.Transit{Client: vc}
+	if _, err := transit.EnsureKey(ctx, name, keys.RSA2048); err != nil {
+		t.Fatal(err)
+	}
+	reg := &registry.Registry{DB: b.DynamoDBClient(cfg), TokensTable: name + "-tokens", RevocationsTable: name + "-revocations", RevokedUsesTable: name + "-uses"}
+	if err := reg.CreateTables(ctx); err != nil {
+		t.Fatal(err)
+	}
+	delivery := &registry.Delivery{Client: vc}
+	var suite testsuite.WorkflowTestSuite
+	env := suite.NewTestActivityEnvironment()
+	env.RegisterActivity(&activities.Tokens{Transit: transit, Registry: reg, Delivery: delivery, MaxLifetime: time.Hour})
+	issuer := activities.Issuer{URL: "https://issuer.test", Audiences: []string{"orders"}, Key: activities.KeyRef{Name: name, Type: keys.RSA2048}, Algorithm: "RS256"}
+	return tokensBed{name: name, env: env, reg: reg, delivery: delivery, issuer: issuer}
+}
+
 // A bulk revocation retried after a crash resumes from its last heartbeat: the jtis before it are
 // not written again, the rest are revoked, and the activity heartbeats its progress.
 func TestRevokeTokens_ResumesFromItsHeartbeatAfterACrash(t *testing.T) {
@@ -87,39 +126,17 @@ func TestRevokeTokens_ResumesFromItsHeartbeatAfterACrash(t *testing.T) {
 // A reissue whose TTL the verifiers would refuse fails before any token is minted, recorded or
 // delivered, and is not retried.
 func TestReissueTokens_RefusesATTLOverTheVerifiersMaximumLifetime(t *testing.T) {
-	b := shared.Bed(t)
-	ctx := context.Background()
-	vc, err := b.Vault.Client()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := b.AWSConfig(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	name := fmt.Sprintf("maxlife-%d", time.Now().UnixNano())
-	transit := &keys.Transit{Client: vc}
-	if _, err := transit.EnsureKey(ctx, name, keys.RSA2048); err != nil {
-		t.Fatal(err)
-	}
-	reg := &registry.Registry{DB: b.DynamoDBClient(cfg), TokensTable: name + "-tokens", RevocationsTable: name + "-revocations"}
-	if err := reg.CreateTables(ctx); err != nil {
-		t.Fatal(err)
-	}
-	delivery := &registry.Delivery{Client: vc}
-	var suite testsuite.WorkflowTestSuite
-	env := suite.NewTestActivityEnvironment()
-	env.RegisterActivity(&activities.Tokens{Transit: transit, Registry: reg, Delivery: delivery, MaxLifetime: time.Hour})
-	client := name + "-client"
-	_, err = env.ExecuteActivity((&activities.Tokens{}).ReissueTokens, activities.ReissueInput{
-		Issuer:  activities.Issuer{URL: "https://issuer.test", Audiences: []string{"orders"}, Key: activities.KeyRef{Name: name, Type: keys.RSA2048}, Algorithm: "RS256"},
+	tb := newTokensBed(t, "maxlife")
+	client := tb.name + "-client"
+	_, err := tb.env.ExecuteActivity((&activities.Tokens{}).ReissueTokens, activities.ReissueInput{
+		Issuer:  tb.issuer,
 		Version: 1, Clients: []string{client}, TTL: 2 * time.Hour, Reason: "test",
 	})
 	var appErr *temporal.ApplicationError
 	if !errors.As(err, &appErr) || !appErr.NonRetryable() || appErr.Type() != activities.ErrTypeInvalid || !strings.Contains(err.Error(), "TTL 2h0m0s") {
 		t.Fatalf("%v, want a non-retryable invalid-request error naming the TTL", err)
 	}
-	if cur, err := delivery.Current(ctx, client); err != nil || cur.KVVersion != 0 {
+	if cur, err := tb.delivery.Current(context.Background(), client); err != nil || cur.KVVersion != 0 {
 		t.Fatalf("delivered %+v, %v: nothing should have been", cur, err)
 	}
 }
