@@ -35,3 +35,40 @@ func TestExecute_APanicIsAnInternalErrorThatExits1(t *testing.T) {
 		}
 	}
 }
+
+// A command line cobra refuses (an unknown command or flag, a value that does not parse, a
+// missing argument or required flag) exits 3, refused as invalid, like the commands' own
+// validation; an error of a command that ran keeps its code.
+func TestExecute_ACommandLineCobraRefusesExits3(t *testing.T) {
+	newRoot := func() *cobra.Command {
+		root := &cobra.Command{Use: "starter", SilenceErrors: true, SilenceUsage: true}
+		var n int
+		run := &cobra.Command{Use: "run ID", Args: cobra.ExactArgs(1), RunE: func(*cobra.Command, []string) error {
+			return errors.New("temporal unreachable")
+		}}
+		run.Flags().IntVar(&n, "runs", 1, "")
+		run.Flags().String("reason", "", "")
+		if err := run.MarkFlagRequired("reason"); err != nil {
+			t.Fatal(err)
+		}
+		root.AddCommand(run)
+		return root
+	}
+	for _, c := range []struct {
+		args []string
+		want int
+	}{
+		{[]string{"nope"}, exitInvalid},
+		{[]string{"run", "a", "--reason", "r", "--bogus"}, exitInvalid},
+		{[]string{"run", "a", "--reason", "r", "--runs", "x"}, exitInvalid},
+		{[]string{"run", "--reason", "r"}, exitInvalid},
+		{[]string{"run", "a"}, exitInvalid},
+		{[]string{"run", "a", "--reason", "r"}, exitError},
+	} {
+		root := newRoot()
+		root.SetArgs(c.args)
+		if err := execute(root); exitCode(err) != c.want {
+			t.Errorf("%v: %v, exit %d, want %d", c.args, err, exitCode(err), c.want)
+		}
+	}
+}

@@ -66,15 +66,45 @@ func errorMessage(err error) string {
 	return msg
 }
 
-// execute runs the command line. A panic is an internal error: without this the Go runtime
-// would exit 2, which a pipeline reads as "rolled back".
+// execute runs the command line. A command line cobra refuses before any command runs (an
+// unknown command or flag, a flag's value that does not parse, a missing argument or required
+// flag) is refused as invalid, as the commands' own validation is: retrying it cannot help. A
+// panic is an internal error: without this the Go runtime would exit 2, which a pipeline reads
+// as "rolled back".
 func execute(root *cobra.Command) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			err = &codeError{exitError, fmt.Errorf("internal error: %v", r)}
 		}
 	}()
-	return root.Execute()
+	ran := false
+	markRun(root, &ran)
+	err = root.Execute()
+	var ce *codeError
+	if err != nil && !ran && !errors.As(err, &ce) {
+		err = &codeError{exitInvalid, err}
+	}
+	return err
+}
+
+// markRun sets *ran as any command of the tree starts to run, after cobra has parsed and
+// checked its command line.
+func markRun(c *cobra.Command, ran *bool) {
+	if run := c.RunE; run != nil {
+		c.RunE = func(cmd *cobra.Command, args []string) error {
+			*ran = true
+			return run(cmd, args)
+		}
+	}
+	if run := c.Run; run != nil {
+		c.Run = func(cmd *cobra.Command, args []string) {
+			*ran = true
+			run(cmd, args)
+		}
+	}
+	for _, sub := range c.Commands() {
+		markRun(sub, ran)
+	}
 }
 
 // exitCode is the documented exit code of err: only a rolled-back outcome exits 2.
