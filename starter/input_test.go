@@ -96,6 +96,8 @@ func TestStarter_WorkflowInputsAreValidatedNamingTheFlag(t *testing.T) {
 		{append(rotate, "--key-type", ""), `--key-type: "": allowed rsa-2048`},
 		{append(rotate, "--issuer", "http://127.attacker.example"), "--issuer: "},
 		{append(rotate, "--clients", "billing,bad name"), "--clients[1]"},
+		{append(rotate, "--clients", "billing"), "--audience: at least one audience is required"},
+		{append(revoke, "--subject", "a", "--proof", "abcdefghij/prod"), "--audience: at least one audience is required"},
 		{append(rotate, "--cache-ttl", "48h"), "--cache-ttl: 48h0m0s: allowed 0s to 24h0m0s"},
 		{append(rotate, "--reason", strings.Repeat("x", 2000)), "--reason: 2000 characters"},
 		{append(revoke, "--kid", "other-key-v3"), "--kid: "},

@@ -112,7 +112,7 @@ func monitorStartCmd() *cobra.Command {
 	f.StringVar(&issuer, "issuer", "", "the issuer URL (required)")
 	f.StringVar(&key, "transit-key", "", "the issuer's Vault transit key: one monitor per key (required)")
 	f.StringVar(&keyType, "key-type", "rsa-2048", "the transit key's type")
-	f.StringVar(&audiences, "audience", "orders", "audiences of reissued tokens (comma-separated)")
+	f.StringVar(&audiences, "audience", "", "audiences of reissued tokens (comma-separated; required with a reissue action)")
 	f.DurationVar(&in.Interval, "interval", workflows.DefaultMonitorInterval, "time between judgements (10s to 1h)")
 	f.DurationVar(&in.CloseAfter, "close-after", workflows.DefaultCloseAfter, "close an incident not seen for this long")
 	f.StringVar(&in.Webhook, "webhook", "", "the worker's webhook (by name, ROLLGATE_WEBHOOKS) that notify posts to")

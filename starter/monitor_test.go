@@ -24,6 +24,7 @@ func TestStarter_MonitorStartValidatesNamingTheFlag(t *testing.T) {
 		{append(start, "--provider", "prometheus", "--unknown-kid-actions", "revoke"), "--unknown-kid-actions[0]: "},
 		{append(start, "--max-ratio", "0.5"), "--max-ratio: 0.5: allowed"},
 		{append(start, "--expired-actions", "rollback"), "--expired-actions[0]: "},
+		{append(start, "--renewal-actions", "notify,reissue"), "--audience: at least one audience is required"},
 		{append(start, "--unknown-kid-actions", "notify,rollback"), "--unknown-kid-actions: "},
 		{append(start, "--issuance-actions", "disable-key", "--api-key", "a=k1"), "--issuance-actions: "},
 		{append(start, "--revoked-actions", "notify,disable-key"), "--api-key: required: a policy disables API keys"},
@@ -42,7 +43,7 @@ func TestStarter_MonitorStartValidatesNamingTheFlag(t *testing.T) {
 // without a webhook names the flag.
 func TestStarter_MonitorStartWithoutWebhook_ValidUnlessAPolicyNotifies(t *testing.T) {
 	c := cli{bin: starter(t), env: []string{"TEMPORAL_ADDRESS=127.0.0.1:1"}}
-	start := []string{"monitor", "start", "--issuer", "https://issuer.example.com", "--transit-key", "orders-issuer", "--revoked-actions", "revoke", "--renewal-actions", "reissue"}
+	start := []string{"monitor", "start", "--issuer", "https://issuer.example.com", "--transit-key", "orders-issuer", "--revoked-actions", "revoke", "--renewal-actions", "reissue", "--audience", "orders"}
 	if code, _, stderr := c.run(t, start...); code != 1 || !strings.Contains(stderr, "cannot reach Temporal") {
 		t.Fatalf("start without a webhook, nothing notifying: exit %d, want it past validation to the dial\n%s", code, stderr)
 	}
@@ -65,7 +66,7 @@ func TestStarter_MonitorStartIsIdempotent_StatusAndAuditShowTheAction_StopEndsIt
 		Issuer: r.Issuer, Address: "192.0.2.44"}); err != nil {
 		t.Fatal(err)
 	}
-	start := []string{"monitor", "start", "--issuer", r.Issuer, "--transit-key", r.Key, "--interval", "10s", "--revoked-actions", "revoke", "--renewal-actions", "reissue"}
+	start := []string{"monitor", "start", "--issuer", r.Issuer, "--transit-key", r.Key, "--interval", "10s", "--revoked-actions", "revoke", "--renewal-actions", "reissue", "--audience", "orders"}
 	code, out, stderr := c.run(t, start...)
 	if code != 0 || !strings.Contains(out, "started monitor/"+r.Key) {
 		t.Fatalf("start: exit %d\n%s\n%s", code, out, stderr)

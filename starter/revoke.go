@@ -42,7 +42,7 @@ every stage whose latest recorded release used the issuer, the --flush stages an
     --reason "laptop stolen" --proof a1b2c3d4e5/prod --flush f6g7h8i9j0/prod`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			typ := keys.Type(keyType)
-			in.Issuer = activities.Issuer{URL: issuer, Key: activities.KeyRef{Name: key, Type: typ}, Audiences: strings.Split(audiences, ",")}
+			in.Issuer = activities.Issuer{URL: issuer, Key: activities.KeyRef{Name: key, Type: typ}, Audiences: splitList(audiences)}
 			if algs := typ.Algorithms(); len(algs) > 0 {
 				in.Issuer.Algorithm = algs[0]
 			}
@@ -109,7 +109,7 @@ every stage whose latest recorded release used the issuer, the --flush stages an
 	f.StringVar(&issuer, "issuer", "", "the issuer URL (required)")
 	f.StringVar(&key, "transit-key", "", "the issuer's Vault transit key (required)")
 	f.StringVar(&keyType, "key-type", "rsa-2048", "the transit key's type")
-	f.StringVar(&audiences, "audience", "orders", "audiences of sample tokens (comma-separated)")
+	f.StringVar(&audiences, "audience", "", "audiences of sample tokens (comma-separated; required with --proof)")
 	f.StringVar(&proof, "proof", "", "a stage <apiId>/<stage> where sample tokens prove the revocation (its authorizer cache is flushed)")
 	f.StringArrayVar(&flush, "flush", nil, "a REST API's stage <apiId>/<stage> whose authorizer cache is flushed after the revocation, beside those found in the release history (repeatable)")
 	f.BoolVar(&noFlush, "no-flush", false, "flush no stage found in the release history (only --proof's): a cached Allow then lasts until its TTL ends")

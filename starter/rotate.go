@@ -33,7 +33,7 @@ func (r *rotationFlags) register(cmd *cobra.Command) {
 	f.StringVar(&r.bucket, "jwks-bucket", "", "the S3 bucket where the JWKS is published (required)")
 	f.StringVar(&r.prefix, "jwks-prefix", "", "the object key prefix of the issuer's .well-known/")
 	f.DurationVar(&r.cacheTTL, "cache-ttl", 5*time.Minute, "how long verifiers cache the JWKS")
-	f.StringVar(&r.audiences, "audience", "orders", "audiences of reissued and probe tokens (comma-separated)")
+	f.StringVar(&r.audiences, "audience", "", "audiences of reissued and probe tokens (comma-separated; required with --clients or --proof)")
 	f.StringVar(&r.clients, "clients", "", "clients whose tokens are reissued (comma-separated)")
 	f.DurationVar(&r.in.TokenTTL, "token-ttl", time.Hour, "lifetime of reissued tokens")
 	f.StringVar(&r.proof, "proof", "", "a stage <apiId>/<stage> where token health is proven")
@@ -56,7 +56,7 @@ func (r *rotationFlags) spec() (workflows.KeyRotationSpec, error) {
 	in := r.in
 	typ := keys.Type(r.keyType)
 	in.Issuer = activities.Issuer{URL: r.issuer, Key: activities.KeyRef{Name: r.key, Type: typ},
-		Audiences: strings.Split(r.audiences, ","), Bucket: r.bucket, Prefix: r.prefix, CacheTTL: r.cacheTTL}
+		Audiences: splitList(r.audiences), Bucket: r.bucket, Prefix: r.prefix, CacheTTL: r.cacheTTL}
 	if algs := typ.Algorithms(); len(algs) > 0 {
 		in.Issuer.Algorithm = algs[0]
 	}

@@ -28,7 +28,7 @@ func TestStarter_ScheduleRotationIsIdempotentAndRotates(t *testing.T) {
 	c := bedCLI(t, b)
 	args := func(every string) []string {
 		return []string{"schedule-rotation", "--every", every, "--issuer", r.Issuer, "--transit-key", r.Key, "--jwks-bucket", r.Bucket,
-			"--cache-ttl", "1s", "--clients", r.Clients[0], "--proof", r.APIID + "/" + r.Stage, "--reason", "monthly (SEC-12)", "--output", "json"}
+			"--cache-ttl", "1s", "--clients", r.Clients[0], "--audience", "orders", "--proof", r.APIID + "/" + r.Stage, "--reason", "monthly (SEC-12)", "--output", "json"}
 	}
 	run := func(a ...string) (result string, every string) {
 		t.Helper()

@@ -206,12 +206,12 @@ func TestStarter_DeployWaitExitsWithTheOutcome(t *testing.T) {
 	}
 
 	code, stdout, stderr = c.run(t, "revoke", "--subject", r.Clients[0], "--issuer", r.Issuer, "--transit-key", r.Key,
-		"--reason", "laptop stolen", "--proof", target)
+		"--reason", "laptop stolen", "--proof", target, "--audience", "orders")
 	if code != 0 || !strings.Contains(stdout, "1 of 1 sample tokens rejected") {
 		t.Fatalf("revoke: exit %d\nstdout %s\nstderr %s", code, stdout, stderr)
 	}
 	code, stdout, stderr = c.run(t, "rotate-key", "--issuer", r.Issuer, "--transit-key", r.Key, "--jwks-bucket", r.Bucket, "--cache-ttl", "1s",
-		"--clients", "clitest-shipping", "--proof", target, "--reason", "quarterly")
+		"--clients", "clitest-shipping", "--audience", "orders", "--proof", target, "--reason", "quarterly")
 	if code != 0 || !strings.Contains(stdout, "outcome: promoted") {
 		t.Fatalf("rotate-key: exit %d\nstdout %s\nstderr %s", code, stdout, stderr)
 	}
