@@ -2,6 +2,7 @@ package spec
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -44,13 +45,17 @@ func Parse(raw []byte) (DeploySpec, error) {
 		return s, &ValidationError{Problems: []FieldError{{"spec", "not YAML or JSON, or a key appears twice: " + err.Error()}}}
 	}
 	var generic any
-	if err := json.Unmarshal(js, &generic); err != nil {
+	d := json.NewDecoder(bytes.NewReader(js))
+	d.UseNumber() // a value is checked again as it was written
+	if err := d.Decode(&generic); err != nil {
 		return s, &ValidationError{Problems: []FieldError{{"spec", err.Error()}}}
 	}
 	var p Problems
-	unknownFields(&p, generic, reflect.TypeFor[DeploySpec](), "")
+	fieldProblems(&p, generic, reflect.TypeFor[DeploySpec](), "")
 	if err := json.NewDecoder(bytes.NewReader(js)).Decode(&s); err != nil {
-		p.Add(decodeField(err), "%s", decodeProblem(err))
+		if len(p.list) == 0 {
+			p.Add(decodeField(err), "%s", decodeProblem(err))
+		}
 		return s, p.Err("")
 	}
 	s.Normalize()
@@ -61,17 +66,26 @@ func Parse(raw []byte) (DeploySpec, error) {
 	return s, p.Err("")
 }
 
-// unknownFields adds a problem for every key of v that the type t has no field for, walking
-// nested objects and lists. Keys are visited in sorted order so the report is stable.
-func unknownFields(p *Problems, v any, t reflect.Type, path string) {
+// fieldProblems adds a problem for every key of v that the type t has no field for and for
+// every value that does not decode into its field's type (a word where a number belongs, a
+// duration that does not parse), each named by its path, walking nested objects and lists. Keys
+// are visited in sorted order so the report is stable.
+func fieldProblems(p *Problems, v any, t reflect.Type, path string) {
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
+	}
+	if reflect.PointerTo(t).Implements(reflect.TypeFor[json.Unmarshaler]()) || (t.Kind() != reflect.Struct && t.Kind() != reflect.Slice) {
+		checkValue(p, v, t, path)
+		return
 	}
 	switch t.Kind() {
 	case reflect.Struct:
 		obj, ok := v.(map[string]any)
 		if !ok {
-			return // a type error: the typed decoding reports it
+			if v != nil {
+				p.Add(cmp.Or(path, "spec"), "%s where an object was expected", kindOf(v))
+			}
+			return
 		}
 		fields := jsonFields(t)
 		for _, k := range slices.Sorted(maps.Keys(obj)) {
@@ -80,14 +94,47 @@ func unknownFields(p *Problems, v any, t reflect.Type, path string) {
 				p.Add(join(path, k), "unknown field (allowed: %s)", strings.Join(slices.Sorted(maps.Keys(fields)), ", "))
 				continue
 			}
-			unknownFields(p, obj[k], ft, join(path, k))
+			fieldProblems(p, obj[k], ft, join(path, k))
 		}
 	case reflect.Slice:
-		if list, ok := v.([]any); ok {
-			for i, e := range list {
-				unknownFields(p, e, t.Elem(), fmt.Sprintf("%s[%d]", path, i))
+		list, ok := v.([]any)
+		if !ok {
+			if v != nil {
+				p.Add(path, "%s where a list was expected", kindOf(v))
 			}
+			return
 		}
+		for i, e := range list {
+			fieldProblems(p, e, t.Elem(), fmt.Sprintf("%s[%d]", path, i))
+		}
+	}
+}
+
+// kindOf names what a spec wrote, as JSON calls it.
+func kindOf(v any) string {
+	switch v.(type) {
+	case string:
+		return "a string"
+	case json.Number:
+		return "a number"
+	case bool:
+		return "a boolean"
+	case []any:
+		return "a list"
+	case map[string]any:
+		return "an object"
+	}
+	return "a value"
+}
+
+// checkValue adds a problem when v, as the spec wrote it, does not decode into a t.
+func checkValue(p *Problems, v any, t reflect.Type, path string) {
+	raw, err := json.Marshal(v)
+	if err != nil {
+		return // the typed decoding reports it
+	}
+	if err := json.Unmarshal(raw, reflect.New(t).Interface()); err != nil {
+		p.Add(cmp.Or(path, "spec"), "%s", decodeProblem(err))
 	}
 }
 

@@ -92,6 +92,33 @@ func TestParse_ReportsAWrongTypeWithItsField(t *testing.T) {
 	}
 }
 
+// Every value that does not decode is named by its path, all in one report: a duration that
+// does not parse, a number where a duration belongs, a word where a number belongs, a value
+// where an object belongs.
+func TestParse_NamesEveryValueThatDoesNotDecode(t *testing.T) {
+	raw := exampleSpec(t)
+	for _, r := range [][2]string{{"tokenTtl: 1h", "tokenTtl: 1x"}, {"bake: 10m}", "bake: 10}"}, {"minProbes: 30", "minProbes: thirty"}} {
+		if !strings.Contains(raw, r[0]) {
+			t.Fatalf("the example spec has no %q", r[0])
+		}
+		raw = strings.Replace(raw, r[0], r[1], 1)
+	}
+	_, err := spec.Parse([]byte(raw))
+	ps := problemsOf(t, err)
+	for _, want := range [][2]string{
+		{"auth.tokenTtl", `"1x" is not a duration such as "90s"`},
+		{"canary.steps[0].bake", "not a duration: write it as a string"},
+		{"canary.minProbes", "a string where int was expected"},
+	} {
+		if !hasProblem(ps, want[0], want[1]) {
+			t.Errorf("no problem %s: %s in %v", want[0], want[1], ps)
+		}
+	}
+	if _, err := spec.Parse([]byte("service: orders\ngateway: 5\n")); !hasProblem(problemsOf(t, err), "gateway", "a number where an object was expected") {
+		t.Errorf("gateway: 5: %v", err)
+	}
+}
+
 func TestRead_StopsAtOneMebibyte(t *testing.T) {
 	// An endless stream, as /dev/zero or a runaway pipe would be: Read must stop, not exhaust memory.
 	_, err := spec.Read(endless{})

@@ -5,6 +5,7 @@ package spec
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -20,11 +21,11 @@ func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Durat
 func (d *Duration) UnmarshalJSON(b []byte) error {
 	var s string
 	if err := json.Unmarshal(b, &s); err != nil {
-		return fmt.Errorf("duration must be a string such as \"5m\": %w", err)
+		return errors.New(`not a duration: write it as a string such as "90s", "5m" or "1h30m"`)
 	}
 	v, err := time.ParseDuration(s)
 	if err != nil {
-		return err
+		return fmt.Errorf(`%q is not a duration such as "90s", "5m" or "1h30m"`, clip(s))
 	}
 	*d = Duration(v)
 	return nil
