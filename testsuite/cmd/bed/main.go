@@ -25,7 +25,7 @@ import (
 func main() {
 	install := flag.Bool("install", false, "build the server binaries and install dynalite, then exit")
 	smoke := flag.Bool("smoke", false, "run the smoke scenario on a fresh bed, print its timeline and exit")
-	demo := flag.Bool("demo", false, "run three releases (promoted, rolled back automatically, rolled back by an operator) and exit")
+	demo := flag.Bool("demo", false, "run the demo (four releases: promoted, rolled back automatically, by an operator, by the analysis; then the token monitor) and exit")
 	logDir := flag.String("logs", "", "folder for one log file per server (default: none)")
 	ui := flag.Bool("ui", true, "serve the Temporal Web UI")
 	flag.Parse()
