@@ -47,17 +47,21 @@ func invalidFlags(err error, flags map[string]string) error {
 	if !ok {
 		return err
 	}
-	named := &spec.ValidationError{What: v.What, Problems: slices.Clone(v.Problems)}
-	for i, p := range named.Problems {
+	named := &spec.ValidationError{What: v.What}
+	for _, p := range v.Problems {
 		field, index, _ := strings.Cut(p.Field, "[")
 		if index != "" {
 			index = "[" + index
 		}
 		head, _, _ := strings.Cut(field, ".")
 		if f, ok := flags[field]; ok {
-			named.Problems[i].Field = f + index
+			p.Field = f + index
 		} else if f, ok := flags[head]; ok {
-			named.Problems[i].Field = f
+			p.Field = f
+		}
+		// One flag may set several fields (--max-ratio, --baseline): its problem is said once.
+		if !slices.Contains(named.Problems, p) {
+			named.Problems = append(named.Problems, p)
 		}
 	}
 	return &codeError{exitInvalid, named}

@@ -29,10 +29,11 @@ func TestStarter_MonitorStartValidatesNamingTheFlag(t *testing.T) {
 		{append(start, "--issuance-actions", "disable-key", "--api-key", "a=k1"), "--issuance-actions: "},
 		{append(start, "--revoked-actions", "notify,disable-key"), "--api-key: required: a policy disables API keys"},
 		{append(start, "--api-key", "billing"), "--api-key \"billing\": want CLIENT=KEY_ID"},
-		{append(start, "--api-key", "a=k1", "--api-key", "a=k2"), "clients are sorted and each once"},
+		{append(start, "--api-key", "a=k1", "--api-key", "a=k2"), "--api-key[1].Client: \"a\": a client has one API key here (named twice)"},
+		{append(start, "--stale-actions", "rollback"), "--stale-actions[0]: \"rollback\": allowed notify (each once)"},
 		{[]string{"monitor", "start", "--issuer", "https://issuer.example.com", "--transit-key", "orders-issuer"}, "--webhook: required: a policy notifies"},
 	} {
-		if code, _, stderr := c.run(t, bad.args...); code != 3 || !strings.Contains(stderr, bad.says) || strings.Count(strings.TrimSpace(stderr), "\n") != 0 {
+		if code, _, stderr := c.run(t, bad.args...); code != 3 || strings.Count(stderr, bad.says) != 1 || strings.Count(strings.TrimSpace(stderr), "\n") != 0 {
 			t.Errorf("%v: exit %d, want %q in one line\n%s", bad.args[2:], code, bad.says, stderr)
 		}
 	}

@@ -398,8 +398,12 @@ func checkAPIKeys(p *spec.Problems, in MonitorSpec) {
 		if !apiKeyID.MatchString(k.KeyID) {
 			p.Add(field+".KeyID", "%q: an API key id is 1-128 letters and digits", k.KeyID)
 		}
-		if i > 0 && in.APIKeys[i-1].Client >= k.Client {
-			p.Add(field+".Client", "%q: clients are sorted and each once", k.Client)
+		switch {
+		case i == 0:
+		case in.APIKeys[i-1].Client == k.Client:
+			p.Add(field+".Client", "%q: a client has one API key here (named twice)", k.Client)
+		case in.APIKeys[i-1].Client > k.Client:
+			p.Add(field+".Client", "%q: clients are sorted", k.Client)
 		}
 	}
 	disables := (!in.RevokedUses.Off && slices.Contains(in.RevokedUses.Actions, ActionDisableKey)) ||

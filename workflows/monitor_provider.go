@@ -150,7 +150,7 @@ func (in MonitorSpec) checkProviderPolicies(p *spec.Problems) {
 	if t := in.VerifierStale.Threshold; t < 0 || t > 1_000_000_000 {
 		p.Add("VerifierStale.Threshold", "%d: allowed 0 (1) to 1000000000", t)
 	}
-	checkActions(p, "VerifierStale.Actions", in.VerifierStale.Actions, ActionNotify)
+	checkActions(p, "VerifierStale.Actions", in.VerifierStale.Actions)
 }
 
 // issuerEvents reads the issuer's event counts once per judgement for every signal that needs
