@@ -154,18 +154,21 @@ const changeMonitorFlush = "monitor-flush-after-revocation"
 // latest release used the issuer, and says so for the action's result. The revocation is done
 // either way: a flush that fails is reported, not retried as the action.
 func flushIssuer(ctx workflow.Context, issuerURL string) string {
-	var found activities.IssuerStages
-	if err := workflow.ExecuteActivity(short(ctx), rel.IssuerStages, activities.IssuerStagesInput{IssuerURL: issuerURL}).Get(ctx, &found); err != nil {
-		return "; authorizer caches not flushed: " + err.Error()
+	stages, problem := issuerStages(ctx, issuerURL)
+	if problem != "" {
+		problem = "; " + problem
 	}
-	if len(found.Stages) == 0 {
+	if len(stages) == 0 {
+		if problem != "" {
+			return "; authorizer caches not flushed" + problem
+		}
 		return ""
 	}
-	res, err := flushAfter(ctx, workflow.Now(ctx), denyListSettle, stageSet(found.Stages...))
+	res, err := flushAfter(ctx, workflow.Now(ctx), denyListSettle, stageSet(stages...))
 	if err != nil {
-		return "; authorizer caches not flushed: " + err.Error()
+		return "; authorizer caches not flushed: " + err.Error() + problem
 	}
-	return "; authorizer caches of " + strings.Join(stageNames(res.Flushed), ", ") + " flushed"
+	return "; authorizer caches of " + strings.Join(stageNames(res.Flushed), ", ") + " flushed" + problem
 }
 
 func (s revokedPresented) describe(inc Incident) string {
