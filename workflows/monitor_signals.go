@@ -1,6 +1,7 @@
 package workflows
 
 import (
+	"cmp"
 	"fmt"
 	"slices"
 	"strings"
@@ -339,14 +340,16 @@ type issuanceRate struct {
 
 func (s issuanceRate) name() string { return SignalIssuanceRate }
 func (s issuanceRate) threshold() float64 {
-	return float64(cmpOr(s.policy.Threshold, DefaultIssuanceThreshold))
+	return float64(cmp.Or(s.policy.Threshold, DefaultIssuanceThreshold))
 }
-func (s issuanceRate) actions() []string   { return policyActions(s.policy.Actions) }
-func (s issuanceRate) baselineWindow() int { return cmpOr(s.policy.Baseline, DefaultBaselineIntervals) }
-func (s issuanceRate) baselineKeys() int   { return MaxIssuanceClients }
+func (s issuanceRate) actions() []string { return policyActions(s.policy.Actions) }
+func (s issuanceRate) baselineWindow() int {
+	return cmp.Or(s.policy.Baseline, DefaultBaselineIntervals)
+}
+func (s issuanceRate) baselineKeys() int { return MaxIssuanceClients }
 
 func (s issuanceRate) breaches(value float64, history []float64) bool {
-	return baselineBreach(value, s.threshold(), ratioOr(s.policy.MaxRatio), history)
+	return baselineBreach(value, s.threshold(), cmp.Or(s.policy.MaxRatio, DefaultMaxRatio), history)
 }
 
 func (s issuanceRate) observe(ctx workflow.Context, since, now time.Time) (observation, error) {
