@@ -35,8 +35,9 @@ type Config struct {
 	VerifiedCacheTTL  time.Duration `env:"ROLLGATE_VERIFIED_CACHE_TTL, default=1m"`
 
 	RevocationsTable string `env:"ROLLGATE_REVOCATIONS_TABLE, default=rollgate-revocations"`
-	// RevokedUsesTable receives the uses of revoked tokens (for the token monitor), at most
-	// RevokedUsesPerSecond writes per second; either empty or 0 turns the recording off.
+	// RevokedUsesTable receives the uses of revoked and expired tokens (for the token monitor), at
+	// most RevokedUsesPerSecond writes per second of each kind; either empty or 0 turns the
+	// recording off.
 	RevokedUsesTable     string        `env:"ROLLGATE_REVOKED_USES_TABLE, default=rollgate-revoked-uses"`
 	RevokedUsesPerSecond float64       `env:"ROLLGATE_REVOKED_USES_PER_SECOND, default=5"`
 	DenyListRefresh      time.Duration `env:"ROLLGATE_DENYLIST_REFRESH, default=1s"`

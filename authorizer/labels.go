@@ -54,17 +54,22 @@ func (r *releaseLabels) label(raw string) string {
 	case !releaseID.MatchString(raw):
 		return labelInvalid
 	}
+	// The use is stamped under the lock: dropIdle, which holds it to write, then either ran
+	// before (the label is gone and is added again below) or sees it fresh, never drops a label
+	// a request is about to count under.
 	r.mu.RLock()
 	last, ok := r.seen[raw]
+	if ok {
+		r.touch(last)
+	}
 	r.mu.RUnlock()
 	if ok {
-		last.Store(r.now().Unix())
 		return raw
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if last, ok := r.seen[raw]; ok {
-		last.Store(r.now().Unix())
+		r.touch(last)
 		return raw
 	}
 	if len(r.seen) >= maxReleases && r.dropIdle() == 0 {
@@ -74,6 +79,14 @@ func (r *releaseLabels) label(raw string) string {
 	last.Store(r.now().Unix())
 	r.seen[raw] = last
 	return raw
+}
+
+// touch stamps a release's last use; a stamp already of this second is left alone, so that
+// requests on many cores do not all write the same cache line.
+func (r *releaseLabels) touch(last *atomic.Int64) {
+	if now := r.now().Unix(); last.Load() != now {
+		last.Store(now)
+	}
 }
 
 // dropIdle gives up the labels of the releases idle for releaseIdle, and their series; the

@@ -13,14 +13,15 @@ import (
 
 // revokedUses records revoked and expired tokens still presented, for the token monitor (stolen
 // tokens replayed; clients that do not renew): one write per token, kind and address per
-// revokedUseInterval at most, and no more writes per second than the limit, so that replaying
-// a revoked token cannot turn the authorizer into a write flood. A failed or skipped write is
-// only logged: the request is refused either way.
+// revokedUseInterval at most, and no more writes per second of each kind than the limit, so that
+// replaying a revoked token cannot turn the authorizer into a write flood, and expired tokens
+// presented (common, and anyone's to replay) cannot spend the budget of revoked ones. A failed or
+// skipped write is only logged: the request is refused either way.
 type revokedUses struct {
 	reg      *registry.Registry
 	issuer   string
 	seen     *expirable.LRU[string, struct{}]
-	limit    *xrate.Limiter
+	limits   map[string]*xrate.Limiter // by kind of use
 	timeout  time.Duration
 	logger   *slog.Logger
 	lastWarn time.Time
@@ -34,8 +35,12 @@ func newRevokedUses(reg *registry.Registry, cfg Config, logger *slog.Logger) *re
 	if cfg.RevokedUsesTable == "" || cfg.RevokedUsesPerSecond == 0 {
 		return nil
 	}
+	limits := map[string]*xrate.Limiter{}
+	for _, kind := range []string{registry.UseRevoked, registry.UseExpired} {
+		limits[kind] = xrate.NewLimiter(xrate.Limit(cfg.RevokedUsesPerSecond), max(1, int(cfg.RevokedUsesPerSecond)))
+	}
 	return &revokedUses{reg: reg, issuer: cfg.Issuer, seen: expirable.NewLRU[string, struct{}](10000, nil, revokedUseInterval),
-		limit: xrate.NewLimiter(xrate.Limit(cfg.RevokedUsesPerSecond), max(1, int(cfg.RevokedUsesPerSecond))), timeout: 500 * time.Millisecond, logger: logger}
+		limits: limits, timeout: 500 * time.Millisecond, logger: logger}
 }
 
 // record writes one use of a revoked or expired token. The claims are the verified token's: a
@@ -46,7 +51,7 @@ func (u *revokedUses) record(ctx context.Context, kind string, p peeked, address
 		return
 	}
 	key := kind + "\x00" + p.JTI + "\x00" + address
-	if u.seen.Contains(key) || !u.limit.Allow() {
+	if u.seen.Contains(key) || !u.limits[kind].Allow() {
 		return
 	}
 	u.seen.Add(key, struct{}{})

@@ -71,11 +71,6 @@ func monitorStartCmd() *cobra.Command {
 			in.RevokedUses.Actions, in.RevokedUses.Off = splitList(revokedActions), noRevoked
 			in.ExpiringRenewal.Actions, in.ExpiringRenewal.Off = splitList(renewalActions), noRenewal
 			in.ExpiredUses.Actions, in.ExpiredUses.Off = splitList(expiredActions), noExpired
-			if in.Webhook == "" && !cmd.Flags().Changed("expired-actions") && !cmd.Flags().Changed("expired-threshold") {
-				// Its default notifies: without a webhook, an unset policy leaves it off (as the
-				// workflow reads a spec from before the signal) rather than refusing the start.
-				in.ExpiredUses = workflows.ExpiredUsesPolicy{Off: noExpired}
-			}
 			for _, p := range []*workflows.RejectionPolicy{&in.UnknownKID, &in.BadSignature} {
 				p.MaxRatio, p.Baseline, p.ReleaseWindow = maxRatio, baseline, releaseWindow
 			}
@@ -123,8 +118,9 @@ func monitorStartCmd() *cobra.Command {
 	f.Float64Var(&in.ExpiringRenewal.Fraction, "renewal-fraction", 0.1, "the fraction of a token's lifetime left that makes it expiring (up to 0.5)")
 	f.StringVar(&renewalActions, "renewal-actions", "notify", "on a token expiring without a newer one: notify and/or reissue (to Vault KV)")
 	f.BoolVar(&noRenewal, "no-renewal", false, "do not watch tokens expiring without renewal")
-	f.IntVar(&in.ExpiredUses.Threshold, "expired-threshold", 1, "uses of a client's expired tokens that open an incident")
-	f.StringVar(&expiredActions, "expired-actions", "notify", "on expired tokens still presented: notify and/or reissue (a token of the current key version to the client's Vault KV path, unless it holds a valid one); without --webhook and this flag or --expired-threshold, the signal is off")
+	// Unset (0, ""), the policy is the spec's unset one: on with a webhook, off without (MonitorSpec.expiredOn).
+	f.IntVar(&in.ExpiredUses.Threshold, "expired-threshold", 0, "uses of a client's expired tokens that open an incident (0: 1)")
+	f.StringVar(&expiredActions, "expired-actions", "", "on expired tokens still presented: notify and/or reissue (a token of the current key version to the client's Vault KV path, unless it holds a valid one); none is notify; without --webhook and this flag or --expired-threshold, the signal is off")
 	f.BoolVar(&noExpired, "no-expired", false, "do not watch expired tokens still presented")
 	f.BoolVar(&in.IssuanceRate.On, "issuance", false, "watch tokens issued per client per interval against each client's baseline (the registry's by-kid index)")
 	f.IntVar(&in.IssuanceRate.Threshold, "issuance-threshold", workflows.DefaultIssuanceThreshold, "tokens issued to one client in an interval that may open an incident")

@@ -1,6 +1,7 @@
 package workflows
 
 import (
+	"cmp"
 	"fmt"
 	"slices"
 	"strings"
@@ -89,29 +90,12 @@ type StalePolicy struct {
 }
 
 func (p RejectionPolicy) threshold() float64 {
-	return float64(cmpOr(p.Threshold, DefaultRejectionThreshold))
+	return float64(cmp.Or(p.Threshold, DefaultRejectionThreshold))
 }
-func (p RejectionPolicy) maxRatio() float64 { return ratioOr(p.MaxRatio) }
-
-func ratioOr(r float64) float64 {
-	if r == 0 {
-		return DefaultMaxRatio
-	}
-	return r
-}
-func (p RejectionPolicy) baseline() int { return cmpOr(p.Baseline, DefaultBaselineIntervals) }
+func (p RejectionPolicy) maxRatio() float64 { return cmp.Or(p.MaxRatio, DefaultMaxRatio) }
+func (p RejectionPolicy) baseline() int     { return cmp.Or(p.Baseline, DefaultBaselineIntervals) }
 func (p RejectionPolicy) releaseWindow() time.Duration {
-	if p.ReleaseWindow == 0 {
-		return DefaultReleaseWindow
-	}
-	return p.ReleaseWindow
-}
-
-func cmpOr(v, def int) int {
-	if v == 0 {
-		return def
-	}
-	return v
+	return cmp.Or(p.ReleaseWindow, DefaultReleaseWindow)
 }
 
 // providerSignalsOn says whether a provider-based signal is on: a provider is named and the
@@ -333,7 +317,7 @@ type verifierStale struct {
 
 func (s verifierStale) name() string       { return SignalVerifierStale }
 func (verifierStale) aboutIssuer()         {}
-func (s verifierStale) threshold() float64 { return float64(cmpOr(s.policy.Threshold, 1)) }
+func (s verifierStale) threshold() float64 { return float64(cmp.Or(s.policy.Threshold, 1)) }
 func (s verifierStale) actions() []string  { return policyActions(s.policy.Actions) }
 
 func (s verifierStale) observe(ctx workflow.Context, since, now time.Time) (observation, error) {

@@ -1,6 +1,7 @@
 package workflows
 
 import (
+	"cmp"
 	"fmt"
 	"slices"
 	"strings"
@@ -154,18 +155,21 @@ const changeMonitorFlush = "monitor-flush-after-revocation"
 // latest release used the issuer, and says so for the action's result. The revocation is done
 // either way: a flush that fails is reported, not retried as the action.
 func flushIssuer(ctx workflow.Context, issuerURL string) string {
-	var found activities.IssuerStages
-	if err := workflow.ExecuteActivity(short(ctx), rel.IssuerStages, activities.IssuerStagesInput{IssuerURL: issuerURL}).Get(ctx, &found); err != nil {
-		return "; authorizer caches not flushed: " + err.Error()
+	stages, problem := issuerStages(ctx, issuerURL)
+	if problem != "" {
+		problem = "; " + problem
 	}
-	if len(found.Stages) == 0 {
+	if len(stages) == 0 {
+		if problem != "" {
+			return "; authorizer caches not flushed" + problem
+		}
 		return ""
 	}
-	res, err := flushAfter(ctx, workflow.Now(ctx), denyListSettle, stageSet(found.Stages...))
+	res, err := flushAfter(ctx, workflow.Now(ctx), denyListSettle, stageSet(stages...))
 	if err != nil {
-		return "; authorizer caches not flushed: " + err.Error()
+		return "; authorizer caches not flushed: " + err.Error() + problem
 	}
-	return "; authorizer caches of " + strings.Join(stageNames(res.Flushed), ", ") + " flushed"
+	return "; authorizer caches of " + strings.Join(stageNames(res.Flushed), ", ") + " flushed" + problem
 }
 
 func (s revokedPresented) describe(inc Incident) string {
@@ -336,14 +340,16 @@ type issuanceRate struct {
 
 func (s issuanceRate) name() string { return SignalIssuanceRate }
 func (s issuanceRate) threshold() float64 {
-	return float64(cmpOr(s.policy.Threshold, DefaultIssuanceThreshold))
+	return float64(cmp.Or(s.policy.Threshold, DefaultIssuanceThreshold))
 }
-func (s issuanceRate) actions() []string   { return policyActions(s.policy.Actions) }
-func (s issuanceRate) baselineWindow() int { return cmpOr(s.policy.Baseline, DefaultBaselineIntervals) }
-func (s issuanceRate) baselineKeys() int   { return MaxIssuanceClients }
+func (s issuanceRate) actions() []string { return policyActions(s.policy.Actions) }
+func (s issuanceRate) baselineWindow() int {
+	return cmp.Or(s.policy.Baseline, DefaultBaselineIntervals)
+}
+func (s issuanceRate) baselineKeys() int { return MaxIssuanceClients }
 
 func (s issuanceRate) breaches(value float64, history []float64) bool {
-	return baselineBreach(value, s.threshold(), ratioOr(s.policy.MaxRatio), history)
+	return baselineBreach(value, s.threshold(), cmp.Or(s.policy.MaxRatio, DefaultMaxRatio), history)
 }
 
 func (s issuanceRate) observe(ctx workflow.Context, since, now time.Time) (observation, error) {

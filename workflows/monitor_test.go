@@ -44,6 +44,7 @@ type monitorFakes struct {
 	latest    activities.LatestReleases
 	rollbacks []workflows.RollbackSpec
 	reads     int
+	beyond    int // stages of the issuer beyond those IssuerStages lists
 }
 
 func monitorSpec() workflows.MonitorSpec {
@@ -102,7 +103,7 @@ func (f *monitorFakes) env() *testsuite.TestWorkflowEnvironment {
 		return f.events(env.Now(), in), nil
 	})
 	env.OnActivity(rel.IssuerStages, mock.Anything, mock.Anything).Return(func(context.Context, activities.IssuerStagesInput) (activities.IssuerStages, error) {
-		var out activities.IssuerStages
+		out := activities.IssuerStages{Beyond: f.beyond}
 		for _, r := range f.latest.Releases {
 			out.Stages = append(out.Stages, r.Target)
 		}
@@ -746,5 +747,21 @@ func TestTokenMonitor_ForgedKidBurstAfterAReleaseThatDidNotRotate_NothingRolledB
 	runMonitor(t, f, in, monitorStart, 6)
 	if len(f.rollbacks) != 0 || len(f.notes) != 1 || !strings.Contains(f.notes[0], "nothing rolled back") {
 		t.Fatalf("rollbacks %+v, notes %q: want none, one notification saying so", f.rollbacks, f.notes)
+	}
+}
+
+// An issuer with more stages than the release history lists for a flush: the monitor's
+// revocation flushes those it lists and says that the others were not, as a revocation's report
+// does, rather than that the issuer's caches were flushed.
+func TestTokenMonitor_RevocationFlush_SaysWhichStagesWereNotFlushed(t *testing.T) {
+	f := &monitorFakes{beyond: 3, uses: func(time.Time, activities.RevokedUsesInput) activities.RevokedUsesReport {
+		return activities.RevokedUsesReport{Subjects: []registry.SubjectUses{{Subject: "alice", Clients: []string{"billing"}, Addresses: []string{"10.0.0.1"}, JTIs: 1, Count: 3}}}
+	}}
+	f.latest = activities.LatestReleases{Releases: []activities.LatestRelease{{Target: activities.Target{APIID: "api1", Stage: "prod"}}}}
+	in := monitorSpec()
+	in.RevokedUses.Actions = []string{"revoke", "notify"}
+	runMonitor(t, f, in, monitorStart, 5)
+	if len(f.notes) != 1 || !strings.Contains(f.notes[0], "api1/prod flushed") || !strings.Contains(f.notes[0], "3 more stages of the issuer") {
+		t.Fatalf("notifications %q, want the flush of api1/prod and the 3 stages not flushed", f.notes)
 	}
 }

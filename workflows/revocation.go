@@ -141,14 +141,9 @@ func flushRevoked(ctx workflow.Context, in RevocationSpec, rep *RevocationReport
 		targets = append(targets, *in.Proof)
 	}
 	if in.FlushIssuerStages {
-		var found activities.IssuerStages
-		if err := workflow.ExecuteActivity(short(ctx), rel.IssuerStages, activities.IssuerStagesInput{IssuerURL: in.Issuer.URL}).Get(ctx, &found); err != nil {
-			rep.FlushError = "find the issuer's stages in the release history: " + err.Error()
-		}
-		targets = append(targets, found.Stages...)
-		if found.Beyond > 0 {
-			rep.FlushError = fmt.Sprintf("%d more stages of the issuer in the release history were not flushed (at most %d): name them with Flush", found.Beyond, activities.MaxIssuerStages)
-		}
+		var stages []activities.Target
+		stages, rep.FlushError = issuerStages(ctx, in.Issuer.URL)
+		targets = append(targets, stages...)
 	}
 	targets = stageSet(targets...)
 	if len(targets) == 0 {
@@ -162,6 +157,19 @@ func flushRevoked(ctx workflow.Context, in RevocationSpec, rep *RevocationReport
 		return
 	}
 	workflow.GetLogger(ctx).Info("authorizer caches flushed", "stages", stageNames(res.Flushed), "skipped", len(res.Skipped))
+}
+
+// issuerStages are the stages whose latest recorded release used the issuer, those a
+// revocation of its tokens must reach, and what kept some from being found.
+func issuerStages(ctx workflow.Context, issuerURL string) ([]activities.Target, string) {
+	var found activities.IssuerStages
+	if err := workflow.ExecuteActivity(short(ctx), rel.IssuerStages, activities.IssuerStagesInput{IssuerURL: issuerURL}).Get(ctx, &found); err != nil {
+		return nil, "find the issuer's stages in the release history: " + err.Error()
+	}
+	if found.Beyond > 0 {
+		return found.Stages, fmt.Sprintf("%d more stages of the issuer in the release history were not flushed (at most %d): name them with Flush", found.Beyond, activities.MaxIssuerStages)
+	}
+	return found.Stages, ""
 }
 
 // stashSamples mints the sample tokens the revocation will cover, kept in Vault KV by name, and

@@ -45,6 +45,9 @@ type EventCounts struct {
 	// smaller groups beyond MaxEventGroups were left out (their counts are in no group).
 	Rejected  []RejectionCount `json:"rejected,omitempty"`
 	Truncated bool             `json:"truncated,omitempty"`
+	// Reasons are the rejections by reason over every release (Release empty), ordered by
+	// reason, counted before Rejected is bounded; nil in counts recorded before they were kept.
+	Reasons []RejectionCount `json:"reasons,omitempty"`
 	// Stale is the decisions taken while the deny list was older than the authorizer's maximum
 	// staleness (refused, or verified without it when failing open).
 	Stale float64 `json:"stale"`
@@ -59,10 +62,15 @@ type RejectionCount struct {
 	Count   float64 `json:"count"`
 }
 
-// Rejections sums the rejections for reason over every release.
+// Rejections sums the rejections for reason over every release: its total, or, in counts
+// recorded without totals, what the kept groups hold (so that a replay judges the same).
 func (c EventCounts) Rejections(reason string) float64 {
+	groups := c.Rejected
+	if c.Reasons != nil {
+		groups = c.Reasons
+	}
 	var n float64
-	for _, r := range c.Rejected {
+	for _, r := range groups {
 		if r.Reason == reason {
 			n += r.Count
 		}
@@ -71,16 +79,23 @@ func (c EventCounts) Rejections(reason string) float64 {
 }
 
 // keepLargest orders groups by count, largest first (then reason and release, so that the order
-// is stable), and keeps MaxEventGroups of them.
-func keepLargest(groups []RejectionCount) ([]RejectionCount, bool) {
+// is stable), and keeps MaxEventGroups of them; totals are every group's counts by reason.
+func keepLargest(groups []RejectionCount) (kept []RejectionCount, truncated bool, totals []RejectionCount) {
 	groups = slices.DeleteFunc(groups, func(g RejectionCount) bool { return g.Count <= 0 })
+	for _, g := range groups {
+		i, found := slices.BinarySearchFunc(totals, g.Reason, func(t RejectionCount, r string) int { return cmp.Compare(t.Reason, r) })
+		if !found {
+			totals = slices.Insert(totals, i, RejectionCount{Reason: g.Reason})
+		}
+		totals[i].Count += g.Count
+	}
 	slices.SortFunc(groups, func(a, b RejectionCount) int {
 		return cmp.Or(cmp.Compare(b.Count, a.Count), cmp.Compare(a.Reason, b.Reason), cmp.Compare(a.Release, b.Release))
 	})
 	if len(groups) > MaxEventGroups {
-		return groups[:MaxEventGroups], true
+		return groups[:MaxEventGroups], true, totals
 	}
-	return groups, false
+	return groups, false, totals
 }
 
 // seriesStale is the authorizer's count of decisions taken on a stale deny list.
@@ -114,7 +129,7 @@ func (p *Prometheus) CountEvents(ctx context.Context, q EventQuery) (EventCounts
 	for _, s := range vec {
 		groups = append(groups, RejectionCount{Reason: string(s.Metric["reason"]), Release: string(s.Metric["release"]), Count: finite(float64(s.Value))})
 	}
-	out.Rejected, out.Truncated = keepLargest(groups)
+	out.Rejected, out.Truncated, out.Reasons = keepLargest(groups)
 	stale, _, err := p.instant(ctx, fmt.Sprintf(`sum(increase(%s{issuer=%s}[%s]))`, seriesStale, issuer, w), at)
 	if err != nil {
 		return EventCounts{}, p.failEvents(err)
@@ -174,6 +189,6 @@ func (c *CloudWatch) CountEvents(ctx context.Context, q EventQuery) (EventCounts
 		g.Count = n
 		groups = append(groups, g)
 	}
-	out.Rejected, out.Truncated = keepLargest(groups)
+	out.Rejected, out.Truncated, out.Reasons = keepLargest(groups)
 	return out, nil
 }

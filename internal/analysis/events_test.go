@@ -2,6 +2,7 @@ package analysis_test
 
 import (
 	"context"
+	"fmt"
 	"math"
 	"net/http/httptest"
 	"strings"
@@ -96,5 +97,31 @@ func TestCloudWatch_CountEvents_ByReasonAndReleaseForOneIssuer(t *testing.T) {
 	none, err := b.provider.CountEvents(context.Background(), analysis.EventQuery{Issuer: "https://nobody", Window: time.Minute, At: b.at})
 	if err != nil || none.HasData || none.Verifications != 0 {
 		t.Fatalf("an issuer nobody reported: %+v, %v", none, err)
+	}
+}
+
+// A reason's count is its total over every release, whatever groups the evidence keeps: forged
+// kids spread thinly over many stages' releases, beside larger groups of other reasons, still
+// add up to the signal's value.
+func TestCloudWatch_CountEvents_AReasonsTotalSurvivesTheGroupBound(t *testing.T) {
+	b := newCloudWatchBed(t, "orders")
+	for i := range analysis.MaxEventGroups {
+		b.verifications("https://a", fmt.Sprintf("run-%02d", i), "expired", 20)
+	}
+	for i := range 10 {
+		b.verifications("https://a", fmt.Sprintf("run-%02d", i), "unknown_kid", 5)
+	}
+	c, err := b.provider.CountEvents(context.Background(), analysis.EventQuery{Issuer: "https://a", Window: time.Minute, At: b.at})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.Truncated || len(c.Rejected) != analysis.MaxEventGroups {
+		t.Fatalf("groups %d, truncated %v: want the evidence bounded", len(c.Rejected), c.Truncated)
+	}
+	if got := c.Rejections("unknown_kid"); got != 50 {
+		t.Fatalf("unknown_kid rejections %g, want 50 (10 releases × 5) although no group of them is kept", got)
+	}
+	if got := c.Rejections("expired"); got != 1000 {
+		t.Fatalf("expired rejections %g, want 1000", got)
 	}
 }
