@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 	"go.temporal.io/sdk/client"
 
+	"github.com/rollgate/rollgate/internal/await"
 	"github.com/rollgate/rollgate/internal/keys"
 	"github.com/rollgate/rollgate/workflows"
 )
@@ -92,7 +93,7 @@ func follow(ctx context.Context, c *temporalConn, run client.WorkflowRun) (workf
 	var res workflows.DeployResult
 	go func() {
 		defer recoverInto(done)
-		done <- run.Get(ctx, &res)
+		done <- await.Result(ctx, run, &res)
 	}()
 	seen := 0
 	tick := time.NewTicker(time.Second)

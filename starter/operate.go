@@ -19,6 +19,7 @@ import (
 	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/rollgate/rollgate/internal/await"
 	"github.com/rollgate/rollgate/internal/codec"
 	"github.com/rollgate/rollgate/internal/keys"
 	"github.com/rollgate/rollgate/internal/telemetry"
@@ -283,7 +284,7 @@ func rollbackRelease(ctx context.Context, stage stageRef, in workflows.RollbackS
 		return err
 	}
 	fmt.Fprintf(os.Stderr, "rolling back the release of %s (workflow %s)\n", stage, run.GetID())
-	if err := run.Get(ctx, rep); err != nil {
+	if err := await.Result(ctx, run, rep); err != nil {
 		return fmt.Errorf("rollback of %s: %w", stage, rootCause(err))
 	}
 	return nil

@@ -12,6 +12,7 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/rollgate/rollgate/activities"
+	"github.com/rollgate/rollgate/internal/await"
 	"github.com/rollgate/rollgate/internal/keys"
 	"github.com/rollgate/rollgate/workflows"
 )
@@ -78,7 +79,7 @@ every stage whose latest recorded release used the issuer, the --flush stages an
 				return fmt.Errorf("start revocation: %w", err)
 			}
 			var rep workflows.RevocationReport
-			if err := run.Get(cmd.Context(), &rep); err != nil {
+			if err := await.Result(cmd.Context(), run, &rep); err != nil {
 				return fmt.Errorf("revocation %s: %w", run.GetID(), rootCause(err))
 			}
 			if output == "json" {

@@ -13,6 +13,7 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/rollgate/rollgate/activities"
+	"github.com/rollgate/rollgate/internal/await"
 	"github.com/rollgate/rollgate/internal/keys"
 	"github.com/rollgate/rollgate/workflows"
 )
@@ -131,7 +132,7 @@ func rotateKeyCmd() *cobra.Command {
 			}
 			fmt.Fprintf(os.Stderr, "rotating %s (workflow %s)\n", r.key, run.GetID())
 			var res workflows.KeyRotationResult
-			if err := run.Get(ctx, &res); err != nil {
+			if err := await.Result(ctx, run, &res); err != nil {
 				return fmt.Errorf("rotation of %s: %w", r.key, rootCause(err))
 			}
 			if output == "json" {

@@ -14,6 +14,7 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/client"
 
+	"github.com/rollgate/rollgate/internal/await"
 	"github.com/rollgate/rollgate/testsuite"
 	"github.com/rollgate/rollgate/testsuite/gatewayemu"
 	"github.com/rollgate/rollgate/workflows"
@@ -190,7 +191,7 @@ func concurrentReleases(b testing.TB, bin string, o scaleOptions) scaleRun {
 			return 0, workflows.DeployResult{}, nil, err
 		}
 		var res workflows.DeployResult
-		err = run.Get(ctx, &res)
+		err = await.Result(ctx, run, &res) // a poll the busy server does not answer in time is asked again
 		return time.Since(start), res, run, err
 	}
 
