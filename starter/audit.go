@@ -72,7 +72,7 @@ func auditCmd() *cobra.Command {
 		},
 	}
 	cmd.Flags().IntVar(&runs, "runs", 10, "how many of the newest workflow runs to read")
-	cmd.Flags().StringVarP(&output, "output", "o", "text", "text or json")
+	outputFlag(cmd.Flags(), &output)
 	return cmd
 }
 

@@ -81,7 +81,7 @@ func deployCmd() *cobra.Command {
 	}
 	cmd.Flags().StringVarP(&file, "file", "f", "", "the deploy spec (YAML or JSON; - for stdin)")
 	cmd.Flags().BoolVar(&wait, "wait", false, "stream progress to stderr and wait for the outcome")
-	cmd.Flags().StringVarP(&output, "output", "o", "text", "text or json")
+	outputFlag(cmd.Flags(), &output)
 	cmd.Flags().StringVar(&actor, "actor", defaultActor(), "who is releasing (recorded in the workflow history)")
 	cmd.Flags().StringVar(&reason, "reason", "", "why, e.g. a change ticket (recorded in the workflow history)")
 	return cmd

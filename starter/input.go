@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/spf13/pflag"
+
 	"github.com/rollgate/rollgate/internal/spec"
 	"github.com/rollgate/rollgate/workflows"
 )
@@ -85,4 +87,24 @@ func recoverInto(done chan<- error) {
 	if r := recover(); r != nil {
 		done <- fmt.Errorf("internal error: %v", r)
 	}
+}
+
+// outputFormat is the value of -o/--output: text or json, anything else refused as the command
+// line is parsed (a pipeline's "--output JSON" must not silently get text).
+type outputFormat string
+
+func (o *outputFormat) String() string { return string(*o) }
+func (o *outputFormat) Type() string   { return "text|json" }
+func (o *outputFormat) Set(v string) error {
+	if v != "text" && v != "json" {
+		return fmt.Errorf("%q: allowed text or json", v)
+	}
+	*o = outputFormat(v)
+	return nil
+}
+
+// outputFlag defines -o/--output into p, text by default.
+func outputFlag(fs *pflag.FlagSet, p *string) {
+	*p = "text"
+	fs.VarP((*outputFormat)(p), "output", "o", "text or json")
 }

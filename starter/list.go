@@ -65,6 +65,6 @@ func listCmd() *cobra.Command {
 	cmd.Flags().StringVar(&stage, "stage", "", "only this stage, as <apiId>/<stage>")
 	cmd.Flags().StringVar(&phase, "phase", "", "only deployments in this phase (baking, promoted, rolled-back, …)")
 	cmd.Flags().IntVar(&limit, "limit", 20, "how many at most")
-	cmd.Flags().StringVarP(&output, "output", "o", "text", "text or json")
+	outputFlag(cmd.Flags(), &output)
 	return cmd
 }

@@ -49,7 +49,7 @@ func monitorAuditCmd() *cobra.Command {
 		},
 	}
 	cmd.Flags().IntVar(&runs, "runs", 50, "how many of the newest runs to read (a monitor continues as new every 15 judgements)")
-	cmd.Flags().StringVarP(&output, "output", "o", "text", "text or json")
+	outputFlag(cmd.Flags(), &output)
 	return cmd
 }
 

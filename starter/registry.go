@@ -100,7 +100,7 @@ rollgate_tokens_rejected_total counters are added per kid and reason.`,
 	}
 	cmd.Flags().StringVar(&table, "tokens-table", envOr("ROLLGATE_TOKENS_TABLE", "rollgate-tokens"), "the registry's tokens table")
 	cmd.Flags().StringArrayVar(&metricsURLs, "metrics", nil, "a verifier's Prometheus /metrics URL whose rejection counters are added (repeatable)")
-	cmd.Flags().StringVarP(&output, "output", "o", "text", "text or json")
+	outputFlag(cmd.Flags(), &output)
 	return cmd
 }
 
@@ -185,6 +185,6 @@ func historyCmd() *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&table, "releases-table", envOr("ROLLGATE_RELEASES_TABLE", "rollgate-releases"), "the release history table")
-	cmd.Flags().StringVarP(&output, "output", "o", "text", "text or json")
+	outputFlag(cmd.Flags(), &output)
 	return cmd
 }

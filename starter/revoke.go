@@ -117,7 +117,7 @@ every stage whose latest recorded release used the issuer, the --flush stages an
 	f.DurationVar(&in.FlushAfter, "flush-after", 2*time.Second, "wait this long after the revocation before flushing: the authorizers' ROLLGATE_DENYLIST_REFRESH plus one refresh")
 	f.StringVar(&in.Reason, "reason", "", "why (required)")
 	f.StringVar(&in.Actor, "actor", defaultActor(), "who is asking")
-	f.StringVarP(&output, "output", "o", "text", "text or json")
+	outputFlag(f, &output)
 	_ = cmd.MarkFlagRequired("issuer")
 	_ = cmd.MarkFlagRequired("transit-key")
 	return cmd

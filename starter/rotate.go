@@ -155,6 +155,6 @@ func rotateKeyCmd() *cobra.Command {
 		},
 	}
 	r.register(cmd)
-	cmd.Flags().StringVarP(&output, "output", "o", "text", "text or json")
+	outputFlag(cmd.Flags(), &output)
 	return cmd
 }

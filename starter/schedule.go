@@ -136,7 +136,7 @@ rotation already running finishes).`,
 	cmd.Flags().StringVar(&every, "every", "30d", "how often to rotate: days (30d) or a duration (36h); 1h to 366d")
 	cmd.Flags().DurationVar(&jitter, "jitter", 0, "start each rotation up to this much later, at random")
 	cmd.Flags().BoolVar(&remove, "delete", false, "delete the schedule instead")
-	cmd.Flags().StringVarP(&output, "output", "o", "text", "text or json")
+	outputFlag(cmd.Flags(), &output)
 	return cmd
 }
 

@@ -133,6 +133,8 @@ func TestStarter_BadInputGetsOneClearLineAndTheRightExitCode(t *testing.T) {
 		{[]string{"rotate-key", "--transit-key", "k", "--reason", "x"}, "issuer"},
 		{[]string{"rotate-key", "--issuer", "https://i", "--transit-key", "k", "--jwks-bucket", "b", "--reason", "x", "--on-rollback", "shrug"}, "on-rollback"},
 		{[]string{"audit", "abcdefghij/prod", "--runs", "0"}, "--runs"},
+		{[]string{"audit", "abcdefghij/prod", "--output", "JSON"}, `"JSON": allowed text or json`},
+		{[]string{"status", "abcdefghij/prod", "-o", "yaml"}, `"yaml": allowed text or json`},
 		{[]string{"deploy", "-f", "testdata/release.yaml", "--reason", strings.Repeat("x", 2000)}, "reason"},
 	} {
 		if code, _, stderr := c.run(t, bad.args...); code != 3 || !strings.Contains(stderr, bad.says) || strings.Count(strings.TrimSpace(stderr), "\n") != 0 {
