@@ -12,6 +12,7 @@ import (
 
 	"github.com/sethvargo/go-envconfig"
 
+	"github.com/rollgate/rollgate/internal/envname"
 	"github.com/rollgate/rollgate/internal/tokens"
 )
 
@@ -61,7 +62,7 @@ var headerName = regexp.MustCompile("^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,64}$")
 func loadConfig(ctx context.Context, lookup envconfig.Lookuper) (Config, error) {
 	var c Config
 	if err := envconfig.ProcessWith(ctx, &envconfig.Config{Target: &c, Lookuper: lookup}); err != nil {
-		return Config{}, fmt.Errorf("configuration: %w", nameVariable(err))
+		return Config{}, fmt.Errorf("configuration: %w", envname.Named(err, reflect.TypeFor[Config]()))
 	}
 	if err := c.validate(); err != nil {
 		return Config{}, fmt.Errorf("configuration: %w", err)
@@ -120,19 +121,4 @@ func (c Config) validate() error {
 		return fmt.Errorf("ROLLGATE_RELEASE_HEADER %q: not an HTTP header name", c.ReleaseHeader)
 	}
 	return nil
-}
-
-// nameVariable rewrites go-envconfig's "Field: problem" into "ROLLGATE_VARIABLE: problem": the
-// operator sets variables, not Go fields.
-func nameVariable(err error) error {
-	field, problem, ok := strings.Cut(err.Error(), ": ")
-	if !ok {
-		return err
-	}
-	f, found := reflect.TypeFor[Config]().FieldByName(field)
-	if !found {
-		return err
-	}
-	name, _, _ := strings.Cut(f.Tag.Get("env"), ",")
-	return fmt.Errorf("%s: %s", name, problem)
 }

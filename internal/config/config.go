@@ -7,6 +7,7 @@ import (
 	"context"
 	"fmt"
 	"net/url"
+	"reflect"
 	"regexp"
 	"strings"
 	"time"
@@ -15,6 +16,7 @@ import (
 	"go.temporal.io/sdk/worker"
 
 	"github.com/rollgate/rollgate/internal/codec"
+	"github.com/rollgate/rollgate/internal/envname"
 	"github.com/rollgate/rollgate/internal/keys"
 	"github.com/rollgate/rollgate/internal/tokens"
 )
@@ -159,7 +161,7 @@ func (v Verification) Apply(o *tokens.VerifierOptions) {
 func LoadVerification(ctx context.Context, lookup envconfig.Lookuper) (Verification, error) {
 	var v Verification
 	if err := envconfig.ProcessWith(ctx, &envconfig.Config{Target: &v, Lookuper: lookup}); err != nil {
-		return Verification{}, fmt.Errorf("configuration: %w", err)
+		return Verification{}, fmt.Errorf("configuration: %w", envname.Named(err, reflect.TypeFor[Verification]()))
 	}
 	if err := v.Check(); err != nil {
 		return Verification{}, fmt.Errorf("configuration: %w", err)
@@ -174,7 +176,7 @@ func Load(ctx context.Context, lookup envconfig.Lookuper) (Worker, error) {
 		return Worker{}, fmt.Errorf("configuration: %w", err)
 	}
 	if err := envconfig.ProcessWith(ctx, &envconfig.Config{Target: &c, Lookuper: lookup}); err != nil {
-		return Worker{}, fmt.Errorf("configuration: %w", err)
+		return Worker{}, fmt.Errorf("configuration: %w", envname.Named(err, reflect.TypeFor[Worker]()))
 	}
 	if c.ShutdownTimeout <= 0 || c.ProbeTimeout <= 0 {
 		return Worker{}, fmt.Errorf("configuration: ROLLGATE_SHUTDOWN_TIMEOUT and ROLLGATE_PROBE_TIMEOUT must be positive")

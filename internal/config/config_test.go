@@ -203,3 +203,18 @@ func TestLoad_PrometheusProvider(t *testing.T) {
 		}
 	}
 }
+
+// A value that does not parse is named by its variable, as an operator set it, not by the Go
+// fields it lands in.
+func TestLoad_AValueThatDoesNotParseNamesItsVariable(t *testing.T) {
+	for key, value := range map[string]string{
+		"ROLLGATE_MAX_CONCURRENT_ACTIVITIES": "abc",
+		"ROLLGATE_PROBE_TIMEOUT":             "soon",
+		"ROLLGATE_VERIFY_LEEWAY":             "-x",
+	} {
+		_, err := config.Load(context.Background(), envconfig.MapLookuper(map[string]string{key: value}))
+		if err == nil || !strings.HasPrefix(err.Error(), "configuration: "+key+": ") {
+			t.Errorf("%s=%s: %v, want it named", key, value, err)
+		}
+	}
+}
