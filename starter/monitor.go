@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
 
@@ -196,9 +197,20 @@ func monitorStatusCmd() *cobra.Command {
 			if err != nil {
 				return monitorError(id, "status", err)
 			}
-			var st workflows.MonitorStatus
-			if err := v.Get(&st); err != nil {
+			var st monitorState
+			if err := v.Get(&st.MonitorStatus); err != nil {
 				return fmt.Errorf("monitor status of %s: %w", id, err)
+			}
+			// A query answers a closed monitor too, from its last state: say that it stopped.
+			st.Running = true
+			if desc, err := c.DescribeWorkflowExecution(cmd.Context(), id, ""); err == nil {
+				info := desc.GetWorkflowExecutionInfo()
+				if info.GetStatus() != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
+					st.Running, st.Ended = false, strings.ToLower(strings.TrimPrefix(info.GetStatus().String(), "WORKFLOW_EXECUTION_STATUS_"))
+					if ct := info.GetCloseTime(); ct != nil {
+						st.EndedAt = ct.AsTime()
+					}
+				}
 			}
 			if output == "json" {
 				return json.NewEncoder(os.Stdout).Encode(st)
@@ -211,9 +223,29 @@ func monitorStatusCmd() *cobra.Command {
 	return cmd
 }
 
-func printMonitorStatus(w io.Writer, st workflows.MonitorStatus) {
-	fmt.Fprintf(w, "issuer %s, every %s, %d judgements, last %s", st.Issuer, st.Interval, st.Judgements, st.LastJudged.UTC().Format(time.RFC3339))
-	if st.Stopping {
+// monitorState is a monitor's status as it answered, and whether it still runs.
+type monitorState struct {
+	workflows.MonitorStatus
+	Running bool      `json:"running"`
+	Ended   string    `json:"ended,omitempty"` // completed, terminated, …
+	EndedAt time.Time `json:"endedAt,omitzero"`
+}
+
+func printMonitorStatus(w io.Writer, st monitorState) {
+	fmt.Fprintf(w, "issuer %s, every %s, %d judgements", st.Issuer, st.Interval, st.Judgements)
+	if st.LastJudged.IsZero() {
+		fmt.Fprint(w, ", not judged yet")
+	} else {
+		fmt.Fprintf(w, ", last %s", st.LastJudged.UTC().Format(time.RFC3339))
+	}
+	switch {
+	case !st.Running:
+		fmt.Fprintf(w, " (stopped: %s", st.Ended)
+		if !st.EndedAt.IsZero() {
+			fmt.Fprintf(w, " at %s", st.EndedAt.UTC().Format(time.RFC3339))
+		}
+		fmt.Fprint(w, "; its last state follows)")
+	case st.Stopping:
 		fmt.Fprint(w, " (stopping)")
 	}
 	fmt.Fprintln(w)

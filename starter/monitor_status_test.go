@@ -25,7 +25,7 @@ func TestPrintMonitorStatus_EachSignalsIncidentSaysWhatWasSeen(t *testing.T) {
 			Releases: []workflows.ReleaseRejections{{Release: "run-b", Count: 480}}}),
 	}}
 	var b bytes.Buffer
-	printMonitorStatus(&b, st)
+	printMonitorStatus(&b, monitorState{MonitorStatus: st, Running: true})
 	out := b.String()
 	lines := map[string]string{}
 	for _, l := range strings.Split(out, "\n") {
@@ -50,5 +50,22 @@ func TestPrintMonitorStatus_EachSignalsIncidentSaysWhatWasSeen(t *testing.T) {
 	}
 	if strings.Contains(lines[workflows.SignalVerifierStale], "baseline") {
 		t.Errorf("verifier_stale learns no baseline: %q", lines[workflows.SignalVerifierStale])
+	}
+}
+
+// A monitor not judged yet says so, not a zero time; a stopped one says it stopped, and when,
+// not "stopping".
+func TestPrintMonitorStatus_NotJudgedYetAndStoppedSaySo(t *testing.T) {
+	var b bytes.Buffer
+	printMonitorStatus(&b, monitorState{MonitorStatus: workflows.MonitorStatus{Issuer: "https://i.example.com", Interval: time.Minute}, Running: true})
+	if out := b.String(); !strings.Contains(out, "not judged yet") || strings.Contains(out, "0001") {
+		t.Errorf("before the first judgement:\n%s", out)
+	}
+	b.Reset()
+	at := time.Date(2026, 12, 2, 5, 0, 0, 0, time.UTC)
+	printMonitorStatus(&b, monitorState{MonitorStatus: workflows.MonitorStatus{Issuer: "https://i.example.com", Interval: time.Minute, LastJudged: at, Stopping: true},
+		Ended: "completed", EndedAt: at.Add(time.Second)})
+	if out := b.String(); !strings.Contains(out, "(stopped: completed at 2026-12-02T05:00:01Z") || strings.Contains(out, "stopping") {
+		t.Errorf("after the stop:\n%s", out)
 	}
 }

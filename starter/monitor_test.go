@@ -116,6 +116,9 @@ func TestStarter_MonitorStartIsIdempotent_StatusAndAuditShowTheAction_StopEndsIt
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+	if code, out, stderr := c.run(t, "monitor", "status", r.Key); code != 0 || !strings.Contains(out, "(stopped: completed at ") || strings.Contains(out, "stopping") {
+		t.Fatalf("status after the stop: exit %d\n%s\n%s", code, out, stderr)
+	}
 	if code, out, _ := c.run(t, "monitor", "audit", r.Key); code != 0 || !strings.Contains(out, "monitor-stop") || !strings.Contains(out, "test over") {
 		t.Fatalf("audit after the stop: exit %d\n%s", code, out)
 	} else {
