@@ -94,7 +94,7 @@ func monitorStartCmd() *cobra.Command {
 			defer c.Close()
 			id := workflows.MonitorID(key)
 			run, err := startExclusive(cmd.Context(), c, id, "monitor", func(runID string) error {
-				fmt.Printf("%s already runs (run %s): not started again\n", id, runID)
+				fmt.Printf("%s already runs (run %s): not started again, its spec unchanged (these flags are not applied: stop it first to change it)\n", id, runID)
 				return nil
 			}, workflows.TokenMonitor, in)
 			if err != nil || run == nil {
