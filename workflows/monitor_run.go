@@ -30,6 +30,11 @@ const changeJudgingRules = "monitor-judging-rules"
 // before lets the first signals to find something fill it, until it continues as new.
 const changeIncidentRoom = "monitor-incident-room"
 
+// changeIdleBaselines: a signal's baselines full, a client's that learned only quiet intervals
+// over its whole window gives its place to a client without one; runs started before kept the
+// first clients' baselines for good, and judged every later client by the threshold alone.
+const changeIdleBaselines = "monitor-idle-baselines"
+
 // incidentsReserved is the room in the incident table each signal keyed by subject or client is
 // sure of, whatever the others find; a signal about the issuer as a whole needs one.
 const incidentsReserved = 10
@@ -41,7 +46,9 @@ type monitor struct {
 	// youngLearnsAll: a baseline younger than MinBaselineIntervals learns breaches too.
 	youngLearnsAll bool
 	// reservesRoom: a signal opens no incident in the room the others keep (changeIncidentRoom).
-	reservesRoom  bool
+	reservesRoom bool
+	// freesIdle: an idle baseline gives its place to a key without one (changeIdleBaselines).
+	freesIdle     bool
 	signals       []monitorSignal
 	status        []SignalStatus
 	stopping      bool
@@ -68,6 +75,7 @@ func newMonitor(ctx workflow.Context, in MonitorSpec) *monitor {
 	}
 	if in.IssuanceRate.On {
 		m.signals = append(m.signals, issuanceRate{issuer: in.Issuer, policy: in.IssuanceRate, keys: in.APIKeys})
+		m.freesIdle = workflow.GetVersion(ctx, changeIdleBaselines, workflow.DefaultVersion, 1) == 1
 	}
 	unknownKID, badSignature, stale := in.providerSignalsOn()
 	if in.IssuanceRate.On || unknownKID || badSignature || stale {
@@ -197,7 +205,7 @@ func (m *monitor) breaches(s monitorSignal, st *SignalStatus, f *finding) bool {
 	if !ok {
 		return f.value >= s.threshold()
 	}
-	hist := m.baseline(s.name(), f.key, b.baselineKeys())
+	hist := m.baseline(s.name(), f.key, b.baselineKeys(), b.baselineWindow())
 	if hist == nil {
 		return b.breaches(f.value, nil)
 	}
@@ -238,19 +246,27 @@ func learn(hist *Baseline, v float64, window int) {
 }
 
 // baseline is the signal's learned values for a key, added to the carry on first use while the
-// signal has room; nil beyond it.
-func (m *monitor) baseline(signal, key string, room int) *Baseline {
-	n := 0
+// signal has room, or in the place of an idle one (a whole window of quiet intervals: a client
+// that stopped issuing); nil beyond it.
+func (m *monitor) baseline(signal, key string, room, window int) *Baseline {
+	n, idle := 0, -1
 	for i := range m.carry.Baselines {
 		if b := &m.carry.Baselines[i]; b.Signal == signal {
 			if b.Key == key {
 				return b
 			}
 			n++
+			if idle < 0 && len(b.Values) >= window && !slices.ContainsFunc(b.Values, func(v float64) bool { return v != 0 }) {
+				idle = i
+			}
 		}
 	}
 	if n >= room {
-		return nil
+		if !m.freesIdle || idle < 0 {
+			return nil
+		}
+		m.carry.Baselines[idle] = Baseline{Signal: signal, Key: key}
+		return &m.carry.Baselines[idle]
 	}
 	m.carry.Baselines = append(m.carry.Baselines, Baseline{Signal: signal, Key: key})
 	return &m.carry.Baselines[len(m.carry.Baselines)-1]

@@ -679,6 +679,60 @@ func TestTokenMonitor_IssuanceRate_ManyClientsKeepTheCarryBounded(t *testing.T) 
 	}
 }
 
+// The issuance baselines full, a client that learned only quiet intervals over its whole window
+// (it stopped issuing) gives its place to a client without one; clients that issue keep theirs.
+func TestTokenMonitor_IssuanceRate_AnIdleClientsBaselineGoesToANewClient(t *testing.T) {
+	for _, c := range []struct {
+		name        string
+		othersIssue bool // one token each interval
+		moved       bool
+	}{
+		{"idle for a whole window", false, true},
+		{"issuing", true, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			f := &monitorFakes{issued: func(activities.IssuedInput) activities.IssuedReport {
+				rep := activities.IssuedReport{Clients: []activities.ClientIssued{{Client: "late", Count: 2}}}
+				for i := range workflows.MaxIssuanceClients {
+					if c.othersIssue {
+						rep.Clients = append(rep.Clients, activities.ClientIssued{Client: fmt.Sprintf("c-%02d", i), Count: 1})
+					}
+				}
+				return rep
+			}}
+			in := monitorSpec()
+			in.RevokedUses.Off, in.ExpiringRenewal.Off, in.ExpiredUses.Off = true, true, true
+			in.IssuanceRate = workflows.IssuancePolicy{On: true, Threshold: 3, Baseline: 5}
+			in.Carry = &workflows.MonitorCarry{}
+			for i := range workflows.MaxIssuanceClients {
+				in.Carry.Baselines = append(in.Carry.Baselines, workflows.Baseline{Signal: workflows.SignalIssuanceRate, Key: fmt.Sprintf("c-%02d", i), Values: []float64{1, 1, 1, 1, 1}})
+			}
+			env := f.env()
+			env.SetStartTime(monitorStart)
+			env.ExecuteWorkflow(workflows.TokenMonitor, in)
+			var can *workflow.ContinueAsNewError
+			if err := env.GetWorkflowError(); !errors.As(err, &can) {
+				t.Fatalf("want a continue-as-new, got %v", err)
+			}
+			var next workflows.MonitorSpec
+			if err := converter.GetDefaultDataConverter().FromPayloads(can.Input, &next); err != nil {
+				t.Fatal(err)
+			}
+			keys := map[string][]float64{}
+			for _, b := range next.Carry.Baselines {
+				keys[b.Key] = b.Values
+			}
+			late, learned := keys["late"]
+			if len(keys) != workflows.MaxIssuanceClients || learned != c.moved || (c.moved && !slices.Equal(late, []float64{2, 2, 2, 2, 2})) {
+				t.Fatalf("%d baselines, late's %v (%t); want late's learned: %t", len(keys), late, learned, c.moved)
+			}
+			if _, kept := keys["c-00"]; kept == c.moved {
+				t.Fatalf("c-00's baseline kept: %t, want %t", kept, !c.moved)
+			}
+		})
+	}
+}
+
 // A revoked token of alice, presented by the billing client: billing's API key is disabled once,
 // the other clients' keys are left alone, and the notification says which key; a client with no
 // known key is told apart.
