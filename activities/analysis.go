@@ -21,6 +21,8 @@ type AnalysisInput struct {
 	// deployment's ("unknown" when the stage carried none before the release).
 	Release       string
 	StableRelease string
+	// IssuerURL is the release's token issuer, the authorizer's Issuer label.
+	IssuerURL string `json:",omitempty"`
 	// Side is the traffic judged: the canary's (default), or the whole stage's for the watch
 	// after promotion, whose maxDelta and maxRatio compare against Baseline (one measurement per
 	// metric, the stage's before the release) instead of a stable side.
@@ -39,6 +41,7 @@ func (a *Health) MeasureBaseline(ctx context.Context, in AnalysisInput) ([]analy
 			return nil, temporal.NewNonRetryableApplicationError("no "+m.Provider+" provider on this worker", ErrTypeInvalid, nil)
 		}
 		q := analysis.QueryFor(m, analysis.SideStage, in.StableRelease, in.Target.APIID, in.Target.Stage)
+		q.Issuer = in.IssuerURL
 		meas, err := p.Measure(ctx, q)
 		if err != nil {
 			out[i] = errorObservation(err)
@@ -131,6 +134,7 @@ func (j *judging) observe(ctx context.Context, i int, m spec.Metric) analysis.Ob
 	}
 	at := time.Now()
 	q := analysis.QueryFor(m, side, j.in.Release, j.target.APIID, j.target.Stage)
+	q.Issuer = j.in.IssuerURL
 	q.At = at
 	var o analysis.Observation
 	var err error
@@ -145,6 +149,7 @@ func (j *judging) observe(ctx context.Context, i int, m spec.Metric) analysis.Ob
 		}
 	default:
 		q = analysis.QueryFor(m, analysis.SideStable, j.in.StableRelease, j.target.APIID, j.target.Stage)
+		q.Issuer = j.in.IssuerURL
 		q.At = at
 		if o.Stable, err = p.Measure(ctx, q); err != nil {
 			return errorObservation(err)
@@ -208,5 +213,17 @@ func (a *Health) IssuerEvents(ctx context.Context, in IssuerEventsInput) (analys
 	if !ok {
 		return analysis.EventCounts{}, temporal.NewNonRetryableApplicationError("the "+in.Provider+" provider cannot count token events", ErrTypeInvalid, nil)
 	}
-	return counter.CountEvents(ctx, analysis.EventQuery{Issuer: in.IssuerURL, Window: in.Now.Sub(in.Since), At: in.Now})
+	q := analysis.EventQuery{Issuer: in.IssuerURL, Window: in.Now.Sub(in.Since), At: in.Now}
+	if a.Releases != nil {
+		// The releases' labels, so that a provider that lists its metrics also names those of a
+		// release promoted minutes ago (its first rejections are the ones a forgery makes).
+		latest, err := a.Releases.LatestOfIssuer(ctx, IssuerStagesInput{IssuerURL: in.IssuerURL})
+		if err != nil {
+			return analysis.EventCounts{}, err
+		}
+		for _, r := range latest.Releases {
+			q.Releases = append(q.Releases, r.Label)
+		}
+	}
+	return counter.CountEvents(ctx, q)
 }

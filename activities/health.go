@@ -32,6 +32,9 @@ type Health struct {
 	CanaryHeader string
 	// Providers measure the analysis metrics a bake judges.
 	Providers analysis.Providers
+	// Releases is the release history, whose latest releases of an issuer a count of its token
+	// events names; nil names none.
+	Releases *Releases
 }
 
 // ProbeInput says how to probe a stage.

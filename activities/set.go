@@ -60,13 +60,14 @@ func NewSet(c Clients) *Set {
 	reg := c.Registry
 	reg.DB, reg.Metrics = c.DynamoDB, c.Metrics
 	delivery := &registry.Delivery{Client: c.Vault, Mount: c.KVMount}
+	history := &Releases{History: &releases.History{DB: c.DynamoDB, Table: c.ReleasesTable}}
 	return &Set{
 		Gateway:  &Gateway{Gateways: gateway.NewSet(c.APIGateway, c.HTTPAPIs), APIKeys: &gateway.REST{API: c.APIGateway}},
 		Keys:     &Keys{Transit: transit, Labels: &keys.LabelStore{Client: c.Vault, Mount: c.KVMount}},
 		Tokens:   &Tokens{Transit: transit, S3: c.S3, Registry: &reg, Delivery: delivery, HTTP: c.HTTP, MaxLifetime: c.MaxTokenLifetime},
-		Health:   &Health{Transit: transit, Registry: &reg, Delivery: delivery, HTTP: c.HTTP, InvokeURL: c.InvokeURL, CanaryHeader: c.CanaryHeader, Providers: c.Providers},
+		Health:   &Health{Transit: transit, Registry: &reg, Delivery: delivery, HTTP: c.HTTP, InvokeURL: c.InvokeURL, CanaryHeader: c.CanaryHeader, Providers: c.Providers, Releases: history},
 		Notify:   &Notify{HTTP: c.HTTP, Webhooks: c.Webhooks},
-		Releases: &Releases{History: &releases.History{DB: c.DynamoDB, Table: c.ReleasesTable}},
+		Releases: history,
 	}
 }
 

@@ -134,7 +134,15 @@ func Start(ctx context.Context, opts Options) (*Bed, error) {
 	run("dynamodb", func() (err error) { b.DynamoDB, err = startDynamoDB(ctx, opts.LogDir, teeBuild); return err })
 	run("s3", func() (err error) { b.S3, err = startS3(); return err })
 	run("apigateway", func() (err error) { b.Gateway, err = gatewayemu.Start(opts.Gateway); return err })
-	run("cloudwatch", func() (err error) { b.CloudWatch, err = cloudwatchemu.Start(); return err })
+	run("cloudwatch", func() (err error) {
+		b.CloudWatch, err = cloudwatchemu.Start()
+		if err == nil {
+			// As AWS may: a new metric is listed 15 minutes after its first value (GetMetricData
+			// reads it at once), so that nothing on the bed counts on listing a new release's.
+			b.CloudWatch.SetListDelay(cloudWatchListDelay)
+		}
+		return err
+	})
 	wg.Wait()
 	if len(errs) > 0 {
 		b.Close()

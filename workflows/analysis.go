@@ -57,7 +57,7 @@ func (d *deployment) analysisInput() *activities.AnalysisInput {
 	if d.spec.Analysis == nil {
 		return nil
 	}
-	return &activities.AnalysisInput{Metrics: d.spec.Analysis.Metrics, Release: d.status.Release, StableRelease: d.stableRelease()}
+	return &activities.AnalysisInput{Metrics: d.spec.Analysis.Metrics, Release: d.status.Release, StableRelease: d.stableRelease(), IssuerURL: d.spec.Auth.Issuer}
 }
 
 // judgeBake acts on a bake's judgements: a failed metric rolls the release back, an inconclusive
@@ -142,7 +142,7 @@ func (d *deployment) measureBaseline(ctx workflow.Context) error {
 		return nil
 	}
 	var obs []analysis.Observation
-	in := activities.AnalysisInput{Metrics: a.Metrics, Target: d.target, StableRelease: d.stableRelease()}
+	in := activities.AnalysisInput{Metrics: a.Metrics, Target: d.target, StableRelease: d.stableRelease(), IssuerURL: d.spec.Auth.Issuer}
 	if err := workflow.ExecuteActivity(short(ctx), health.MeasureBaseline, in).Get(ctx, &obs); err != nil {
 		return err
 	}
@@ -181,7 +181,7 @@ func (d *deployment) watch(ctx workflow.Context) error {
 		Probe:    activities.ProbeInput{Target: d.target, Issuer: d.issuer, Versions: []int{d.version}},
 		Duration: a.Watch.D(), Interval: c.ProbeInterval.D(),
 		MaxRejectionRatio: c.MaxRejectionRatio, Max5xxRatio: c.Max5xxRatio, MinProbes: c.MinProbes,
-		Analysis: &activities.AnalysisInput{Metrics: a.Metrics, Release: d.status.Release, Side: analysis.SideStage, Baseline: d.baseline},
+		Analysis: &activities.AnalysisInput{Metrics: a.Metrics, Release: d.status.Release, Side: analysis.SideStage, Baseline: d.baseline, IssuerURL: d.spec.Auth.Issuer},
 	}).Get(ctx, &res); err != nil {
 		return err
 	}

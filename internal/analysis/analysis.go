@@ -35,11 +35,14 @@ type Query struct {
 	// ExpectedReasons are rejection reasons tokenRejections does not count.
 	ExpectedReasons []string
 	Release         string // the authorizer's release label of the measured side
-	Stage           string
-	APIID           string
-	Side            Side
-	Window          time.Duration
-	At              time.Time // the evaluation time; zero is now
+	// Issuer is the release's token issuer, as the authorizer labels its metrics: with it, a
+	// provider that lists its metrics also names the release's, which a new release's are.
+	Issuer string
+	Stage  string
+	APIID  string
+	Side   Side
+	Window time.Duration
+	At     time.Time // the evaluation time; zero is now
 }
 
 // QueryFor is the query of metric m for one side of a release.

@@ -178,7 +178,8 @@ func (c *CloudWatch) latencyP99(ctx context.Context, q Query, w window) (Measure
 
 // verifications measures the share of the release's Rollgate/Verifications that bad counts.
 // The authorizer publishes them by Issuer, Release, Outcome and Reason; the provider lists the
-// release's metrics and reads each, so that every issuer and reason counts without a SEARCH.
+// release's metrics, names those of the query's issuer (a new release's are listed up to 15
+// minutes late), and reads each, so that every issuer and reason counts without a SEARCH.
 func (c *CloudWatch) verifications(ctx context.Context, q Query, w window, bad func(outcome, reason string) bool) (Measurement, error) {
 	var filter []types.DimensionFilter
 	if q.Release != "" {
@@ -187,6 +188,9 @@ func (c *CloudWatch) verifications(ctx context.Context, q Query, w window, bad f
 	metrics, err := c.list(ctx, "Verifications", filter)
 	if err != nil {
 		return Measurement{}, err
+	}
+	if q.Issuer != "" && q.Release != "" {
+		metrics = withNamed(metrics, verificationMetrics(q.Issuer, []string{q.Release}))
 	}
 	sums, _, err := c.sums(ctx, metrics, w)
 	if err != nil {

@@ -30,6 +30,10 @@ type EventQuery struct {
 	Issuer string // the issuer URL, as the authorizer labels its metrics
 	Window time.Duration
 	At     time.Time
+	// Releases are the labels of the issuer's releases a provider that must list its metrics
+	// names beside those it lists (CloudWatch lists a new metric up to 15 minutes late), at most
+	// MaxNamedReleases; Prometheus reads every series without them.
+	Releases []string
 }
 
 // MaxEventGroups bounds the (reason, release) groups a count returns: the largest are kept.
@@ -150,9 +154,10 @@ func finite(v float64) float64 {
 	return v
 }
 
-// CountEvents lists the issuer's Rollgate/Verifications and Rollgate/DenyListStale metrics and
-// reads the Sum of each over the window (CloudWatch counts by the minute: the window starts at
-// the minute that holds its start).
+// CountEvents lists the issuer's Rollgate/Verifications and Rollgate/DenyListStale metrics, names
+// those of the given releases and of traffic without one (listed late, or not yet), and reads the
+// Sum of each over the window (CloudWatch counts by the minute: the window starts at the minute
+// that holds its start).
 func (c *CloudWatch) CountEvents(ctx context.Context, q EventQuery) (EventCounts, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
@@ -167,6 +172,8 @@ func (c *CloudWatch) CountEvents(ctx context.Context, q EventQuery) (EventCounts
 	if err != nil {
 		return EventCounts{}, fmt.Errorf("token events: cloudwatch: %w", err)
 	}
+	verifications = withNamed(verifications, verificationMetrics(q.Issuer, releasesToName(q.Releases...)))
+	stale = withNamed(stale, staleMetrics(q.Issuer))
 	sums, calls, err := c.sums(ctx, append(slices.Clip(verifications), stale...), w)
 	if err != nil {
 		return EventCounts{}, fmt.Errorf("token events: cloudwatch: %w", err)

@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/rollgate/rollgate/internal/analysis"
+	"github.com/rollgate/rollgate/internal/spec"
 	"github.com/rollgate/rollgate/testsuite"
 	"github.com/rollgate/rollgate/testsuite/cloudwatchemu"
 )
@@ -123,5 +124,49 @@ func TestCloudWatch_CountEvents_AReasonsTotalSurvivesTheGroupBound(t *testing.T)
 	}
 	if got := c.Rejections("expired"); got != 1000 {
 		t.Fatalf("expired rejections %g, want 1000", got)
+	}
+}
+
+// CloudWatch lists a new metric up to 15 minutes late: a release promoted minutes ago, whose
+// first rejections are new metrics, still counts from its first minute because the count names
+// the given releases' metrics (and those of traffic without a release) beside those it lists;
+// a release neither listed yet nor given is what the delay hides.
+func TestCloudWatch_CountEvents_NamesTheReleasesListMetricsDoesNotListYet(t *testing.T) {
+	b := newCloudWatchBed(t, "orders")
+	b.verifications("https://a", "run-old", "none", 10) // listed: published before the delay
+	b.cw.SetListDelay(15 * time.Minute)
+	b.verifications("https://a", "run-new", "unknown_kid", 30)
+	b.verifications("https://a", "unknown", "unknown_kid", 4)
+	b.verifications("https://a", "run-hidden", "unknown_kid", 7)
+	b.cw.Put(cloudwatchemu.Datum{Namespace: "Rollgate", MetricName: "DenyListStale", Time: b.at.Add(-time.Second), Value: 2, Unit: "Count",
+		DimensionSets: [][]cloudwatchemu.Dimension{{{Name: "Issuer", Value: "https://a"}, {Name: "Mode", Value: "open"}}}})
+	c, err := b.provider.CountEvents(context.Background(), analysis.EventQuery{Issuer: "https://a", Window: time.Minute, At: b.at, Releases: []string{"run-new", "run-old"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Verifications != 44 || c.Rejections("unknown_kid") != 34 || c.Stale != 2 {
+		t.Fatalf("counts %+v: want 44 verifications (run-hidden's 7 not yet listed), 34 unknown_kid, 2 stale", c)
+	}
+	if len(c.Rejected) != 2 || c.Rejected[0] != (analysis.RejectionCount{Reason: "unknown_kid", Release: "run-new", Count: 30}) {
+		t.Fatalf("groups %+v, want run-new's 30 first", c.Rejected)
+	}
+}
+
+// The release analysis reads a canary's token rejections from its first minute too: its release
+// label is new, and the query names the release's metrics under its issuer.
+func TestCloudWatch_TokenRejections_ANewReleaseCountsBeforeItIsListed(t *testing.T) {
+	b := newCloudWatchBed(t, "orders")
+	b.cw.SetListDelay(15 * time.Minute)
+	b.verifications("https://a", "run-canary", "none", 90)
+	b.verifications("https://a", "run-canary", "bad_audience", 10)
+	q := analysis.QueryFor(spec.Metric{Name: "rejections", Template: spec.TemplateTokenRejections, Window: spec.Duration(time.Minute)}, analysis.SideCanary, "run-canary", b.apiID, "prod")
+	q.At = b.at
+	if m, err := b.provider.Measure(context.Background(), q); err != nil || m.HasData {
+		t.Fatalf("without the issuer: %+v, %v; want no data while ListMetrics lists nothing (the delay this test sets)", m, err)
+	}
+	q.Issuer = "https://a"
+	m, err := b.provider.Measure(context.Background(), q)
+	if err != nil || !m.HasData || m.Value != 0.1 || m.Samples != 100 {
+		t.Fatalf("with the issuer: %+v, %v; want 10 of 100 rejected", m, err)
 	}
 }

@@ -290,6 +290,39 @@ func TestListMetrics_FiltersByNamespaceNameAndDimensions(t *testing.T) {
 	}
 }
 
+// With the delay AWS documents for a new metric ("allow up to 15 minutes"), ListMetrics lists it
+// only once the delay has passed since its first value, while GetMetricData reads it at once,
+// its dimensions named in any order.
+func TestListMetrics_ANewMetricIsListedAfterTheDelayButReadAtOnce(t *testing.T) {
+	s, c := start(t)
+	now := time.Now()
+	s.Now = func() time.Time { return now }
+	b := base()
+	put(s, b, "Verifications", 1, dims("Release", "old"))
+	s.SetListDelay(15 * time.Minute)
+	put(s, b, "Verifications", 2, dims("Release", "new", "Reason", "none"))
+	listed := func() int {
+		t.Helper()
+		out, err := c.ListMetrics(context.Background(), &cloudwatch.ListMetricsInput{Namespace: aws.String("Test")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(out.Metrics)
+	}
+	if n := listed(); n != 1 {
+		t.Fatalf("%d metrics listed right after the new one's first value, want the old one only", n)
+	}
+	out, err := c.GetMetricData(context.Background(), &cloudwatch.GetMetricDataInput{StartTime: aws.Time(b), EndTime: aws.Time(b.Add(time.Minute)),
+		MetricDataQueries: []types.MetricDataQuery{stat("n", "Verifications", "Sum", 60, "Reason", "none", "Release", "new")}})
+	if err != nil || len(out.MetricDataResults) != 1 || !slices.Equal(out.MetricDataResults[0].Values, []float64{2}) {
+		t.Fatalf("GetMetricData of the new metric: %+v, %v; want 2 at once", out, err)
+	}
+	now = now.Add(15 * time.Minute)
+	if n := listed(); n != 2 {
+		t.Fatalf("%d metrics listed after the delay, want 2", n)
+	}
+}
+
 func TestEMFWriter_PublishesEveryDimensionSet_IgnoresLogLines(t *testing.T) {
 	s := NewStore()
 	w := s.EMFWriter()

@@ -10,7 +10,9 @@ import (
 // ListMetrics as the API reference documents it (500 metrics a page, a dimension filter without
 // a value matches any value; RecentlyActive PT3H keeps metrics with a value in the last 3 hours):
 // https://docs.aws.amazon.com/AmazonCloudWatch/latest/APIReference/API_ListMetrics.html
-// Every metric the store holds is recent (DefaultRetention), so both answer the same.
+// Every metric the store holds is recent (DefaultRetention), so both answer the same. A new
+// metric is listed at once, or after the delay a test sets (SetListDelay; "allow up to 15
+// minutes for the metric to appear", the reference says).
 const listMetricsPage = 500
 
 func (s *Server) listMetrics(in cbor.Map) (cbor.Map, error) {
@@ -50,7 +52,7 @@ func (s *Server) listMetrics(in cbor.Map) (cbor.Map, error) {
 		}
 	}
 	all := s.metrics(since, func(m metric) bool {
-		return (ns == "" || m.Namespace == ns) && (name == "" || m.MetricName == name) && matchesFilters(m.Dimensions, filters)
+		return (ns == "" || m.Namespace == ns) && (name == "" || m.MetricName == name) && matchesFilters(m.Dimensions, filters) && s.listableLocked(m)
 	})
 	if offset > int64(len(all)) {
 		return nil, invalidNextToken()

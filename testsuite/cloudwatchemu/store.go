@@ -38,6 +38,28 @@ type Store struct {
 	Now       func() time.Time
 	Retention time.Duration
 	rejected  int // malformed EMF lines
+	// listDelay is how long ListMetrics waits before it lists a new metric, from its first
+	// value's publication (firstSeen, kept while a delay is set): AWS documents up to 15 minutes,
+	// while GetMetricData reads the metric at once. 0, the bed's default, lists at once.
+	listDelay time.Duration
+	firstSeen map[string]time.Time
+}
+
+// SetListDelay makes ListMetrics list a metric only d after its first value was published, as
+// AWS may (up to 15 minutes); metrics published before the call are listed as they were.
+func (s *Store) SetListDelay(d time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.listDelay = d
+	if s.firstSeen == nil {
+		s.firstSeen = map[string]time.Time{}
+	}
+}
+
+// listableLocked says whether ListMetrics lists m yet; the caller holds s.mu.
+func (s *Store) listableLocked(m metric) bool {
+	first, ok := s.firstSeen[m.key()]
+	return !ok || !s.Now().Before(first.Add(s.listDelay))
 }
 
 func (s *Store) rejectEMF() {
@@ -75,6 +97,13 @@ func (s *Store) Put(data ...Datum) {
 	for _, d := range data {
 		k := seriesKey(d.Namespace, d.MetricName)
 		s.data[k] = append(s.data[k], d)
+		if s.listDelay > 0 {
+			for _, set := range d.DimensionSets {
+				if mk := (metric{d.Namespace, d.MetricName, set}).key(); s.firstSeen[mk].IsZero() {
+					s.firstSeen[mk] = s.Now()
+				}
+			}
+		}
 	}
 	for _, d := range data {
 		s.pruneLocked(seriesKey(d.Namespace, d.MetricName))
@@ -126,7 +155,8 @@ func (s *Store) values(m metric, unit string, from, to time.Time) []point {
 	return out
 }
 
-// metrics are the distinct metrics with a value since `since` that match keep, in a stable order.
+// metrics are the distinct metrics with a value since `since` that match keep, in a stable order;
+// keep runs with s.mu held.
 func (s *Store) metrics(since time.Time, keep func(metric) bool) []metric {
 	s.mu.Lock()
 	seen := map[string]metric{}
