@@ -90,12 +90,12 @@ func (a *Authorizer) check(ctx context.Context, r request) *identity {
 	claims, err := a.verifier.Verify(ctx, token)
 	if err != nil {
 		reason := tokens.ReasonOf(err)
-		a.reject(r, release, string(reason), rejected(err))
+		p := a.reject(r, release, string(reason), rejected(err))
 		switch reason {
 		case tokens.Revoked:
-			a.uses.record(ctx, registry.UseRevoked, peek(token), r.SourceIP)
+			a.uses.record(ctx, registry.UseRevoked, p, r.SourceIP)
 		case tokens.Expired:
-			a.uses.record(ctx, registry.UseExpired, peek(token), r.SourceIP)
+			a.uses.record(ctx, registry.UseExpired, p, r.SourceIP)
 		}
 		return nil
 	}
@@ -119,10 +119,10 @@ func rejected(err error) *tokens.Rejection {
 }
 
 // reject counts a refusal and logs it once, with what the token claims to be (unverified,
-// clipped) and never the token.
+// clipped) and never the token; it returns those claims, read once.
 // The verifier bounds the kid's label (a kid of the key set or unknown); a refusal before
 // verification (no JWKS yet, a stale deny list) counts it as unknown.
-func (a *Authorizer) reject(r request, release, reason string, rej *tokens.Rejection) {
+func (a *Authorizer) reject(r request, release, reason string, rej *tokens.Rejection) peeked {
 	p := peek(r.Token)
 	kid, label := p.KID, labelUnknown
 	if rej != nil {
@@ -136,4 +136,5 @@ func (a *Authorizer) reject(r request, release, reason string, rej *tokens.Rejec
 	a.rec.verified(verification{Release: release, KID: label, Reason: reason})
 	a.logger.Info("token rejected", "reason", reason, "kid", clip(kid), "jti", clip(p.JTI), "sub", clip(p.Sub),
 		"release", release, "source_ip", clip(r.SourceIP))
+	return p
 }
