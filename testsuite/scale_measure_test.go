@@ -2,16 +2,16 @@ package testsuite_test
 
 import (
 	"fmt"
-	"io"
 	"maps"
 	"math"
-	"net/http"
 	"os"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/rollgate/rollgate/workflows"
 )
@@ -164,64 +164,36 @@ func (w taskWaits) String() string {
 
 // scrapeWaits reads a worker program's schedule-to-start histograms from its /metrics.
 func scrapeWaits(b testing.TB, addr string) taskWaits {
-	samples, err := scrapeSamples(addr)
+	families, err := scrapeFamilies(addr)
 	if err != nil {
 		b.Fatal(err)
 	}
+	// Both gateway queues; the SDK's Prometheus sanitizer writes their "-" as "_".
+	gatewayQueue := strings.ReplaceAll(workflows.GatewayTaskQueue(workflows.TaskQueue), "-", "_")
 	var w taskWaits
-	for _, m := range samples {
-		// Both gateway queues; the SDK's Prometheus sanitizer writes their "-" as "_".
-		gateway := strings.Contains(m.labels, `task_queue="`+strings.ReplaceAll(workflows.GatewayTaskQueue(workflows.TaskQueue), "-", "_"))
-		switch m.name {
-		case "temporal_workflow_task_schedule_to_start_latency_seconds_sum":
-			w.workflowSum += m.value
-		case "temporal_workflow_task_schedule_to_start_latency_seconds_count":
-			w.workflowCount += m.value
-		case "temporal_activity_schedule_to_start_latency_seconds_sum":
-			if gateway {
-				w.gatewaySum += m.value
-			} else {
-				w.mainSum += m.value
-			}
-		case "temporal_activity_schedule_to_start_latency_seconds_count":
-			if gateway {
-				w.gatewayCount += m.value
-			} else {
-				w.mainCount += m.value
-			}
+	for _, m := range families["temporal_workflow_task_schedule_to_start_latency_seconds"].GetMetric() {
+		w.workflowSum += m.GetHistogram().GetSampleSum()
+		w.workflowCount += float64(m.GetHistogram().GetSampleCount())
+	}
+	for _, m := range families["temporal_activity_schedule_to_start_latency_seconds"].GetMetric() {
+		sum, count := m.GetHistogram().GetSampleSum(), float64(m.GetHistogram().GetSampleCount())
+		if strings.HasPrefix(label(m, "task_queue"), gatewayQueue) {
+			w.gatewaySum, w.gatewayCount = w.gatewaySum+sum, w.gatewayCount+count
+		} else {
+			w.mainSum, w.mainCount = w.mainSum+sum, w.mainCount+count
 		}
 	}
 	return w
 }
 
-// sample is one labelled line of a Prometheus text exposition.
-type sample struct {
-	name, labels string
-	value        float64
-}
-
-func scrapeSamples(addr string) ([]sample, error) {
-	resp, err := http.Get("http://" + addr + "/metrics")
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return nil, fmt.Errorf("read %s/metrics: %w", addr, err)
-	}
-	var out []sample
-	for line := range strings.Lines(string(body)) {
-		name, rest, ok := strings.Cut(line, "{")
-		if !ok {
-			continue
-		}
-		labels, value, _ := strings.Cut(rest, "} ")
-		if v, err := strconv.ParseFloat(strings.TrimSpace(value), 64); err == nil {
-			out = append(out, sample{name, labels, v})
+// label is the value of a sample's label, or "".
+func label(m *dto.Metric, name string) string {
+	for _, l := range m.GetLabel() {
+		if l.GetName() == name {
+			return l.GetValue()
 		}
 	}
-	return out, nil
+	return ""
 }
 
 // slotWatch samples the workers' free task slots on the workflow's queue every second until
@@ -235,23 +207,22 @@ type slotWatch struct {
 
 func watchSlots(addrs []string) *slotWatch {
 	w := &slotWatch{stop: make(chan struct{}), done: make(chan struct{}), activity: math.Inf(1), workflow: math.Inf(1)}
-	main := `task_queue="` + workflows.TaskQueue + `"`
 	go func() {
 		defer close(w.done)
 		tick := time.NewTicker(time.Second)
 		defer tick.Stop()
 		for {
 			for _, addr := range addrs {
-				samples, _ := scrapeSamples(addr) // a missed sample only narrows the watch
-				for _, m := range samples {
-					if m.name != "temporal_worker_task_slots_available" || !strings.Contains(m.labels, main) {
+				families, _ := scrapeFamilies(addr) // a missed sample only narrows the watch
+				for _, m := range families["temporal_worker_task_slots_available"].GetMetric() {
+					if label(m, "task_queue") != workflows.TaskQueue {
 						continue
 					}
-					switch {
-					case strings.Contains(m.labels, `worker_type="ActivityWorker"`):
-						w.activity = min(w.activity, m.value)
-					case strings.Contains(m.labels, `worker_type="WorkflowWorker"`):
-						w.workflow = min(w.workflow, m.value)
+					switch label(m, "worker_type") {
+					case "ActivityWorker":
+						w.activity = min(w.activity, m.GetGauge().GetValue())
+					case "WorkflowWorker":
+						w.workflow = min(w.workflow, m.GetGauge().GetValue())
 					}
 				}
 			}

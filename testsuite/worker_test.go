@@ -128,15 +128,24 @@ func TestWorker_MetricsAndJSONLogs(t *testing.T) {
 
 func scrape(t *testing.T, addr string) map[string]*dto.MetricFamily {
 	t.Helper()
-	resp, err := http.Get("http://" + addr + "/metrics")
+	families, err := scrapeFamilies(addr)
 	if err != nil {
 		t.Fatal(err)
+	}
+	return families
+}
+
+// scrapeFamilies reads a Prometheus text exposition from addr's /metrics.
+func scrapeFamilies(addr string) (map[string]*dto.MetricFamily, error) {
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		return nil, err
 	}
 	defer resp.Body.Close()
 	parser := expfmt.NewTextParser(model.UTF8Validation)
 	families, err := parser.TextToMetricFamilies(resp.Body)
 	if err != nil {
-		t.Fatal(fmt.Errorf("parse /metrics: %w", err))
+		return nil, fmt.Errorf("parse %s/metrics: %w", addr, err)
 	}
-	return families
+	return families, nil
 }
