@@ -5,21 +5,23 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/rollgate/rollgate/internal/tokens"
 )
 
 // Label values that stand for many: metrics never get one series per value a client chose.
 const (
-	labelUnknown = "unknown" // a kid not in the key set; a release nobody named
-	labelInvalid = "invalid" // a release value that is not a release id
-	labelOther   = "other"   // a valid release beyond the maxReleases live ones
-	reasonNone   = "none"    // the reason label of an accepted token
+	labelUnknown = "unknown"               // a kid not in the key set; a release nobody named
+	labelInvalid = "invalid"               // a release value that is not a release id
+	labelOther   = "other"                 // a valid release beyond the maxReleases live ones
+	reasonNone   = string(tokens.Accepted) // the reason label of an accepted token
 )
 
 // Reasons the authorizer adds to those of internal/tokens.
 const (
-	reasonJWKSUnavailable = "jwks_unavailable"
-	reasonDenyListStale   = "denylist_stale"
-	reasonBadEvent        = "bad_event"
+	reasonJWKSUnavailable = string(tokens.JWKSUnavailable)
+	reasonDenyListStale   = string(tokens.DenyListStale)
+	reasonBadEvent        = string(tokens.BadEvent)
 )
 
 // releaseID is what a release id looks like: rollgate's deployment ids and semver-like names.

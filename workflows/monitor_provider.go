@@ -13,6 +13,7 @@ import (
 	"github.com/rollgate/rollgate/activities"
 	"github.com/rollgate/rollgate/internal/analysis"
 	"github.com/rollgate/rollgate/internal/spec"
+	"github.com/rollgate/rollgate/internal/tokens"
 )
 
 // The signals the monitor reads from a metric provider: what the issuer's authorizers at the
@@ -23,9 +24,9 @@ import (
 const (
 	// SignalUnknownKID: tokens whose kid is in no published key set (forgery, or a key set that
 	// did not reach a verifier).
-	SignalUnknownKID = "unknown_kid"
+	SignalUnknownKID = string(tokens.UnknownKID)
 	// SignalBadSignature: tokens of a known kid whose signature does not verify.
-	SignalBadSignature = "bad_signature"
+	SignalBadSignature = string(tokens.BadSignature)
 	// SignalVerifierStale: decisions taken while an authorizer's deny list was too old to trust,
 	// and tokens refused because an authorizer had no key set (its JWKS fetch failing).
 	SignalVerifierStale = "verifier_stale"
@@ -335,7 +336,7 @@ func (s verifierStale) observe(ctx workflow.Context, since, now time.Time) (obse
 
 // reasonJWKSUnavailable is the authorizer's rejection of a token it could not check because it
 // has no key set (the JWKS never fetched).
-const reasonJWKSUnavailable = "jwks_unavailable"
+const reasonJWKSUnavailable = string(tokens.JWKSUnavailable)
 
 func (s verifierStale) act(_ workflow.Context, action string, _ *Incident) (string, error) {
 	return "", fmt.Errorf("%s cannot %s", s.name(), action)

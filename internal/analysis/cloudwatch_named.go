@@ -8,6 +8,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatch/types"
 
 	"github.com/rollgate/rollgate/internal/spec"
+	"github.com/rollgate/rollgate/internal/tokens"
 )
 
 // ListMetrics can take up to 15 minutes to list a metric after its first value, while
@@ -20,7 +21,7 @@ import (
 const (
 	outcomeAccepted = "accepted"
 	outcomeRejected = "rejected"
-	reasonAccepted  = "none" // the reason of an accepted token
+	reasonAccepted  = string(tokens.Accepted)
 )
 
 var (

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/rollgate/rollgate/internal/tokens"
 )
 
 // Analysis judges a release by its real traffic: each metric is measured every interval while
@@ -93,10 +95,13 @@ var Templates = []string{TemplateTokenRejections, TemplateUnknownKID, TemplateGa
 
 // RejectionReasons are the reasons the authorizer labels rejections with (internal/tokens plus
 // the authorizer's own), the values ExpectedReasons may name.
-var RejectionReasons = []string{
-	"expired", "not_yet_valid", "bad_signature", "unknown_kid", "bad_issuer", "bad_audience", "revoked",
-	"malformed", "alg_not_allowed", "jwks_unavailable", "denylist_stale", "bad_event",
-}
+var RejectionReasons = func() []string {
+	out := make([]string, len(tokens.Reasons))
+	for i, r := range tokens.Reasons {
+		out[i] = string(r)
+	}
+	return out
+}()
 
 // Normalize fills the defaults of every metric. It changes nothing CheckAnalysis would refuse.
 func (a *Analysis) Normalize() {

@@ -35,6 +35,21 @@ const (
 	AlgNotAllowed Reason = "alg_not_allowed"
 )
 
+// The reasons an authorizer adds to Verify's: a token it could not check, or a request it could
+// not read.
+const (
+	JWKSUnavailable Reason = "jwks_unavailable" // no key set yet (its JWKS fetch failing)
+	DenyListStale   Reason = "denylist_stale"   // the deny list too old to trust, failing closed
+	BadEvent        Reason = "bad_event"        // an event or request the authorizer cannot read
+)
+
+// Accepted is the reason label of an accepted token's decision: no reason.
+const Accepted Reason = "none"
+
+// Reasons are every reason a rejection is labelled with, Verify's and an authorizer's.
+var Reasons = []Reason{Expired, NotYetValid, BadSignature, UnknownKID, BadIssuer, BadAudience, Revoked, Malformed, AlgNotAllowed,
+	JWKSUnavailable, DenyListStale, BadEvent}
+
 // Rejection is the error Verify returns for a token it refuses.
 type Rejection struct {
 	Reason Reason
