@@ -270,7 +270,9 @@ func printMonitorStatus(w io.Writer, st monitorState) {
 	fmt.Fprintf(w, "open incidents: %d (closed %d, not opened for lack of room %d)\n", len(st.Incidents), st.Closed, st.Overflow)
 	for _, inc := range st.Incidents {
 		fmt.Fprintf(w, "  %s %s since %s, last seen %s", inc.Signal, inc.Key, inc.OpenedAt.UTC().Format(time.RFC3339), inc.LastSeen.UTC().Format(time.RFC3339))
-		fmt.Fprint(w, incidentEvidence(inc))
+		if inc.Summary != "" {
+			fmt.Fprint(w, ": "+inc.Summary)
+		}
 		fmt.Fprintln(w)
 		for _, a := range inc.Actions {
 			state := "pending"
@@ -283,31 +285,6 @@ func printMonitorStatus(w io.Writer, st monitorState) {
 			fmt.Fprintf(w, "    %s (%s): %s\n", a.Action, a.Reason, state)
 		}
 	}
-}
-
-// incidentEvidence is what the monitor saw of an incident, in its signal's terms.
-func incidentEvidence(inc workflows.Incident) string {
-	e := inc.Evidence
-	switch inc.Signal {
-	case workflows.SignalRevokedPresented:
-		return fmt.Sprintf(": %d uses by %s from %s", e.Uses, strings.Join(e.Clients, ","), strings.Join(e.Addresses, ","))
-	case workflows.SignalExpiredPresented:
-		return fmt.Sprintf(": %d uses of expired token %s (subject %s) from %s", e.Uses, e.JTI, e.Subject, strings.Join(e.Addresses, ","))
-	case workflows.SignalExpiringUnrenewed:
-		return fmt.Sprintf(": token %s (%s) expires %s", e.JTI, e.KID, e.ExpiresAt.UTC().Format(time.RFC3339))
-	case workflows.SignalIssuanceRate:
-		return fmt.Sprintf(": %d tokens issued in one interval (baseline %g)", e.Issued, e.Baseline)
-	case workflows.SignalVerifierStale:
-		return fmt.Sprintf(": %g decisions on a stale deny list, %g tokens refused for want of a key set, of %g verifications", e.Stale, e.Rejections, e.Verifications)
-	case workflows.SignalUnknownKID, workflows.SignalBadSignature:
-		var b strings.Builder
-		fmt.Fprintf(&b, ": %g of %g verifications (baseline %g)", e.Rejections, e.Verifications, e.Baseline)
-		for _, r := range e.Releases {
-			fmt.Fprintf(&b, ", release %s %g", r.Release, r.Count)
-		}
-		return b.String()
-	}
-	return ""
 }
 
 // parseAPIKeys reads --api-key CLIENT=KEY_ID values into the spec's sorted list.

@@ -169,6 +169,9 @@ type Incident struct {
 	LastSeen time.Time
 	Evidence Evidence
 	Actions  []ActionRecord
+	// Summary is what the monitor saw, in the signal's terms; the status query fills it, the
+	// carry never holds it.
+	Summary string `json:",omitempty"`
 }
 
 // Evidence is what the monitor saw; never a token.

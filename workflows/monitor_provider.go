@@ -292,17 +292,16 @@ func (l releaseLink) find(inc *Incident, latest []activities.LatestRelease) (act
 	return activities.LatestRelease{}, nil, false
 }
 
-func (s rejections) describe(inc Incident) string {
+func (s rejections) summary(inc Incident) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "rollgate monitor %s: %g %s rejections in one interval at the gateways (of %g verifications; baseline %g)",
-		s.issuer.URL, inc.Evidence.Rejections, s.reason, inc.Evidence.Verifications, inc.Evidence.Baseline)
+	fmt.Fprintf(&b, "%g %s rejections in one interval at the gateways (of %g verifications; baseline %g)",
+		inc.Evidence.Rejections, s.reason, inc.Evidence.Verifications, inc.Evidence.Baseline)
 	for i, r := range inc.Evidence.Releases {
 		if i == 0 {
 			b.WriteString("; by release:")
 		}
 		fmt.Fprintf(&b, " %s %g", r.Release, r.Count)
 	}
-	fmt.Fprintf(&b, " (since %s)", inc.OpenedAt.UTC().Format(time.RFC3339))
 	return b.String()
 }
 
@@ -342,9 +341,9 @@ func (s verifierStale) act(_ workflow.Context, action string, _ *Incident) (stri
 	return "", fmt.Errorf("%s cannot %s", s.name(), action)
 }
 
-func (s verifierStale) describe(inc Incident) string {
-	return fmt.Sprintf("rollgate monitor %s: stale verifiers at the gateways: %g decisions taken on a deny list older than the authorizer's maximum staleness, %g tokens refused for want of a key set (of %g verifications): revocations or keys may not reach them; check the authorizers' access to the registry and the JWKS (since %s)",
-		s.issuer.URL, inc.Evidence.Stale, inc.Evidence.Rejections, inc.Evidence.Verifications, inc.OpenedAt.UTC().Format(time.RFC3339))
+func (s verifierStale) summary(inc Incident) string {
+	return fmt.Sprintf("stale verifiers at the gateways: %g decisions taken on a deny list older than the authorizer's maximum staleness, %g tokens refused for want of a key set (of %g verifications): revocations or keys may not reach them; check the authorizers' access to the registry and the JWKS",
+		inc.Evidence.Stale, inc.Evidence.Rejections, inc.Evidence.Verifications)
 }
 
 // median of the values, which the caller keeps; 0 for none.

@@ -351,7 +351,7 @@ func (m *monitor) actOn(ctx workflow.Context, inc *Incident) {
 		a.At = workflow.Now(ctx)
 		var err error
 		if a.Action == ActionNotify {
-			err = m.notify(ctx, s.describe(*inc)+outcomes(inc.Actions[:i]))
+			err = m.notify(ctx, notification(m.spec.Issuer.URL, s, *inc)+outcomes(inc.Actions[:i]))
 			a.Result = "notified " + m.spec.Webhook
 		} else {
 			a.Result, err = s.act(ctx, a.Action, inc)
@@ -417,8 +417,16 @@ func (m *monitor) signal(name string) monitorSignal {
 
 // view is the status query's answer: copies, so that the caller cannot touch the state.
 func (m *monitor) view() MonitorStatus {
+	incidents := slices.Clone(m.carry.Incidents)
+	for i := range incidents {
+		for _, s := range m.signals {
+			if s.name() == incidents[i].Signal {
+				incidents[i].Summary = s.summary(incidents[i])
+			}
+		}
+	}
 	return MonitorStatus{Issuer: m.spec.Issuer.URL, Interval: m.spec.interval(), LastJudged: m.carry.LastJudged, Judgements: m.carry.Judgements,
-		Signals: slices.Clone(m.status), Incidents: slices.Clone(m.carry.Incidents), Closed: m.carry.Closed, Overflow: m.carry.Overflow, Stopping: m.stopping}
+		Signals: slices.Clone(m.status), Incidents: incidents, Closed: m.carry.Closed, Overflow: m.carry.Overflow, Stopping: m.stopping}
 }
 
 func (m *monitor) report() MonitorReport {

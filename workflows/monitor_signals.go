@@ -27,7 +27,14 @@ type monitorSignal interface {
 	// act takes one action other than notify on an incident and says what it did.
 	act(ctx workflow.Context, action string, inc *Incident) (string, error)
 	// describe is the notification's text for an incident.
-	describe(inc Incident) string
+	// summary says what the monitor saw of an incident, in the signal's terms: the body of its
+	// notification (notification) and of its line in the status.
+	summary(inc Incident) string
+}
+
+// notification is what on-call is told of an incident.
+func notification(issuerURL string, s monitorSignal, inc Incident) string {
+	return fmt.Sprintf("rollgate monitor %s: %s (since %s)", issuerURL, s.summary(inc), inc.OpenedAt.UTC().Format(time.RFC3339))
 }
 
 type observation struct {
@@ -172,9 +179,9 @@ func flushIssuer(ctx workflow.Context, issuerURL string) string {
 	return "; authorizer caches of " + strings.Join(stageNames(res.Flushed), ", ") + " flushed" + problem
 }
 
-func (s revokedPresented) describe(inc Incident) string {
-	return fmt.Sprintf("rollgate monitor %s: revoked tokens of subject %s still presented: %s by clients %s from addresses %s (since %s)",
-		s.issuer.URL, inc.Key, uses(inc.Evidence.Uses), list(inc.Evidence.Clients), list(inc.Evidence.Addresses), inc.OpenedAt.UTC().Format(time.RFC3339))
+func (s revokedPresented) summary(inc Incident) string {
+	return fmt.Sprintf("revoked tokens of subject %s still presented: %s by clients %s from addresses %s",
+		inc.Key, uses(inc.Evidence.Uses), list(inc.Evidence.Clients), list(inc.Evidence.Addresses))
 }
 
 // expiringUnrenewed: a client's token nears expiry and no newer active token of the client exists.
@@ -223,9 +230,9 @@ func (s expiringUnrenewed) act(ctx workflow.Context, action string, inc *Inciden
 	return fmt.Sprintf("reissued client %s a token (jti %s, %s) delivered to Vault KV", inc.Key, issued.JTI, issued.KID), nil
 }
 
-func (s expiringUnrenewed) describe(inc Incident) string {
-	return fmt.Sprintf("rollgate monitor %s: client %s holds token %s (%s) expiring at %s with no newer active token: its renewal is broken",
-		s.issuer.URL, inc.Key, inc.Evidence.JTI, inc.Evidence.KID, inc.Evidence.ExpiresAt.UTC().Format(time.RFC3339))
+func (s expiringUnrenewed) summary(inc Incident) string {
+	return fmt.Sprintf("client %s holds token %s (%s) expiring at %s with no newer active token: its renewal is broken",
+		inc.Key, inc.Evidence.JTI, inc.Evidence.KID, inc.Evidence.ExpiresAt.UTC().Format(time.RFC3339))
 }
 
 // expiredPresented: expired tokens still presented at a gateway, grouped by client.
@@ -277,9 +284,9 @@ func (s expiredPresented) act(ctx workflow.Context, action string, inc *Incident
 	return fmt.Sprintf("reissued client %s a token (jti %s, %s) delivered to Vault KV", inc.Key, got.JTI, got.KID), nil
 }
 
-func (s expiredPresented) describe(inc Incident) string {
-	return fmt.Sprintf("rollgate monitor %s: client %s keeps presenting expired tokens (latest %s): %s from addresses %s (since %s): it does not renew",
-		s.issuer.URL, inc.Key, inc.Evidence.JTI, uses(inc.Evidence.Uses), list(inc.Evidence.Addresses), inc.OpenedAt.UTC().Format(time.RFC3339))
+func (s expiredPresented) summary(inc Incident) string {
+	return fmt.Sprintf("client %s keeps presenting expired tokens (latest %s, subject %s): %s from addresses %s: it does not renew",
+		inc.Key, inc.Evidence.JTI, inc.Evidence.Subject, uses(inc.Evidence.Uses), list(inc.Evidence.Addresses))
 }
 
 // uses says how many uses the authorizers recorded (at most one per token and address every 10 s).
@@ -394,7 +401,6 @@ func disableKeys(ctx workflow.Context, known []ClientAPIKey, clients []string) (
 	return "disabled API keys " + strings.Join(done, ", "), nil
 }
 
-func (s issuanceRate) describe(inc Incident) string {
-	return fmt.Sprintf("rollgate monitor %s: client %s was issued %d tokens in one interval, against a baseline of %g (since %s)",
-		s.issuer.URL, inc.Key, inc.Evidence.Issued, inc.Evidence.Baseline, inc.OpenedAt.UTC().Format(time.RFC3339))
+func (s issuanceRate) summary(inc Incident) string {
+	return fmt.Sprintf("client %s was issued %d tokens in one interval, against a baseline of %g", inc.Key, inc.Evidence.Issued, inc.Evidence.Baseline)
 }

@@ -819,3 +819,41 @@ func TestTokenMonitor_RevocationFlush_SaysWhichStagesWereNotFlushed(t *testing.T
 		t.Fatalf("notifications %q, want the flush of api1/prod and the 3 stages not flushed", f.notes)
 	}
 }
+
+// The status query says what each open incident is about, in its signal's terms (the body of its
+// notification); the carried incidents hold no summary.
+func TestTokenMonitor_StatusQuery_SummarisesEachIncident(t *testing.T) {
+	f := &monitorFakes{uses: func(time.Time, activities.RevokedUsesInput) activities.RevokedUsesReport {
+		return activities.RevokedUsesReport{Subjects: []registry.SubjectUses{
+			{Subject: "alice", Clients: []string{"billing"}, Addresses: []string{"10.0.0.1"}, JTIs: 1, Count: 4}}}
+	}}
+	in := monitorSpec()
+	in.RevokedUses = workflows.RevokedUsesPolicy{Threshold: 3, Actions: []string{"notify"}}
+	env := f.env()
+	env.SetStartTime(monitorStart)
+	var st workflows.MonitorStatus
+	env.RegisterDelayedCallback(func() {
+		v, err := env.QueryWorkflow(workflows.QueryMonitorStatus)
+		if err != nil {
+			t.Errorf("query: %v", err)
+			return
+		}
+		if err := v.Get(&st); err != nil {
+			t.Errorf("status: %v", err)
+		}
+		env.UpdateWorkflow(workflows.UpdateStopMonitor, "stop", &testsuite.TestUpdateCallback{
+			OnAccept: func() {}, OnReject: func(err error) { t.Errorf("stop rejected: %v", err) }, OnComplete: func(any, error) {},
+		}, workflows.StopRequest{Actor: "test", Reason: "done"})
+	}, 90*time.Second)
+	env.ExecuteWorkflow(workflows.TokenMonitor, in)
+	var rep workflows.MonitorReport
+	if err := env.GetWorkflowResult(&rep); err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Incidents) != 1 || !strings.Contains(st.Incidents[0].Summary, "revoked tokens of subject alice still presented: 4 recorded uses by clients billing from addresses 10.0.0.1") {
+		t.Fatalf("status incidents %+v, want alice's summarised", st.Incidents)
+	}
+	if len(rep.Open) != 1 || rep.Open[0].Summary != "" {
+		t.Fatalf("reported incidents %+v, want alice's without a summary", rep.Open)
+	}
+}
