@@ -23,7 +23,7 @@ import (
 // monitorFlagNames are the flags behind a MonitorSpec's fields.
 var monitorFlagNames = map[string]string{
 	"Issuer.URL": "--issuer", "Issuer.Key.Name": "--transit-key", "Issuer.Key.Type": "--key-type", "Issuer.Algorithm": "--key-type",
-	"Issuer.Audiences": "--audience", "Interval": "--interval", "CloseAfter": "--close-after", "Webhook": "--webhook", "Actor": "--actor",
+	"Issuer.Audiences": "--audience", "Interval": "--interval", "CloseAfter": "--close-after", "Webhook": "--webhook", "Actor": "--actor", "Reason": "--reason",
 	"RevokedUses.Threshold": "--revoked-threshold", "RevokedUses.Actions": "--revoked-actions",
 	"ExpiringRenewal.Window": "--renewal-window", "ExpiringRenewal.Fraction": "--renewal-fraction", "ExpiringRenewal.Actions": "--renewal-actions",
 	"ExpiredUses.Threshold": "--expired-threshold", "ExpiredUses.Actions": "--expired-actions",
@@ -141,6 +141,7 @@ func monitorStartCmd() *cobra.Command {
 	f.StringVar(&staleActions, "stale-actions", "notify", "on decisions taken on a stale deny list: notify")
 	f.BoolVar(&noStale, "no-stale", false, "do not watch stale deny lists")
 	f.StringVar(&in.Actor, "actor", defaultActor(), "who is asking")
+	f.StringVar(&in.Reason, "reason", "", "why, e.g. a change ticket (shown by monitor audit)")
 	_ = cmd.MarkFlagRequired("issuer")
 	_ = cmd.MarkFlagRequired("transit-key")
 	return cmd

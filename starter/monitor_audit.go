@@ -100,7 +100,7 @@ func monitorAuditRun(ctx context.Context, c *temporalConn, id, runID string) ([]
 			}
 			if s.Carry == nil { // a run continued as new is no new start
 				e := add(ev, "monitor-start")
-				e.Actor, e.Identity, e.Result = s.Actor, a.GetIdentity(), "monitoring "+s.Issuer.URL
+				e.Actor, e.Reason, e.Identity, e.Result = s.Actor, s.Reason, a.GetIdentity(), "monitoring "+s.Issuer.URL
 			}
 		case ev.GetActivityTaskScheduledEventAttributes() != nil:
 			a := ev.GetActivityTaskScheduledEventAttributes()

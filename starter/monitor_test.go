@@ -30,6 +30,7 @@ func TestStarter_MonitorStartValidatesNamingTheFlag(t *testing.T) {
 		{append(start, "--revoked-actions", "notify,disable-key"), "--api-key: required: a policy disables API keys"},
 		{append(start, "--api-key", "billing"), "--api-key \"billing\": want CLIENT=KEY_ID"},
 		{append(start, "--api-key", "a=k1", "--api-key", "a=k2"), "--api-key[1].Client: \"a\": a client has one API key here (named twice)"},
+		{append(start, "--reason", strings.Repeat("x", 2000)), "--reason: 2000 characters"},
 		{append(start, "--stale-actions", "rollback"), "--stale-actions[0]: \"rollback\": allowed notify (each once)"},
 		{[]string{"monitor", "start", "--issuer", "https://issuer.example.com", "--transit-key", "orders-issuer"}, "--webhook: required: a policy notifies"},
 	} {
@@ -67,7 +68,7 @@ func TestStarter_MonitorStartIsIdempotent_StatusAndAuditShowTheAction_StopEndsIt
 		Issuer: r.Issuer, Address: "192.0.2.44"}); err != nil {
 		t.Fatal(err)
 	}
-	start := []string{"monitor", "start", "--issuer", r.Issuer, "--transit-key", r.Key, "--interval", "10s", "--revoked-actions", "revoke", "--renewal-actions", "reissue", "--audience", "orders"}
+	start := []string{"monitor", "start", "--issuer", r.Issuer, "--transit-key", r.Key, "--interval", "10s", "--revoked-actions", "revoke", "--renewal-actions", "reissue", "--audience", "orders", "--reason", "SEC-42 watch the orders issuer"}
 	code, out, stderr := c.run(t, start...)
 	if code != 0 || !strings.Contains(out, "started monitor/"+r.Key) {
 		t.Fatalf("start: exit %d\n%s\n%s", code, out, stderr)
@@ -99,7 +100,7 @@ func TestStarter_MonitorStartIsIdempotent_StatusAndAuditShowTheAction_StopEndsIt
 	}
 	t.Logf("starter monitor status:\n%s", out)
 	code, out, stderr = c.run(t, "monitor", "audit", r.Key)
-	if code != 0 || !strings.Contains(out, "monitor-start") || strings.Count(out, " revoke ") != 1 || !strings.Contains(out, "every token of subject "+subject) || !strings.Contains(out, "→ done") {
+	if code != 0 || !strings.Contains(out, "monitor-start") || !strings.Contains(out, "SEC-42 watch the orders issuer") || strings.Count(out, " revoke ") != 1 || !strings.Contains(out, "every token of subject "+subject) || !strings.Contains(out, "→ done") {
 		t.Fatalf("audit: exit %d\n%s\n%s", code, out, stderr)
 	}
 	if code, out, stderr := c.run(t, "monitor", "stop", r.Key, "--reason", "test over"); code != 0 || !strings.Contains(out, "stopping") {

@@ -97,6 +97,8 @@ type MonitorSpec struct {
 	BadSignature  RejectionPolicy `json:",omitzero"`
 	VerifierStale StalePolicy     `json:",omitzero"`
 	Actor         string
+	// Reason is why the monitor was started (a ticket), for the audit trail.
+	Reason string `json:",omitempty"`
 	// Carry is what a run hands the next one when it continues as new; nil when started.
 	Carry *MonitorCarry `json:",omitempty"`
 }
@@ -334,6 +336,7 @@ func (in MonitorSpec) check(p *spec.Problems) {
 	}
 	p.CheckWebhook("Webhook", in.Webhook)
 	p.CheckText("Actor", in.Actor, spec.MaxActor, true)
+	p.CheckText("Reason", in.Reason, spec.MaxText, false)
 	if in.RevokedUses.Threshold < 0 || in.RevokedUses.Threshold > 1_000_000 {
 		p.Add("RevokedUses.Threshold", "%d: allowed 0 (one use) to 1000000", in.RevokedUses.Threshold)
 	}
