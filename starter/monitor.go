@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -49,7 +50,7 @@ func monitorCmd() *cobra.Command {
 func monitorStartCmd() *cobra.Command {
 	var in workflows.MonitorSpec
 	var issuer, key, keyType, audiences, revokedActions, renewalActions string
-	var noRevoked, noRenewal, noExpired bool
+	var noRevoked, noRenewal, noExpired, noWait bool
 	var expiredActions, issuanceActions string
 	var apiKeys []string
 	var kidActions, sigActions, staleActions string
@@ -101,7 +102,10 @@ func monitorStartCmd() *cobra.Command {
 				return err
 			}
 			fmt.Printf("started %s (run %s)\n", id, run.GetRunID())
-			return nil
+			if noWait {
+				return nil
+			}
+			return firstJudgement(cmd.Context(), c, id, run.GetRunID(), firstJudgementWait)
 		},
 	}
 	f := cmd.Flags()
@@ -142,6 +146,7 @@ func monitorStartCmd() *cobra.Command {
 	f.BoolVar(&noStale, "no-stale", false, "do not watch stale deny lists")
 	f.StringVar(&in.Actor, "actor", defaultActor(), "who is asking")
 	f.StringVar(&in.Reason, "reason", "", "why, e.g. a change ticket (shown by monitor audit)")
+	f.BoolVar(&noWait, "no-wait", false, "return once started, without waiting for the first judgement")
 	_ = cmd.MarkFlagRequired("issuer")
 	_ = cmd.MarkFlagRequired("transit-key")
 	return cmd
@@ -179,6 +184,48 @@ func monitorStopCmd() *cobra.Command {
 	cmd.Flags().StringVar(&req.Actor, "actor", defaultActor(), "who is asking")
 	cmd.Flags().StringVar(&req.Reason, "reason", "", "why")
 	return cmd
+}
+
+// firstJudgementWait bounds how long start waits for a new monitor's first judgement, which comes
+// at once when a worker polls the task queue.
+const firstJudgementWait = 30 * time.Second
+
+// firstJudgement waits for a new monitor's first judgement and says what it could not observe (a
+// provider the worker lacks, a transit key that does not exist, a registry it cannot read): a
+// monitor that cannot act must say so at start, not in a status nobody reads. The monitor runs on
+// either way; only a signal it cannot observe makes the start exit 1.
+func firstJudgement(ctx context.Context, c *temporalConn, id, runID string, wait time.Duration) error {
+	deadline := time.Now().Add(wait)
+	for {
+		v, err := c.QueryWorkflow(ctx, id, runID, workflows.QueryMonitorStatus)
+		var st workflows.MonitorStatus
+		if err == nil {
+			err = v.Get(&st)
+		}
+		if err == nil && st.Judgements > 0 {
+			var blind []string
+			for _, s := range st.Signals {
+				if s.Error != "" {
+					blind = append(blind, s.Name+": "+s.Error)
+				}
+			}
+			if len(blind) > 0 {
+				return fmt.Errorf("%s started, but its first judgement could not observe %s (it runs on and tries again each interval; fix the worker's configuration or the flags, or stop it)",
+					id, strings.Join(blind, "; "))
+			}
+			fmt.Printf("first judgement: every signal observed (starter monitor status %s)\n", strings.TrimPrefix(id, "monitor/"))
+			return nil
+		}
+		if time.Now().After(deadline) {
+			fmt.Printf("no judgement yet after %s: is a worker polling task queue %s? (starter monitor status %s)\n", wait, workflows.TaskQueue, strings.TrimPrefix(id, "monitor/"))
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
 }
 
 func monitorStatusCmd() *cobra.Command {

@@ -56,6 +56,23 @@ func TestStarter_MonitorStartWithoutWebhook_ValidUnlessAPolicyNotifies(t *testin
 	}
 }
 
+// A monitor that cannot observe what its flags ask for (a provider the worker lacks) says so at
+// start, from its first judgement, and exits 1; it runs on, and --no-wait returns at once.
+func TestStarter_MonitorStartSaysWhatItsFirstJudgementCouldNotObserve(t *testing.T) {
+	b := shared.Bed(t)
+	r := provisionUnique(t, b, "cliblind")
+	c := bedCLI(t, b)
+	start := []string{"monitor", "start", "--issuer", r.Issuer, "--transit-key", r.Key, "--interval", "10s", "--webhook", "oncall", "--provider", "prometheus"}
+	t.Cleanup(func() { c.run(t, "monitor", "stop", r.Key, "--reason", "test over") })
+	code, out, stderr := c.run(t, start...)
+	if code != 1 || !strings.Contains(out, "started monitor/"+r.Key) || !strings.Contains(stderr, "its first judgement could not observe unknown_kid: no prometheus provider on this worker") {
+		t.Fatalf("start: exit %d\n%s\n%s", code, out, stderr)
+	}
+	if code, out, stderr := c.run(t, "monitor", "stop", r.Key, "--reason", "wrong provider"); code != 0 {
+		t.Fatalf("stop: exit %d\n%s\n%s", code, out, stderr)
+	}
+}
+
 // An operator starts the issuer's monitor twice (the second start starts nothing), reads its
 // status while it revokes a subject whose revoked token is presented, finds that action with its
 // reason in the monitor's audit, and stops it.

@@ -167,7 +167,7 @@ func (m *monitor) judge(ctx workflow.Context) {
 		st := &m.status[i]
 		st.Value, st.Truncated, st.Error = 0, obs.truncated, ""
 		if err != nil {
-			st.Error = err.Error()
+			st.Error = causeMessage(err)
 			m.logger.Warn("signal not observed", "signal", s.name(), "error", err)
 			continue
 		}
@@ -431,4 +431,16 @@ func (m *monitor) view() MonitorStatus {
 
 func (m *monitor) report() MonitorReport {
 	return MonitorReport{Judgements: m.carry.Judgements, Open: slices.Clone(m.carry.Incidents), Closed: m.carry.Closed, StoppedBy: m.stoppedBy}
+}
+
+// causeMessage is the innermost error's message, what an operator can act on, without an
+// activity error's wrapping (its type, event ids and worker identity).
+func causeMessage(err error) string {
+	for {
+		next := errors.Unwrap(err)
+		if next == nil {
+			return err.Error()
+		}
+		err = next
+	}
 }
