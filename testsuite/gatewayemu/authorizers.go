@@ -96,6 +96,10 @@ func (c *authorizerCache) flush() {
 	c.entries = map[string]cachedDecision{}
 }
 
+// unknownKIDWaitMax bounds an unknown kid's refetch of the JWKS, its wait for the refresh
+// limiter included.
+const unknownKIDWaitMax = 500 * time.Millisecond
+
 // jwksCache keeps one JWKS client per issuer, found through the issuer's OpenID discovery
 // document as API Gateway's JWT authorizer does, refreshed periodically and on an unknown kid.
 type jwksCache struct {
@@ -122,10 +126,14 @@ func (c *jwksCache) keyfunc(ctx context.Context, issuer string) (keyfunc.Keyfunc
 	}
 	noErr := false
 	kf, err := keyfunc.NewDefaultOverrideCtx(c.ctx, []string{jwksURI}, keyfunc.Override{
-		Client:                    c.opts.HTTPClient,
-		RefreshInterval:           c.opts.JWKSRefreshInterval,
-		RefreshUnknownKID:         rate.NewLimiter(rate.Every(c.opts.UnknownKIDRefresh), 1),
-		RateLimitWaitMax:          time.Millisecond,
+		Client:            c.opts.HTTPClient,
+		RefreshInterval:   c.opts.JWKSRefreshInterval,
+		RefreshUnknownKID: rate.NewLimiter(rate.Every(c.opts.UnknownKIDRefresh), 1),
+		// jwkset bounds the wait for the limiter and the refetch itself with this one timeout: at
+		// 1 ms (meant as "never wait for the limiter") a refetch slower than a millisecond, as on
+		// a busy machine, failed, and a new kid stayed unknown until the hourly refresh. Half a
+		// second lets the refetch finish and still refuses at once a kid that would wait longer.
+		RateLimitWaitMax:          unknownKIDWaitMax,
 		NoErrorReturnFirstHTTPReq: &noErr,
 		RefreshErrorHandlerFunc:   func(string) func(context.Context, error) { return func(context.Context, error) {} },
 	})

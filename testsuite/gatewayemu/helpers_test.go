@@ -110,6 +110,7 @@ type issuer struct {
 	mu       sync.Mutex
 	keys     map[string]*rsa.PrivateKey
 	jwksHits int
+	slow     time.Duration // how long the JWKS takes to answer, as a busy issuer's
 }
 
 func newIssuer(t *testing.T) *issuer {
@@ -122,6 +123,7 @@ func newIssuer(t *testing.T) *issuer {
 		case "/jwks.json":
 			iss.mu.Lock()
 			defer iss.mu.Unlock()
+			time.Sleep(iss.slow)
 			iss.jwksHits++
 			store := jwkset.NewMemoryStorage()
 			for kid, k := range iss.keys {

@@ -142,3 +142,26 @@ func TestHTTPAPI_JWTAuthorizerChecksTokensAgainstTheIssuersJWKS(t *testing.T) {
 		t.Fatal("the JWKS was not refetched for the unknown kid")
 	}
 }
+
+// A key published after the authorizer fetched the JWKS: the first token of it is accepted, the
+// unknown kid refetching the JWKS even when the issuer takes 50 ms to answer (a refetch bounded
+// by a millisecond failed, and the kid stayed unknown until the hourly refresh).
+func TestHTTPAPI_JWTAuthorizer_AnUnknownKidRefetchesASlowJWKS(t *testing.T) {
+	emu, _, c := startEmulator(t, gatewayemu.Options{})
+	iss := newIssuer(t)
+	first, second := newRSAKey(t), newRSAKey(t)
+	iss.publish("k1", first)
+	f := newHTTPFixture(t, c, iss, backend(t, "stable"))
+	url := emu.InvokeURL(f.api, f.stage) + "/orders"
+	soon := time.Now().Add(time.Hour)
+	if status, body, _ := get(t, url, bearer(iss.token(t, "k1", first, "orders", soon))); status != http.StatusOK {
+		t.Fatalf("token of the first key: %d %s", status, body)
+	}
+	iss.mu.Lock()
+	iss.slow = 50 * time.Millisecond
+	iss.mu.Unlock()
+	iss.publish("k2", second)
+	if status, body, _ := get(t, url, bearer(iss.token(t, "k2", second, "orders", soon))); status != http.StatusOK {
+		t.Fatalf("the first token of a key published since: %d %s", status, body)
+	}
+}
