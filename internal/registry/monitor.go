@@ -136,17 +136,8 @@ func (r *Registry) ExpiringActive(ctx context.Context, kids []string, issuedAfte
 				":kid": str(kid), ":after": num(issuedAfter.Unix()), ":active": str(string(Active)), ":from": num(from.Unix()), ":to": num(to.Unix()),
 			},
 		})
-		for p.HasMorePages() {
-			page, err := p.NextPage(ctx)
-			if err != nil {
-				return nil, false, fmt.Errorf("query expiring tokens of %s: %w", kid, err)
-			}
-			for _, item := range page.Items {
-				if len(recs) == limit {
-					return recs, true, nil
-				}
-				recs = append(recs, fromItem(item))
-			}
+		if recs, truncated, err = appendBounded(ctx, p, recs, limit); err != nil || truncated {
+			return recs, truncated, wrapQuery(err, "expiring tokens of "+kid)
 		}
 	}
 	return recs, false, nil
@@ -163,20 +154,37 @@ func (r *Registry) IssuedBetween(ctx context.Context, kids []string, since, unti
 				":kid": str(kid), ":since": num(since.Unix()), ":last": num(until.Unix() - 1),
 			},
 		})
-		for p.HasMorePages() {
-			page, err := p.NextPage(ctx)
-			if err != nil {
-				return nil, false, fmt.Errorf("query tokens issued of %s: %w", kid, err)
-			}
-			for _, item := range page.Items {
-				if len(recs) == limit {
-					return recs, true, nil
-				}
-				recs = append(recs, fromItem(item))
-			}
+		if recs, truncated, err = appendBounded(ctx, p, recs, limit); err != nil || truncated {
+			return recs, truncated, wrapQuery(err, "tokens issued of "+kid)
 		}
 	}
 	return recs, false, nil
+}
+
+// appendBounded appends the records a query pages through to recs, at most limit in all;
+// truncated says the query held more.
+func appendBounded(ctx context.Context, p *dynamodb.QueryPaginator, recs []Record, limit int) ([]Record, bool, error) {
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return nil, false, err
+		}
+		for _, item := range page.Items {
+			if len(recs) == limit {
+				return recs, true, nil
+			}
+			recs = append(recs, fromItem(item))
+		}
+	}
+	return recs, false, nil
+}
+
+// wrapQuery names what a failed query read; nil stays nil.
+func wrapQuery(err error, what string) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("query %s: %w", what, err)
 }
 
 // MaxFamily bounds how many reissues Family follows from one token.
