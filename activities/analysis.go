@@ -214,7 +214,7 @@ func (a *Health) IssuerEvents(ctx context.Context, in IssuerEventsInput) (analys
 		return analysis.EventCounts{}, temporal.NewNonRetryableApplicationError("the "+in.Provider+" provider cannot count token events", ErrTypeInvalid, nil)
 	}
 	q := analysis.EventQuery{Issuer: in.IssuerURL, Window: in.Now.Sub(in.Since), At: in.Now}
-	if a.Releases != nil {
+	if a.Releases != nil && analysis.NamesReleases(counter) {
 		// The releases' labels, so that a provider that lists its metrics also names those of a
 		// release promoted minutes ago (its first rejections are the ones a forgery makes).
 		latest, err := a.Releases.LatestOfIssuer(ctx, IssuerStagesInput{IssuerURL: in.IssuerURL})

@@ -25,6 +25,14 @@ type EventCounter interface {
 	CountEvents(ctx context.Context, q EventQuery) (EventCounts, error)
 }
 
+// NamesReleases says whether c reads EventQuery.Releases: a provider that lists its metrics
+// (CloudWatch) names a new release's; Prometheus reads every series without them, so the
+// caller need not look the releases up.
+func NamesReleases(c EventCounter) bool {
+	_, lists := c.(*CloudWatch)
+	return lists
+}
+
 // EventQuery asks for an issuer's events over Window ending At (now if zero).
 type EventQuery struct {
 	Issuer string // the issuer URL, as the authorizer labels its metrics

@@ -170,3 +170,14 @@ func TestCloudWatch_TokenRejections_ANewReleaseCountsBeforeItIsListed(t *testing
 		t.Fatalf("with the issuer: %+v, %v; want 10 of 100 rejected", m, err)
 	}
 }
+
+// Only a provider that lists its metrics needs the releases named: the caller skips looking
+// them up for Prometheus.
+func TestNamesReleases_CloudWatchDoesPrometheusDoesNot(t *testing.T) {
+	if !analysis.NamesReleases(newCloudWatchBed(t, "orders").provider) {
+		t.Error("CloudWatch lists its metrics: it names releases")
+	}
+	if analysis.NamesReleases(newProvider(t, analysis.PrometheusConfig{URL: "http://127.0.0.1:1"})) {
+		t.Error("Prometheus reads every series: it needs no releases")
+	}
+}
