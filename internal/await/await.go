@@ -27,7 +27,7 @@ var retryPause = time.Second
 func Result(ctx context.Context, run Run, out any) error {
 	for {
 		err := run.Get(ctx, out)
-		if err == nil || ctx.Err() != nil || !Transient(err) {
+		if err == nil || ctx.Err() != nil || !transient(err) {
 			return err
 		}
 		select {
@@ -38,9 +38,9 @@ func Result(ctx context.Context, run Run, out any) error {
 	}
 }
 
-// Transient says whether err is the server's or the network's, not the workflow's: a poll that
+// transient says whether err is the server's or the network's, not the workflow's: a poll that
 // timed out, or a server unavailable for a moment.
-func Transient(err error) bool {
+func transient(err error) bool {
 	var deadline *serviceerror.DeadlineExceeded
 	var unavailable *serviceerror.Unavailable
 	if errors.As(err, &deadline) || errors.As(err, &unavailable) || errors.Is(err, context.DeadlineExceeded) {
